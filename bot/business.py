@@ -1,0 +1,46 @@
+"""The business's settings as stored: load (parsed once per version), replace, seed the demo."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Business, utcnow
+from bot.settings import DEMO_SETTINGS, BusinessSettings, dump_settings, parse_settings
+
+BUSINESS_ID = 1
+
+
+@lru_cache(maxsize=8)
+def _parsed(text: str) -> BusinessSettings:
+    # Settings are read for every inbound message; parsing and validating YAML is not free.
+    return parse_settings(text)
+
+
+def load_settings(session: Session) -> BusinessSettings | None:
+    text = session.scalar(select(Business.settings_yaml).where(Business.id == BUSINESS_ID))
+    return None if text is None else _parsed(text)
+
+
+def save_settings(session: Session, text: str) -> BusinessSettings:
+    """Validate the whole document (SettingsError names the line) and replace the settings."""
+    settings = parse_settings(text)
+    canonical = dump_settings(settings)
+    business = session.get(Business, BUSINESS_ID, with_for_update=True)
+    if business is None:
+        session.add(Business(id=BUSINESS_ID, settings_yaml=canonical, version=1, updated_at=utcnow()))
+    else:
+        business.settings_yaml = canonical
+        business.version += 1
+        business.updated_at = utcnow()
+    return settings
+
+
+def seed_demo(session: Session) -> bool:
+    """Give a fresh installation the demo business; True when it was seeded now."""
+    if session.get(Business, BUSINESS_ID) is not None:
+        return False
+    save_settings(session, DEMO_SETTINGS)
+    return True

@@ -1,0 +1,47 @@
+"""The `flask --app app …` commands; each one that touches the database migrates it first."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from alembic import command
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from bot.db import alembic_config, get_db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+db_cli = AppGroup("db", help="Database migrations.")
+
+
+def migrated(func: F) -> F:
+    """Apply pending migrations before the command runs, so it works on an empty database."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        get_db(current_app).upgrade()
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    command.upgrade(alembic_config(get_db(current_app).engine), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's migration revision."""
+    command.current(alembic_config(get_db(current_app).engine))
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_cli)

@@ -1,0 +1,175 @@
+"""The process configuration: one typed, immutable object read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
+DEFAULT_GRAPH_API_VERSION = "v24.0"
+
+
+class ConfigError(SystemExit):
+    """A missing or contradictory setting; str() is one line naming the variable and the fix.
+
+    A SystemExit so that every way of starting (python app.py, flask commands, gunicorn)
+    stops with just this line on stderr instead of a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"tresen: configuration error: {message}")
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    whatsapp_token: str | None
+    phone_number_id: str | None
+    app_secret: str | None
+    verify_token: str | None
+    graph_api_url: str
+    graph_api_version: str
+    secret_key: str
+    port: int
+    send_rate: float
+    instance_path: Path
+
+    @property
+    def console_mode(self) -> bool:
+        """No token: replies are logged and stored, nothing is sent to Meta."""
+        return self.whatsapp_token is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def read_environ(cwd: Path | None = None) -> dict[str, str]:
+    """The process environment over the values of a `.env` file in the working directory."""
+    dotenv = dotenv_values((cwd or Path.cwd()) / ".env")
+    merged = {k: v for k, v in dotenv.items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def load(environ: Mapping[str, str], instance_path: Path) -> Config:
+    """Build the configuration, or raise ConfigError naming the first bad variable."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(name, "").strip()
+        return value or None
+
+    token = get("WHATSAPP_TOKEN")
+    phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID")
+    app_secret = get("WHATSAPP_APP_SECRET")
+    verify_token = get("WHATSAPP_VERIFY_TOKEN")
+    if token is not None:
+        for name, value in (
+            ("WHATSAPP_PHONE_NUMBER_ID", phone_number_id),
+            ("WHATSAPP_APP_SECRET", app_secret),
+            ("WHATSAPP_VERIFY_TOKEN", verify_token),
+        ):
+            if value is None:
+                raise ConfigError(f"{name} is required when WHATSAPP_TOKEN is set")
+    if phone_number_id is not None and not phone_number_id.isdigit():
+        raise ConfigError(
+            f"WHATSAPP_PHONE_NUMBER_ID must be the numeric phone number id, got {phone_number_id!r}"
+        )
+
+    graph_api_url = (get("GRAPH_API_URL") or DEFAULT_GRAPH_API_URL).rstrip("/")
+    if not graph_api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"GRAPH_API_URL must start with http:// or https://, got {graph_api_url!r}")
+    graph_api_version = get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION
+    if not (graph_api_version.startswith("v") and _is_version(graph_api_version[1:])):
+        raise ConfigError(
+            f"GRAPH_API_VERSION must look like v24.0, got {graph_api_version!r}"
+        )
+
+    port = _port(get("PORT"))
+    send_rate = _send_rate(get("SEND_RATE"))
+    database_url = _database_url(get("DATABASE_URL"), instance_path)
+
+    secret_key = get("SECRET_KEY")
+    if secret_key is None:
+        if token is not None:
+            raise ConfigError("SECRET_KEY is required when WHATSAPP_TOKEN is set")
+        secret_key = _kept_secret_key(instance_path)
+
+    return Config(
+        database_url=database_url,
+        whatsapp_token=token,
+        phone_number_id=phone_number_id,
+        app_secret=app_secret,
+        verify_token=verify_token,
+        graph_api_url=graph_api_url,
+        graph_api_version=graph_api_version,
+        secret_key=secret_key,
+        port=port,
+        send_rate=send_rate,
+        instance_path=instance_path,
+    )
+
+
+def _is_version(text: str) -> bool:
+    major, _, minor = text.partition(".")
+    return major.isdigit() and (minor == "" or minor.isdigit())
+
+
+def _port(value: str | None) -> int:
+    if value is None:
+        return 5000
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"PORT must be a whole number from 1 to 65535, got {value!r}")
+    return int(value)
+
+
+def _send_rate(value: str | None) -> float:
+    if value is None:
+        return 80.0
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate <= 100_000 or rate != rate:
+        raise ConfigError(f"SEND_RATE must be a positive number of messages per second, got {value!r}")
+    return rate
+
+
+def _database_url(value: str | None, instance_path: Path) -> str:
+    if value is None:
+        return f"sqlite:///{instance_path / 'tresen.db'}"
+    # Heroku still hands out the old scheme; SQLAlchemy 2 no longer accepts it.
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://") :]
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://") :]
+    if not value.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise ConfigError(
+            "DATABASE_URL must be a postgres:// or postgresql:// URL or a sqlite:/// path, "
+            f"got one starting {value.split(':', 1)[0]!r}"
+        )
+    return value
+
+
+def _kept_secret_key(instance_path: Path) -> str:
+    """Console mode only: a random key kept in instance/ so logins survive a restart."""
+    path = instance_path / "secret_key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY is not set and {path} cannot be written: {exc}") from exc

@@ -1,0 +1,32 @@
+"""`python app.py`: the embedded default, everything in one process on a local database."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from bot.business import seed_demo
+from bot.db import get_db
+
+log = logging.getLogger("tresen")
+
+
+def run(app: Flask) -> None:
+    config = app.config["TRESEN"]
+    database = get_db(app)
+    database.upgrade()
+    with database.session() as session:
+        if seed_demo(session):
+            log.info("seeded the demo business; import your own with `flask --app app settings import`")
+    host = "127.0.0.1" if config.console_mode else "0.0.0.0"  # noqa: S104 (live mode serves Meta)
+    server = make_server(host, config.port, app, threaded=True)
+    log.info("Tresen listening on http://%s:%d (webhook: /webhooks/whatsapp)", host, config.port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        log.info("stopped")

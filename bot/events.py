@@ -1,0 +1,743 @@
+"""Typed events of a WhatsApp Cloud API notification, and parse() that reads them from the JSON.
+
+Pure: no Flask, no database. Untrusted JSON is read through bot.wild, so a wrong shape is a
+PayloadError (the web layer answers 400) and never any other exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+from bot.wild import PayloadError, Wild
+
+__all__ = [
+    "Context",
+    "Edit",
+    "ErrorInfo",
+    "Event",
+    "GraphErrorInfo",
+    "Location",
+    "Media",
+    "Message",
+    "MessageType",
+    "Order",
+    "PayloadError",
+    "ProductItem",
+    "Reaction",
+    "Referral",
+    "ReferredProduct",
+    "Reply",
+    "Revoke",
+    "SharedContact",
+    "SharedPhone",
+    "Status",
+    "StatusKind",
+    "System",
+    "TemplateButton",
+    "Unhandled",
+    "UserPreference",
+    "parse",
+]
+
+WHATSAPP_OBJECT = "whatsapp_business_account"
+
+
+class MessageType(enum.StrEnum):
+    """The `type` of an inbound message; UNKNOWN for types Meta adds after this was written."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    INTERACTIVE = "interactive"
+    BUTTON = "button"
+    REACTION = "reaction"
+    ORDER = "order"
+    SYSTEM = "system"
+    REQUEST_WELCOME = "request_welcome"
+    UNSUPPORTED = "unsupported"
+    EDIT = "edit"
+    REVOKE = "revoke"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> MessageType:
+        return cls.UNKNOWN
+
+
+class StatusKind(enum.StrEnum):
+    """The `status` of an outbound message; UNKNOWN for values Meta adds later."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"
+    FAILED = "failed"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> StatusKind:
+        return cls.UNKNOWN
+
+
+MEDIA_TYPES = frozenset(
+    {
+        MessageType.IMAGE,
+        MessageType.AUDIO,
+        MessageType.VIDEO,
+        MessageType.DOCUMENT,
+        MessageType.STICKER,
+    }
+)
+
+
+# -- sub-objects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GraphErrorInfo:
+    """One entry of an `errors` list (on a failed status, an unsupported message, a value)."""
+
+    code: int | None
+    title: str | None
+    message: str | None
+    details: str | None  # error_data.details: the most specific explanation Meta gives
+
+
+ErrorInfo = GraphErrorInfo  # shorter name used by storage
+
+
+@dataclass(frozen=True, slots=True)
+class ReferredProduct:
+    catalog_id: str
+    product_retailer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a message refers to: the message it replies to, forwarding, a product asked about."""
+
+    message_id: str | None  # the replied-to message (context.id)
+    from_id: str | None  # who sent the replied-to message (context.from)
+    forwarded: bool  # also true when frequently_forwarded
+    frequently_forwarded: bool  # forwarded more than five times
+    referred_product: ReferredProduct | None
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """The Click to WhatsApp ad (or post) the customer came from."""
+
+    source_url: str | None
+    source_id: str | None
+    source_type: str | None
+    headline: str | None
+    body: str | None
+    media_type: str | None
+    image_url: str | None
+    video_url: str | None
+    thumbnail_url: str | None
+    ctwa_clid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An image, audio, video, document or sticker; `id` is the media id for the Graph API."""
+
+    id: str
+    mime_type: str | None
+    sha256: str | None
+    caption: str | None  # image, video, document
+    filename: str | None  # document
+    url: str | None
+    voice: bool | None  # audio: recorded in the app rather than attached as a file
+    animated: bool | None  # sticker
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None
+    address: str | None
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPhone:
+    phone: str | None
+    wa_id: str | None
+    type: str | None  # CELL, HOME, WORK, ...
+
+
+@dataclass(frozen=True, slots=True)
+class SharedContact:
+    """A contact card the customer shared (not the customer themselves)."""
+
+    name: str | None  # formatted_name, or first and last name
+    phones: tuple[SharedPhone, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The customer's choice in an interactive message: a reply button or a list row."""
+
+    kind: str  # "button_reply" or "list_reply"
+    id: str
+    title: str
+    description: str | None  # list rows only
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateButton:
+    """A quick-reply button of a template message, pressed."""
+
+    payload: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    message_id: str  # the message reacted to
+    emoji: str | None  # None: the customer removed their reaction
+
+    @property
+    def removed(self) -> bool:
+        return self.emoji is None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductItem:
+    product_retailer_id: str
+    quantity: int
+    item_price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    catalog_id: str
+    product_items: tuple[ProductItem, ...]
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """A notice from WhatsApp about the customer, e.g. a changed phone number."""
+
+    body: str | None
+    type: str | None  # user_changed_number, user_changed_user_id, customer_identity_changed, ...
+    new_wa_id: str | None  # system.wa_id: the new phone number's WhatsApp id
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """The customer edited an earlier message; the Message's content fields hold the new version."""
+
+    original_message_id: str
+    type: MessageType  # type of the new version
+    type_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """The customer deleted an earlier message for everyone."""
+
+    original_message_id: str
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message a customer sent to the business.
+
+    The sender is `from_wa_id` (phone number) and/or `from_user_id` (business-scoped user id,
+    BSUID); at least one is set. `text` is the human-readable text for rules and display (see
+    `_text_of`); the typed sub-object matching `type` holds the rest. `raw` is the message's
+    own JSON object, the same dict that was parsed.
+    """
+
+    id: str
+    from_wa_id: str | None
+    from_user_id: str | None
+    profile_name: str | None
+    phone_number_id: str
+    display_phone_number: str | None
+    timestamp: datetime
+    type: MessageType
+    type_name: str
+    text: str | None
+    context: Context | None = None
+    referral: Referral | None = None
+    errors: tuple[GraphErrorInfo, ...] = ()
+    group_id: str | None = None
+    media: Media | None = None
+    location: Location | None = None
+    contacts: tuple[SharedContact, ...] = ()
+    reply: Reply | None = None
+    button: TemplateButton | None = None
+    reaction: Reaction | None = None
+    order: Order | None = None
+    system: System | None = None
+    edit: Edit | None = None
+    revoke: Revoke | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def sender_id(self) -> str:
+        """The phone number when known, else the BSUID: whichever Meta gave."""
+        sender = self.from_wa_id or self.from_user_id
+        assert sender is not None  # parse() guarantees one of the two
+        return sender
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A delivery status of a message the business sent."""
+
+    message_id: str
+    status: StatusKind
+    timestamp: datetime
+    recipient_id: str | None
+    recipient_user_id: str | None
+    phone_number_id: str
+    errors: tuple[GraphErrorInfo, ...] = ()
+    conversation_id: str | None = None
+    pricing_category: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UserPreference:
+    """The customer stopped or resumed marketing messages from inside WhatsApp."""
+
+    wa_id: str | None
+    user_id: str | None
+    category: str  # "marketing_messages"
+    value: str  # "stop", "resume" (and "signup" for sign-up links)
+    timestamp: datetime
+    detail: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unhandled:
+    """A change of a webhook field this server does not act on (account_update, ...)."""
+
+    field: str
+
+
+Event: TypeAlias = Message | Status | UserPreference | Unhandled
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def parse(doc: object) -> tuple[Event, ...]:
+    """Every event of a notification body (already decoded from JSON), in document order.
+
+    Reads every entry and every change. A document for another `object` is not ours to
+    handle and gives (). Raises PayloadError, and nothing else, for any wrong shape.
+    """
+    root = Wild(doc)
+    if root["object"].as_str() != WHATSAPP_OBJECT:
+        return ()
+    events: list[Event] = []
+    for entry in root["entry"].as_list():
+        for change in entry["changes"].as_list():
+            events.extend(_change(change))
+    return tuple(events)
+
+
+def _change(change: Wild) -> Iterator[Event]:
+    kind = change["field"].as_str()
+    if kind == "messages":
+        yield from _messages_value(change["value"])
+    elif kind == "user_preferences":
+        yield from _preferences_value(change["value"])
+    else:
+        # Other fields are not acted on, whatever their value looks like.
+        yield Unhandled(field=kind)
+
+
+def _messages_value(value: Wild) -> Iterator[Event]:
+    value.as_object()
+    messages = value.opt_list("messages")
+    statuses = value.opt_list("statuses")
+    if not messages and not statuses:
+        return
+    metadata = value["metadata"]
+    phone_number_id = metadata["phone_number_id"].as_str()
+    display_phone_number = metadata.opt_str("display_phone_number")
+    contacts = [_Sender.read(c) for c in value.opt_list("contacts")]
+    # Errors on the value concern its messages (e.g. a payload Meta could not render).
+    value_errors = tuple(_error(e) for e in value.opt_list("errors"))
+    for msg in messages:
+        yield _message(msg, contacts, phone_number_id, display_phone_number, value_errors)
+    for status in statuses:
+        yield _status(status, phone_number_id)
+
+
+def _preferences_value(value: Wild) -> Iterator[Event]:
+    value.as_object()
+    contacts = [_Sender.read(c) for c in value.opt_list("contacts")]
+    for pref in value.opt_list("user_preferences"):
+        wa_id = pref.opt_str("wa_id")
+        user_id = pref.opt_str("user_id")
+        if wa_id is None and user_id is None:
+            raise PayloadError(pref.path, "expected a wa_id or a user_id")
+        sender = _matching_contact(contacts, wa_id, user_id)
+        yield UserPreference(
+            wa_id=wa_id,
+            user_id=user_id or (sender.user_id if sender else None),
+            category=pref["category"].as_str(),
+            value=pref["value"].as_str(),
+            timestamp=_timestamp(pref["timestamp"]),
+            detail=pref.opt_str("detail"),
+            raw=pref.as_object(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    """An entry of a value's `contacts` list: who the messages in that value are from."""
+
+    wa_id: str | None
+    user_id: str | None
+    name: str | None
+
+    @classmethod
+    def read(cls, contact: Wild) -> _Sender:
+        profile = contact.get("profile")
+        return cls(
+            wa_id=contact.opt_str("wa_id"),
+            user_id=contact.opt_str("user_id"),
+            name=profile.opt_str("name") if profile is not None else None,
+        )
+
+
+def _matching_contact(
+    contacts: list[_Sender], wa_id: str | None, user_id: str | None
+) -> _Sender | None:
+    """The contacts[] entry for a sender: matched by wa_id or user_id.
+
+    If nothing matches by id but there is exactly one entry and none of its ids contradicts
+    the sender's, that one is taken: Meta sends one contact per message and may leave an id
+    out on either side. A contradicting id is never merged, so a name or BSUID is never
+    attached to the wrong customer.
+    """
+    for contact in contacts:
+        if (wa_id and contact.wa_id == wa_id) or (user_id and contact.user_id == user_id):
+            return contact
+    if len(contacts) == 1:
+        (only,) = contacts
+        wa_conflict = wa_id is not None and only.wa_id is not None and only.wa_id != wa_id
+        user_conflict = user_id is not None and only.user_id is not None and only.user_id != user_id
+        if not wa_conflict and not user_conflict:
+            return only
+    return None
+
+
+def _message(
+    msg: Wild,
+    contacts: list[_Sender],
+    phone_number_id: str,
+    display_phone_number: str | None,
+    value_errors: tuple[GraphErrorInfo, ...],
+) -> Message:
+    raw = msg.as_object()
+    from_wa_id = msg.opt_str("from")
+    from_user_id = msg.opt_str("from_user_id")
+    if from_wa_id is None and from_user_id is None:
+        raise PayloadError(msg.path, "expected a sender: 'from' or 'from_user_id'")
+    sender = _matching_contact(contacts, from_wa_id, from_user_id)
+    type_name = msg["type"].as_str()
+    msg_type = MessageType(type_name)
+
+    # An edit carries the new version as a message of its own: its content fills the
+    # content fields, so rules and display see the edited text.
+    content = msg
+    edit = None
+    if msg_type is MessageType.EDIT:
+        edit_obj = msg.get("edit")
+        if edit_obj is not None:
+            content = edit_obj["message"]
+            inner_name = content["type"].as_str()
+            edit = Edit(
+                original_message_id=edit_obj["original_message_id"].as_str(),
+                type=MessageType(inner_name),
+                type_name=inner_name,
+            )
+    content_type = edit.type if edit is not None else msg_type
+    parts = _content(content, content_type)
+    text = _text_of(content_type, parts)
+
+    context_obj = msg.get("context") or (content.get("context") if content is not msg else None)
+    revoke_obj = msg.get("revoke") if msg_type is MessageType.REVOKE else None
+    return Message(
+        id=msg["id"].as_str(),
+        from_wa_id=from_wa_id,
+        from_user_id=from_user_id or (sender.user_id if sender else None),
+        profile_name=sender.name if sender else None,
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+        timestamp=_timestamp(msg["timestamp"]),
+        type=msg_type,
+        type_name=type_name,
+        text=text,
+        context=_context(context_obj) if context_obj is not None else None,
+        referral=_referral(r) if (r := msg.get("referral")) is not None else None,
+        errors=tuple(_error(e) for e in msg.opt_list("errors")) + value_errors,
+        group_id=msg.opt_str("group_id"),
+        edit=edit,
+        revoke=(
+            Revoke(original_message_id=revoke_obj["original_message_id"].as_str())
+            if revoke_obj is not None
+            else None
+        ),
+        raw=raw,
+        **parts,
+    )
+
+
+def _content(msg: Wild, msg_type: MessageType) -> dict[str, Any]:
+    """The typed sub-object of a message, as keyword arguments for Message.
+
+    The object named by the type is optional (Meta leaves it out of some messages it could
+    not render, see the errors); when present it must have the right shape.
+    """
+    if msg_type in MEDIA_TYPES:
+        media = msg.get(msg_type.value)
+        return {"media": _media(media)} if media is not None else {}
+    match msg_type:
+        case MessageType.TEXT:
+            text = msg.get("text")
+            return {"_text": text["body"].as_str()} if text is not None else {}
+        case MessageType.LOCATION:
+            loc = msg.get("location")
+            return {"location": _location(loc)} if loc is not None else {}
+        case MessageType.CONTACTS:
+            return {"contacts": tuple(_shared_contact(c) for c in msg.opt_list("contacts"))}
+        case MessageType.INTERACTIVE:
+            interactive = msg.get("interactive")
+            reply = _reply(interactive) if interactive is not None else None
+            return {"reply": reply} if reply is not None else {}
+        case MessageType.BUTTON:
+            button = msg.get("button")
+            if button is None:
+                return {}
+            return {
+                "button": TemplateButton(
+                    payload=button.opt_str("payload"), text=button["text"].as_str()
+                )
+            }
+        case MessageType.REACTION:
+            reaction = msg.get("reaction")
+            if reaction is None:
+                return {}
+            # An empty or missing emoji is how Meta reports a removed reaction.
+            emoji = reaction.opt_str("emoji") or None
+            return {"reaction": Reaction(message_id=reaction["message_id"].as_str(), emoji=emoji)}
+        case MessageType.ORDER:
+            order = msg.get("order")
+            return {"order": _order(order)} if order is not None else {}
+        case MessageType.SYSTEM:
+            system = msg.get("system")
+            if system is None:
+                return {}
+            return {
+                "system": System(
+                    body=system.opt_str("body"),
+                    type=system.opt_str("type"),
+                    new_wa_id=system.opt_str("wa_id"),
+                )
+            }
+        case _:
+            return {}
+
+
+def _text_of(msg_type: MessageType, parts: dict[str, Any]) -> str | None:
+    """The human text of a message: body, caption, chosen title, button text, emoji, order text.
+
+    Pops the text body out of `parts` (it has no sub-object of its own). Empty text is None.
+    """
+    text: str | None = parts.pop("_text", None)
+    if msg_type is MessageType.TEXT:
+        pass
+    elif (media := parts.get("media")) is not None:
+        text = media.caption
+    elif (reply := parts.get("reply")) is not None:
+        text = reply.title
+    elif (button := parts.get("button")) is not None:
+        text = button.text
+    elif (reaction := parts.get("reaction")) is not None:
+        text = reaction.emoji
+    elif (order := parts.get("order")) is not None:
+        text = order.text
+    return text or None
+
+
+def _media(media: Wild) -> Media:
+    return Media(
+        id=media["id"].as_str(),
+        mime_type=media.opt_str("mime_type"),
+        sha256=media.opt_str("sha256"),
+        caption=media.opt_str("caption"),
+        filename=media.opt_str("filename"),
+        url=media.opt_str("url"),
+        voice=media.opt_bool("voice"),
+        animated=media.opt_bool("animated"),
+    )
+
+
+def _location(loc: Wild) -> Location:
+    return Location(
+        latitude=loc["latitude"].as_float(),
+        longitude=loc["longitude"].as_float(),
+        name=loc.opt_str("name"),
+        address=loc.opt_str("address"),
+        url=loc.opt_str("url"),
+    )
+
+
+def _shared_contact(contact: Wild) -> SharedContact:
+    name = contact.get("name")
+    display = None
+    if name is not None:
+        display = name.opt_str("formatted_name")
+        if not display:
+            given = [name.opt_str("first_name"), name.opt_str("last_name")]
+            display = " ".join(p for p in given if p) or None
+    phones = tuple(
+        SharedPhone(phone=p.opt_str("phone"), wa_id=p.opt_str("wa_id"), type=p.opt_str("type"))
+        for p in contact.opt_list("phones")
+    )
+    return SharedContact(name=display, phones=phones)
+
+
+def _reply(interactive: Wild) -> Reply | None:
+    # Only the two reply kinds carry a choice; flow replies (nfm_reply) and others are kept
+    # in raw without a Reply.
+    kind = interactive["type"].as_str()
+    if kind not in ("button_reply", "list_reply"):
+        return None
+    chosen = interactive[kind]
+    return Reply(
+        kind=kind,
+        id=chosen["id"].as_str(),
+        title=chosen["title"].as_str(),
+        description=chosen.opt_str("description"),
+    )
+
+
+def _order(order: Wild) -> Order:
+    items = []
+    for item in order["product_items"].as_list():
+        price = item["item_price"]
+        items.append(
+            ProductItem(
+                product_retailer_id=item["product_retailer_id"].as_str(),
+                quantity=item["quantity"].as_int(),
+                # Through the float's shortest repr, so 30.1 stays 30.1 and not its binary value.
+                item_price=Decimal(repr(price.as_float())),
+                currency=item["currency"].as_str(),
+            )
+        )
+    return Order(
+        catalog_id=order["catalog_id"].as_str(),
+        product_items=tuple(items),
+        text=order.opt_str("text"),
+    )
+
+
+def _context(ctx: Wild) -> Context:
+    frequently = ctx.opt_bool("frequently_forwarded") is True
+    product = ctx.get("referred_product")
+    return Context(
+        message_id=ctx.opt_str("id"),
+        from_id=ctx.opt_str("from"),
+        forwarded=ctx.opt_bool("forwarded") is True or frequently,
+        frequently_forwarded=frequently,
+        referred_product=(
+            ReferredProduct(
+                catalog_id=product["catalog_id"].as_str(),
+                product_retailer_id=product["product_retailer_id"].as_str(),
+            )
+            if product is not None
+            else None
+        ),
+    )
+
+
+def _referral(ref: Wild) -> Referral:
+    return Referral(
+        source_url=ref.opt_str("source_url"),
+        source_id=ref.opt_str("source_id"),
+        source_type=ref.opt_str("source_type"),
+        headline=ref.opt_str("headline"),
+        body=ref.opt_str("body"),
+        media_type=ref.opt_str("media_type"),
+        image_url=ref.opt_str("image_url"),
+        video_url=ref.opt_str("video_url"),
+        thumbnail_url=ref.opt_str("thumbnail_url"),
+        ctwa_clid=ref.opt_str("ctwa_clid"),
+    )
+
+
+def _status(status: Wild, phone_number_id: str) -> Status:
+    conversation = status.get("conversation")
+    pricing = status.get("pricing")
+    return Status(
+        message_id=status["id"].as_str(),
+        status=StatusKind(status["status"].as_str()),
+        timestamp=_timestamp(status["timestamp"]),
+        recipient_id=status.opt_str("recipient_id"),
+        recipient_user_id=status.opt_str("recipient_user_id"),
+        phone_number_id=phone_number_id,
+        errors=tuple(_error(e) for e in status.opt_list("errors")),
+        conversation_id=conversation.opt_str("id") if conversation is not None else None,
+        pricing_category=pricing.opt_str("category") if pricing is not None else None,
+        raw=status.as_object(),
+    )
+
+
+def _error(error: Wild) -> GraphErrorInfo:
+    code = error.get("code")
+    data = error.get("error_data")
+    return GraphErrorInfo(
+        code=code.as_int() if code is not None else None,
+        title=error.opt_str("title"),
+        message=error.opt_str("message"),
+        details=data.opt_str("details") if data is not None else None,
+    )
+
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
+
+def _timestamp(value: Wild) -> datetime:
+    """Unix seconds, as Meta sends them: a string of digits ("1749416383") or an integer."""
+    raw = value.value
+    if isinstance(raw, str) and _UNIX_SECONDS.fullmatch(raw):
+        seconds = int(raw)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    else:
+        raise PayloadError(value.path, "expected unix seconds")
+    if not 0 <= seconds <= _LAST_SECOND:
+        raise PayloadError(value.path, "timestamp out of range")
+    return datetime.fromtimestamp(seconds, tz=UTC)

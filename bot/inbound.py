@@ -1,0 +1,53 @@
+"""Receiving a notification, framework-free: check the signature, decode, parse, store.
+
+The web layer hands over the raw body and the signature header and sends back the Answer; the
+customer message is stored (committed) before any 200 leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import signature
+from bot.events import Event, PayloadError, parse
+
+log = logging.getLogger("tresen.webhook")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+
+
+class StoreUnavailable(Exception):
+    """The database did not take the notification; Meta should deliver it again later."""
+
+
+def receive(
+    body: bytes,
+    signature_header: str | None,
+    *,
+    app_secret: str | None,
+    store: Callable[[tuple[Event, ...]], None],
+) -> Answer:
+    if app_secret is not None and not signature.verify(body, signature_header, app_secret):
+        log.warning("webhook post refused: missing or wrong X-Hub-Signature-256")
+        return Answer(401, "bad signature")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return Answer(400, "body is not valid JSON")
+    try:
+        events = parse(doc)
+    except PayloadError as exc:
+        log.warning("webhook post refused: %s", exc)
+        return Answer(400, f"unexpected notification shape: {exc}")
+    try:
+        store(events)
+    except StoreUnavailable:
+        return Answer(503, "storage unavailable, deliver again later")
+    return Answer(200, "ok")

@@ -1,0 +1,149 @@
+"""The stored data: business settings, contacts and their labels, and every message in or out.
+
+Outbound messages are their own outbox: a row is written `queued` in the transaction of the
+event that caused it, and the dispatcher moves it on to `sent` or `failed`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as well."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Business(Base):
+    """The one business this server answers for; its settings as the YAML document."""
+
+    __tablename__ = "business"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settings_yaml: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+contact_labels = Table(
+    "contact_labels",
+    Base.metadata,
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_contact_labels_label", "label_id", "contact_id"),
+)
+
+
+class Label(Base):
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Contact(Base):
+    """A customer, known by phone number (`wa_id`), by business-scoped user id, or both."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wa_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    opted_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_in_changed_at: Mapped[datetime | None]
+    opted_in_source: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_inbound_at: Mapped[datetime | None]
+    last_message_at: Mapped[datetime | None]
+    last_away_at: Mapped[datetime | None]
+    unread: Mapped[int] = mapped_column(Integer, default=0)
+
+    labels: Mapped[list[Label]] = relationship(secondary=contact_labels, lazy="selectin")
+
+    __table_args__ = (Index("ix_contacts_last_message", "last_message_at"),)
+
+
+class Message(Base):
+    """One WhatsApp message, inbound or outbound; outbound rows are the outbox."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    # Meta's message id: unique, so a redelivered notification cannot store a message twice.
+    wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any] | None]
+    payload: Mapped[dict[str, Any] | None]
+    rule: Mapped[str | None] = mapped_column(String(16))
+    in_reply_to: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+    # in: received | out: queued -> sending -> sent -> delivered -> read, or failed
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+
+    __table_args__ = (
+        Index("ix_messages_contact_time", "contact_id", "timestamp"),
+        Index("ix_messages_outbox", "status", "next_attempt_at"),
+    )

@@ -1,0 +1,166 @@
+"""Storing parsed notifications: customer messages, delivery statuses, marketing preferences.
+
+Everything of one notification is written in one transaction, so a 200 to Meta means it is all
+stored. A redelivered message id hits the unique key and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from bot import events
+from bot.db import Database
+from bot.inbound import StoreUnavailable
+from bot.models import Contact, Message, utcnow
+from bot.sql import insert_ignore
+
+log = logging.getLogger("tresen.store")
+
+# Statuses only move forward; "failed" is handled on its own.
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
+
+
+def store_events(database: Database, evs: Iterable[events.Event], now: datetime | None = None) -> None:
+    """Store every event of one notification in one transaction, or raise StoreUnavailable."""
+    now = now or utcnow()
+    try:
+        with database.session() as session:
+            for event in evs:
+                if isinstance(event, events.Message):
+                    store_message(session, event, now)
+                elif isinstance(event, events.Status):
+                    apply_status(session, event)
+                elif isinstance(event, events.UserPreference):
+                    apply_preference(session, event)
+    except DBAPIError as exc:
+        log.error("notification not stored: %s", exc.__class__.__name__, exc_info=True)
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def find_or_create_contact(
+    session: Session, wa_id: str | None, user_id: str | None, name: str | None = None
+) -> Contact:
+    """The contact for a phone number or business-scoped user id, locked for this transaction."""
+    key = (Contact.wa_id, wa_id) if wa_id else (Contact.user_id, user_id)
+    column, value = key
+    if value is None:
+        raise ValueError("a contact needs a wa_id or a user_id")
+    query = select(Contact).where(column == value).with_for_update()
+    contact = session.scalars(query).one_or_none()
+    if contact is None:
+        # Insert-or-ignore then read: two processes creating the same contact both end up
+        # with the one row instead of one of them failing on the unique key.
+        session.execute(
+            insert_ignore(session, Contact, [column.key]).values(
+                wa_id=wa_id, user_id=user_id, name=name, created_at=utcnow()
+            )
+        )
+        contact = session.scalars(query).one()
+    if user_id and contact.user_id is None and wa_id:
+        taken = session.scalar(select(Contact.id).where(Contact.user_id == user_id))
+        if taken is None:
+            contact.user_id = user_id
+    return contact
+
+
+def store_message(session: Session, event: events.Message, now: datetime) -> Message | None:
+    """Store one customer message; None when it was stored before (a redelivery)."""
+    contact = find_or_create_contact(
+        session, event.from_wa_id, event.from_user_id, event.profile_name
+    )
+    inserted = session.execute(
+        insert_ignore(session, Message, ["wamid"])
+        .values(
+            contact_id=contact.id,
+            direction="in",
+            wamid=event.id,
+            type=event.type_name[:32],
+            text=event.text,
+            raw=event.raw,
+            created_at=now,
+            timestamp=event.timestamp,
+            status="received",
+            attempts=0,
+        )
+        .returning(Message.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        log.info("message %s delivered again: already stored", event.id)
+        return None
+    message = session.get_one(Message, inserted)
+    if event.profile_name:
+        contact.name = event.profile_name
+    if contact.last_inbound_at is None or event.timestamp > contact.last_inbound_at:
+        contact.last_inbound_at = event.timestamp
+    if contact.last_message_at is None or event.timestamp > contact.last_message_at:
+        contact.last_message_at = event.timestamp
+    contact.unread = (contact.unread or 0) + 1
+    log.info("stored %s message %s from contact %s", event.type_name, event.id, contact.id)
+    return message
+
+
+def apply_status(session: Session, event: events.Status) -> None:
+    """Move an outbound message along sent → delivered → read, or to failed; never back."""
+    message = session.scalars(
+        select(Message)
+        .where(Message.wamid == event.message_id, Message.direction == "out")
+        .with_for_update(of=Message)
+    ).one_or_none()
+    if message is None:
+        return  # sent from the phone app or another tool: not ours to track
+    kind = event.status.value
+    at = event.timestamp
+    if kind == "failed":
+        if message.status in ("delivered", "read"):
+            return
+        error = event.errors[0] if event.errors else None
+        message.status = "failed"
+        message.failed_at = at
+        message.status_at = at
+        message.error_code = error.code if error else None
+        message.error_reason = _reason(error) if error else "failed (no reason given)"
+        return
+    if kind not in STATUS_RANK:
+        return
+    # Statuses arrive out of order; each moment is the earliest evidence of it (a read
+    # implies delivered and sent).
+    message.sent_at = _earliest(message.sent_at, at)
+    if kind in ("delivered", "read", "played"):
+        message.delivered_at = _earliest(message.delivered_at, at)
+    if kind in ("read", "played"):
+        message.read_at = _earliest(message.read_at, at)
+    if message.status == "failed":
+        return
+    if STATUS_RANK[kind] > STATUS_RANK.get(message.status, -1):
+        message.status = "read" if kind == "played" else kind
+        message.status_at = at
+
+
+def apply_preference(session: Session, event: events.UserPreference) -> None:
+    """A customer stopped or resumed marketing messages inside WhatsApp itself."""
+    if event.category != "marketing_messages" or event.value not in ("stop", "resume"):
+        return
+    if not (event.wa_id or event.user_id):
+        return
+    contact = find_or_create_contact(session, event.wa_id, event.user_id)
+    opted_in = event.value == "resume"
+    if contact.opted_in != opted_in:
+        contact.opted_in = opted_in
+        contact.opted_in_changed_at = event.timestamp
+        contact.opted_in_source = "whatsapp"
+
+
+def _earliest(current: datetime | None, at: datetime) -> datetime:
+    return at if current is None or at < current else current
+
+
+def _reason(error: events.ErrorInfo) -> str:
+    parts = [str(error.code)] if error.code is not None else []
+    text = " — ".join(p for p in (error.title, error.details) if p)
+    return ": ".join([*parts, text]) if text else (parts[0] if parts else "failed")

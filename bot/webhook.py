@@ -1,0 +1,42 @@
+"""The WhatsApp webhook blueprint: Meta's subscription check, and notifications handed on."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, current_app, request
+
+from bot import inbound
+from bot.db import get_db
+from bot.store import store_events
+
+bp = Blueprint("webhook", __name__, url_prefix="/webhooks")
+
+
+@bp.get("/whatsapp")
+def verify_subscription() -> Response:
+    config = current_app.config["TRESEN"]
+    mode = request.args.get("hub.mode")
+    token = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge", "")
+    expected = config.verify_token
+    if (
+        mode == "subscribe"
+        and expected is not None
+        and hmac.compare_digest(token.encode(), expected.encode())
+    ):
+        return Response(challenge, 200, mimetype="text/plain")
+    return Response("forbidden", 403, mimetype="text/plain")
+
+
+@bp.post("/whatsapp")
+def notification() -> Response:
+    config = current_app.config["TRESEN"]
+    database = get_db()
+    answer = inbound.receive(
+        request.get_data(cache=False),
+        request.headers.get("X-Hub-Signature-256"),
+        app_secret=config.app_secret,
+        store=lambda events: store_events(database, events),
+    )
+    return Response(answer.body, answer.status, mimetype="text/plain")

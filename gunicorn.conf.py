@@ -1,0 +1,14 @@
+"""gunicorn settings for the Procfile's web process, read from the environment."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+worker_class = "gthread"
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+errorlog = "-"
+# Meta's notifications come in bursts over kept-alive connections.
+keepalive = 5

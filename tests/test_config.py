@@ -1,0 +1,102 @@
+"""The configuration: defaults, Heroku's URL form, and one clear line for each bad variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = {
+    "WHATSAPP_TOKEN": "EAAG-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "WHATSAPP_APP_SECRET": "app-secret",
+    "WHATSAPP_VERIFY_TOKEN": "verify-me",
+    "SECRET_KEY": "k" * 32,
+}
+
+
+def test_defaults_are_console_mode_on_sqlite(tmp_path: Path) -> None:
+    config = load({}, tmp_path)
+    assert config.console_mode
+    assert config.database_url == f"sqlite:///{tmp_path / 'tresen.db'}"
+    assert config.port == 5000
+    assert config.send_rate == 80
+    assert config.graph_api_url == "https://graph.facebook.com"
+    assert config.graph_api_version.startswith("v")
+
+
+def test_console_mode_keeps_a_generated_secret_key(tmp_path: Path) -> None:
+    first = load({}, tmp_path).secret_key
+    assert len(first) >= 32
+    assert load({}, tmp_path).secret_key == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@db:5432/shop", "postgresql+psycopg://u:p@db:5432/shop"),
+        ("postgresql://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("postgresql+psycopg://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("sqlite:////var/lib/tresen.db", "sqlite:////var/lib/tresen.db"),
+    ],
+)
+def test_database_url_forms(tmp_path: Path, url: str, expected: str) -> None:
+    assert load({"DATABASE_URL": url}, tmp_path).database_url == expected
+
+
+def test_full_configuration_is_live_mode(tmp_path: Path) -> None:
+    config = load(FULL, tmp_path)
+    assert not config.console_mode
+    assert config.phone_number_id == "106540352242922"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({**FULL, "WHATSAPP_PHONE_NUMBER_ID": ""}, "WHATSAPP_PHONE_NUMBER_ID"),
+        ({**FULL, "WHATSAPP_APP_SECRET": ""}, "WHATSAPP_APP_SECRET"),
+        ({**FULL, "WHATSAPP_VERIFY_TOKEN": ""}, "WHATSAPP_VERIFY_TOKEN"),
+        ({**FULL, "SECRET_KEY": ""}, "SECRET_KEY"),
+        ({**FULL, "WHATSAPP_PHONE_NUMBER_ID": "my-phone"}, "WHATSAPP_PHONE_NUMBER_ID"),
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"SEND_RATE": "0"}, "SEND_RATE"),
+        ({"SEND_RATE": "fast"}, "SEND_RATE"),
+        ({"SEND_RATE": "nan"}, "SEND_RATE"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"GRAPH_API_URL": "graph.facebook.com"}, "GRAPH_API_URL"),
+        ({"GRAPH_API_VERSION": "23"}, "GRAPH_API_VERSION"),
+    ],
+)
+def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(env, tmp_path)
+    message = str(caught.value)
+    assert message.startswith(named)
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("command", [["python", "app.py"], ["flask", "--app", "app", "db", "upgrade"]])
+def test_a_missing_variable_stops_the_start_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "WHATSAPP_TOKEN": "EAAG-token",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "WHATSAPP_VERIFY_TOKEN": "verify-me",
+        "SECRET_KEY": "k" * 32,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    if command[0] == "python":
+        command = [sys.executable, *command[1:]]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "tresen: configuration error: WHATSAPP_APP_SECRET is required when WHATSAPP_TOKEN is set"
+    ]
