@@ -30,7 +30,9 @@ def save_settings(session: Session, text: str) -> BusinessSettings:
     canonical = dump_settings(settings)
     business = session.get(Business, BUSINESS_ID, with_for_update=True)
     if business is None:
-        session.add(Business(id=BUSINESS_ID, settings_yaml=canonical, version=1, updated_at=utcnow()))
+        session.add(
+            Business(id=BUSINESS_ID, settings_yaml=canonical, version=1, updated_at=utcnow())
+        )
     else:
         business.settings_yaml = canonical
         business.version += 1

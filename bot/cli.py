@@ -43,5 +43,15 @@ def db_current() -> None:
     command.current(alembic_config(get_db(current_app).engine))
 
 
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most.")
+def worker_command(concurrency: int | None) -> None:
+    """Run the dispatcher: send queued messages until SIGTERM."""
+    from bot.worker import run_worker
+
+    run_worker(current_app._get_current_object(), concurrency)  # type: ignore[attr-defined]
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
+    app.cli.add_command(worker_command)

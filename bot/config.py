@@ -87,12 +87,12 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
 
     graph_api_url = (get("GRAPH_API_URL") or DEFAULT_GRAPH_API_URL).rstrip("/")
     if not graph_api_url.startswith(("http://", "https://")):
-        raise ConfigError(f"GRAPH_API_URL must start with http:// or https://, got {graph_api_url!r}")
+        raise ConfigError(
+            f"GRAPH_API_URL must start with http:// or https://, got {graph_api_url!r}"
+        )
     graph_api_version = get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION
     if not (graph_api_version.startswith("v") and _is_version(graph_api_version[1:])):
-        raise ConfigError(
-            f"GRAPH_API_VERSION must look like v24.0, got {graph_api_version!r}"
-        )
+        raise ConfigError(f"GRAPH_API_VERSION must look like v24.0, got {graph_api_version!r}")
 
     port = _port(get("PORT"))
     send_rate = _send_rate(get("SEND_RATE"))
@@ -140,7 +140,9 @@ def _send_rate(value: str | None) -> float:
     except ValueError:
         rate = -1.0
     if not 0 < rate <= 100_000 or rate != rate:
-        raise ConfigError(f"SEND_RATE must be a positive number of messages per second, got {value!r}")
+        raise ConfigError(
+            f"SEND_RATE must be a positive number of messages per second, got {value!r}"
+        )
     return rate
 
 

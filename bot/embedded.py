@@ -9,6 +9,7 @@ from werkzeug.serving import make_server
 
 from bot.business import seed_demo
 from bot.db import get_db
+from bot.worker import start_in_background
 
 log = logging.getLogger("tresen")
 
@@ -19,8 +20,11 @@ def run(app: Flask) -> None:
     database.upgrade()
     with database.session() as session:
         if seed_demo(session):
-            log.info("seeded the demo business; import your own with `flask --app app settings import`")
+            log.info(
+                "seeded the demo business; import your own with `flask --app app settings import`"
+            )
     host = "127.0.0.1" if config.console_mode else "0.0.0.0"  # noqa: S104 (live mode serves Meta)
+    dispatcher, stop = start_in_background(app)
     server = make_server(host, config.port, app, threaded=True)
     log.info("Tresen listening on http://%s:%d (webhook: /webhooks/whatsapp)", host, config.port)
     try:
@@ -29,4 +33,6 @@ def run(app: Flask) -> None:
         pass
     finally:
         server.server_close()
+        stop.set()
+        dispatcher.join(timeout=30)
         log.info("stopped")

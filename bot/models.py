@@ -7,7 +7,7 @@ event that caused it, and the dispatcher moves it on to `sent` or `failed`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -56,7 +57,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 class Business(Base):
@@ -136,6 +140,8 @@ class Message(Base):
     failed_at: Mapped[datetime | None]
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_reason: Mapped[str | None] = mapped_column(Text)
+    # 0: replies a customer is waiting for; 1: broadcasts, which may queue behind them
+    priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -145,5 +151,15 @@ class Message(Base):
 
     __table_args__ = (
         Index("ix_messages_contact_time", "contact_id", "timestamp"),
-        Index("ix_messages_outbox", "status", "next_attempt_at"),
+        Index("ix_messages_outbox", "status", "priority", "id"),
+        Index("ix_messages_contact_status", "contact_id", "status"),
     )
+
+
+class SendQuota(Base):
+    """The shared send rate: the next free sending slot (unix seconds), one row per number."""
+
+    __tablename__ = "send_quota"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)

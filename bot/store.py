@@ -26,7 +26,9 @@ log = logging.getLogger("tresen.store")
 STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
 
 
-def store_events(database: Database, evs: Iterable[events.Event], now: datetime | None = None) -> None:
+def store_events(
+    database: Database, evs: Iterable[events.Event], now: datetime | None = None
+) -> None:
     """Store every event of one notification in one transaction, or raise StoreUnavailable."""
     now = now or utcnow()
     try:

@@ -82,8 +82,12 @@ def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], nam
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("command", [["python", "app.py"], ["flask", "--app", "app", "db", "upgrade"]])
-def test_a_missing_variable_stops_the_start_with_one_line(tmp_path: Path, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [["python", "app.py"], ["flask", "--app", "app", "db", "upgrade"]]
+)
+def test_a_missing_variable_stops_the_start_with_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "WHATSAPP_TOKEN": "EAAG-token",

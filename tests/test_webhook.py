@@ -27,7 +27,12 @@ def notification(
     msg: dict[str, Any] | None = None, *, wa_id: str = "4915112345678", name: str = "Anna"
 ) -> dict[str, Any]:
     msg = msg or {"type": "text", "text": {"body": "Hallo!"}}
-    msg = {"from": wa_id, "id": f"wamid.T{time.monotonic_ns()}", "timestamp": str(int(time.time())), **msg}
+    msg = {
+        "from": wa_id,
+        "id": f"wamid.T{time.monotonic_ns()}",
+        "timestamp": str(int(time.time())),
+        **msg,
+    }
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -57,7 +62,13 @@ def status_notification(wamid: str, status: str, ts: int, **extra: Any) -> dict[
     value = doc["entry"][0]["changes"][0]["value"]
     del value["messages"]
     value["statuses"] = [
-        {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": "4915112345678", **extra}
+        {
+            "id": wamid,
+            "status": status,
+            "timestamp": str(ts),
+            "recipient_id": "4915112345678",
+            **extra,
+        }
     ]
     return doc
 
@@ -87,7 +98,11 @@ def live_app(database_url: str, tmp_path: Path) -> Flask:
 @pytest.mark.parametrize(
     ("query", "status", "body"),
     [
-        ("hub.mode=subscribe&hub.verify_token=open-sesame&hub.challenge=1158201444", 200, "1158201444"),
+        (
+            "hub.mode=subscribe&hub.verify_token=open-sesame&hub.challenge=1158201444",
+            200,
+            "1158201444",
+        ),
         ("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1158201444", 403, None),
         ("hub.mode=unsubscribe&hub.verify_token=open-sesame&hub.challenge=1", 403, None),
         ("hub.challenge=1", 403, None),
@@ -162,7 +177,17 @@ def test_unsigned_posts_are_accepted_in_console_mode_without_a_secret(
         (b"42", 400),
         (b'{"object": "whatsapp_business_account"}', 400),
         (b'{"object": "whatsapp_business_account", "entry": "nope"}', 400),
-        (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}]}', 400),
+        (
+            json.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [
+                        {"changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}
+                    ],
+                }
+            ).encode(),
+            400,
+        ),
     ],
 )
 def test_bad_bodies_get_a_4xx(app: Flask, client: FlaskClient, body: bytes, status: int) -> None:
@@ -179,7 +204,14 @@ def test_a_body_over_3_mb_is_refused(client: FlaskClient) -> None:
 def test_unhandled_fields_answer_200_and_are_ignored(app: Flask, client: FlaskClient) -> None:
     doc = {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"field": "message_template_quality_update", "value": [1, {"x": None}]}]}],
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {"field": "message_template_quality_update", "value": [1, {"x": None}]}
+                ],
+            }
+        ],
     }
     assert post_notification(client, doc).status_code == 200
     assert count(app) == 0
@@ -190,9 +222,7 @@ def test_unhandled_fields_answer_200_and_are_ignored(app: Flask, client: FlaskCl
 
 def _fixture_cases() -> list[tuple[str, str]]:
     return [
-        (path.name, case)
-        for path in sorted(UPDATES.glob("*.json"))
-        for case in load_json(path)
+        (path.name, case) for path in sorted(UPDATES.glob("*.json")) for case in load_json(path)
     ]
 
 
@@ -337,7 +367,14 @@ def _outbound(app: Flask, wamid: str) -> None:
         session.add(contact)
         session.flush()
         session.add(
-            Message(contact_id=contact.id, direction="out", wamid=wamid, type="text", text="Hi", status="sent")
+            Message(
+                contact_id=contact.id,
+                direction="out",
+                wamid=wamid,
+                type="text",
+                text="Hi",
+                status="sent",
+            )
         )
 
 
@@ -348,12 +385,21 @@ def _status_of(app: Flask, wamid: str) -> Message:
 
 def test_statuses_move_forward_even_out_of_order(app: Flask, client: FlaskClient) -> None:
     _outbound(app, "wamid.OUT1")
-    for status, ts in [("read", 1_800_000_300), ("sent", 1_800_000_100), ("delivered", 1_800_000_200)]:
-        assert post_notification(client, status_notification("wamid.OUT1", status, ts)).status_code == 200
+    for status, ts in [
+        ("read", 1_800_000_300),
+        ("sent", 1_800_000_100),
+        ("delivered", 1_800_000_200),
+    ]:
+        assert (
+            post_notification(client, status_notification("wamid.OUT1", status, ts)).status_code
+            == 200
+        )
     message = _status_of(app, "wamid.OUT1")
     assert message.status == "read"
     assert message.read_at is not None and int(message.read_at.timestamp()) == 1_800_000_300
-    assert message.delivered_at is not None and int(message.delivered_at.timestamp()) == 1_800_000_200
+    assert (
+        message.delivered_at is not None and int(message.delivered_at.timestamp()) == 1_800_000_200
+    )
     assert message.sent_at is not None and int(message.sent_at.timestamp()) == 1_800_000_100
 
 

@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('failed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error_code', sa.Integer(), nullable=True),
     sa.Column('error_reason', sa.Text(), nullable=True),
+    sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claimed_by', sa.String(length=64), nullable=True),
@@ -92,14 +93,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_contact_time', ['contact_id', 'timestamp'], unique=False)
-        batch_op.create_index('ix_messages_outbox', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_messages_outbox', ['status', 'priority', 'id'], unique=False)
+        batch_op.create_index('ix_messages_contact_status', ['contact_id', 'status'], unique=False)
+
+    op.create_table('send_quota',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('next_slot', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
 
 
 
 
 def downgrade() -> None:
+    op.drop_table('send_quota')
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_contact_status')
         batch_op.drop_index('ix_messages_outbox')
         batch_op.drop_index('ix_messages_contact_time')
 

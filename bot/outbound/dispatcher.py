@@ -1,0 +1,245 @@
+"""The dispatcher: claims queued messages, sends many at once within the shared rate, settles
+each as sent, failed with its reason, or due again later.
+
+One thread talks to the database (claims and settlements, in batches); a bounded pool of
+threads talks to the Graph API. On stop it claims nothing more, lets what is in flight finish,
+and gives back what had not started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.exc import DBAPIError
+
+from bot.db import Database
+from bot.outbound import backoff, outbox
+from bot.outbound.errors import AuthError, GraphError, RecipientRateLimited, RetryLater
+from bot.outbound.graph import Transport
+from bot.outbound.ratelimit import SharedRate
+
+log = logging.getLogger("tresen.dispatcher")
+
+# Meta lets a business send one message to a given user about every 6 seconds on average.
+PAIR_RATE_WAIT = 6.0
+# After this, retrying is pointless: the 24-hour window is gone and the reply stale.
+GIVE_UP_AFTER = timedelta(hours=24)
+AUTH_PAUSE = 60.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: int
+    kind: Literal["sent", "failed", "retry", "released"]
+    wamid: str | None = None
+    code: int | None = None
+    reason: str | None = None
+    due: datetime | None = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def default_concurrency(send_rate: float) -> int:
+    # Enough requests in flight to fill the rate at ~300 ms per Graph answer, within reason.
+    return max(4, min(256, int(send_rate * 0.3) + 4))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database: Database,
+        transport: Transport,
+        *,
+        rate: SharedRate | None,
+        concurrency: int = 32,
+        lease: timedelta = timedelta(seconds=30),
+        poll: float = 0.25,
+        worker: str | None = None,
+    ) -> None:
+        self.database = database
+        self.transport = transport
+        self.rate = rate
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll = poll
+        self.worker = worker or worker_name()
+        self.sent = 0
+        self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._paused_until = 0.0
+
+    # --- the database thread ---------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Dispatch until `stop` is set, then drain what is in flight and return."""
+        log.info("dispatcher %s started (%d in flight at most)", self.worker, self.concurrency)
+        inflight = 0  # handed to the pool and not yet recorded in the database
+        done: list[Outcome] = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
+            while True:
+                done.extend(self._drain())
+                if done and self._settle(done):
+                    inflight -= len(done)
+                    done = []
+                if stop.is_set():
+                    if inflight == 0:
+                        break
+                    if inflight == len(done):  # all finished, the database just not answering
+                        self._settle_before_exit(done)
+                        break
+                    self._wait_result(done, 0.1)
+                    continue
+                free = self.concurrency - inflight
+                started = 0
+                # Claim in batches, not one row per finished request.
+                if free > 0 and (inflight == 0 or free * 4 >= self.concurrency):
+                    started = self._start(pool, free, stop)
+                    inflight += started
+                if started == 0 or started < free:
+                    self._wait_result(done, self.poll)
+        log.info("dispatcher %s stopped", self.worker)
+
+    def _start(self, pool: ThreadPoolExecutor, free: int, stop: threading.Event) -> int:
+        if time.time() < self._paused_until:
+            return 0
+        try:
+            with self.database.session() as session:
+                claimed = outbox.claim(
+                    session, self.worker, free, now=datetime.now(UTC), lease=self.lease
+                )
+            starts = (
+                self.rate.reserve(len(claimed), time.time())
+                if self.rate and claimed
+                else [0.0] * len(claimed)
+            )
+        except DBAPIError as exc:
+            log.warning("cannot claim messages (%s); trying again", exc.__class__.__name__)
+            stop.wait(1.0)
+            return 0
+        for message, start in zip(claimed, starts, strict=True):
+            pool.submit(self._send, message, start, stop)
+        return len(claimed)
+
+    def _drain(self) -> list[Outcome]:
+        done = []
+        while True:
+            try:
+                done.append(self._results.get_nowait())
+            except queue.Empty:
+                return done
+
+    def _wait_result(self, into: list[Outcome], timeout: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            into.append(self._results.get(timeout=timeout))
+
+    def _settle(self, outcomes: list[Outcome]) -> bool:
+        now = datetime.now(UTC)
+        try:
+            with self.database.session() as session:
+                for o in outcomes:
+                    if o.kind == "sent" and o.wamid is not None:
+                        outbox.mark_sent(session, o.message_id, o.wamid, now=now)
+                    elif o.kind == "failed":
+                        outbox.mark_failed(
+                            session, o.message_id, code=o.code, reason=o.reason or "", now=now
+                        )
+                    elif o.kind == "retry" and o.due is not None:
+                        outbox.retry_at(session, o.message_id, o.due, code=o.code, reason=o.reason)
+                    else:
+                        outbox.release(session, o.message_id, now=now)
+        except DBAPIError as exc:
+            # Kept in memory and written when the database is back; if this process dies
+            # first, the lease runs out and the messages are sent again by someone.
+            log.warning(
+                "cannot record %d results (%s); keeping them", len(outcomes), exc.__class__.__name__
+            )
+            return False
+        self.sent += sum(1 for o in outcomes if o.kind == "sent")
+        return True
+
+    def _settle_before_exit(self, outcomes: list[Outcome]) -> None:
+        """On shutdown, try a little longer to record the last results."""
+        for _ in range(10):
+            if self._settle(outcomes):
+                return
+            time.sleep(0.5)
+        log.error("stopping with %d results unrecorded; their leases will expire", len(outcomes))
+
+    # --- the sending threads -----------------------------------------------------------------
+
+    def _send(self, message: outbox.Claimed, start: float, stop: threading.Event) -> None:
+        try:
+            outcome = self._attempt(message, start, stop)
+        except Exception as exc:  # a bug must not lose the message: it fails with the reason
+            log.exception("message %s could not be sent", message.id)
+            outcome = Outcome(message.id, "failed", reason=f"{type(exc).__name__}: {exc}"[:300])
+        self._results.put(outcome)
+
+    def _attempt(self, message: outbox.Claimed, start: float, stop: threading.Event) -> Outcome:
+        wait = start - time.time()
+        if wait > 0 and stop.wait(wait):
+            return Outcome(message.id, "released")
+        if time.time() < self._paused_until:
+            return Outcome(message.id, "released")
+        try:
+            wamid = self.transport.send(message.payload)
+        except GraphError as exc:
+            return self._after_error(message, exc)
+        log.info("message %s sent as %s", message.id, wamid)
+        return Outcome(message.id, "sent", wamid=wamid)
+
+    def _after_error(self, message: outbox.Claimed, exc: GraphError) -> Outcome:
+        now = datetime.now(UTC)
+        reason = exc.reason
+        if isinstance(exc, AuthError):
+            self._paused_until = time.time() + AUTH_PAUSE
+            log.error(
+                "the Graph API refused the access token (%s): sending paused for %ds; "
+                "check WHATSAPP_TOKEN",
+                reason,
+                AUTH_PAUSE,
+            )
+            return Outcome(
+                message.id,
+                "retry",
+                code=exc.code,
+                reason=reason,
+                due=now + timedelta(seconds=AUTH_PAUSE),
+            )
+        if isinstance(exc, RetryLater):
+            if now - message.created_at > GIVE_UP_AFTER:
+                log.warning(
+                    "message %s failed after %d attempts: %s", message.id, message.attempts, reason
+                )
+                return Outcome(
+                    message.id,
+                    "failed",
+                    code=exc.code,
+                    reason=f"gave up after {message.attempts} attempts: {reason}",
+                )
+            retry_after = exc.retry_after
+            if isinstance(exc, RecipientRateLimited):
+                retry_after = max(retry_after or 0.0, PAIR_RATE_WAIT)
+            wait = backoff.delay(message.attempts, retry_after=retry_after)
+            log.info("message %s: %s; trying again in %.1fs", message.id, reason, wait)
+            return Outcome(
+                message.id,
+                "retry",
+                code=exc.code,
+                reason=reason,
+                due=now + timedelta(seconds=wait),
+            )
+        log.warning("message %s failed: %s", message.id, reason)
+        return Outcome(message.id, "failed", code=exc.code, reason=reason)

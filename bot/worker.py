@@ -1,0 +1,66 @@
+"""The worker process: the outbound dispatcher (and, with broadcasts, the scheduler)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from flask import Flask
+
+from bot.config import Config
+from bot.db import Database, get_db
+from bot.outbound.dispatcher import Dispatcher, default_concurrency
+from bot.outbound.graph import ConsoleTransport, GraphClient, Transport
+from bot.outbound.ratelimit import SharedRate
+
+log = logging.getLogger("tresen.worker")
+
+
+def make_transport(config: Config, pool_size: int) -> Transport:
+    if config.console_mode:
+        return ConsoleTransport()
+    assert config.whatsapp_token and config.phone_number_id  # checked by config.load
+    return GraphClient(
+        config.graph_api_url,
+        config.graph_api_version,
+        config.phone_number_id,
+        config.whatsapp_token,
+        pool_size=pool_size,
+    )
+
+
+def make_dispatcher(app: Flask, concurrency: int | None = None) -> Dispatcher:
+    config: Config = app.config["TRESEN"]
+    concurrency = concurrency or default_concurrency(config.send_rate)
+    # Its own engine: the dispatcher thread should not wait for web requests' connections.
+    database = Database(config.database_url, pool_size=2)
+    rate = SharedRate(database, config.send_rate, key=config.phone_number_id or "console")
+    return Dispatcher(
+        database, make_transport(config, concurrency), rate=rate, concurrency=concurrency
+    )
+
+
+def run_worker(app: Flask, concurrency: int | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then finish what is in flight and exit."""
+    get_db(app).upgrade()
+    dispatcher = make_dispatcher(app, concurrency)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: finishing what is in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    dispatcher.run(stop)
+
+
+def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
+    """The embedded default: the dispatcher on a thread of the web process."""
+    dispatcher = make_dispatcher(app)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
+    thread.start()
+    return thread, stop
