@@ -45,11 +45,18 @@ def db_current() -> None:
 
 @click.command("worker")
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most.")
-def worker_command(concurrency: int | None) -> None:
+@click.option(
+    "--lease",
+    type=click.FloatRange(1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a claimed message is held before another worker may take it over.",
+)
+def worker_command(concurrency: int | None, lease: float) -> None:
     """Run the dispatcher: send queued messages until SIGTERM."""
     from bot.worker import run_worker
 
-    run_worker(current_app._get_current_object(), concurrency)  # type: ignore[attr-defined]
+    run_worker(current_app._get_current_object(), concurrency, lease)  # type: ignore[attr-defined]
 
 
 def init_app(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 from flask import Flask
@@ -31,21 +32,25 @@ def make_transport(config: Config, pool_size: int) -> Transport:
     )
 
 
-def make_dispatcher(app: Flask, concurrency: int | None = None) -> Dispatcher:
+def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 30.0) -> Dispatcher:
     config: Config = app.config["TRESEN"]
     concurrency = concurrency or default_concurrency(config.send_rate)
     # Its own engine: the dispatcher thread should not wait for web requests' connections.
     database = Database(config.database_url, pool_size=2)
     rate = SharedRate(database, config.send_rate, key=config.phone_number_id or "console")
     return Dispatcher(
-        database, make_transport(config, concurrency), rate=rate, concurrency=concurrency
+        database,
+        make_transport(config, concurrency),
+        rate=rate,
+        concurrency=concurrency,
+        lease=timedelta(seconds=lease),
     )
 
 
-def run_worker(app: Flask, concurrency: int | None = None) -> None:
+def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) -> None:
     """Run until SIGTERM or SIGINT, then finish what is in flight and exit."""
     get_db(app).upgrade()
-    dispatcher = make_dispatcher(app, concurrency)
+    dispatcher = make_dispatcher(app, concurrency, lease)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,0 +1,380 @@
+"""A fake WhatsApp Cloud API (Graph API) messages endpoint on 127.0.0.1.
+
+For end-to-end tests and benchmarks: it records what it receives, answers like Meta,
+plays scripted answers, and simulates outages. Standalone:
+``python -m tests.fakegraph --port 8900 --latency 0.1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple, Self
+
+from bot.outbound.graph import describe
+
+__all__ = ["FakeGraph", "Received", "Reply", "graph_error"]
+
+logger = logging.getLogger("tresen.fakegraph")
+
+_MESSAGES_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/messages/?")
+
+
+class Received(NamedTuple):
+    """One request the fake received."""
+
+    path: str
+    headers: dict[str, str]
+    json: Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer: status, JSON body (or raw text) and extra headers."""
+
+    status: int = 200
+    body: Mapping[str, Any] | str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def graph_error(code: int, message: str, details: str | None = None) -> dict[str, Any]:
+    """A Graph API error body, shaped as Meta sends it."""
+    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    error["fbtrace_id"] = "AFakeTrace" + uuid.uuid4().hex[:12]
+    return {"error": error}
+
+
+ReplyLike = (
+    Reply
+    | tuple[int, Mapping[str, Any] | str | None]
+    | tuple[int, Mapping[str, Any] | str | None, Mapping[str, str]]
+)
+
+
+def _as_reply(item: ReplyLike) -> Reply:
+    if isinstance(item, Reply):
+        return item
+    if len(item) == 2:
+        return Reply(item[0], item[1])
+    return Reply(item[0], item[1], item[2])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() must not wait for idle keep-alive connections a client still holds.
+    block_on_close = False
+    # Benchmarks open hundreds of connections at once; the default backlog of 5 drops them.
+    request_queue_size = 1024
+    fake: FakeGraph
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeGraph/1.0"
+    # Headers and body go out in one write, but small answers still must not wait on Nagle.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._closed(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per message is logged by FakeGraph itself, when verbose
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        status, body, headers = fake._answer(self.path, dict(self.headers.items()), raw)
+        if fake.latency:
+            time.sleep(fake.latency)
+        self._write(status, body, headers)
+
+    def do_GET(self) -> None:
+        self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
+
+    def _write(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        lines = [f"HTTP/1.1 {status} {phrase}", f"Content-Length: {len(body)}"]
+        if "Content-Type" not in headers:
+            lines.append("Content-Type: application/json; charset=UTF-8")
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)
+
+
+def _encode(body: Mapping[str, Any] | str | None) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def _error_reply(status: int, code: int, message: str) -> tuple[int, bytes, dict[str, str]]:
+    return status, _encode(graph_error(code, f"(#{code}) {message}")), {}
+
+
+class FakeGraph:
+    """A real HTTP server answering ``POST /{version}/{phone_number_id}/messages``.
+
+    Success answers have Meta's shape, with a unique ``wamid.`` id per message; read
+    receipts answer ``{"success": true}``. Scripted answers (`script`) are used first,
+    in order; `fail_all` answers every request with one error until `recover`.
+    With ``token`` set, a request without ``Authorization: Bearer <token>`` gets 401,
+    Graph code 190. With ``record=False`` only counters are kept (for benchmarks).
+    """
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        port: int = 0,
+        *,
+        record: bool = True,
+        token: str | None = None,
+        verbose: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.latency = latency
+        self.record = record
+        self.token = token
+        self.verbose = verbose
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._received = threading.Condition(self._lock)
+        self._requests: list[Received] = []
+        self._count = 0
+        self._accepted = 0
+        self._script: deque[Reply] = deque()
+        self._outage: Reply | None = None
+        self._ids = itertools.count(1)
+        # Distinct per server, so ids from two fakes (or two runs) never collide.
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        server = _Server((self._host, self._port), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        # Idle keep-alive handlers would block on their sockets until the client
+        # hangs up; closing the sockets lets those threads end now.
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, to use as ``GRAPH_API_URL``."""
+        if self._server is None:
+            raise RuntimeError("FakeGraph is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- what it received --------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Received]:
+        """A copy of the recorded requests, oldest first (empty with ``record=False``)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def count(self) -> int:
+        """How many requests were received, whatever the answer."""
+        with self._lock:
+            return self._count
+
+    @property
+    def accepted(self) -> int:
+        """How many requests got a success answer."""
+        with self._lock:
+            return self._accepted
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> bool:
+        """Wait until at least ``n`` requests were received; False on timeout."""
+        with self._received:
+            return self._received.wait_for(lambda: self._count >= n, timeout=timeout)
+
+    def reset(self) -> None:
+        """Forget recorded requests and counters (not the script or an outage)."""
+        with self._lock:
+            self._requests.clear()
+            self._count = self._accepted = 0
+
+    # -- what it answers ---------------------------------------------------------------
+
+    def script(self, replies: Iterable[ReplyLike]) -> None:
+        """Queue answers, used in order before falling back to success.
+
+        Each is a `Reply` or a tuple ``(status, body)`` / ``(status, body, headers)``.
+        """
+        with self._lock:
+            self._script.extend(_as_reply(r) for r in replies)
+
+    def fail_all(
+        self,
+        status: int = 503,
+        body: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer every request with this error until `recover` (an outage)."""
+        if body is None:
+            body = graph_error(131016, "(#131016) Service unavailable", "A service is down.")
+        with self._lock:
+            self._outage = Reply(status, body, dict(headers or {}))
+
+    def recover(self) -> None:
+        """End an outage started by `fail_all`."""
+        with self._lock:
+            self._outage = None
+
+    # -- request handling (handler threads) --------------------------------------------
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _answer(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = None
+        with self._lock:
+            self._count += 1
+            if self.record:
+                self._requests.append(Received(path, headers, payload))
+            self._received.notify_all()
+            reply = self._script.popleft() if self._script else self._outage
+            if reply is None:
+                reply = self._natural(path, headers, payload)
+            if 200 <= reply.status < 300:
+                self._accepted += 1
+        if self.verbose:
+            what = describe(payload) if isinstance(payload, dict) else repr(raw[:80])
+            logger.info("%s %s -> %d %s", path, what, reply.status, _short(reply.body))
+        return reply.status, _encode(reply.body), reply.headers
+
+    def _natural(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply:
+        """What Meta would answer, absent a script or an outage (lock held)."""
+        if not _MESSAGES_PATH.fullmatch(path):
+            return Reply(400, graph_error(100, "Unsupported post request.", f"No route {path}"))
+        if self.token is not None:
+            auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+            if auth != f"Bearer {self.token}":
+                return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+        if not isinstance(payload, dict) or payload.get("messaging_product") != "whatsapp":
+            return Reply(
+                400,
+                graph_error(100, "(#100) Invalid parameter", "messaging_product is required"),
+            )
+        if payload.get("status") == "read":
+            return Reply(200, {"success": True})
+        to = payload.get("to")
+        contact = {"input": to, "wa_id": str(to).lstrip("+")}
+        if to is None:
+            recipient = payload.get("recipient")
+            contact = {"input": recipient, "user_id": recipient}
+        message_id = f"wamid.{self._id_prefix}{next(self._ids):010d}"
+        return Reply(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [contact],
+                "messages": [{"id": message_id}],
+            },
+        )
+
+
+def _short(body: Mapping[str, Any] | str | None) -> str:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--token", default=None, help="require this bearer token")
+    parser.add_argument("--quiet", action="store_true", help="do not log each message")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    fake = FakeGraph(
+        args.latency,
+        args.port,
+        record=False,
+        token=args.token,
+        verbose=not args.quiet,
+        host=args.host,
+    )
+    with fake:
+        print(f"fake Graph API on {fake.url} (latency {args.latency}s); Ctrl-C stops", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    print(f"received {fake.count} requests", flush=True)
+
+
+if __name__ == "__main__":
+    main()
