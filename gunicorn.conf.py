@@ -12,3 +12,9 @@ accesslog = "-"
 errorlog = "-"
 # Meta's notifications come in bursts over kept-alive connections.
 keepalive = 5
+
+
+def post_worker_init(worker):
+    from bot import warn_console_mode
+
+    warn_console_mode(worker.wsgi)

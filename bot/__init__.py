@@ -10,6 +10,7 @@ from flask import Flask
 
 from bot import cli, db, health, logs, webhook
 from bot.config import Config, load, read_environ
+from bot.models import utcnow
 
 log = logging.getLogger("tresen")
 
@@ -31,6 +32,8 @@ def create_app(
     config = load(read_environ() if environ is None else environ, Path(app.instance_path))
     app.config.update(
         TRESEN=config,
+        # The one place the web layer reads the time; tests put a fixed instant here.
+        TRESEN_CLOCK=utcnow,
         SECRET_KEY=config.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
@@ -40,7 +43,6 @@ def create_app(
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
-    _warn_console_mode(config)
     return app
 
 
@@ -49,7 +51,9 @@ def get_config(app: Flask) -> Config:
     return config
 
 
-def _warn_console_mode(config: Config) -> None:
+def warn_console_mode(app: Flask) -> None:
+    """Said once when a server starts (not by every command)."""
+    config = get_config(app)
     if config.console_mode:
         log.info("console mode: WHATSAPP_TOKEN is not set, replies are logged, not sent")
         if config.app_secret is None:

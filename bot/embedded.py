@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 from werkzeug.serving import make_server
 
+from bot import warn_console_mode
 from bot.business import seed_demo
 from bot.db import get_db
 from bot.worker import start_in_background
@@ -16,6 +17,7 @@ log = logging.getLogger("tresen")
 
 def run(app: Flask) -> None:
     config = app.config["TRESEN"]
+    warn_console_mode(app)
     database = get_db(app)
     database.upgrade()
     with database.session() as session:

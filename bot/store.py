@@ -15,9 +15,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot import events
+from bot.business import load_settings
 from bot.db import Database
 from bot.inbound import StoreUnavailable
 from bot.models import Contact, Message, utcnow
+from bot.outbound import outbox
+from bot.outbound.graph import text_payload
+from bot.replies import build_context, render
+from bot.rules import History, Inbound, choose
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")
@@ -96,6 +101,7 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Mes
         log.info("message %s delivered again: already stored", event.id)
         return None
     message = session.get_one(Message, inserted)
+    history = History(last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at)
     if event.profile_name:
         contact.name = event.profile_name
     if contact.last_inbound_at is None or event.timestamp > contact.last_inbound_at:
@@ -104,7 +110,58 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Mes
         contact.last_message_at = event.timestamp
     contact.unread = (contact.unread or 0) + 1
     log.info("stored %s message %s from contact %s", event.type_name, event.id, contact.id)
+    auto_reply(
+        session,
+        contact,
+        message,
+        Inbound(event.text, event.type_name, event.timestamp),
+        history,
+        now,
+    )
     return message
+
+
+def auto_reply(
+    session: Session,
+    contact: Contact,
+    message: Message,
+    inbound: Inbound,
+    history: History,
+    now: datetime,
+) -> Message | None:
+    """Queue the rules' reply to a new message, in the transaction that stores it."""
+    settings = load_settings(session)
+    if settings is None:
+        return None
+    decision = choose(inbound, history, settings, now)
+    if decision is None:
+        return None
+    if decision.opt_in is not None and contact.opted_in != decision.opt_in:
+        contact.opted_in = decision.opt_in
+        contact.opted_in_changed_at = now
+        contact.opted_in_source = "keyword"
+    context = build_context(
+        settings,
+        now=now,
+        contact_name=contact.name,
+        wa_id=contact.wa_id,
+        message_text=inbound.text,
+    )
+    text = render(settings, decision.template, context)
+    recipient = contact.wa_id or contact.user_id or ""
+    reply = outbox.enqueue(
+        session,
+        contact,
+        text_payload(recipient, text),
+        now=now,
+        text=text,
+        rule=decision.rule,
+        in_reply_to=message.id,
+    )
+    if decision.rule == "away":
+        contact.last_away_at = now
+    log.info("queued %s reply %s to contact %s", decision.rule, reply.id, contact.id)
+    return reply
 
 
 def apply_status(session: Session, event: events.Status) -> None:

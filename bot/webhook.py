@@ -33,10 +33,11 @@ def verify_subscription() -> Response:
 def notification() -> Response:
     config = current_app.config["TRESEN"]
     database = get_db()
+    clock = current_app.config["TRESEN_CLOCK"]
     answer = inbound.receive(
         request.get_data(cache=False),
         request.headers.get("X-Hub-Signature-256"),
         app_secret=config.app_secret,
-        store=lambda events: store_events(database, events),
+        store=lambda events: store_events(database, events, now=clock()),
     )
     return Response(answer.body, answer.status, mimetype="text/plain")

@@ -1,0 +1,282 @@
+"""Reply texts: Jinja templates in a sandbox, with Babel filters for dates and times.
+
+Templates from the settings override the defaults in templates/replies/<lang>/<name>.j2.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import babel.dates
+from babel import Locale
+from jinja2 import Template, Undefined, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError
+
+from bot.hours import OpeningHours, is_open, next_close, next_open, week_lines
+
+if TYPE_CHECKING:
+    from bot.settings import BusinessSettings
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "replies"
+LANGUAGES = ("de", "en")
+# Template names double as file names, so they are kept to a safe alphabet.
+NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+# A WhatsApp text body holds at most 4096 characters; a template that builds far more
+# than that is a mistake (or an attempt to exhaust memory), not a reply.
+MAX_SEQUENCE = 10_000
+MAX_EXPONENT = 100
+MAX_POWER_BITS = 10_000
+
+_FALLBACK_TEXT = {
+    "de": "Danke für Ihre Nachricht! Wir melden uns so bald wie möglich.",
+    "en": "Thanks for your message! We will get back to you as soon as we can.",
+}
+_BABEL_KEY = "_babel"
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    wa_id: str
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+
+
+@dataclass(frozen=True)
+class Business:
+    name: str
+    locale: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class _Babel:
+    """What the date filters need; passed with each render, not stored in the environment."""
+
+    locale: Locale
+    tz: tzinfo
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox (no attribute starting with _, no changing lists or dicts), plus limits
+    on `*` and `**` so that a template cannot exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+                raise SecurityError("exponent too large")
+            huge = (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() * right > MAX_POWER_BITS
+            )
+            if huge:
+                raise SecurityError("result too large")
+            return operator.pow(left, right)
+        if operator_ == "*":
+            for seq, count in ((left, right), (right, left)):
+                too_long = (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_SEQUENCE
+                )
+                if too_long:
+                    raise SecurityError("result too long")
+            return operator.mul(left, right)
+        return super().call_binop(context, operator_, left, right)
+
+
+def _babel_of(context: Context) -> _Babel:
+    found = context.get(_BABEL_KEY)
+    if isinstance(found, _Babel):
+        return found
+    return _Babel(Locale.parse("en_US"), ZoneInfo("UTC"))
+
+
+def _missing(value: object) -> bool:
+    return value is None or isinstance(value, Undefined)
+
+
+@pass_context
+def format_datetime(context: Context, value: datetime | None, format: str = "medium") -> str:
+    if _missing(value):
+        return ""
+    b = _babel_of(context)
+    return babel.dates.format_datetime(value, format, tzinfo=b.tz, locale=b.locale)
+
+
+@pass_context
+def format_date(context: Context, value: date | None, format: str = "medium") -> str:
+    if _missing(value):
+        return ""
+    b = _babel_of(context)
+    if isinstance(value, datetime):
+        # The calendar day in the business time zone, not in whatever zone the value carries.
+        value = value.astimezone(b.tz).date()
+    return babel.dates.format_date(value, format, locale=b.locale)
+
+
+@pass_context
+def format_time(context: Context, value: time | datetime | None, format: str = "medium") -> str:
+    if _missing(value):
+        return ""
+    b = _babel_of(context)
+    return babel.dates.format_time(value, format, tzinfo=b.tz, locale=b.locale)
+
+
+_PLAIN = (str, int, float, Decimal, date, time, timedelta)
+
+
+def _plain(value: object, depth: int = 0) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple) and depth < 3:
+        return all(_plain(item, depth + 1) for item in value)
+    return False
+
+
+def _finalize(value: object) -> object:
+    """What `{{ ... }}` prints: plain data only; None, objects, functions and classes print
+    nothing, so that neither a repr nor a memory address ever reaches a contact."""
+    return value if _plain(value) else ""
+
+
+def _make_env() -> SandboxedEnvironment:
+    env = _Sandbox(autoescape=False, trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
+    # Only the documented values are visible: drop lipsum, cycler and joiner.
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    env.filters["format_datetime"] = format_datetime
+    env.filters["format_date"] = format_date
+    env.filters["format_time"] = format_time
+    return env
+
+
+_ENV = _make_env()
+
+
+@lru_cache(maxsize=256)
+def _compile(source: str) -> Template:
+    return _ENV.from_string(source)
+
+
+def compile_check(source: str) -> None:
+    """Raise jinja2.TemplateSyntaxError if `source` is not a valid reply template."""
+    _compile(source)
+
+
+def language(locale: str) -> str:
+    """The language of the default templates for a locale: German for de*, else English."""
+    return "de" if locale.lower().startswith("de") else "en"
+
+
+@lru_cache(maxsize=16)
+def default_template_names(lang: str) -> frozenset[str]:
+    return frozenset(p.stem for p in (TEMPLATES_DIR / lang).glob("*.j2"))
+
+
+@lru_cache(maxsize=64)
+def default_source(lang: str, name: str) -> str | None:
+    """The default template `name` in language `lang`, or None if there is none."""
+    if lang not in LANGUAGES or not NAME_RE.fullmatch(name):
+        return None
+    path = TEMPLATES_DIR / lang / f"{name}.j2"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _locale(identifier: str) -> Locale:
+    return Locale.parse(identifier)
+
+
+@lru_cache(maxsize=32)
+def _week_lines(hours: OpeningHours, locale: str) -> tuple[str, ...]:
+    return tuple(week_lines(hours, locale))
+
+
+def build_context(
+    settings: BusinessSettings,
+    *,
+    now: datetime,
+    contact_name: str | None,
+    wa_id: str | None,
+    message_text: str | None,
+) -> dict[str, Any]:
+    """The template variables for one reply; plain values only, nothing of the server."""
+    local_now = now.astimezone(ZoneInfo(settings.timezone))
+    open_now = is_open(settings.hours, local_now)
+    return {
+        "contact": Contact(name=contact_name or "", wa_id=wa_id or ""),
+        "message": Message(text=message_text or ""),
+        "business": Business(
+            name=settings.name, locale=settings.locale, timezone=settings.timezone
+        ),
+        "now": local_now,
+        "is_open": open_now,
+        "next_open": None if open_now else next_open(settings.hours, local_now),
+        "next_close": next_close(settings.hours, local_now) if open_now else None,
+        "hours": list(_week_lines(settings.hours, settings.locale)),
+        # How to opt out or back in, for the optout and optin texts.
+        "stop_word": settings.optout_stop[0] if settings.optout_stop else "",
+        "start_word": settings.optout_start[0] if settings.optout_start else "",
+    }
+
+
+def _render_source(source: str, variables: dict[str, Any]) -> str:
+    text = _compile(source).render(variables).strip()
+    if not text:
+        # WhatsApp refuses an empty text message; treat it like a failed template.
+        raise ValueError("the template rendered an empty text")
+    return text
+
+
+def render(settings: BusinessSettings, template_name: str, context: dict[str, Any]) -> str:
+    """Render a reply; on any error fall back to the default template, then to a fixed text.
+
+    Never raises: a broken template must not cost the contact their reply.
+    """
+    lang = language(settings.locale)
+    try:
+        babel_info = _Babel(_locale(settings.locale), ZoneInfo(settings.timezone))
+    except Exception:  # settings are validated on import; this is only a safety net
+        babel_info = _Babel(_locale("en_US"), ZoneInfo("UTC"))
+    variables = {**context, _BABEL_KEY: babel_info}
+
+    custom = settings.templates.get(template_name)
+    default = default_source(lang, template_name)
+    for source, origin in ((custom, "custom"), (default, "default")):
+        if source is None:
+            continue
+        try:
+            return _render_source(source, variables)
+        except Exception as exc:
+            log.warning(
+                "reply template %r (%s) failed: %s: %s",
+                template_name,
+                origin,
+                type(exc).__name__,
+                exc,
+            )
+    if custom is None and default is None:
+        log.warning("reply template %r does not exist", template_name)
+    return _FALLBACK_TEXT[lang]

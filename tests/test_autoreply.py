@@ -1,0 +1,160 @@
+"""Auto-replies end to end through the webhook: the rule's reply is queued with the message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from bot.business import save_settings
+from bot.db import get_db
+from bot.models import Contact, Message
+from tests.conftest import post_notification
+from tests.test_webhook import notification
+
+SHOP = """\
+business:
+  name: Blumen Müller
+  timezone: Europe/Berlin
+  locale: de_DE
+hours:
+  mon: ["09:00-12:30", "14:00-18:00"]
+  tue: ["09:00-18:00"]
+  wed: ["09:00-18:00"]
+  thu: ["09:00-18:00"]
+  fri: ["09:00-18:00"]
+  sat: ["10:00-14:00"]
+public_holidays: {country: DE, subdivision: BY}
+replies:
+  keywords:
+    - {match: ["öffnungszeiten", "hours"], template: hours}
+  away: {template: away, cooldown_hours: 12}
+  greeting: {template: greeting, after_inactive_days: 14}
+templates:
+  away: "Hallo {{ contact.name }}, wir sind ab {{ next_open | format_datetime('EEEE, HH:mm') }} wieder da."
+  greeting: "Willkommen bei {{ business.name }}!"
+"""
+
+SUNDAY_EVENING = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)  # 20:00 in Berlin, closed
+TUESDAY_MORNING = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)  # 10:30 in Berlin, open
+
+
+@pytest.fixture
+def shop(app: Flask) -> Flask:
+    with get_db(app).session() as session:
+        save_settings(session, SHOP)
+    return app
+
+
+def at(app: Flask, instant: datetime) -> None:
+    app.config["TRESEN_CLOCK"] = lambda: instant
+
+
+def say(client: FlaskClient, text: str | None, when: datetime, **kwargs: Any) -> Any:
+    msg = {"type": "text", "text": {"body": text}} if text is not None else kwargs.pop("msg")
+    doc = notification(msg, **kwargs)
+    doc["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = str(int(when.timestamp()))
+    assert post_notification(client, doc).status_code == 200
+    return doc
+
+
+def replies(app: Flask) -> list[Message]:
+    with get_db(app).session() as session:
+        query = select(Message).where(Message.direction == "out").order_by(Message.id)
+        return list(session.scalars(query))
+
+
+def test_closed_gets_the_away_message_once_per_cooldown(shop: Flask, client: FlaskClient) -> None:
+    at(shop, SUNDAY_EVENING)
+    say(client, "Hallo, habt ihr Rosen?", SUNDAY_EVENING, name="Anna")
+    say(client, "Und Tulpen?", SUNDAY_EVENING)
+    [reply] = replies(shop)
+    assert reply.rule == "away"
+    assert reply.text == "Hallo Anna, wir sind ab Montag, 09:00 wieder da."
+    assert reply.status == "queued"
+    assert reply.payload == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "4915112345678",
+        "type": "text",
+        "text": {"body": reply.text, "preview_url": False},
+    }
+    # Monday 09:00, open: no greeting, since Anna wrote less than 14 days ago.
+    later = SUNDAY_EVENING + timedelta(hours=13)
+    at(shop, later)
+    say(client, "Seid ihr da?", later)
+    assert len(replies(shop)) == 1
+
+
+def test_cooldown_over_while_still_closed_sends_away_again(
+    shop: Flask, client: FlaskClient
+) -> None:
+    saturday_night = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+    at(shop, saturday_night)
+    say(client, "Hallo", saturday_night)
+    sunday_noon = saturday_night + timedelta(hours=15)
+    at(shop, sunday_noon)
+    say(client, "Hallo?", sunday_noon)
+    assert [r.rule for r in replies(shop)] == ["away", "away"]
+
+
+def test_keyword_beats_away(shop: Flask, client: FlaskClient) -> None:
+    at(shop, SUNDAY_EVENING)
+    say(client, "ÖFFNUNGSZEITEN?", SUNDAY_EVENING)
+    [reply] = replies(shop)
+    assert reply.rule == "keyword"
+    assert "Montag" in (reply.text or "")
+
+
+def test_stop_opts_out_and_confirms(shop: Flask, client: FlaskClient) -> None:
+    at(shop, TUESDAY_MORNING)
+    with get_db(shop).session() as session:
+        session.add(Contact(wa_id="4915112345678", name="Anna", opted_in=True))
+    say(client, " Stop! ", TUESDAY_MORNING)
+    [reply] = replies(shop)
+    assert reply.rule == "optout"
+    with get_db(shop).session() as session:
+        contact = session.scalars(select(Contact)).one()
+        assert contact.opted_in is False
+        assert contact.opted_in_source == "keyword"
+
+
+def test_new_contact_gets_a_greeting_when_open(shop: Flask, client: FlaskClient) -> None:
+    at(shop, TUESDAY_MORNING)
+    say(client, "Guten Morgen", TUESDAY_MORNING)
+    say(client, "Ich hätte gern einen Strauß", TUESDAY_MORNING)
+    assert [(r.rule, r.text) for r in replies(shop)] == [
+        ("greeting", "Willkommen bei Blumen Müller!")
+    ]
+
+
+def test_an_image_outside_hours_gets_the_away_message(shop: Flask, client: FlaskClient) -> None:
+    at(shop, SUNDAY_EVENING)
+    image = {"type": "image", "image": {"id": "1479537139650973", "mime_type": "image/jpeg"}}
+    say(client, None, SUNDAY_EVENING, msg=image)
+    assert [r.rule for r in replies(shop)] == ["away"]
+
+
+def test_reactions_and_old_messages_get_no_reply(shop: Flask, client: FlaskClient) -> None:
+    at(shop, SUNDAY_EVENING)
+    reaction = {"type": "reaction", "reaction": {"message_id": "wamid.HBgL", "emoji": "👍"}}
+    say(client, None, SUNDAY_EVENING, msg=reaction)
+    say(client, "Hallo", SUNDAY_EVENING - timedelta(hours=25), wa_id="4915199999999")
+    assert replies(shop) == []
+
+
+def test_redelivery_queues_no_second_reply(shop: Flask, client: FlaskClient) -> None:
+    at(shop, SUNDAY_EVENING)
+    doc = say(client, "Hallo", SUNDAY_EVENING)
+    assert post_notification(client, doc).status_code == 200
+    assert len(replies(shop)) == 1
+
+
+def test_without_settings_nothing_is_queued(app: Flask, client: FlaskClient) -> None:
+    at(app, SUNDAY_EVENING)
+    say(client, "Hallo", SUNDAY_EVENING)
+    assert replies(app) == []

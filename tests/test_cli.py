@@ -1,0 +1,114 @@
+"""The operator's commands: settings import/export, simulate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+
+from bot.db import get_db
+from bot.models import Contact, Message
+from tests.test_autoreply import SHOP
+
+
+def write(tmp_path: Path, text: str, name: str = "shop.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_import_then_export_round_trips(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    assert result.exit_code == 0, result.output
+    assert "Blumen Müller" in result.output
+    exported = runner.invoke(args=["settings", "export"])
+    assert exported.exit_code == 0
+    assert "name: Blumen Müller" in exported.output
+    again = runner.invoke(
+        args=["settings", "import", write(tmp_path, exported.output, "again.yaml")]
+    )
+    assert again.exit_code == 0
+    assert runner.invoke(args=["settings", "export"]).output == exported.output
+
+
+def test_an_invalid_file_names_the_line_and_changes_nothing(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    before = runner.invoke(args=["settings", "export"]).output
+    broken = SHOP.replace('  sat: ["10:00-14:00"]', '  sat: ["10:00-25:00"]')
+    result = runner.invoke(args=["settings", "import", write(tmp_path, broken, "broken.yaml")])
+    assert result.exit_code == 1
+    assert "line 11" in result.output
+    assert "25:00" in result.output
+    assert runner.invoke(args=["settings", "export"]).output == before
+
+
+def test_a_missing_file_is_a_clear_error(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["settings", "import", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "nope.yaml" in result.output
+
+
+def simulate(runner: FlaskCliRunner, *args: str) -> dict[str, object]:
+    result = runner.invoke(args=["simulate", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc: dict[str, object] = json.loads(result.stdout)
+    return doc
+
+
+def test_simulate_json_at_chosen_instants(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    closed = simulate(runner, "--text", "Hallo", "--name", "Anna", "--at", "2026-11-28T19:00")
+    assert closed == {
+        "rule": "away",
+        "text": "Hallo Anna, wir sind ab Montag, 09:00 wieder da.",
+        "is_open": False,
+        "next_open": "2026-11-30T09:00:00+01:00",
+    }
+    # The same instant given in UTC.
+    assert (
+        simulate(runner, "--text", "Hallo", "--name", "Anna", "--at", "2026-11-28T18:00:00Z")
+        == closed
+    )
+    opened = simulate(runner, "--text", "Guten Tag", "--at", "2026-12-01T10:30:00+01:00")
+    assert opened == {
+        "rule": "greeting",
+        "text": "Willkommen bei Blumen Müller!",
+        "is_open": True,
+        "next_open": None,
+    }
+    keyword = simulate(runner, "--text", "Öffnungszeiten?", "--at", "2026-12-01T10:30")
+    assert keyword["rule"] == "keyword"
+    stop = simulate(runner, "--text", "STOP", "--at", "2026-12-01T10:30")
+    assert stop["rule"] == "optout"
+
+
+def test_simulate_human_output_and_stores_nothing(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    result = runner.invoke(
+        args=["simulate", "--text", "Hallo", "--from", "4915112345678", "--at", "2026-11-28T19:00"]
+    )
+    assert result.exit_code == 0
+    assert "rule: away" in result.output
+    assert "wir sind ab Montag, 09:00 wieder da." in result.output
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+        assert session.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_simulate_uses_the_demo_business_on_an_empty_database(runner: FlaskCliRunner) -> None:
+    doc = simulate(runner, "--text", "Hallo", "--at", "2026-11-29T12:00")
+    assert doc["is_open"] is False
+    assert doc["rule"] == "away"
+
+
+def test_simulate_refuses_a_bad_instant(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["simulate", "--text", "Hallo", "--at", "next tuesday"])
+    assert result.exit_code == 2
+    assert "--at" in result.output

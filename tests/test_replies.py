@@ -1,0 +1,330 @@
+"""Reply templates: the default texts in German and English, the Babel filters, the sandbox
+and the fallback when a template fails."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+from textwrap import dedent
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+import pytest
+
+from bot.replies import Business, Contact, Message, build_context, compile_check, render
+from bot.settings import BusinessSettings, parse_settings
+
+BERLIN = ZoneInfo("Europe/Berlin")
+UTC = ZoneInfo("UTC")
+
+SHOP = parse_settings(
+    dedent(
+        """\
+        business: {name: Blumen Müller, timezone: Europe/Berlin, locale: de_DE}
+        hours:
+          mon: ["09:00-18:00"]
+          tue: ["09:00-12:30", "14:00-18:00"]
+          fri: ["09:00-18:00", "22:00-02:00"]
+          sat: ["10:00-14:00"]
+        """
+    )
+)
+EN_SHOP = replace(SHOP, locale="en_US")
+
+SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0, tzinfo=BERLIN)  # closed until Monday 09:00
+MONDAY_MORNING = datetime(2026, 11, 30, 10, 0, tzinfo=BERLIN)  # open until 18:00
+FRIDAY_NIGHT = datetime(2026, 11, 27, 23, 0, tzinfo=BERLIN)  # open until Saturday 02:00
+
+
+def ctx(
+    settings: BusinessSettings = SHOP,
+    now: datetime = SATURDAY_EVENING,
+    name: str | None = "Anna",
+) -> dict[str, Any]:
+    return build_context(
+        settings, now=now, contact_name=name, wa_id="4915112345678", message_text="Hi"
+    )
+
+
+def test_context_holds_the_contract_variables() -> None:
+    c = build_context(
+        SHOP, now=SATURDAY_EVENING.astimezone(UTC), contact_name=None, wa_id=None, message_text=None
+    )
+    assert c["contact"] == Contact(name="", wa_id="")
+    assert c["message"] == Message(text="")
+    assert c["business"] == Business(name="Blumen Müller", locale="de_DE", timezone="Europe/Berlin")
+    assert c["now"] == SATURDAY_EVENING
+    assert c["now"].tzinfo == BERLIN
+    assert c["is_open"] is False
+    assert c["next_open"] == datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN)
+    assert c["next_close"] is None
+    assert c["hours"] == [
+        "Montag: 09:00–18:00",
+        "Dienstag: 09:00–12:30, 14:00–18:00",
+        "Mittwoch: geschlossen",
+        "Donnerstag: geschlossen",
+        "Freitag: 09:00–18:00, 22:00–02:00",
+        "Samstag: 10:00–14:00",
+        "Sonntag: geschlossen",
+    ]
+    assert (c["stop_word"], c["start_word"]) == ("STOP", "START")
+
+    open_now = ctx(now=MONDAY_MORNING)
+    assert open_now["is_open"] is True
+    assert open_now["next_open"] is None
+    assert open_now["next_close"] == datetime(2026, 11, 30, 18, 0, tzinfo=BERLIN)
+
+
+DEFAULTS = [
+    (
+        SHOP,
+        "away",
+        SATURDAY_EVENING,
+        "Hallo Anna, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
+        "Ab Montag, 30. November, 09:00 Uhr sind wir wieder für Sie da und melden uns dann.",
+    ),
+    (
+        EN_SHOP,
+        "away",
+        SATURDAY_EVENING,
+        "Hi Anna, thanks for your message! Blumen Müller is closed right now.\n"
+        "We are back on Monday, November 30 at 9:00 AM and will get back to you then.",
+    ),
+    (
+        SHOP,
+        "greeting",
+        MONDAY_MORNING,
+        "Hallo Anna, schön, dass Sie sich bei Blumen Müller melden! Wie können wir Ihnen helfen?",
+    ),
+    (
+        EN_SHOP,
+        "greeting",
+        MONDAY_MORNING,
+        "Hi Anna, thanks for getting in touch with Blumen Müller! How can we help you?",
+    ),
+    (
+        SHOP,
+        "hours",
+        SATURDAY_EVENING,
+        "Unsere Öffnungszeiten:\nMontag: 09:00–18:00\nDienstag: 09:00–12:30, 14:00–18:00\n"
+        "Mittwoch: geschlossen\nDonnerstag: geschlossen\nFreitag: 09:00–18:00, 22:00–02:00\n"
+        "Samstag: 10:00–14:00\nSonntag: geschlossen\n"
+        "Gerade haben wir geschlossen. Wieder geöffnet ab Montag, 30. November, 09:00 Uhr.",
+    ),
+    (
+        SHOP,
+        "hours",
+        MONDAY_MORNING,
+        "Unsere Öffnungszeiten:\nMontag: 09:00–18:00\nDienstag: 09:00–12:30, 14:00–18:00\n"
+        "Mittwoch: geschlossen\nDonnerstag: geschlossen\nFreitag: 09:00–18:00, 22:00–02:00\n"
+        "Samstag: 10:00–14:00\nSonntag: geschlossen\nGerade haben wir geöffnet, bis 18:00 Uhr.",
+    ),
+    (
+        EN_SHOP,
+        "hours",
+        FRIDAY_NIGHT,
+        "Our opening hours:\nMonday: 09:00–18:00\nTuesday: 09:00–12:30, 14:00–18:00\n"
+        "Wednesday: closed\nThursday: closed\nFriday: 09:00–18:00, 22:00–02:00\n"
+        "Saturday: 10:00–14:00\nSunday: closed\nWe are open now, until Saturday, 2:00 AM.",
+    ),
+    (
+        SHOP,
+        "optout",
+        MONDAY_MORNING,
+        "Alles klar, Sie sind abgemeldet: Blumen Müller schickt Ihnen keine Angebote und "
+        "Neuigkeiten mehr. Wenn Sie es sich anders überlegen, schreiben Sie einfach „START“.",
+    ),
+    (
+        EN_SHOP,
+        "optout",
+        MONDAY_MORNING,
+        "Done, you are unsubscribed: Blumen Müller will not send you offers and news any more. "
+        'If you change your mind, just send "START".',
+    ),
+    (
+        SHOP,
+        "optin",
+        MONDAY_MORNING,
+        "Schön, dass Sie dabei sind! Ab jetzt schickt Ihnen Blumen Müller Angebote und "
+        "Neuigkeiten per WhatsApp. Abmelden können Sie sich jederzeit mit „STOP“.",
+    ),
+    (
+        EN_SHOP,
+        "optin",
+        MONDAY_MORNING,
+        "Great to have you! From now on Blumen Müller will send you offers and news on WhatsApp. "
+        'You can unsubscribe at any time by sending "STOP".',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "name", "now", "expected"),
+    [pytest.param(*d, id=f"{d[0].locale}-{d[1]}-{d[2]:%a}") for d in DEFAULTS],
+)
+def test_default_templates(
+    settings: BusinessSettings, name: str, now: datetime, expected: str
+) -> None:
+    assert render(settings, name, ctx(settings, now)) == expected
+
+
+def test_away_without_a_name_or_a_next_opening() -> None:
+    never_open = replace(SHOP, hours=replace(SHOP.hours, weekly=((),) * 7))
+    assert render(never_open, "away", ctx(never_open, name=None)) == (
+        "Hallo, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
+        "Wir melden uns so bald wie möglich bei Ihnen."
+    )
+
+
+def test_optout_without_start_words_does_not_promise_one() -> None:
+    no_start = replace(SHOP, optout_start=())
+    assert render(no_start, "optout", ctx(no_start)) == (
+        "Alles klar, Sie sind abgemeldet: Blumen Müller schickt Ihnen keine Angebote und "
+        "Neuigkeiten mehr."
+    )
+
+
+def test_other_locales_get_english_texts_with_their_own_dates() -> None:
+    french = replace(SHOP, locale="fr_FR")
+    assert render(french, "away", ctx(french)) == (
+        "Hi Anna, thanks for your message! Blumen Müller is closed right now.\n"
+        "We are back on lundi, novembre 30 at 9:00 AM and will get back to you then."
+    )
+
+
+def custom(source: str, settings: BusinessSettings = SHOP) -> BusinessSettings:
+    return replace(settings, templates={"away": source})
+
+
+FILTERS = [
+    (SHOP, "{{ next_open | format_datetime }}", "30.11.2026, 09:00:00"),
+    (EN_SHOP, "{{ next_open | format_datetime }}", "Nov 30, 2026, 9:00:00\u202fAM"),
+    (SHOP, "{{ next_open | format_datetime('EEEE, HH:mm') }}", "Montag, 09:00"),
+    (EN_SHOP, "{{ next_open | format_datetime('EEEE, HH:mm') }}", "Monday, 09:00"),
+    (SHOP, "{{ now | format_date }}", "28.11.2026"),
+    (EN_SHOP, "{{ now | format_date('full') }}", "Saturday, November 28, 2026"),
+    (SHOP, "{{ now | format_time }}", "19:00:00"),
+    (SHOP, "{{ now | format_time('short') }}", "19:00"),
+    (SHOP, "[{{ next_close | format_datetime }}{{ next_close | format_date }}]", "[]"),
+    (SHOP, "[{{ next_close | format_time }}{{ nothing | format_time }}]", "[]"),
+    (SHOP, "[{{ next_close }}]", "[]"),
+    (SHOP, "{% if not is_open %}zu{% endif %}, {{ hours | length }} Tage", "zu, 7 Tage"),
+    (SHOP, "{{ contact.name }} {{ contact.wa_id }}: {{ message.text }}", "Anna 4915112345678: Hi"),
+]
+
+
+@pytest.mark.parametrize(("settings", "source", "expected"), FILTERS)
+def test_filters_and_variables(settings: BusinessSettings, source: str, expected: str) -> None:
+    s = custom(source, settings)
+    assert render(s, "away", ctx(s)) == expected
+
+
+def test_dates_are_shown_in_the_business_time_zone() -> None:
+    # 23:30 UTC on Saturday is already Sunday 00:30 in Berlin.
+    s = custom("{{ now | format_date }} {{ now | format_time('HH:mm') }}")
+    now = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert render(s, "away", ctx(s, now)) == "29.11.2026 00:30"
+
+
+def test_settings_templates_override_the_defaults_and_add_new_ones() -> None:
+    s = replace(
+        SHOP, templates={"away": "Zu bis {{ next_open | format_time('H') }} Uhr.", "x": "X"}
+    )
+    assert render(s, "away", ctx(s)) == "Zu bis 9 Uhr."
+    assert render(s, "x", ctx(s)) == "X"
+    assert render(s, "greeting", ctx(s)).startswith("Hallo Anna, schön")
+
+
+SANDBOX_ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ contact.__class__.__init__.__globals__ }}",
+    "{{ cycler.__init__.__globals__.os }}",
+    "{{ joiner.__init__.__globals__.os.environ }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ self }}",
+    "{{ config }}",
+    "{{ request }}",
+    "{{ config.items() }}",
+    "{{ namespace }}{{ dict }}{{ range }}",
+    "{{ now.astimezone }}",
+    "{{ now.tzinfo }}",
+    "{{ contact }}",
+    "{% for x in hours %}{{ loop }}{% endfor %}",
+    "{{ hours.append('x') }}{{ hours }}",
+    "{{ 'a' * 100000000 }}",
+    "{{ 10 ** (10 ** 10) }}",
+    "{{ ((10 ** 100) ** 100) ** 100 }}",
+    "{{ range(10 ** 9) | list }}",
+    "{{ ().__class__.__base__.__subclasses__() }}",
+    "{{ message.text.__class__.__mro__ }}",
+    "{{ '{0.__class__}'.format(contact) }}",
+]
+FORBIDDEN = ["class", "subclasses", "module", "globals", "builtins", "os.", "environ", "<", "0x"]
+
+
+@pytest.mark.parametrize("source", SANDBOX_ESCAPES)
+def test_sandbox_exposes_nothing_of_the_server(
+    source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = custom("Hallo {{ contact.name }}. " + source)
+    with caplog.at_level(logging.WARNING):
+        out = render(s, "away", ctx(s))
+    for word in FORBIDDEN:
+        assert word not in out
+    # Either the default text replaced the failing template, or the escape printed nothing.
+    assert out in (render(SHOP, "away", ctx(SHOP)), "Hallo Anna.")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 1/0 }}",
+        "{{ contact.name.foo() }}",
+        "{{ missing.attribute }}",
+        "{{ now | format_datetime('xxx', 'too', 'many') }}",
+        "{{ 'text' | format_date }}",
+        "   ",
+        "{{ next_close }}",  # renders nothing while closed: an empty message cannot be sent
+    ],
+)
+def test_a_failing_template_falls_back_to_the_default(
+    source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = custom(source)
+    with caplog.at_level(logging.WARNING, logger="bot.replies"):
+        out = render(s, "away", ctx(s))
+    assert out == render(SHOP, "away", ctx(SHOP))
+    assert "reply template 'away' (custom) failed" in caplog.text
+
+
+def test_without_a_default_a_failing_template_gives_a_fixed_text() -> None:
+    s = replace(SHOP, templates={"notdienst": "{{ 1/0 }}"})
+    assert render(s, "notdienst", ctx(s)) == (
+        "Danke für Ihre Nachricht! Wir melden uns so bald wie möglich."
+    )
+    assert render(EN_SHOP, "no-such-template", ctx(EN_SHOP)) == (
+        "Thanks for your message! We will get back to you as soon as we can."
+    )
+    assert render(SHOP, "../../etc/passwd", ctx(SHOP)) == (
+        "Danke für Ihre Nachricht! Wir melden uns so bald wie möglich."
+    )
+
+
+def test_a_template_that_does_not_compile_at_render_time_falls_back() -> None:
+    s = custom("{% if %}")
+    assert render(s, "away", ctx(s)) == render(SHOP, "away", ctx(SHOP))
+
+
+@pytest.mark.parametrize("source", ["{{ x }", "{% if x %}", "{{ x | no_such_filter }}"])
+def test_compile_check_raises_syntax_errors(source: str) -> None:
+    with pytest.raises(jinja2.TemplateSyntaxError):
+        compile_check(source)
+
+
+def test_compile_check_accepts_valid_templates() -> None:
+    compile_check(
+        "Hallo {{ contact.name }}{% if next_open %}, ab {{ next_open | format_time }}{% endif %}"
+    )
