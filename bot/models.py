@@ -163,3 +163,18 @@ class SendQuota(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_slot: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    """Someone who may use the admin pages: the owner or staff."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+    # Repeated failed logins are slowed down: each failure pushes the next try further out.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
