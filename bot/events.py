@@ -265,9 +265,11 @@ class Message:
     """A message a customer sent to the business.
 
     The sender is `from_wa_id` (phone number) and/or `from_user_id` (business-scoped user id,
-    BSUID); at least one is set. `text` is the human-readable text for rules and display (see
-    `_text_of`); the typed sub-object matching `type` holds the rest. `raw` is the message's
-    own JSON object, the same dict that was parsed.
+    BSUID); at least one is set. `text` is the human-readable text for rules and display: the
+    body of a text, the caption of media, the title of the chosen button or list row, the text
+    of a template button, the emoji of a reaction, the text of an order; None otherwise. The
+    typed sub-object matching `type` holds the rest. `raw` is the message's own JSON object
+    (the dict that was parsed, not a copy).
     """
 
     id: str

@@ -1,7 +1,7 @@
 """A checked accessor for untrusted JSON: each read names its path; a wrong shape is a PayloadError.
 
-doc = Wild(json.loads(body))
-doc["entry"].as_list()[0]["id"].as_str()   # PayloadError("entry[0].id: expected a string")
+Example: ``Wild(doc)["entry"].as_list()[0]["id"].as_str()`` returns the string, or raises
+``PayloadError("entry[0].id: expected a string")``.
 """
 
 from __future__ import annotations

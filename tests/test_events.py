@@ -47,7 +47,7 @@ def meta(name: str) -> Any:
 
 
 def pywa(name: str) -> dict[str, Any]:
-    return json.loads((PYWA / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((PYWA / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def one_message(doc: object) -> Message:
@@ -790,7 +790,7 @@ def test_other_fields_never_fail_whatever_their_value(value: object) -> None:
 
 
 def _msg(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["entry"][0]["changes"][0]["value"]["messages"][0]  # type: ignore[no-any-return]
+    return doc["entry"][0]["changes"][0]["value"]["messages"][0]
 
 
 def _set(path: Callable[[Any], dict[str, Any]], key: str, value: object) -> Callable[[Any], None]:
@@ -808,7 +808,7 @@ def _delete(path: Callable[[Any], dict[str, Any]], key: str) -> Callable[[Any], 
 
 
 def _value(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["entry"][0]["changes"][0]["value"]  # type: ignore[no-any-return]
+    return doc["entry"][0]["changes"][0]["value"]
 
 
 WRONG_SHAPES: list[tuple[str, Callable[[Any], None], str]] = [
@@ -959,7 +959,11 @@ def _documents() -> list[object]:
 DOCUMENTS = _documents()
 
 
-def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+def _step(node: Any, key: Any) -> Any:
+    return node[key]
+
+
+def _paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path to a value inside a JSON document, as a tuple of keys and indexes."""
     found = [prefix]
     if isinstance(node, dict):
@@ -981,12 +985,12 @@ def test_mutated_real_notifications_raise_only_payload_error(data: st.DataObject
             doc = data.draw(json_values, label="replacement")
             continue
         *parents, last = path
-        parent: Any = functools.reduce(lambda node, key: node[key], parents, doc)
+        parent: Any = functools.reduce(_step, parents, doc)
         action = data.draw(st.sampled_from(["replace", "delete", "duplicate"]), label="action")
         if action == "delete":
             del parent[last]
         elif action == "duplicate" and isinstance(parent, list):
-            parent.append(copy.deepcopy(parent[last]))  # type: ignore[index]
+            parent.append(copy.deepcopy(parent[last]))
         else:
             parent[last] = data.draw(json_values, label="replacement")
     _only_payload_errors(doc)
@@ -997,20 +1001,20 @@ ODD_VALUES: list[object] = [
 ]  # fmt: skip
 
 
-def _replaced(doc: object, path: tuple[object, ...], value: object) -> object:
+def _replaced(doc: object, path: tuple[Any, ...], value: object) -> object:
     if not path:
         return value
     copied = copy.deepcopy(doc)
     *parents, last = path
-    parent: Any = functools.reduce(lambda node, key: node[key], parents, copied)
+    parent: Any = functools.reduce(_step, parents, copied)
     parent[last] = value
     return copied
 
 
-def _without(doc: object, path: tuple[object, ...]) -> object:
+def _without(doc: object, path: tuple[Any, ...]) -> object:
     copied = copy.deepcopy(doc)
     *parents, last = path
-    parent: Any = functools.reduce(lambda node, key: node[key], parents, copied)
+    parent: Any = functools.reduce(_step, parents, copied)
     del parent[last]
     return copied
 
@@ -1120,4 +1124,4 @@ def test_random_notifications_raise_only_payload_error(doc: object) -> None:
 
 
 def test_event_alias_lists_the_four_kinds() -> None:
-    assert set(Event.__args__) == {Message, Status, UserPreference, Unhandled}  # type: ignore[attr-defined]
+    assert set(Event.__args__) == {Message, Status, UserPreference, Unhandled}
