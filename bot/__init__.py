@@ -24,12 +24,15 @@ def create_app(
 ) -> Flask:
     """Build the app from `environ` (default: the process environment and `.env`)."""
     logs.configure()
+    environ = read_environ() if environ is None else environ
+    # INSTANCE_PATH: where the embedded default keeps its database and secret key.
+    instance_path = instance_path or environ.get("INSTANCE_PATH") or None
     app = Flask(
         __name__,
-        instance_path=str(instance_path) if instance_path else None,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
         template_folder=str(ROOT / "templates"),
     )
-    config = load(read_environ() if environ is None else environ, Path(app.instance_path))
+    config = load(environ, Path(app.instance_path))
     app.config.update(
         TRESEN=config,
         # The one place the web layer reads the time; tests put a fixed instant here.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from bot.db import make_engine, upgrade
 from bot.models import Message
 from bot.signature import sign
 from tests.conftest import APP_SECRET
-from tests.processes import ROOT, gunicorn
+from tests.processes import ROOT, Process, free_port, gunicorn, wait_healthy
 from tests.test_webhook import notification
 
 pytestmark = pytest.mark.slow
@@ -74,3 +75,85 @@ def test_release_command_migrates_an_empty_database(database_url: str, tmp_path:
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Message)).scalar() == 0
     engine.dispose()
+
+
+def test_the_embedded_default_runs_from_nothing(tmp_path: Path) -> None:
+    """`python app.py` with nothing set: SQLite, console mode, demo business, reply logged."""
+    port = free_port()
+    env = {"INSTANCE_PATH": str(tmp_path / "instance"), "PORT": str(port)}
+    with Process([sys.executable, "app.py"], env, tmp_path / "app.log") as app:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, app)
+        doc = notification(
+            {"type": "text", "text": {"body": "Hallo, habt ihr offen?"}}, name="Anna"
+        )
+        answer = requests.post(f"{url}/webhooks/whatsapp", json=doc, timeout=10)
+        assert answer.status_code == 200
+        deadline = time.monotonic() + 15
+        while "console mode: would send" not in app.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        output = app.output()
+    assert "WHATSAPP_APP_SECRET is not set" in output
+    assert "seeded the demo business" in output
+    assert "stored text message" in output
+    assert "console mode: would send text to 4915112345678" in output
+    engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'tresen.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(select(Message.direction, Message.status).order_by(Message.id)).all()
+    engine.dispose()
+    assert rows == [("in", "received"), ("out", "sent")]
+
+
+def test_procfile_processes_answer_a_customer_through_the_graph_api(
+    database_url: str, tmp_path: Path
+) -> None:
+    """release, web and worker as the Procfile runs them; the reply reaches the (fake) Graph API."""
+    from tests.fakegraph import FakeGraph
+    from tests.test_autoreply import SHOP
+
+    token = "EAAG-live-token"
+    with FakeGraph(token=token) as graph:
+        env = {
+            "DATABASE_URL": database_url,
+            "WHATSAPP_TOKEN": token,
+            "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+            "WHATSAPP_APP_SECRET": APP_SECRET,
+            "WHATSAPP_VERIFY_TOKEN": "verify-me",
+            "SECRET_KEY": "k" * 32,
+            "GRAPH_API_URL": graph.url,
+            "GRAPH_API_VERSION": "v24.0",
+        }
+        path_env = {**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+        settings_file = tmp_path / "shop.yaml"
+        settings_file.write_text(SHOP, encoding="utf-8")
+        for command in (["db", "upgrade"], ["settings", "import", str(settings_file)]):
+            done = subprocess.run(
+                ["flask", "--app", "app", *command],
+                cwd=ROOT,
+                env=path_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+        web, url = gunicorn(env, tmp_path / "web.log")
+        worker = Process(["flask", "--app", "app", "worker"], env, tmp_path / "worker.log")
+        with web, worker:
+            doc = notification({"type": "text", "text": {"body": "Wann habt ihr Öffnungszeiten?"}})
+            body = json.dumps(doc).encode()
+            headers = {
+                "X-Hub-Signature-256": sign(body, APP_SECRET),
+                "Content-Type": "application/json",
+            }
+            assert (
+                requests.post(
+                    f"{url}/webhooks/whatsapp", data=body, headers=headers, timeout=10
+                ).status_code
+                == 200
+            )
+            assert graph.wait_for(1, timeout=20), worker.output()
+        [received] = graph.requests
+    assert received.path == "/v24.0/106540352242922/messages"
+    assert received.headers["Authorization"] == f"Bearer {token}"
+    assert received.json["to"] == "4915112345678"
+    assert received.json["text"]["body"].startswith("Unsere Öffnungszeiten")

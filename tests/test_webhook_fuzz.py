@@ -1,0 +1,85 @@
+"""Whatever arrives signed at the webhook, the answer is never a 5xx."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SHARED_FIXTURES, load_json, post_notification
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=25,
+)
+
+REAL = [
+    body
+    for path in sorted((SHARED_FIXTURES / "pywa-updates").glob("*.json"))
+    for body in load_json(path).values()
+]
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+@st.composite
+def mutated_notifications(draw: st.DrawFn) -> Any:
+    doc = copy.deepcopy(draw(st.sampled_from(REAL)))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_paths(doc)))
+        if not path:
+            return draw(json_values)
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = draw(json_values)
+    return doc
+
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@FUZZ
+@given(doc=json_values)
+def test_random_json_never_5xx(app: Flask, doc: Any) -> None:
+    response = post_notification(app.test_client(), json.dumps(doc).encode())
+    assert response.status_code in (200, 400)
+
+
+@FUZZ
+@given(doc=mutated_notifications())
+def test_mutated_real_notifications_never_5xx(app: Flask, doc: Any) -> None:
+    response = post_notification(app.test_client(), json.dumps(doc).encode())
+    assert response.status_code in (200, 400)
+
+
+@FUZZ
+@given(body=st.binary(max_size=200))
+def test_random_bytes_never_5xx(app: Flask, body: bytes) -> None:
+    response = post_notification(app.test_client(), body)
+    assert response.status_code in (200, 400)
