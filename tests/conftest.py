@@ -20,7 +20,8 @@ from bot.db import get_db
 from bot.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+# pywa's real notification corpus (MIT), kept in the repository: see fixtures/meta/README.md.
+PYWA_UPDATES = Path(__file__).resolve().parent / "fixtures" / "meta" / "pywa"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 APP_SECRET = "test-app-secret"
 

@@ -18,9 +18,9 @@ from bot import create_app
 from bot.db import get_db
 from bot.models import Contact, Message
 from bot.signature import sign
-from tests.conftest import APP_SECRET, SHARED_FIXTURES, load_json, make_env, post_notification
+from tests.conftest import APP_SECRET, PYWA_UPDATES, load_json, make_env, post_notification
 
-UPDATES = SHARED_FIXTURES / "pywa-updates"
+UPDATES = PYWA_UPDATES
 
 
 def notification(

@@ -10,7 +10,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHARED_FIXTURES, load_json, post_notification
+from tests.conftest import PYWA_UPDATES, load_json, post_notification
 
 json_values = st.recursive(
     st.none()
@@ -24,11 +24,7 @@ json_values = st.recursive(
     max_leaves=25,
 )
 
-REAL = [
-    body
-    for path in sorted((SHARED_FIXTURES / "pywa-updates").glob("*.json"))
-    for body in load_json(path).values()
-]
+REAL = [body for path in sorted(PYWA_UPDATES.glob("*.json")) for body in load_json(path).values()]
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
