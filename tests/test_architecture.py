@@ -1,0 +1,41 @@
+"""The domain stays pure: no web framework, database or HTTP client inside it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+BOT = Path(__file__).resolve().parent.parent / "bot"
+PURE = {
+    "bot.hours",
+    "bot.settings",
+    "bot.rules",
+    "bot.replies",
+    "bot.events",
+    "bot.wild",
+    "bot.signature",
+    "bot.outbound.errors",
+    "bot.outbound.backoff",
+}
+FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
+
+
+def imports_of(module: str) -> set[str]:
+    path = BOT.parent / (module.replace(".", "/") + ".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(PURE))
+def test_domain_module_is_pure(module: str) -> None:
+    imported = imports_of(module)
+    assert not {name.split(".")[0] for name in imported} & FORBIDDEN
+    # Within the package, a pure module leans only on other pure modules.
+    assert {name for name in imported if name.startswith("bot.")} <= PURE
