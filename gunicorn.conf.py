@@ -16,5 +16,8 @@ keepalive = 5
 
 def post_worker_init(worker):
     from bot import warn_console_mode
+    from bot.db import get_db
 
     warn_console_mode(worker.wsgi)
+    # One connection per request thread and one spare (the health check), a little burst room.
+    get_db(worker.wsgi).resize(worker.cfg.threads + 1, max_overflow=2)

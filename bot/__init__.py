@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from bot import cli, db, health, logs, webhook
+from bot import admin, cli, db, health, logs, webhook
 from bot.config import Config, load, read_environ
 from bot.models import utcnow
 
@@ -45,6 +45,7 @@ def create_app(
     db.init_app(app, db.Database(config.database_url))
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
+    admin.init_app(app)
     cli.init_app(app)
     return app
 

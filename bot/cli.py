@@ -16,12 +16,13 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import logs
+from bot import cli_broadcasts, cli_outbox, logs
 from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
 from bot.rules import NO_HISTORY, History, simulate
 from bot.settings import BusinessSettings, SettingsError, dump_settings
+from bot.users import users_cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -172,3 +173,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(settings_cli)
     app.cli.add_command(simulate_command)
+    app.cli.add_command(users_cli)
+    cli_broadcasts.init_app(app)
+    cli_outbox.init_app(app)

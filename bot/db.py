@@ -19,6 +19,8 @@ log = logging.getLogger("tresen.db")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Several processes write to one SQLite file: wait for the lock rather than fail at once.
 SQLITE_BUSY_MS = 30_000
+# A database that does not answer must fail a request well inside gunicorn's 30 s timeout.
+PG_CONNECT_TIMEOUT = 5
 
 
 class Database:
@@ -48,6 +50,15 @@ class Database:
             return False
         return True
 
+    def resize(self, pool_size: int, *, max_overflow: int | None = None) -> None:
+        """Size the pool for this process before it serves (gunicorn: a connection per thread
+        and one spare), so that processes times pool stays within the server's connections."""
+        if self.dialect == "sqlite":
+            return
+        self.engine.dispose()
+        self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
     def upgrade(self) -> None:
         upgrade(self.engine)
 
@@ -55,7 +66,7 @@ class Database:
         self.engine.dispose()
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
@@ -64,8 +75,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        # A connection the server dropped (restart, pg_terminate_backend) is found out on
+        # checkout and replaced; one that drops mid-transaction fails that transaction with a
+        # DBAPIError (the webhook answers 503) and is discarded.
         pool_pre_ping=True,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
         pool_recycle=1800,
     )
 

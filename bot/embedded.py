@@ -10,6 +10,8 @@ from werkzeug.serving import make_server
 from bot import warn_console_mode
 from bot.business import seed_demo
 from bot.db import get_db
+from bot.models import utcnow
+from bot.users import first_user
 from bot.worker import start_in_background
 
 log = logging.getLogger("tresen")
@@ -25,10 +27,17 @@ def run(app: Flask) -> None:
             log.info(
                 "seeded the demo business; import your own with `flask --app app settings import`"
             )
+        password = first_user(session, now=utcnow()) if config.console_mode else None
     host = "127.0.0.1" if config.console_mode else "0.0.0.0"  # noqa: S104 (live mode serves Meta)
     dispatcher, stop = start_in_background(app)
     server = make_server(host, config.port, app, threaded=True)
     log.info("Tresen listening on http://%s:%d (webhook: /webhooks/whatsapp)", host, config.port)
+    if password is not None:
+        print(  # shown once, to the person who started it
+            f"one-time login: http://127.0.0.1:{config.port}/admin/login"
+            f" user admin password {password}",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

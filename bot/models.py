@@ -19,10 +19,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
     TypeDecorator,
+    Unicode,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -146,6 +148,8 @@ class Message(Base):
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
+    # The broadcast run that wrote it; unique with the contact, so a run reaches each once.
+    broadcast_run_id: Mapped[int | None] = mapped_column(Integer)
 
     contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
 
@@ -153,6 +157,7 @@ class Message(Base):
         Index("ix_messages_contact_time", "contact_id", "timestamp"),
         Index("ix_messages_outbox", "status", "priority", "id"),
         Index("ix_messages_contact_status", "contact_id", "status"),
+        Index("ux_messages_broadcast_recipient", "broadcast_run_id", "contact_id", unique=True),
     )
 
 
@@ -163,6 +168,17 @@ class SendQuota(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_slot: Mapped[float] = mapped_column(Float)
+
+
+class WorkerHeartbeat(Base):
+    """A worker process's sign of life, for /healthz and for taking over from a dead one."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class User(Base):
@@ -178,3 +194,95 @@ class User(Base):
     # Repeated failed logins are slowed down: each failure pushes the next try further out.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+
+
+class ConsentEvent(Base):
+    """One change of a contact's broadcast opt-in, kept for the record: when and how."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    opted_in: Mapped[bool] = mapped_column(Boolean)
+    # keyword | import | admin | whatsapp (Meta's user_preferences notification)
+    source: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_consent_events_contact", "contact_id", "at"),)
+
+
+class Broadcast(Base):
+    """A message to an audience: a Jinja text or an approved template, once or by cron."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "text" | "template"
+    text: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(String(512))
+    language: Mapped[str | None] = mapped_column(String(16))
+    params: Mapped[list[str] | None] = mapped_column(JSON)
+    audience: Mapped[str] = mapped_column(String(80))  # "all" | "label:NAME"
+    # A one-off broadcast starts at `at`; a recurring one at every `cron` time in `timezone`.
+    at: Mapped[datetime | None]
+    cron: Mapped[str | None] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+
+
+class BroadcastRun(Base):
+    """One occurrence of a broadcast: its recipients are written to the outbox when it starts."""
+
+    __tablename__ = "broadcast_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    # The occurrence; unique per broadcast, so an occurrence fired twice is one run.
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # writing | written | cancelled
+    # Recipients are written in contact id order; a restarted run goes on after this id.
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ux_broadcast_runs_occurrence", "broadcast_id", "due_at", unique=True),
+        Index("ix_broadcast_runs_status", "status"),
+    )
+
+
+class HeldStatus(Base):
+    """A status notification for a wamid not recorded yet (it can overtake the send's answer);
+    applied when the dispatcher records the wamid."""
+
+    __tablename__ = "held_statuses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wamid: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerLock(Base):
+    """On SQLite, which worker runs the scheduler: a lease its holder keeps renewing."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+
+
+# APScheduler's SQLAlchemy job store table, as the job store defines it, so that migrations
+# create it and the job store finds it in place.
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

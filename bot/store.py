@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot import events
 from bot.business import load_settings
+from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
 from bot.models import Contact, Message, utcnow
@@ -26,9 +27,6 @@ from bot.rules import History, Inbound, choose
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")
-
-# Statuses only move forward; "failed" is handled on its own.
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
 
 
 def store_events(
@@ -136,10 +134,8 @@ def auto_reply(
     decision = choose(inbound, history, settings, now)
     if decision is None:
         return None
-    if decision.opt_in is not None and contact.opted_in != decision.opt_in:
-        contact.opted_in = decision.opt_in
-        contact.opted_in_changed_at = now
-        contact.opted_in_source = "keyword"
+    if decision.opt_in is not None:
+        set_opt_in(session, contact, decision.opt_in, "keyword", now)
     context = build_context(
         settings,
         now=now,
@@ -149,10 +145,16 @@ def auto_reply(
     )
     text = render(settings, decision.template, context)
     recipient = contact.wa_id or contact.user_id or ""
+    try:
+        payload = text_payload(recipient, text)
+    except ValueError as exc:
+        # Meta would refuse it too (a sender id that is no number, a text over the limit).
+        log.warning("no %s reply to contact %s: %s", decision.rule, contact.id, exc)
+        return None
     reply = outbox.enqueue(
         session,
         contact,
-        text_payload(recipient, text),
+        payload,
         now=now,
         text=text,
         rule=decision.rule,
@@ -166,39 +168,33 @@ def auto_reply(
 
 def apply_status(session: Session, event: events.Status) -> None:
     """Move an outbound message along sent → delivered → read, or to failed; never back."""
-    message = session.scalars(
+    query = (
         select(Message)
         .where(Message.wamid == event.message_id, Message.direction == "out")
         .with_for_update(of=Message)
-    ).one_or_none()
+    )
+    message = session.scalars(query).one_or_none()
+    error = event.errors[0] if event.errors else None
+    code = error.code if error else None
+    reason = _reason(error) if error else None
+    if message is None and event.status.value in outbox.HELD_KINDS:
+        # Not recorded yet (the status overtook the send's answer) or not ours (sent from
+        # the phone app): held until the dispatcher records this wamid, pruned if it never does.
+        outbox.hold_status(
+            session,
+            event.message_id,
+            event.status.value,
+            event.timestamp,
+            error_code=code,
+            error_reason=reason,
+            now=utcnow(),
+        )
+        return
     if message is None:
-        return  # sent from the phone app or another tool: not ours to track
-    kind = event.status.value
-    at = event.timestamp
-    if kind == "failed":
-        if message.status in ("delivered", "read"):
-            return
-        error = event.errors[0] if event.errors else None
-        message.status = "failed"
-        message.failed_at = at
-        message.status_at = at
-        message.error_code = error.code if error else None
-        message.error_reason = _reason(error) if error else "failed (no reason given)"
         return
-    if kind not in STATUS_RANK:
-        return
-    # Statuses arrive out of order; each moment is the earliest evidence of it (a read
-    # implies delivered and sent).
-    message.sent_at = _earliest(message.sent_at, at)
-    if kind in ("delivered", "read", "played"):
-        message.delivered_at = _earliest(message.delivered_at, at)
-    if kind in ("read", "played"):
-        message.read_at = _earliest(message.read_at, at)
-    if message.status == "failed":
-        return
-    if STATUS_RANK[kind] > STATUS_RANK.get(message.status, -1):
-        message.status = "read" if kind == "played" else kind
-        message.status_at = at
+    outbox.advance(
+        message, event.status.value, event.timestamp, error_code=code, error_reason=reason
+    )
 
 
 def apply_preference(session: Session, event: events.UserPreference) -> None:
@@ -208,15 +204,7 @@ def apply_preference(session: Session, event: events.UserPreference) -> None:
     if not (event.wa_id or event.user_id):
         return
     contact = find_or_create_contact(session, event.wa_id, event.user_id)
-    opted_in = event.value == "resume"
-    if contact.opted_in != opted_in:
-        contact.opted_in = opted_in
-        contact.opted_in_changed_at = event.timestamp
-        contact.opted_in_source = "whatsapp"
-
-
-def _earliest(current: datetime | None, at: datetime) -> datetime:
-    return at if current is None or at < current else current
+    set_opt_in(session, contact, event.value == "resume", "whatsapp", event.timestamp)
 
 
 def _reason(error: events.ErrorInfo) -> str:

@@ -12,9 +12,11 @@ from flask import Flask
 
 from bot.config import Config
 from bot.db import Database, get_db
+from bot.heartbeat import start_thread as start_heartbeat
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.graph import ConsoleTransport, GraphClient, Transport
 from bot.outbound.ratelimit import SharedRate
+from bot.scheduler import start_thread as start_scheduler
 
 log = logging.getLogger("tresen.worker")
 
@@ -50,6 +52,7 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
 def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) -> None:
     """Run until SIGTERM or SIGINT, then finish what is in flight and exit."""
     get_db(app).upgrade()
+    get_db(app).dispose()  # the dispatcher, heartbeat and scheduler have engines of their own
     dispatcher = make_dispatcher(app, concurrency, lease)
     stop = threading.Event()
 
@@ -59,7 +62,16 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # Its own event: the row goes only once the dispatcher has drained what was in flight.
+    beating = threading.Event()
+    heartbeat = start_heartbeat(
+        dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, beating
+    )
+    scheduler = start_scheduler(Database(get_db(app).url, pool_size=3), stop)
     dispatcher.run(stop)
+    beating.set()
+    heartbeat.join(10)
+    scheduler.join(30)
 
 
 def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
@@ -68,4 +80,6 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
+    start_scheduler(Database(get_db(app).url, pool_size=3), stop)
+    start_heartbeat(dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, stop)
     return thread, stop

@@ -158,3 +158,13 @@ def test_without_settings_nothing_is_queued(app: Flask, client: FlaskClient) -> 
     at(app, SUNDAY_EVENING)
     say(client, "Hallo", SUNDAY_EVENING)
     assert replies(app) == []
+
+
+def test_a_sender_id_meta_would_refuse_gets_stored_without_a_reply(
+    shop: Flask, client: FlaskClient
+) -> None:
+    at(shop, SUNDAY_EVENING)
+    say(client, "Hallo", SUNDAY_EVENING, wa_id="not-a-number")
+    assert replies(shop) == []
+    with get_db(shop).session() as session:
+        assert session.scalars(select(Contact.wa_id)).all() == ["not-a-number"]

@@ -6,10 +6,13 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.business import seed_demo
+from bot.db import get_db
 from tests.conftest import PYWA_UPDATES, load_json, post_notification
 
 json_values = st.recursive(
@@ -53,6 +56,14 @@ def mutated_notifications(draw: st.DrawFn) -> Any:
         else:
             parent[path[-1]] = draw(json_values)
     return doc
+
+
+@pytest.fixture
+def app(app: Flask) -> Flask:
+    """With settings that answer everything, so every message goes through the reply rules."""
+    with get_db(app).session() as session:
+        seed_demo(session)
+    return app
 
 
 FUZZ = settings(

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from bot.models import Contact, Message
+from bot.models import Contact, HeldStatus, Message
 
 PENDING = ("queued", "sending")
+# Statuses only move forward; "failed" is handled on its own.
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
+# Statuses worth holding when they arrive before the wamid is recorded.
+HELD_KINDS = frozenset({"sent", "delivered", "read", "played", "failed"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,31 @@ def mark_sent(session: Session, message_id: int, wamid: str, *, now: datetime) -
         )
         .execution_options(synchronize_session=False)
     )
+    apply_held(session, [(message_id, wamid)])
+
+
+def mark_sent_many(session: Session, sent: list[tuple[int, str]], *, now: datetime) -> None:
+    """`mark_sent` for many (message id, wamid) pairs with one executemany UPDATE."""
+    if not sent:
+        return
+    session.execute(
+        update(Message),
+        [
+            {
+                "id": message_id,
+                "status": "sent",
+                "wamid": wamid,
+                "sent_at": now,
+                "status_at": now,
+                "claimed_by": None,
+                "claimed_until": None,
+                "error_code": None,
+                "error_reason": None,
+            }
+            for message_id, wamid in sent
+        ],
+    )
+    apply_held(session, sent)
 
 
 def mark_failed(
@@ -191,3 +220,110 @@ def oldest_unsent(session: Session) -> datetime | None:
         .order_by(Message.id)
         .limit(1)
     )
+
+
+def advance(
+    message: Message,
+    kind: str,
+    at: datetime,
+    *,
+    error_code: int | None = None,
+    error_reason: str | None = None,
+) -> None:
+    """Move an outbound message along sent → delivered → read, or to failed; never back."""
+    if kind == "failed":
+        if message.status in ("delivered", "read"):
+            return
+        message.status = "failed"
+        message.failed_at = at
+        message.status_at = at
+        message.error_code = error_code
+        message.error_reason = error_reason or "failed (no reason given)"
+        return
+    if kind not in STATUS_RANK:
+        return
+    # Statuses arrive out of order; each moment is the earliest evidence of it (a read
+    # implies delivered and sent).
+    message.sent_at = _earliest(message.sent_at, at)
+    if kind in ("delivered", "read", "played"):
+        message.delivered_at = _earliest(message.delivered_at, at)
+    if kind in ("read", "played"):
+        message.read_at = _earliest(message.read_at, at)
+    if message.status == "failed":
+        return
+    if STATUS_RANK[kind] > STATUS_RANK.get(message.status, -1):
+        message.status = "read" if kind == "played" else kind
+        message.status_at = at
+
+
+def hold_status(
+    session: Session,
+    wamid: str,
+    kind: str,
+    at: datetime,
+    *,
+    error_code: int | None,
+    error_reason: str | None,
+    now: datetime,
+) -> None:
+    """Keep a status whose message has no wamid yet: Meta's status notification can arrive
+    before the dispatcher has recorded Meta's answer to the send. `apply_held` applies it
+    when the wamid is recorded, `reconcile_held` if the two happened at the same moment."""
+    session.add(
+        HeldStatus(
+            wamid=wamid[:255],
+            status=kind[:16],
+            at=at,
+            error_code=error_code,
+            error_reason=error_reason,
+            received_at=now,
+        )
+    )
+
+
+def apply_held(session: Session, sent: list[tuple[int, str]]) -> None:
+    """Apply the statuses held for these just recorded (message id, wamid) pairs."""
+    if not sent:
+        return
+    ids = dict((wamid, message_id) for message_id, wamid in sent)
+    held = list(
+        session.scalars(select(HeldStatus).where(HeldStatus.wamid.in_(ids)).order_by(HeldStatus.id))
+    )
+    _apply(session, held, ids)
+
+
+def reconcile_held(session: Session, limit: int = 1000) -> int:
+    """Apply held statuses whose wamid has been recorded meanwhile: a status and the send's
+    answer recorded at the same moment by two transactions can miss each other."""
+    held = list(
+        session.scalars(
+            select(HeldStatus)
+            .where(exists().where(Message.wamid == HeldStatus.wamid))
+            .order_by(HeldStatus.id)
+            .limit(limit)
+        )
+    )
+    wamids = {h.wamid for h in held}
+    rows = session.execute(select(Message.wamid, Message.id).where(Message.wamid.in_(wamids)))
+    _apply(session, held, {w: i for w, i in rows if w is not None})
+    return len(held)
+
+
+def _apply(session: Session, held: list[HeldStatus], ids: dict[str, int]) -> None:
+    if not held:
+        return
+    for h in held:
+        message = session.get(Message, ids[h.wamid], populate_existing=True, with_for_update=True)
+        if message is not None:
+            advance(message, h.status, h.at, error_code=h.error_code, error_reason=h.error_reason)
+    session.execute(delete(HeldStatus).where(HeldStatus.id.in_([h.id for h in held])))
+
+
+def prune_held(session: Session, before: datetime) -> int:
+    """Forget held statuses no send ever claimed (messages sent from elsewhere)."""
+    result = session.execute(delete(HeldStatus).where(HeldStatus.received_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _earliest(current: datetime | None, at: datetime) -> datetime:
+    return at if current is None or at < current else current

@@ -1,4 +1,4 @@
-"""admin users
+"""admin users, worker heartbeats
 
 Revision ID: 0002
 Revises: 0001
@@ -29,5 +29,16 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "worker_heartbeats",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("worker_heartbeats")
     op.drop_table("users")

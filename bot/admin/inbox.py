@@ -1,0 +1,411 @@
+"""The inbox: conversations by last message, one conversation's history, replies by hand."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from bot.admin.blueprint import bp, now
+from bot.admin.display import (
+    MANUAL_RULE,
+    WINDOW,
+    Local,
+    message_view,
+    reacted_to,
+    snippet,
+    window_open,
+)
+from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
+from bot.business import load_settings
+from bot.db import get_db
+from bot.models import Contact, Label, Message
+from bot.outbound import outbox
+from bot.outbound.graph import body_parameters, template_payload, text_payload
+from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+from bot.sql import insert_ignore
+
+LIST_LIMIT = 200
+HISTORY_LIMIT = 500
+LABELS_MAX = 20
+LABEL_MAX = 64
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
+
+
+def local_of(session: Session) -> Local:
+    settings = load_settings(session)
+    if settings is None:
+        return Local(ZoneInfo(DEFAULT_TIMEZONE), DEFAULT_LOCALE)
+    return Local(ZoneInfo(settings.timezone), settings.locale)
+
+
+def _like(text: str) -> str:
+    return "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
+
+
+def conversations(
+    session: Session, *, query: str = "", label: str = "", at: datetime
+) -> list[dict[str, Any]]:
+    """Contacts with their last message, newest first, matching a search and a label."""
+    stmt = select(Contact).order_by(Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
+    query = query.strip()
+    if query:
+        matches = [Contact.name.ilike(_like(query), escape="\\")]
+        digits = re.sub(r"\D", "", query)
+        if digits:
+            matches.append(Contact.wa_id.like(_like(digits), escape="\\"))
+        matches.append(Contact.user_id.ilike(_like(query), escape="\\"))
+        stmt = stmt.where(or_(*matches))
+    if label:
+        stmt = stmt.where(Contact.labels.any(Label.name == label))
+    contacts = list(session.scalars(stmt.limit(LIST_LIMIT)))
+    last: dict[int, Message] = {}
+    if contacts:
+        newest = (
+            select(func.max(Message.id))
+            .where(Message.contact_id.in_([c.id for c in contacts]))
+            .group_by(Message.contact_id)
+        )
+        for message in session.scalars(select(Message).where(Message.id.in_(newest))):
+            last[message.contact_id] = message
+    local = local_of(session)
+    out = []
+    for contact in contacts:
+        latest = last.get(contact.id)
+        preview = ""
+        if latest is not None:
+            view = _view(latest, local, at)
+            preview = snippet(view["text"] or view["note"] or "")
+            if latest.direction == "out":
+                preview = f"You: {preview}" if latest.rule == MANUAL_RULE else f"Auto: {preview}"
+        out.append(
+            {
+                "id": contact.id,
+                "name": contact.name or contact.wa_id or contact.user_id or "?",
+                "number": contact.wa_id or contact.user_id or "",
+                "unread": contact.unread or 0,
+                "labels": sorted(lbl.name for lbl in contact.labels),
+                "preview": preview,
+                "time": local.time(contact.last_message_at, at) if contact.last_message_at else "",
+                "url": url_for("admin.conversation", contact_id=contact.id),
+            }
+        )
+    return out
+
+
+def _view(
+    message: Message, local: Local, at: datetime, quoted: str | None = None
+) -> dict[str, Any]:
+    return message_view(
+        id=message.id,
+        direction=message.direction,
+        kind=message.type,
+        text=message.text,
+        raw=message.raw,
+        payload=message.payload,
+        rule=message.rule,
+        timestamp=message.timestamp,
+        status=message.status,
+        error_reason=message.error_reason,
+        local=local,
+        now=at,
+        quoted=quoted,
+    )
+
+
+def history(
+    session: Session, contact: Contact, local: Local, at: datetime, *, after: int = 0
+) -> list[dict[str, Any]]:
+    """The conversation's messages, oldest first (the newest HISTORY_LIMIT of them)."""
+    stmt = (
+        select(Message)
+        .where(Message.contact_id == contact.id, Message.id > after)
+        .order_by(Message.timestamp.desc(), Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    messages = list(reversed(list(session.scalars(stmt))))
+    targets = {r for m in messages if m.type == "reaction" and (r := reacted_to(m.raw))}
+    texts: dict[str, str | None] = {}
+    if targets:
+        for wamid, text in session.execute(
+            select(Message.wamid, Message.text).where(Message.wamid.in_(targets))
+        ):
+            if wamid is not None:
+                texts[wamid] = text
+    out = []
+    for message in messages:
+        quoted = None
+        if message.type == "reaction":
+            target = reacted_to(message.raw)
+            if target is not None:
+                quoted = snippet(texts.get(target)) or "a message"
+        out.append(_view(message, local, at, quoted))
+    return out
+
+
+def _contact(session: Session, contact_id: int) -> Contact:
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def _all_labels(session: Session) -> list[str]:
+    return list(session.scalars(select(Label.name).order_by(Label.name)))
+
+
+def _recent_templates(session: Session) -> list[str]:
+    payloads = session.scalars(
+        select(Message.payload)
+        .where(Message.direction == "out", Message.type == "template")
+        .order_by(Message.id.desc())
+        .limit(200)
+    )
+    names: list[str] = []
+    for payload in payloads:
+        name = (payload or {}).get("template", {}).get("name")
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    return names
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("admin.inbox"))
+
+
+@bp.get("/inbox")
+def inbox() -> str:
+    query, label = request.args.get("q", ""), request.args.get("label", "")
+    with get_db().session() as session:
+        items = conversations(session, query=query, label=label, at=now())
+        labels = _all_labels(session)
+    return render_template(
+        "admin/inbox.html",
+        conversations=items,
+        labels=labels,
+        query=query,
+        label=label,
+        current=None,
+    )
+
+
+@bp.get("/inbox.json")
+def inbox_json() -> Response:
+    query, label = request.args.get("q", ""), request.args.get("label", "")
+    with get_db().session() as session:
+        items = conversations(session, query=query, label=label, at=now())
+    return jsonify(conversations=items)
+
+
+def _state(contact: Contact, at: datetime, local: Local) -> dict[str, Any]:
+    is_open = window_open(contact.last_inbound_at, at)
+    closes = ""
+    if contact.last_inbound_at is not None:
+        closes = local.time(contact.last_inbound_at + WINDOW, at)
+    return {"window_open": is_open, "window_closes": closes}
+
+
+@bp.get("/inbox/<int:contact_id>")
+def conversation(contact_id: int) -> str:
+    at = now()
+    query, label = request.args.get("q", ""), request.args.get("label", "")
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        contact.unread = 0  # opened: everything in it has been seen
+        local = local_of(session)
+        messages = history(session, contact, local, at)
+        settings = load_settings(session)
+        items = conversations(session, query=query, label=label, at=at)
+        labels = _all_labels(session)
+        state = _state(contact, at, local)
+        view = {
+            "id": contact.id,
+            "name": contact.name or contact.wa_id or contact.user_id or "?",
+            "number": contact.wa_id or contact.user_id or "",
+            "labels": ", ".join(sorted(lbl.name for lbl in contact.labels)),
+            "opted_in": contact.opted_in,
+            "opted_in_source": contact.opted_in_source,
+        }
+        templates = _recent_templates(session)
+    language = (settings.locale if settings else DEFAULT_LOCALE).split("_")[0]
+    template_form = TemplateForm(formdata=None, language=language)
+    return render_template(
+        "admin/conversation.html",
+        contact=view,
+        messages=messages,
+        conversations=items,
+        labels=labels,
+        query=query,
+        label=label,
+        current=contact_id,
+        reply_form=ReplyForm(formdata=None),
+        template_form=template_form,
+        labels_form=LabelsForm(formdata=None, labels=view["labels"]),
+        optin_form=OptInForm(formdata=None, opted_in=view["opted_in"]),
+        recent_templates=templates,
+        last_id=max((m["id"] for m in messages), default=0),
+        **state,
+    )
+
+
+@bp.get("/inbox/<int:contact_id>/messages.json")
+def conversation_json(contact_id: int) -> Response:
+    """New messages after `after`, and the delivery state of the latest outbound ones."""
+    at = now()
+    after = request.args.get("after", "0")
+    after_id = int(after) if after.isdigit() else 0
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        local = local_of(session)
+        messages = history(session, contact, local, at, after=after_id)
+        if any(m["direction"] == "in" for m in messages):
+            contact.unread = 0  # shown on an open page: seen
+        recent = session.scalars(
+            select(Message)
+            .where(Message.contact_id == contact.id, Message.direction == "out")
+            .order_by(Message.id.desc())
+            .limit(100)
+        )
+        statuses = {
+            str(m.id): {
+                "status": v["status"],
+                "tick": v["tick"],
+                "status_word": v["status_word"],
+                "error": v["error"],
+            }
+            for m in recent
+            for v in [_view(m, local, at)]
+        }
+        state = _state(contact, at, local)
+    return jsonify(messages=messages, statuses=statuses, **state)
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _answer(contact_id: int, error: str | None, message: dict[str, Any] | None = None) -> Any:
+    if _wants_json():
+        if error:
+            return jsonify(ok=False, error=error), 400
+        return jsonify(ok=True, message=message)
+    if error:
+        flash(error, "error")
+    return redirect(url_for("admin.conversation", contact_id=contact_id) + "#reply")
+
+
+def _form_error(form: ReplyForm | TemplateForm) -> str:
+    for field in form:
+        for error in field.errors:
+            return f"{field.label.text}: {error}"
+    return "The form is incomplete."
+
+
+def _queue(contact_id: int, build: Any, text: str | None) -> Any:
+    at = now()
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        recipient = contact.wa_id or contact.user_id or ""
+        try:
+            payload = build(recipient, contact, at)
+        except ValueError as exc:
+            session.rollback()
+            return _answer(contact_id, str(exc))
+        message = outbox.enqueue(session, contact, payload, now=at, text=text, rule=MANUAL_RULE)
+        view = _view(message, local_of(session), at)
+    return _answer(contact_id, None, view)
+
+
+@bp.post("/inbox/<int:contact_id>/reply")
+def reply(contact_id: int) -> Any:
+    form = ReplyForm()
+    if not form.validate():
+        return _answer(contact_id, _form_error(form))
+    text = (form.text.data or "").strip()
+    if not text:
+        return _answer(contact_id, "Write a message first.")
+
+    def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
+        if not window_open(contact.last_inbound_at, at):
+            raise ValueError(
+                "More than 24 hours since the customer last wrote: WhatsApp only allows "
+                "an approved template now."
+            )
+        return text_payload(recipient, text)
+
+    return _queue(contact_id, build, text)
+
+
+@bp.post("/inbox/<int:contact_id>/template")
+def reply_template(contact_id: int) -> Any:
+    form = TemplateForm()
+    if not form.validate():
+        return _answer(contact_id, _form_error(form))
+    params = [line.strip() for line in (form.params.data or "").splitlines() if line.strip()]
+    name, language = (form.name.data or "").strip(), (form.language.data or "").strip()
+
+    def build(recipient: str, _contact: Contact, _at: datetime) -> dict[str, Any]:
+        return template_payload(recipient, name, language, body_parameters(params))
+
+    return _queue(contact_id, build, None)
+
+
+def set_labels(session: Session, contact: Contact, names: list[str]) -> None:
+    """Give the contact exactly these labels, creating the ones that do not exist yet."""
+    for name in names:
+        session.execute(insert_ignore(session, Label, ["name"]).values(name=name))
+    found = list(session.scalars(select(Label).where(Label.name.in_(names)))) if names else []
+    contact.labels = sorted(found, key=lambda lbl: lbl.name)
+
+
+def parse_labels(text: str) -> list[str]:
+    """Comma-separated label names; raises ValueError for too many or too long ones."""
+    names: list[str] = []
+    for part in text.split(","):
+        name = " ".join(part.split())
+        if not name or name in names:
+            continue
+        if len(name) > LABEL_MAX:
+            raise ValueError(f"label '{name[:20]}…' is longer than {LABEL_MAX} characters")
+        names.append(name)
+    if len(names) > LABELS_MAX:
+        raise ValueError(f"at most {LABELS_MAX} labels per contact")
+    return names
+
+
+@bp.post("/inbox/<int:contact_id>/labels")
+def labels(contact_id: int) -> Response:
+    form = LabelsForm()
+    try:
+        if not form.validate():
+            raise ValueError("the labels are too long")
+        names = parse_labels(form.labels.data or "")
+    except ValueError as exc:
+        flash(f"Labels not changed: {exc}.", "error")
+        return redirect(url_for("admin.conversation", contact_id=contact_id))
+    with get_db().session() as session:
+        set_labels(session, _contact(session, contact_id), names)
+    flash("Labels saved.")
+    return redirect(url_for("admin.conversation", contact_id=contact_id))
+
+
+@bp.post("/inbox/<int:contact_id>/optin")
+def optin(contact_id: int) -> Response:
+    form = OptInForm()
+    form.validate()
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        wanted = bool(form.opted_in.data)
+        if contact.opted_in != wanted:
+            contact.opted_in = wanted
+            contact.opted_in_changed_at = now()
+            contact.opted_in_source = "admin"
+    flash("Gets broadcasts now." if wanted else "Gets no broadcasts now.")
+    return redirect(url_for("admin.conversation", contact_id=contact_id))

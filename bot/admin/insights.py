@@ -1,0 +1,142 @@
+"""Insights: when customers write (weekday × hour, opening hours drawn over it) and who answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import render_template, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.admin.blueprint import bp, now
+from bot.admin.display import AUTO_RULES, MANUAL_RULE
+from bot.business import load_settings, seed_demo
+from bot.db import get_db
+from bot.hours import OpeningHours, is_open
+from bot.models import Message
+from bot.settings import DAYS
+
+WEEKS = (4, 8, 12, 26)
+DEFAULT_WEEKS = 8
+LEVELS = 5
+# Enough for a busy shop's quarter; beyond that the picture would not change.
+MAX_MESSAGES = 50_000
+NOT_WRITTEN = ("reaction", "system", "revoke")
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    counts: tuple[tuple[int, ...], ...]  # [weekday][hour], Monday first, business time
+    open_minutes: tuple[tuple[int, ...], ...]  # [weekday][hour]: minutes open by the week
+    total: int
+    while_closed: int
+
+    @property
+    def peak(self) -> int:
+        return max((max(row) for row in self.counts), default=0)
+
+    def level(self, day: int, hour: int) -> int:
+        count = self.counts[day][hour]
+        if count == 0 or self.peak == 0:
+            return 0
+        return max(1, round(LEVELS * count / self.peak))
+
+
+def open_minutes(hours: OpeningHours) -> tuple[tuple[int, ...], ...]:
+    """Minutes of each weekday hour covered by the weekly hours (past midnight included)."""
+    grid = [[0] * 24 for _ in range(7)]
+    for day, intervals in enumerate(hours.weekly):
+        for iv in intervals:
+            start = iv.start.hour * 60 + iv.start.minute
+            end = iv.end.hour * 60 + iv.end.minute
+            if end <= start:
+                end += 24 * 60  # into the next day (00:00 as the end: until midnight)
+            for minute_hour in range(start // 60, (end + 59) // 60):
+                lo, hi = max(start, minute_hour * 60), min(end, (minute_hour + 1) * 60)
+                if hi > lo:
+                    d, h = (day + minute_hour // 24) % 7, minute_hour % 24
+                    grid[d][h] = min(60, grid[d][h] + hi - lo)
+    return tuple(tuple(row) for row in grid)
+
+
+def heatmap(session: Session, hours: OpeningHours, *, since: datetime) -> Heatmap:
+    tz = ZoneInfo(hours.timezone)
+    stamps = session.scalars(
+        select(Message.timestamp)
+        .where(
+            Message.direction == "in",
+            Message.timestamp >= since,
+            Message.type.not_in(NOT_WRITTEN),
+        )
+        .order_by(Message.timestamp.desc())
+        .limit(MAX_MESSAGES)
+    )
+    counts = [[0] * 24 for _ in range(7)]
+    total = closed = 0
+    for stamp in stamps:
+        local = stamp.astimezone(tz)
+        counts[local.weekday()][local.hour] += 1
+        total += 1
+        # Holidays, closures and special days count here, unlike in the weekly overlay.
+        if not is_open(hours, stamp):
+            closed += 1
+    return Heatmap(
+        counts=tuple(tuple(row) for row in counts),
+        open_minutes=open_minutes(hours),
+        total=total,
+        while_closed=closed,
+    )
+
+
+def replies_by(session: Session, *, since: datetime) -> Counter[str]:
+    """Outbound replies since `since` by rule: the auto rules' names and "manual"."""
+    rows = session.execute(
+        select(Message.rule, func.count())
+        .where(
+            Message.direction == "out",
+            Message.timestamp >= since,
+            Message.rule.in_([*AUTO_RULES, MANUAL_RULE]),
+        )
+        .group_by(Message.rule)
+    )
+    return Counter({rule: count for rule, count in rows if rule})
+
+
+def _percent(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole else 0
+
+
+@bp.get("/insights")
+def insights() -> str:
+    weeks = request.args.get("weeks", type=int) or DEFAULT_WEEKS
+    if weeks not in WEEKS:
+        weeks = DEFAULT_WEEKS
+    at = now()
+    since = at - timedelta(weeks=weeks)
+    with get_db().session() as session:
+        seed_demo(session)
+        settings = load_settings(session)
+        assert settings is not None
+        grid = heatmap(session, settings.hours, since=since)
+        by_rule = replies_by(session, since=since)
+    manual = by_rule.get(MANUAL_RULE, 0)
+    auto = sum(count for rule, count in by_rule.items() if rule in AUTO_RULES)
+    return render_template(
+        "admin/insights.html",
+        grid=grid,
+        days=DAYS,
+        weeks=weeks,
+        week_choices=WEEKS,
+        timezone=settings.timezone,
+        auto=auto,
+        manual=manual,
+        auto_percent=_percent(auto, auto + manual),
+        manual_percent=_percent(manual, auto + manual),
+        by_rule=sorted(
+            ((r, c) for r, c in by_rule.items() if r in AUTO_RULES), key=lambda x: -x[1]
+        ),
+        closed_percent=_percent(grid.while_closed, grid.total),
+    )

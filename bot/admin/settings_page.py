@@ -1,0 +1,512 @@
+"""The settings page: the form is written out as a settings file and saved like `settings import`.
+
+The form becomes YAML one field per line, so a SettingsError's line names the form field it
+came from and the error is shown next to that field. The previews run `bot.rules.simulate`,
+the code behind the `simulate` command, on the settings as they stand in the form.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import babel.dates
+import holidays
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from bot import replies
+from bot.admin.blueprint import bp, now
+from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
+from bot.db import get_db
+from bot.hours import format_interval, is_open, next_close, next_open
+from bot.models import Business
+from bot.rules import simulate
+from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError, parse_settings
+
+DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+PREVIEW_TEXT_MAX = 1000
+_ROW = re.compile(r"(?P<group>[a-z]+)-(?P<index>\d{1,3})-(?P<part>[a-z]+)")
+_HOURS_ROW = re.compile(r"hours-(?P<day>[a-z]{3})-(?P<index>\d{1,2})-(?P<part>start|end)")
+_NUMBER = re.compile(r"\s*\d+(\.\d+)?\s*")
+_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+
+
+@dataclass
+class FormState:
+    """The settings form's values, as typed (strings), in the order the page shows them."""
+
+    name: str = ""
+    timezone: str = ""
+    locale: str = ""
+    hours: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    holiday_country: str = ""
+    holiday_subdivision: str = ""
+    closures: list[dict[str, str]] = field(default_factory=list)
+    specials: list[dict[str, str]] = field(default_factory=list)
+    optout_stop: str = ""
+    optout_start: str = ""
+    keywords: list[dict[str, str]] = field(default_factory=list)
+    away_on: bool = False
+    away_template: str = "away"
+    away_cooldown: str = "12"
+    greeting_on: bool = False
+    greeting_template: str = "greeting"
+    greeting_days: str = "14"
+    templates: list[dict[str, str]] = field(default_factory=list)
+
+
+# --- settings → form --------------------------------------------------------------------------
+
+
+def _interval_pair(text: str) -> tuple[str, str]:
+    start, _, end = text.partition("-")
+    # A time input cannot show 24:00; 00:00 to 00:00 means the whole day on this form.
+    return start, "00:00" if end == "24:00" else end
+
+
+def _num_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def state_from_settings(s: BusinessSettings) -> FormState:
+    h = s.hours
+    lang = replies.language(s.locale)
+    state = FormState(
+        name=s.name,
+        timezone=s.timezone,
+        locale=s.locale,
+        hours={
+            day: [_interval_pair(format_interval(iv)) for iv in h.weekly[i]]
+            for i, day in enumerate(DAYS)
+        },
+        holiday_country=h.holiday_country or "",
+        holiday_subdivision=h.holiday_subdivision or "",
+        closures=[
+            {"from": c.start.isoformat(), "to": c.end.isoformat(), "reason": c.reason}
+            for c in h.closures
+        ],
+        specials=[
+            {
+                "date": sd.day.isoformat(),
+                "hours": ", ".join(format_interval(iv) for iv in sd.intervals),
+            }
+            for sd in h.special_days
+        ],
+        optout_stop=", ".join(s.optout_stop),
+        optout_start=", ".join(s.optout_start),
+        keywords=[
+            {
+                "mode": "pattern" if k.pattern is not None else "words",
+                "match": k.pattern if k.pattern is not None else ", ".join(k.match),
+                "template": k.template,
+                "when": k.when,
+            }
+            for k in s.keywords
+        ],
+        away_on=s.away is not None,
+        away_template=s.away.template if s.away else "away",
+        away_cooldown=_num_text(s.away.cooldown_hours) if s.away else "12",
+        greeting_on=s.greeting is not None,
+        greeting_template=s.greeting.template if s.greeting else "greeting",
+        greeting_days=_num_text(s.greeting.after_inactive_days) if s.greeting else "14",
+    )
+    # Every text a rule can send, custom or built in, so each can be edited in place.
+    names = ["away", "greeting", *(k.template for k in s.keywords), "optout", "optin"]
+    names += [*s.templates, *sorted(replies.default_template_names(lang))]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        default = replies.default_source(lang, name) or ""
+        source = s.templates.get(name, default)
+        if source or name in s.templates:
+            state.templates.append({"name": name, "source": source, "default": default})
+    return state
+
+
+# --- request → form ---------------------------------------------------------------------------
+
+
+def _rows(form: MultiDict[str, str], group: str) -> list[dict[str, str]]:
+    rows: dict[int, dict[str, str]] = {}
+    for key, value in form.items():
+        match = _ROW.fullmatch(key)
+        if match and match["group"] == group:
+            rows.setdefault(int(match["index"]), {})[match["part"]] = value
+    return [rows[i] for i in sorted(rows)]
+
+
+def state_from_form(form: MultiDict[str, str]) -> FormState:
+    hours: dict[str, dict[int, dict[str, str]]] = {day: {} for day in DAYS}
+    for key, value in form.items():
+        match = _HOURS_ROW.fullmatch(key)
+        if match and match["day"] in hours:
+            hours[match["day"]].setdefault(int(match["index"]), {})[match["part"]] = value.strip()
+    state = FormState(
+        name=form.get("name", ""),
+        timezone=form.get("timezone", "").strip(),
+        locale=form.get("locale", "").strip(),
+        hours={
+            day: [
+                (row.get("start", ""), row.get("end", ""))
+                for _, row in sorted(slots.items())
+                if row.get("start") or row.get("end")
+            ]
+            for day, slots in hours.items()
+        },
+        holiday_country=form.get("holiday_country", "").strip(),
+        holiday_subdivision=form.get("holiday_subdivision", "").strip(),
+        closures=[r for r in _rows(form, "closure") if any(v.strip() for v in r.values())],
+        specials=[r for r in _rows(form, "special") if r.get("date", "").strip()],
+        optout_stop=form.get("optout_stop", ""),
+        optout_start=form.get("optout_start", ""),
+        keywords=[r for r in _rows(form, "kw") if r.get("match", "").strip()],
+        away_on=bool(form.get("away_on")),
+        away_template=form.get("away_template", "").strip(),
+        away_cooldown=form.get("away_cooldown", "").strip(),
+        greeting_on=bool(form.get("greeting_on")),
+        greeting_template=form.get("greeting_template", "").strip(),
+        greeting_days=form.get("greeting_days", "").strip(),
+    )
+    lang = replies.language(state.locale)
+    for row in _rows(form, "tpl"):
+        name = row.get("name", "").strip()
+        if not name:
+            continue
+        source = row.get("source", "").replace("\r\n", "\n")
+        default = replies.default_source(lang, name) or ""
+        state.templates.append({"name": name, "source": source, "default": default})
+    return state
+
+
+# --- form → settings file ---------------------------------------------------------------------
+
+
+def quote(text: str) -> str:
+    """A YAML double-quoted scalar on one line, for any text."""
+    out = ['"']
+    for ch in text:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch.isprintable() and ch not in "\u2028\u2029\x85\ufeff":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(quote(i) for i in items) + "]"
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
+def _number(text: str) -> str:
+    # A number as typed goes in bare; anything else quoted, so the parser names the field.
+    return text.strip() if _NUMBER.fullmatch(text) else quote(text)
+
+
+def _date(text: str) -> str:
+    return text.strip() if _DATE.fullmatch(text) else quote(text)
+
+
+def _interval(start: str, end: str) -> str:
+    if start == "00:00" and end == "00:00":
+        return "00:00-24:00"
+    return f"{start}-{end}"
+
+
+def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
+    """The settings file for the form, and which form field each line came from."""
+    lines: list[str] = []
+    fields: dict[int, str] = {}
+
+    def emit(text: str, field_name: str | None = None) -> None:
+        lines.append(text)
+        if field_name:
+            fields[len(lines)] = field_name
+
+    emit("business:", "name")
+    emit(f"  name: {quote(state.name)}", "name")
+    emit(f"  timezone: {quote(state.timezone)}", "timezone")
+    emit(f"  locale: {quote(state.locale)}", "locale")
+    emit("hours:", "hours")
+    for day in DAYS:
+        intervals = [_interval(s, e) for s, e in state.hours.get(day, [])]
+        emit(f"  {day}: {_list(intervals)}", f"hours-{day}")
+    if state.holiday_country or state.holiday_subdivision:
+        parts = []
+        if state.holiday_country:
+            parts.append(f"country: {quote(state.holiday_country)}")
+        if state.holiday_subdivision:
+            parts.append(f"subdivision: {quote(state.holiday_subdivision)}")
+        emit("public_holidays: {" + ", ".join(parts) + "}", "holidays")
+    if state.closures:
+        emit("closures:", "closures")
+        for i, row in enumerate(state.closures):
+            reason = row.get("reason", "").strip()
+            emit(
+                f"  - {{from: {_date(row.get('from', ''))}, to: {_date(row.get('to', ''))}"
+                + (f", reason: {quote(reason)}" if reason else "")
+                + "}",
+                f"closure-{i}",
+            )
+    if state.specials:
+        emit("special_hours:", "specials")
+        for i, row in enumerate(state.specials):
+            intervals = _words(row.get("hours", ""))
+            emit(
+                f"  - {{date: {_date(row.get('date', ''))}, hours: {_list(intervals)}}}",
+                f"special-{i}",
+            )
+    emit("replies:", "replies")
+    emit(
+        f"  optout: {{stop: {_list(_words(state.optout_stop))}, "
+        f"start: {_list(_words(state.optout_start))}}}",
+        "optout",
+    )
+    emit("  keywords:" + ("" if state.keywords else " []"), "keywords")
+    for i, row in enumerate(state.keywords):
+        if row.get("mode") == "pattern":
+            what = f"pattern: {quote(row.get('match', ''))}"
+        else:
+            what = f"match: {_list(_words(row.get('match', '')))}"
+        when = row.get("when", "always") or "always"
+        emit(
+            f"    - {{{what}, template: {quote(row.get('template', '').strip())}, when: {quote(when)}}}",
+            f"kw-{i}",
+        )
+    if state.away_on:
+        emit(
+            f"  away: {{template: {quote(state.away_template)}, "
+            f"cooldown_hours: {_number(state.away_cooldown)}}}",
+            "away",
+        )
+    if state.greeting_on:
+        emit(
+            f"  greeting: {{template: {quote(state.greeting_template)}, "
+            f"after_inactive_days: {_number(state.greeting_days)}}}",
+            "greeting",
+        )
+    custom = [
+        (i, row)
+        for i, row in enumerate(state.templates)
+        # An unchanged built-in text stays built in (it follows the language); an emptied
+        # one falls back to it.
+        if row["source"].strip() and row["source"].strip() != row["default"].strip()
+    ]
+    if custom:
+        emit("templates:", "templates")
+        for i, row in custom:
+            emit(f"  {quote(row['name'])}: {quote(row['source'])}", f"tpl-{i}")
+    return "\n".join(lines) + "\n", fields
+
+
+def validate(state: FormState) -> tuple[str, BusinessSettings | None, dict[str, str]]:
+    """The settings file, the parsed settings (None if invalid) and errors by field."""
+    text, fields = to_yaml(state)
+    try:
+        return text, parse_settings(text), {}
+    except SettingsError as exc:
+        where = fields.get(exc.line, "general") if exc.line is not None else "general"
+        return text, None, {where: exc.reason}
+
+
+# --- previews ---------------------------------------------------------------------------------
+
+
+def _preview_at(text: str, tz: ZoneInfo, default: datetime) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return default
+    return value.replace(tzinfo=tz) if value.tzinfo is None else value
+
+
+def previews(settings: BusinessSettings, *, at: datetime, text: str) -> dict[str, dict[str, Any]]:
+    """What each rule would send, each at a moment it applies, through `simulate`."""
+    tz = ZoneInfo(settings.timezone)
+    hours = settings.hours
+    open_now = is_open(hours, at)
+
+    def run(key: str, message: str | None, moment: datetime | None, label: str) -> None:
+        if moment is None:
+            out[key] = {"rule": None, "text": None, "when": "", "note": label}
+            return
+        result = simulate(settings, text=message, at=moment)
+        out[key] = {
+            "rule": result.rule,
+            "text": result.text,
+            "when": _when(moment, tz, settings.locale, result.is_open),
+            "note": None,
+        }
+
+    out: dict[str, dict[str, Any]] = {}
+    run("custom", text or None, at, "")
+    closed_at = at if not open_now else next_close(hours, at)
+    run("away", None, closed_at, "never closed within a year")
+    opened_at = at if open_now else next_open(hours, at)
+    run("greeting", None, opened_at, "never open within a year")
+    for i, rule in enumerate(settings.keywords):
+        moment: datetime | None = at
+        if rule.when == "open" and not open_now:
+            moment = next_open(hours, at)
+        elif rule.when == "closed" and open_now:
+            moment = next_close(hours, at)
+        if rule.pattern is not None:
+            if not text or not re.search(rule.pattern, text):
+                out[f"kw-{i}"] = {
+                    "rule": None,
+                    "text": None,
+                    "when": "",
+                    "note": "type a matching message into the test box to see this reply",
+                }
+                continue
+            sample = text
+        else:
+            sample = rule.match[0]
+        run(f"kw-{i}", sample, moment, "never at a matching time within a year")
+    return out
+
+
+def _when(moment: datetime, tz: ZoneInfo, locale: str, open_then: bool) -> str:
+    local = moment.astimezone(tz)
+    try:
+        day = babel.dates.format_date(local, "full", locale=locale)
+        text = f"{day}, {babel.dates.format_time(local, 'short', locale=locale)}"
+    except (ValueError, LookupError):
+        text = local.strftime("%a %Y-%m-%d %H:%M")
+    return f"{text} ({'open' if open_then else 'closed'})"
+
+
+# --- choices ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"}))
+
+
+@lru_cache(maxsize=1)
+def countries() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    found = holidays.list_supported_countries()
+    return tuple((code, tuple(subs)) for code, subs in sorted(found.items()))
+
+
+LOCALES = ("de_DE", "de_AT", "de_CH", "en_US", "en_GB", "fr_FR", "it_IT", "es_ES", "nl_NL")
+
+
+def _render(state: FormState, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    subdivisions: tuple[str, ...] = ()
+    for code, subs in countries():
+        if code == state.holiday_country:
+            subdivisions = subs
+    return (
+        render_template(
+            "admin/settings.html",
+            state=state,
+            errors=errors,
+            days=DAYS,
+            day_names=DAY_NAMES,
+            whens=WHEN,
+            zones=zones(),
+            countries=[code for code, _ in countries()],
+            subdivisions=subdivisions,
+            locales=LOCALES,
+            preview_at=now()
+            .astimezone(ZoneInfo(state.timezone or "UTC"))
+            .strftime("%Y-%m-%dT%H:%M")
+            if state.timezone in zones()
+            else now().strftime("%Y-%m-%dT%H:%M"),
+        ),
+        status,
+    )
+
+
+def _current() -> BusinessSettings:
+    with get_db().session() as session:
+        seed_demo(session)
+        settings = load_settings(session)
+    assert settings is not None  # just seeded
+    return settings
+
+
+@bp.get("/settings")
+def settings() -> tuple[str, int]:
+    return _render(state_from_settings(_current()), {})
+
+
+@bp.post("/settings")
+def settings_save() -> Any:
+    state = state_from_form(request.form)
+    text, parsed, errors = validate(state)
+    if parsed is None:
+        return _render(state, errors, 400)
+    with get_db().session() as session:
+        save_settings(session, text)
+    flash("Settings saved.")
+    return redirect(url_for("admin.settings"))
+
+
+@bp.post("/settings/preview")
+def settings_preview() -> Response:
+    state = state_from_form(request.form)
+    _text, parsed, errors = validate(state)
+    if parsed is None:
+        return jsonify(ok=False, errors=errors)
+    tz = ZoneInfo(parsed.timezone)
+    at = _preview_at(request.form.get("preview_at", ""), tz, now())
+    text = request.form.get("preview_text", "")[:PREVIEW_TEXT_MAX]
+    return jsonify(ok=True, errors={}, previews=previews(parsed, at=at, text=text))
+
+
+@bp.route("/settings/yaml", methods=["GET", "POST"])
+def settings_yaml() -> Any:
+    error = None
+    if request.method == "POST":
+        text = request.form.get("yaml", "").replace("\r\n", "\n")
+        try:
+            with get_db().session() as session:
+                save_settings(session, text)
+        except SettingsError as exc:
+            error = str(exc)
+        else:
+            flash("Settings saved.")
+            return redirect(url_for("admin.settings_yaml"))
+    else:
+        _current()
+        with get_db().session() as session:
+            text = (
+                session.scalar(select(Business.settings_yaml).where(Business.id == BUSINESS_ID))
+                or ""
+            )
+    return render_template("admin/settings_yaml.html", text=text, error=error), (
+        400 if error else 200
+    )

@@ -1,0 +1,279 @@
+// Tresen admin: live inbox, replies without a reload, and the settings previews.
+// Customer-supplied text only ever goes into textContent, never into markup.
+"use strict";
+
+(function () {
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); throw new Error("logged out"); }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      });
+  }
+
+  function postForm(form, extra) {
+    var data = new FormData(form);
+    if (extra) Object.keys(extra).forEach(function (k) { data.set(k, extra[k]); });
+    return fetch(form.getAttribute("action") || form.dataset.previewUrl, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    });
+  }
+
+  // --- one conversation ----------------------------------------------------------------
+
+  var SAFE_LINK = /^https:\/\/www\.openstreetmap\.org\//;
+
+  function messageNode(m) {
+    var li = el("li", "msg " + (m.direction === "out" ? "out" : "in") + (m.auto ? " auto" : ""));
+    li.dataset.id = String(m.id);
+    if (m.note) li.appendChild(el("div", "note", m.note));
+    if (m.quoted) li.appendChild(el("div", "quoted", "on \u201c" + m.quoted + "\u201d"));
+    if (m.text) li.appendChild(el("div", "text", m.text));
+    if (m.link && SAFE_LINK.test(m.link)) {
+      var a = el("a", "maplink", m.link_label);
+      a.href = m.link; a.target = "_blank"; a.rel = "noopener noreferrer";
+      li.appendChild(a);
+    }
+    var meta = el("div", "meta");
+    if (m.rule) meta.appendChild(el("span", "rule", m.rule));
+    var time = el("time", null, m.time);
+    time.setAttribute("datetime", m.at);
+    meta.appendChild(time);
+    if (m.tick) {
+      var tick = el("span", "tick status-" + m.status, m.tick);
+      tick.title = m.status_word; tick.setAttribute("aria-label", m.status_word);
+      meta.appendChild(tick);
+    }
+    li.appendChild(meta);
+    if (m.error) li.appendChild(el("div", "error", m.error));
+    return li;
+  }
+
+  function setStatus(li, s) {
+    var meta = li.querySelector(".meta");
+    var tick = li.querySelector(".tick");
+    if (!tick) { tick = el("span"); meta.appendChild(tick); }
+    tick.className = "tick status-" + s.status;
+    tick.textContent = s.tick || "";
+    tick.title = s.status_word || ""; tick.setAttribute("aria-label", s.status_word || "");
+    var error = li.querySelector(".error");
+    if (s.error) {
+      if (!error) { error = el("div", "error"); li.appendChild(error); }
+      error.textContent = s.error;
+    } else if (error) { error.remove(); }
+  }
+
+  function nearBottom(list) {
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+  }
+
+  function conversation(list) {
+    list.scrollTop = list.scrollHeight;
+    var busy = false;
+    function poll() {
+      if (busy || document.hidden) return Promise.resolve();
+      busy = true;
+      var url = list.dataset.pollUrl + "?after=" + encodeURIComponent(list.dataset.after || "0");
+      return getJSON(url).then(function (data) {
+        var stick = nearBottom(list);
+        if (data.messages.length) {
+          var empty = list.querySelector(".empty");
+          if (empty) empty.remove();
+        }
+        data.messages.forEach(function (m) {
+          if (list.querySelector('[data-id="' + m.id + '"]')) return;
+          list.appendChild(messageNode(m));
+          list.dataset.after = String(Math.max(Number(list.dataset.after || 0), m.id));
+        });
+        Object.keys(data.statuses).forEach(function (id) {
+          var li = list.querySelector('li[data-id="' + id + '"]');
+          if (li) setStatus(li, data.statuses[id]);
+        });
+        if (stick) list.scrollTop = list.scrollHeight;
+        if ((data.window_open ? "open" : "closed") !== list.dataset.window) {
+          window.location.reload(); // the reply box changes between free text and templates
+        }
+      }).catch(function () {}).then(function () { busy = false; });
+    }
+    setInterval(poll, 3000);
+    document.addEventListener("visibilitychange", poll);
+
+    var errorBox = document.getElementById("send-error");
+    document.querySelectorAll("form[data-ajax]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var button = form.querySelector("button[type=submit]");
+        button.disabled = true;
+        errorBox.hidden = true;
+        postForm(form).then(function (r) {
+          return r.json().catch(function () { return { ok: false, error: "The server refused it (HTTP " + r.status + ")." }; });
+        }).then(function (data) {
+          if (!data.ok) { errorBox.textContent = data.error; errorBox.hidden = false; return; }
+          form.querySelectorAll("textarea").forEach(function (t) { t.value = ""; });
+          return poll();
+        }).catch(function () {
+          errorBox.textContent = "Not sent: the server cannot be reached."; errorBox.hidden = false;
+        }).then(function () { button.disabled = false; });
+      });
+    });
+    var text = document.getElementById("reply-text");
+    if (text) {
+      text.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+          event.preventDefault();
+          text.form.requestSubmit();
+        }
+      });
+    }
+  }
+
+  // --- the conversation list -----------------------------------------------------------
+
+  function conversationNode(c, current) {
+    var li = el("li", String(c.id) === current ? "current" : "");
+    var a = el("a"); a.href = c.url;
+    var who = el("span", "who");
+    who.appendChild(el("span", "name", c.name));
+    who.appendChild(el("time", null, c.time));
+    var line = el("span", "line");
+    line.appendChild(el("span", "snippet", c.preview));
+    if (c.unread) {
+      var badge = el("span", "unread", String(c.unread));
+      badge.setAttribute("aria-label", "unread");
+      line.appendChild(badge);
+    }
+    a.appendChild(who); a.appendChild(line);
+    if (c.labels.length) {
+      var labels = el("span", "labels");
+      c.labels.forEach(function (l) { labels.appendChild(el("span", "label", l)); });
+      a.appendChild(labels);
+    }
+    li.appendChild(a);
+    return li;
+  }
+
+  function conversations(list) {
+    var last = null;
+    setInterval(function () {
+      if (document.hidden) return;
+      getJSON(list.dataset.pollUrl).then(function (data) {
+        var key = JSON.stringify(data.conversations);
+        if (last === null) { last = key; return; }
+        if (key === last) return;
+        last = key;
+        if (!data.conversations.length) return;
+        var items = data.conversations.map(function (c) { return conversationNode(c, list.dataset.current); });
+        list.replaceChildren.apply(list, items);
+      }).catch(function () {});
+    }, 5000);
+  }
+
+  // --- settings --------------------------------------------------------------------------
+
+  function renumber(row, index) {
+    row.querySelectorAll("[name]").forEach(function (field) {
+      field.name = field.name.replace(/-\d+-/, "-" + index + "-");
+      if (field.id) field.id = field.id.replace(/-\d+-/, "-" + index + "-");
+      if (field.tagName === "SELECT") field.selectedIndex = 0;
+      else if (field.type === "checkbox") field.checked = false;
+      else field.value = "";
+    });
+    row.querySelectorAll("label[for]").forEach(function (label) {
+      label.htmlFor = label.htmlFor.replace(/-\d+-/, "-" + index + "-");
+    });
+    row.querySelectorAll("[data-error-for], [data-preview]").forEach(function (node) {
+      if (node.dataset.errorFor) node.dataset.errorFor = node.dataset.errorFor.replace(/-\d+$/, "-" + index);
+      if (node.dataset.preview) node.dataset.preview = node.dataset.preview.replace(/-\d+$/, "-" + index);
+      node.hidden = node.dataset.errorFor !== undefined;
+      if (node.dataset.preview) node.querySelectorAll("span:not(.p-title), div").forEach(function (n) { n.textContent = ""; });
+    });
+  }
+
+  function nextIndex(rows) {
+    var max = -1;
+    rows.querySelectorAll("[name]").forEach(function (field) {
+      var m = /-(\d+)-/.exec(field.name);
+      if (m) max = Math.max(max, Number(m[1]));
+    });
+    return max + 1;
+  }
+
+  function settings(form) {
+    form.addEventListener("click", function (event) {
+      var target = event.target;
+      if (!(target instanceof HTMLElement)) return;
+      if (target.dataset.add) {
+        var rows = document.getElementById(target.dataset.add);
+        var template = rows.querySelector(".row-item:last-of-type");
+        var copy = template.cloneNode(true);
+        renumber(copy, nextIndex(rows));
+        rows.appendChild(copy);
+        var first = copy.querySelector("input, textarea");
+        if (first) first.focus();
+      } else if (target.hasAttribute("data-remove")) {
+        var row = target.closest(".row-item");
+        var all = row.parentElement.querySelectorAll(".row-item");
+        if (all.length > 1) row.remove();
+        else row.querySelectorAll("input, textarea").forEach(function (f) { f.value = ""; });
+        schedule();
+      }
+    });
+
+    var timer = null;
+    var sequence = 0;
+    function schedule() {
+      clearTimeout(timer);
+      form.querySelectorAll(".preview").forEach(function (p) { p.classList.add("stale"); });
+      timer = setTimeout(refresh, 350);
+    }
+
+    function showErrors(errors) {
+      form.querySelectorAll("[data-error-for]").forEach(function (node) {
+        var message = errors[node.dataset.errorFor];
+        node.textContent = message || "";
+        node.hidden = !message;
+      });
+    }
+
+    function refresh() {
+      var mine = ++sequence;
+      var data = new FormData(form);
+      fetch(form.dataset.previewUrl, {
+        method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
+      }).then(function (r) { return r.json(); }).then(function (result) {
+        if (mine !== sequence) return; // an answer to an older state of the form
+        showErrors(result.errors || {});
+        form.querySelectorAll(".preview").forEach(function (box) {
+          var p = (result.previews || {})[box.dataset.preview];
+          box.classList.remove("stale");
+          box.classList.toggle("none", !p || !p.text);
+          box.querySelector(".p-when").textContent = p ? (p.when ? "at " + p.when : "") : "";
+          box.querySelector(".p-rule").textContent = p ? (p.note || (p.rule ? "rule: " + p.rule : "no automatic reply")) : (result.ok ? "" : "fix the error above to see the preview");
+          box.querySelector(".p-text").textContent = p && p.text ? p.text : "";
+        });
+      }).catch(function () {});
+    }
+
+    form.addEventListener("input", schedule);
+    form.addEventListener("change", schedule);
+    refresh();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var messages = document.getElementById("messages");
+    if (messages) conversation(messages);
+    var list = document.getElementById("conversations");
+    if (list) conversations(list);
+    var form = document.getElementById("settings-form");
+    if (form) settings(form);
+  });
+})();

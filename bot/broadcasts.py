@@ -1,0 +1,521 @@
+"""Broadcasts: create, list, the funnel, cancel; and runs, which write an occurrence's
+recipients to the outbox in batches, rendered per contact, resumable after a crash.
+
+A run's recipients are written with INSERT … SELECT in contact id order, a batch per
+transaction, with the run's cursor moved in the same transaction; the unique key per
+(run, contact) on messages makes a repeated batch write nothing twice. Memory stays flat:
+a batch of contacts at a time, never the audience.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from bot import replies
+from bot.audiences import Audience, parse_audience, window_start
+from bot.business import load_settings, seed_demo
+from bot.db import Database
+from bot.models import (
+    Broadcast,
+    BroadcastRun,
+    Contact,
+    Label,
+    Message,
+    UTCDateTime,
+    contact_labels,
+    utcnow,
+)
+from bot.outbound.graph import body_parameters, template_payload, text_payload
+from bot.settings import BusinessSettings
+from bot.sql import insert_ignore
+
+log = logging.getLogger("tresen.broadcasts")
+
+BATCH_SIZE = 1000
+# Broadcasts queue behind replies a customer is waiting for (priority 0).
+PRIORITY = 1
+PENDING = ("draft", "queued", "sending")
+SENT = ("sent", "delivered", "read")
+OUTSIDE_WINDOW = "outside the 24-hour customer-service window"
+CANCELLED = "broadcast cancelled"
+STATUSES = ("scheduled", "running", "done", "cancelled")
+
+
+class BroadcastError(ValueError):
+    """A broadcast cannot be created or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Content:
+    """What is sent: a Jinja text, or an approved template with Jinja body parameters."""
+
+    text: str | None = None
+    template: str | None = None
+    language: str | None = None
+    params: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "text" if self.text is not None else "template"
+
+    def check(self) -> None:
+        """Raise BroadcastError unless exactly one form is given and every source compiles."""
+        if (self.text is None) == (self.template is None):
+            raise BroadcastError("give either --text or --wa-template")
+        if self.template is not None and not (self.language or "").strip():
+            raise BroadcastError("--wa-template needs --language (e.g. de or en_US)")
+        if self.text is not None and self.params:
+            raise BroadcastError("--param goes with --wa-template, not with --text")
+        if self.text is not None and not self.text.strip():
+            raise BroadcastError("--text is empty")
+        sources = [("--text", self.text)] if self.text is not None else []
+        sources += [(f"--param {i}", p) for i, p in enumerate(self.params, start=1)]
+        for what, source in sources:
+            try:
+                replies.compile_check(source or "")
+            except Exception as exc:  # TemplateSyntaxError and its kin
+                raise BroadcastError(f"{what} is not a valid template: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Funnel:
+    id: int
+    status: str
+    total: int = 0
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "total": self.total,
+            "pending": self.pending,
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "read": self.read,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
+
+
+# --- rendering (no database) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Renders one broadcast for one contact after another; the context is built once."""
+
+    content: Content
+    settings: BusinessSettings
+    now: datetime
+    _base: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        base = replies.build_context(
+            self.settings, now=self.now, contact_name=None, wa_id=None, message_text=None
+        )
+        try:
+            babel_info = replies._Babel(
+                Locale.parse(self.settings.locale), ZoneInfo(self.settings.timezone)
+            )
+        except Exception:  # settings are validated on import; only a safety net
+            babel_info = replies._Babel(Locale.parse("en_US"), ZoneInfo("UTC"))
+        base[replies._BABEL_KEY] = babel_info
+        object.__setattr__(self, "_base", base)
+
+    def _render(self, source: str, name: str | None, wa_id: str | None) -> str:
+        variables = {
+            **self._base,
+            "contact": replies.Contact(name=name or "", wa_id=wa_id or ""),
+        }
+        return replies._compile(source).render(variables).strip()
+
+    def payload(
+        self, recipient: str, name: str | None, wa_id: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The message for one contact and its text; ValueError (with the reason) if the
+        template fails or renders an empty text or parameter, which Meta would refuse."""
+        c = self.content
+        try:
+            if c.text is not None:
+                text = self._render(c.text, name, wa_id)
+                if not text:
+                    raise ValueError("the text rendered empty")
+                return text_payload(recipient, text), text
+            values = [self._render(p, name, wa_id) for p in c.params]
+            assert c.template is not None and c.language is not None
+            return template_payload(
+                recipient, c.template, c.language, body_parameters(values)
+            ), None
+        except ValueError:
+            raise
+        except Exception as exc:  # a sandbox violation or a runtime error in the template
+            raise ValueError(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+
+# --- broadcasts ------------------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    content: Content,
+    audience: Audience,
+    *,
+    timezone: str,
+    now: datetime,
+    at: datetime | None = None,
+    cron: str | None = None,
+) -> Broadcast:
+    """Store a new broadcast; without `at` or `cron` it is due now."""
+    content.check()
+    if at is not None and cron is not None:
+        raise BroadcastError("give --at or --cron, not both")
+    broadcast = Broadcast(
+        kind=content.kind,
+        text=content.text,
+        template_name=content.template,
+        language=content.language,
+        params=list(content.params) if content.template is not None else None,
+        audience=str(audience),
+        at=None if cron is not None else (at or now),
+        cron=cron,
+        timezone=timezone,
+        created_at=now,
+    )
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+def content_of(broadcast: Broadcast) -> Content:
+    if broadcast.kind == "text":
+        return Content(text=broadcast.text or "")
+    return Content(
+        template=broadcast.template_name,
+        language=broadcast.language,
+        params=tuple(broadcast.params or ()),
+    )
+
+
+def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funnel]:
+    """The funnel of each broadcast, with one aggregate query over their runs' messages.
+
+    A recurring broadcast's runs add up: its funnel counts the recipients of all its runs.
+    """
+    by_id = {b.id: b for b in broadcasts}
+    if not by_id:
+        return {}
+    status = Message.status
+
+    def count(*values: str) -> Any:
+        return func.coalesce(func.sum(case((status.in_(values), 1), else_=0)), 0)
+
+    rows = session.execute(
+        select(
+            BroadcastRun.broadcast_id,
+            func.count(Message.id),
+            count(*PENDING),
+            count(*SENT),
+            count("delivered", "read"),
+            count("read"),
+            count("failed"),
+            count("skipped"),
+        )
+        .join(Message, Message.broadcast_run_id == BroadcastRun.id)
+        .where(BroadcastRun.broadcast_id.in_(by_id))
+        .group_by(BroadcastRun.broadcast_id)
+    ).all()
+    counts = {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+    runs = session.execute(
+        select(BroadcastRun.broadcast_id, BroadcastRun.status).where(
+            BroadcastRun.broadcast_id.in_(by_id)
+        )
+    ).all()
+    run_states: dict[int, set[str]] = {}
+    for broadcast_id, run_status in runs:
+        run_states.setdefault(broadcast_id, set()).add(run_status)
+    result = {}
+    for broadcast_id, broadcast in by_id.items():
+        total, pending, sent, delivered, read, failed, skipped = counts.get(
+            broadcast_id, (0, 0, 0, 0, 0, 0, 0)
+        )
+        states = run_states.get(broadcast_id, set())
+        if broadcast.cancelled_at is not None:
+            state = "cancelled"
+        elif "writing" in states or pending > 0:
+            state = "running"
+        elif broadcast.cron is None and states:
+            state = "done"
+        else:
+            state = "scheduled"
+        result[broadcast_id] = Funnel(
+            broadcast_id, state, total, pending, sent, delivered, read, failed, skipped
+        )
+    return result
+
+
+def funnel(session: Session, broadcast_id: int) -> Funnel | None:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        return None
+    return funnels(session, [broadcast])[broadcast_id]
+
+
+def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
+    """Cancel a broadcast: no more runs; its messages not yet on their way are skipped.
+
+    Returns how many messages were withdrawn; BroadcastError if there is no such broadcast
+    or it is done already.
+    """
+    broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
+    if broadcast is None:
+        raise BroadcastError(f"there is no broadcast {broadcast_id}")
+    if broadcast.cancelled_at is not None:
+        return 0
+    state = funnels(session, [broadcast])[broadcast_id].status
+    if state == "done":
+        raise BroadcastError(f"broadcast {broadcast_id} is done already")
+    broadcast.cancelled_at = now
+    runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast_id)
+    session.execute(
+        update(BroadcastRun)
+        .where(BroadcastRun.broadcast_id == broadcast_id, BroadcastRun.status == "writing")
+        .values(status="cancelled", finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    # Messages a dispatcher has claimed ("sending") are on their way and stay so.
+    result = session.execute(
+        update(Message)
+        .where(Message.broadcast_run_id.in_(runs), Message.status.in_(("draft", "queued")))
+        .values(status="skipped", status_at=now, error_reason=CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def start_run(session: Session, broadcast_id: int, due_at: datetime, now: datetime) -> int | None:
+    """The run of this occurrence, created if new; None if the broadcast is gone or cancelled."""
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None or broadcast.cancelled_at is not None:
+        return None
+    session.execute(
+        insert_ignore(session, BroadcastRun, ["broadcast_id", "due_at"]).values(
+            broadcast_id=broadcast_id, due_at=due_at, status="writing", cursor=0, started_at=now
+        )
+    )
+    return session.scalar(
+        select(BroadcastRun.id).where(
+            BroadcastRun.broadcast_id == broadcast_id, BroadcastRun.due_at == due_at
+        )
+    )
+
+
+def unfinished_runs(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(BroadcastRun.id)
+            .where(BroadcastRun.status == "writing")
+            .order_by(BroadcastRun.id)
+        )
+    )
+
+
+def _settings(session: Session) -> BusinessSettings:
+    settings = load_settings(session)
+    if settings is None:
+        seed_demo(session)
+        settings = load_settings(session)
+    assert settings is not None
+    return settings
+
+
+@dataclass(frozen=True)
+class _Batch:
+    run_id: int
+    after: int  # contact ids in (after, last] belong to this batch
+    last: int
+    content: Content
+    settings: BusinessSettings
+
+
+def write_batch(
+    database: Database, run_id: int, now: datetime, batch_size: int = BATCH_SIZE
+) -> bool:
+    """Write the next batch of a run's recipients, rendered; False when the run is complete.
+
+    Recipients are the opted-in contacts of the audience now; a text goes only to those
+    inside the 24-hour window, the others are written as skipped with the reason. Three
+    short transactions: the rows as drafts, reading them, then the rendered messages with
+    the run's cursor; rendering holds no lock. A crash in between leaves drafts that the
+    next attempt (same batch, the cursor not moved) renders: nothing is written twice.
+    """
+    with database.session() as session:
+        batch = _insert_drafts(session, run_id, now, batch_size)
+    if batch is None:
+        return False
+    with database.session() as session:
+        drafts = session.execute(
+            select(Message.id, Contact.name, Contact.wa_id, Contact.user_id)
+            .join(Contact, Contact.id == Message.contact_id)
+            .where(
+                Message.broadcast_run_id == run_id,
+                Message.contact_id > batch.after,
+                Message.contact_id <= batch.last,
+                Message.status == "draft",
+            )
+        ).all()
+    renderer = Renderer(batch.content, batch.settings, now)
+    changes = []
+    for message_id, name, wa_id, user_id in drafts:
+        change: dict[str, Any] = {
+            "b_id": message_id,
+            "status": "queued",
+            "payload": None,
+            "text": None,
+            "error_reason": None,
+            "failed_at": None,
+        }
+        try:
+            change["payload"], change["text"] = renderer.payload(
+                wa_id or user_id or "", name, wa_id
+            )
+        except ValueError as exc:
+            # This contact's message cannot be built; it fails with the reason, the rest go.
+            change.update(status="failed", error_reason=str(exc)[:500], failed_at=now)
+        changes.append(change)
+    with database.session() as session:
+        if changes:
+            # Only drafts: a cancel meanwhile has turned them to skipped, and that stands.
+            session.connection().execute(
+                update(Message)
+                .where(Message.id == bindparam("b_id"), Message.status == "draft")
+                .values(
+                    status=bindparam("status"),
+                    payload=bindparam("payload", type_=JSON()),
+                    text=bindparam("text"),
+                    error_reason=bindparam("error_reason"),
+                    failed_at=bindparam("failed_at", type_=UTCDateTime()),
+                ),
+                changes,
+            )
+        session.execute(
+            update(BroadcastRun)
+            .where(BroadcastRun.id == run_id, BroadcastRun.cursor == batch.after)
+            .values(cursor=batch.last)
+            .execution_options(synchronize_session=False)
+        )
+    return True
+
+
+def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int) -> _Batch | None:
+    run = session.get(BroadcastRun, run_id, with_for_update=True, populate_existing=True)
+    if run is None or run.status != "writing":
+        return None
+    broadcast = session.get_one(Broadcast, run.broadcast_id)
+    if broadcast.cancelled_at is not None:
+        run.status, run.finished_at = "cancelled", now
+        return None
+    audience = parse_audience(broadcast.audience)
+    chosen = select(Contact.id).where(
+        Contact.opted_in.is_(True),
+        Contact.id > run.cursor,
+        (Contact.wa_id.is_not(None)) | (Contact.user_id.is_not(None)),
+    )
+    if audience.label is not None:
+        label_id = session.scalar(
+            select(Label.id).where(func.lower(Label.name) == audience.label.lower())
+        )
+        if label_id is None:
+            run.status, run.finished_at = "written", now
+            log.info("run %s: no contact has the label %r", run_id, audience.label)
+            return None
+        chosen = chosen.where(
+            exists().where(
+                contact_labels.c.contact_id == Contact.id, contact_labels.c.label_id == label_id
+            )
+        )
+    batch = chosen.order_by(Contact.id).limit(batch_size).subquery()
+    last = session.scalar(select(func.max(batch.c.id)))
+    if last is None:
+        run.status, run.finished_at = "written", now
+        log.info("run %s of broadcast %s: all recipients written", run_id, broadcast.id)
+        return None
+
+    when = literal(now, UTCDateTime())
+    status: Any
+    reason: Any
+    if broadcast.kind == "text":
+        inside = and_(
+            Contact.last_inbound_at.is_not(None), Contact.last_inbound_at > window_start(now)
+        )
+        status = case((inside, literal("draft")), else_=literal("skipped"))
+        reason = case((inside, null()), else_=literal(OUTSIDE_WINDOW))
+    else:
+        status, reason = literal("draft", String()), literal(None, Text())
+    columns = {
+        "contact_id": Contact.id,
+        "direction": literal("out"),
+        "type": literal(broadcast.kind),
+        "rule": literal("broadcast"),
+        "status": status,
+        "error_reason": reason,
+        "created_at": when,
+        "timestamp": when,
+        "status_at": when,
+        "next_attempt_at": when,
+        "priority": literal(PRIORITY, Integer()),
+        "attempts": literal(0, Integer()),
+        "broadcast_run_id": literal(run.id, Integer()),
+    }
+    session.execute(
+        insert_ignore(session, Message, ["broadcast_run_id", "contact_id"]).from_select(
+            list(columns),
+            select(*columns.values()).where(Contact.id.in_(select(batch.c.id))),
+        )
+    )
+    return _Batch(run.id, run.cursor, last, content_of(broadcast), _settings(session))
+
+
+def write_run(
+    database: Database,
+    run_id: int,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    batch_size: int = BATCH_SIZE,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Write all of a run's recipients, batch by batch (resumable at any point)."""
+    while keep_going():
+        if not write_batch(database, run_id, clock(), batch_size):
+            return

@@ -1,0 +1,237 @@
+"""The `contacts import` and `broadcast create|list|show|cancel` commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from bot import broadcasts, logs
+from bot.audiences import parse_audience
+from bot.business import load_settings, seed_demo
+from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
+from bot.contacts_store import ImportCounts, import_rows
+from bot.db import get_db
+from bot.models import Broadcast, utcnow
+from bot.scheduler import cron_trigger, next_times, trigger_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+IMPORT_BATCH = 1000
+
+contacts_cli = AppGroup("contacts", help="Contacts: import from CSV.")
+broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, cancel.")
+
+
+def migrated(func: F) -> F:
+    """Apply pending migrations before the command runs, so it works on an empty database."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logs.for_command()
+        get_db(current_app).upgrade()
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contacts_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@migrated
+def contacts_import(file: str) -> None:
+    """Create or update contacts from FILE.csv (header wa_id,name,labels,opted_in).
+
+    Rows are matched by phone number; bad rows are reported by line and the rest imported.
+    """
+    try:
+        with click.open_file(file, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise click.ClickException(f"{file}: cannot read: {exc}") from exc
+    rows = read_contacts(decode(data))
+    bad = 0
+    total = ImportCounts(0, 0, 0)
+    database = get_db(current_app)
+    try:
+        while chunk := list(islice(rows, IMPORT_BATCH)):
+            good: list[ContactRow] = []
+            for row in chunk:
+                if isinstance(row, BadRow):
+                    bad += 1
+                    click.echo(f"line {row.line}: {row.reason}; row skipped")
+                    continue
+                if row.duplicate_of is not None:
+                    click.echo(
+                        f"line {row.line}: same number as line {row.duplicate_of}; "
+                        f"line {row.line} wins"
+                    )
+                good.append(row)
+            if good:
+                with database.session() as session:
+                    counts = import_rows(session, good, utcnow())
+                total = ImportCounts(
+                    total.created + counts.created,
+                    total.updated + counts.updated,
+                    total.unchanged + counts.unchanged,
+                )
+    except CsvError as exc:
+        raise click.ClickException(f"{file}: {exc}; nothing imported") from exc
+    imported = total.created + total.updated + total.unchanged
+    click.echo(
+        f"{imported} contacts imported: {total.created} new, {total.updated} updated, "
+        f"{total.unchanged} unchanged; {bad} bad rows skipped"
+    )
+
+
+@broadcast_cli.command("create")
+@click.option("--text", help="Free text (Jinja, rendered per contact); only inside 24 hours.")
+@click.option("--wa-template", "template", help="Name of an approved WhatsApp template.")
+@click.option("--language", help="The template's language code, e.g. de or en_US.")
+@click.option(
+    "--param", "params", multiple=True, help="Template body parameter (Jinja); repeat in order."
+)
+@click.option("--audience", default="all", show_default=True, help="all or label:NAME.")
+@click.option("--at", "at_text", help="ISO 8601 start; without an offset, business time.")
+@click.option("--cron", help='Recurring: "m h dom mon dow" in the business time zone.')
+@migrated
+def broadcast_create(
+    text: str | None,
+    template: str | None,
+    language: str | None,
+    params: tuple[str, ...],
+    audience: str,
+    at_text: str | None,
+    cron: str | None,
+) -> None:
+    """Create a broadcast and print its id; without --at or --cron it starts now."""
+    content = broadcasts.Content(text=text, template=template, language=language, params=params)
+    try:
+        content.check()
+        chosen = parse_audience(audience)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if at_text is not None and cron is not None:
+        raise click.UsageError("give --at or --cron, not both")
+    database = get_db(current_app)
+    with database.session() as session:
+        if seed_demo(session):
+            click.echo("(no settings yet: using the demo business)", err=True)
+        settings = load_settings(session)
+        assert settings is not None
+        at = _instant(at_text, settings.timezone) if at_text is not None else None
+        if cron is not None:
+            try:
+                cron_trigger(cron, settings.timezone)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--cron") from exc
+        broadcast = broadcasts.create(
+            session,
+            content,
+            chosen,
+            timezone=settings.timezone,
+            now=utcnow(),
+            at=at,
+            cron=cron,
+        )
+        broadcast_id = broadcast.id
+    click.echo(broadcast_id)
+
+
+@broadcast_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@migrated
+def broadcast_list(as_json: bool) -> None:
+    """The broadcasts, newest first, with their funnels."""
+    with get_db(current_app).session() as session:
+        found = list(session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200)))
+        stats = broadcasts.funnels(session, found)
+    for b in found:
+        f = stats[b.id]
+        if as_json:
+            click.echo(json.dumps({**f.as_dict(), **_describe(b)}, ensure_ascii=False))
+            continue
+        d = _describe(b)
+        click.echo(
+            f"{b.id:>5}  {f.status:<9}  {d['when']:<28}  {d['audience']:<16}  "
+            f"{f.total} total, {f.sent} sent, {f.read} read  {d['what']}"
+        )
+
+
+@broadcast_cli.command("show")
+@click.argument("broadcast_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the funnel as one JSON object.")
+@migrated
+def broadcast_show(broadcast_id: int, as_json: bool) -> None:
+    """A broadcast's status and funnel."""
+    with get_db(current_app).session() as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            raise click.ClickException(f"there is no broadcast {broadcast_id}")
+        stats = broadcasts.funnels(session, [broadcast])[broadcast_id]
+    if as_json:
+        click.echo(json.dumps(stats.as_dict()))
+        return
+    d = _describe(broadcast)
+    click.echo(f"broadcast {broadcast_id}: {stats.status}")
+    click.echo(f"  what:      {d['what']}")
+    click.echo(f"  audience:  {d['audience']}")
+    click.echo(f"  when:      {d['when']}")
+    if broadcast.cron is not None and broadcast.cancelled_at is None:
+        upcoming = next_times(trigger_for(broadcast), datetime.now(UTC), 1)
+        if upcoming:
+            tz = ZoneInfo(broadcast.timezone)
+            click.echo(f"  next:      {upcoming[0].astimezone(tz).isoformat()}")
+    for key in ("total", "pending", "sent", "delivered", "read", "failed", "skipped"):
+        click.echo(f"  {key + ':':<11}{getattr(stats, key)}")
+
+
+@broadcast_cli.command("cancel")
+@click.argument("broadcast_id", type=int)
+@migrated
+def broadcast_cancel(broadcast_id: int) -> None:
+    """Cancel a broadcast: no further runs; messages not yet on their way are not sent."""
+    try:
+        with get_db(current_app).session() as session:
+            withdrawn = broadcasts.cancel(session, broadcast_id, utcnow())
+    except broadcasts.BroadcastError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"broadcast {broadcast_id} cancelled; {withdrawn} messages withdrawn")
+
+
+def _describe(b: Broadcast) -> dict[str, str]:
+    if b.kind == "text":
+        what = f"text: {(b.text or '')[:60]!r}"
+    else:
+        what = f"template {b.template_name} ({b.language}) {list(b.params or [])!r}"
+    if b.cron is not None:
+        when = f"cron {b.cron} ({b.timezone})"
+    elif b.at is not None:
+        when = b.at.astimezone(ZoneInfo(b.timezone)).isoformat(timespec="minutes")
+    else:
+        when = "now"
+    return {"what": what, "audience": b.audience, "when": when}
+
+
+def _instant(text: str, timezone: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 date and time", param_hint="--at"
+        ) from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(timezone))
+    return value
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(contacts_cli)
+    app.cli.add_command(broadcast_cli)

@@ -1,0 +1,160 @@
+"""Reading a contacts CSV: phone numbers to E.164 digits, labels, opt-in, bad rows by line.
+
+Pure: text in, rows out. Excel exports (a byte order mark, `;` between fields, numbers
+written as `+49 151 …` or `0049 151 …`) read like plain ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+COLUMNS = ("wa_id", "name", "labels", "opted_in")
+# E.164: at most 15 digits with the country code; no country code is shorter than this.
+MIN_DIGITS = 8
+MAX_DIGITS = 15
+NAME_MAX = 256
+LABEL_MAX = 64
+# What people put between the digits of a phone number.
+_SEPARATORS = re.compile(r"[\s\-./()\u00a0\u2009\u202f]+")
+_TRUE = frozenset({"true", "yes", "ja", "1", "y", "j"})
+_FALSE = frozenset({"false", "no", "nein", "0", "n"})
+
+
+class CsvError(ValueError):
+    """The file as a whole cannot be read (no header, no wa_id column)."""
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    line: int
+    wa_id: str
+    name: str | None  # None: not given, leave as it is
+    labels: tuple[str, ...] | None  # None: not given, leave as they are
+    opted_in: bool | None  # None: not given, leave as it is (new contacts: not opted in)
+    duplicate_of: int | None = None  # the line that had the same number before
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without a byte order mark), else Windows-1252 as older Excel saves."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def normalize_wa_id(text: str) -> str:
+    """A phone number in international form as E.164 digits (no `+`); ValueError if not one."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError("no phone number")
+    number = _SEPARATORS.sub("", raw)
+    if number.startswith("+"):
+        number = number[1:]
+    elif number.startswith("00"):
+        number = number[2:]
+    elif number.startswith("0"):
+        raise ValueError(f"{raw!r} has no country code (write it as +49… or 0049…)")
+    if not number.isascii() or not number.isdigit():
+        raise ValueError(f"{raw!r} is not a phone number")
+    if not MIN_DIGITS <= len(number) <= MAX_DIGITS:
+        raise ValueError(
+            f"{raw!r} has {len(number)} digits; a number with country code has "
+            f"{MIN_DIGITS} to {MAX_DIGITS}"
+        )
+    return number
+
+
+def parse_bool(text: str) -> bool | None:
+    value = text.strip().lower()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"opted_in is {text.strip()!r}; use true or false")
+
+
+def parse_labels(text: str) -> tuple[str, ...] | None:
+    """Labels separated by `;` (`,` too), trimmed, without repeats; None when empty."""
+    names: list[str] = []
+    for part in re.split(r"[;,]", text):
+        name = " ".join(part.split())
+        if not name:
+            continue
+        if len(name) > LABEL_MAX:
+            raise ValueError(f"label {name[:20]!r}… is longer than {LABEL_MAX} characters")
+        if name.lower() not in (n.lower() for n in names):
+            names.append(name)
+    return tuple(names) if names else None
+
+
+def sniff_delimiter(header: str) -> str:
+    """`;` for the header of a German Excel export, else `,`."""
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
+    """Every data row of the file as a ContactRow or a BadRow, with its line number.
+
+    Raises CsvError when the header has no wa_id column.
+    """
+    text = text.removeprefix("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(first_line))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvError(
+            "the file is empty; expected the header wa_id,name,labels,opted_in"
+        ) from None
+    except csv.Error as exc:
+        raise CsvError(f"line 1: {exc}") from exc
+    columns = [h.strip().lower().removeprefix("\ufeff") for h in header]
+    if "wa_id" not in columns:
+        raise CsvError(
+            f"line 1: no wa_id column (found {', '.join(columns) or 'nothing'}); "
+            "expected the header wa_id,name,labels,opted_in"
+        )
+    index = {name: columns.index(name) for name in COLUMNS if name in columns}
+    seen: dict[str, int] = {}
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield BadRow(start, str(exc))
+            continue
+        line = start
+        if not any(f.strip() for f in fields):
+            continue  # blank lines, or a row of empty cells as spreadsheets leave behind
+        if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns) :]):
+            yield BadRow(line, f"{len(fields)} fields, the header has {len(columns)}")
+            continue
+
+        def field(name: str, fields: list[str] = fields) -> str:
+            i = index.get(name)
+            return fields[i] if i is not None and i < len(fields) else ""
+
+        try:
+            wa_id = normalize_wa_id(field("wa_id"))
+            opted_in = parse_bool(field("opted_in"))
+            labels = parse_labels(field("labels"))
+        except ValueError as exc:
+            yield BadRow(line, str(exc))
+            continue
+        name = " ".join(field("name").split())[:NAME_MAX] or None
+        yield ContactRow(line, wa_id, name, labels, opted_in, duplicate_of=seen.get(wa_id))
+        seen[wa_id] = line

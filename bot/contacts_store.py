@@ -1,0 +1,93 @@
+"""Contacts in the database: import rows, set labels, and change opt-in with its history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.contacts import ContactRow
+from bot.models import ConsentEvent, Contact, Label
+from bot.sql import insert_ignore
+
+SOURCES = ("keyword", "import", "admin", "whatsapp")
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def set_opt_in(
+    session: Session, contact: Contact, opted_in: bool, source: str, at: datetime
+) -> bool:
+    """Opt a contact in or out of broadcasts, recording when and how; False if no change."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown opt-in source {source!r}")
+    if bool(contact.opted_in) == opted_in:
+        return False
+    contact.opted_in = opted_in
+    contact.opted_in_changed_at = at
+    contact.opted_in_source = source
+    if contact.id is None:
+        session.flush()
+    session.add(ConsentEvent(contact_id=contact.id, opted_in=opted_in, source=source, at=at))
+    return True
+
+
+def label(session: Session, name: str, cache: dict[str, Label] | None = None) -> Label:
+    """The label of this name (compared without case), created if new."""
+    key = name.lower()
+    if cache is not None and key in cache:
+        return cache[key]
+    found = session.scalar(select(Label).where(func.lower(Label.name) == key))
+    if found is None:
+        session.execute(insert_ignore(session, Label, ["name"]).values(name=name))
+        found = session.scalars(select(Label).where(func.lower(Label.name) == key)).first()
+        assert found is not None
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> ImportCounts:
+    """Create or update a contact per row (by wa_id), in the caller's transaction."""
+    created = updated = unchanged = 0
+    labels: dict[str, Label] = {}
+    batch = list(rows)
+    wa_ids = {r.wa_id for r in batch}
+    existing = {
+        c.wa_id: c for c in session.scalars(select(Contact).where(Contact.wa_id.in_(wa_ids)))
+    }
+    for row in batch:
+        contact = existing.get(row.wa_id)
+        is_new = contact is None
+        if contact is None:
+            contact = Contact(wa_id=row.wa_id, name=row.name, created_at=now, opted_in=False)
+            session.add(contact)
+            session.flush()
+            existing[row.wa_id] = contact
+        changed = is_new
+        if row.name is not None and contact.name != row.name:
+            contact.name = row.name
+            changed = True
+        if row.labels is not None:
+            wanted = [label(session, n, labels) for n in row.labels]
+            if {lb.id for lb in contact.labels} != {lb.id for lb in wanted}:
+                contact.labels = wanted
+                changed = True
+        if row.opted_in is not None and set_opt_in(session, contact, row.opted_in, "import", now):
+            changed = True
+        if is_new:
+            created += 1
+        elif changed:
+            updated += 1
+        else:
+            unchanged += 1
+    session.flush()
+    return ImportCounts(created, updated, unchanged)

@@ -1,0 +1,252 @@
+"""The admin pages in real headless Chromium (Debian's package), driven by Playwright.
+
+The app is served for real on 127.0.0.1 by a werkzeug server on a thread; replies go out
+through a dispatcher to the fake Graph API. Skipped when chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from bot.business import seed_demo
+from bot.db import get_db
+from tests.conftest import ROOT, post_notification
+from tests.fakegraph import FakeGraph
+from tests.test_admin import PASSWORD, XSS_NAME, XSS_TEXT, make_user
+from tests.test_dispatcher import TOKEN, Running
+from tests.test_webhook import notification
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Served:
+    """The app on a real port, on a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def site(app: Flask) -> Iterator[str]:
+    with get_db(app).session() as session:
+        seed_demo(session)
+    make_user(app)
+    with Served(app) as served:
+        yield served.url
+
+
+@pytest.fixture
+def page(browser: Any, site: str) -> Iterator[Any]:
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.dialogs = dialogs
+    yield tab
+    context.close()
+
+
+def log_in(page: Any, site: str) -> None:
+    page.goto(f"{site}/admin/inbox")
+    assert "/admin/login" in page.url
+    page.fill("input[name=name]", "owner")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/inbox$"))
+
+
+def customer_writes(
+    app: Flask, text: str, *, name: str = "Anna", wa_id: str = "4915112345678"
+) -> None:
+    msg = {
+        "type": "text",
+        "text": {"body": text},
+        "id": f"wamid.B{time.monotonic_ns()}",
+        "timestamp": str(int(datetime.now(UTC).timestamp())),
+    }
+    response = post_notification(app.test_client(), notification(msg, wa_id=wa_id, name=name))
+    assert response.status_code == 200
+
+
+def test_log_in_read_a_conversation_and_reply(app: Flask, page: Any, site: str) -> None:
+    customer_writes(app, "Haben Sie heute Tulpen?", name="Anna Berger")
+    customer_writes(app, "Guten Morgen!", name="Karl", wa_id="4917612345678")
+    with FakeGraph(token=TOKEN) as graph, Running(app, graph):
+        log_in(page, site)
+        page.click("text=Anna Berger")
+        page.wait_for_url(re.compile(r"/admin/inbox/\d+$"))
+        assert page.locator(".msg.in .text").first.inner_text() == "Haben Sie heute Tulpen?"
+        page.fill("#reply-text", "Ja, gelbe und rote!")
+        page.click("#reply-form button[type=submit]")
+        # The reply shows at once, and the tick moves on once the fake Graph API accepted it.
+        mine = page.locator(".msg.out", has_text="Ja, gelbe und rote!")
+        mine.wait_for()
+        assert graph.wait_for(2, timeout=10)  # the auto-replies went out too
+        deadline = time.monotonic() + 10
+        while not any(
+            r.json.get("text", {}).get("body") == "Ja, gelbe und rote!" for r in graph.requests
+        ):
+            assert time.monotonic() < deadline, "the reply never reached the Graph API"
+            time.sleep(0.05)
+        mine.locator(".tick.status-sent").wait_for()
+        assert page.input_value("#reply-text") == ""
+        # A new message appears without a reload.
+        customer_writes(app, "Super, bis gleich.", name="Anna Berger")
+        page.locator(".msg.in .text", has_text="Super, bis gleich.").wait_for()
+        assert page.dialogs == []
+
+
+def test_inbox_screenshots_at_phone_and_desktop_width(
+    app: Flask, browser: Any, page: Any, site: str
+) -> None:
+    for i, (name, text) in enumerate(
+        [
+            ("Anna Berger", "Haben Sie heute Tulpen?"),
+            ("Karl Huber", "Ist die Bestellung #4711 fertig?"),
+            ("Maria Schneider-Leutheusser", "Danke, die Rosen waren wunderschön! 🌹"),
+        ]
+    ):
+        customer_writes(app, text, name=name, wa_id=f"49151000000{i}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_in(page, site)
+    page.screenshot(path=str(ARTIFACTS / "inbox-desktop.png"), full_page=True)
+    page.click("text=Karl Huber")
+    page.locator(".msg.out").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "conversation-desktop.png"))
+    phone = browser.new_context(viewport=PHONE, storage_state=page.context.storage_state())
+    try:
+        tab = phone.new_page()
+        tab.goto(f"{site}/admin/inbox")
+        tab.locator(".conversations li").first.wait_for()
+        tab.screenshot(path=str(ARTIFACTS / "inbox-phone.png"), full_page=True)
+        tab.click("text=Karl Huber")
+        tab.locator(".msg.in").first.wait_for()
+        # On a phone the conversation takes the whole screen.
+        assert not tab.locator(".list-pane").is_visible()
+        tab.screenshot(path=str(ARTIFACTS / "conversation-phone.png"))
+    finally:
+        phone.close()
+    for shot in ("inbox-desktop", "conversation-desktop", "inbox-phone", "conversation-phone"):
+        assert (ARTIFACTS / f"{shot}.png").stat().st_size > 5_000
+
+
+def test_hostile_customer_shows_as_text_and_runs_nothing(app: Flask, page: Any, site: str) -> None:
+    customer_writes(app, XSS_TEXT, name=XSS_NAME)
+    log_in(page, site)
+    assert page.locator(".conversations .name").first.inner_text() == XSS_NAME
+    page.click(".conversations a")
+    page.locator(".msg.in .text").first.wait_for()
+    assert page.locator("h1").inner_text() == XSS_NAME
+    assert page.locator(".msg.in .text").first.inner_text() == XSS_TEXT
+    # Through the live update (the script builds the message) as well.
+    customer_writes(app, "<img src=y onerror=alert(3)>", name=XSS_NAME)
+    page.locator(".msg.in .text", has_text="onerror=alert(3)").wait_for()
+    page.goto(f"{site}/admin/inbox")
+    page.wait_for_timeout(300)
+    assert page.dialogs == []
+    assert page.locator("img").count() == 0
+
+
+def test_edit_the_hours_and_see_the_preview_change(app: Flask, page: Any, site: str) -> None:
+    log_in(page, site)
+    page.click("nav >> text=Settings")
+    page.wait_for_url(re.compile(r"/admin/settings$"))
+    # A Wednesday at 10:00: the demo shop is open, a "Hallo" gets the greeting.
+    page.fill("input[name=preview_at]", "2026-03-11T10:00")
+    custom = page.locator('[data-preview="custom"]')
+    page.wait_for_function(
+        "() => document.querySelector('[data-preview=custom] .p-rule').textContent === 'rule: greeting'"
+    )
+    # Close Wednesday: the same moment now gets the away reply, naming Thursday's opening.
+    page.fill("input[name=hours-wed-0-start]", "")
+    page.fill("input[name=hours-wed-0-end]", "")
+    page.wait_for_function(
+        "() => document.querySelector('[data-preview=custom] .p-rule').textContent === 'rule: away'"
+    )
+    assert "Donnerstag" in custom.locator(".p-text").inner_text()
+    # A broken interval is reported next to its day, live.
+    page.fill("input[name=hours-mon-0-end]", "")
+    page.locator('[data-error-for="hours-mon"]').wait_for()
+    assert "invalid interval" in page.locator('[data-error-for="hours-mon"]').inner_text()
+    page.fill("input[name=hours-mon-0-end]", "12:30")
+    page.locator('[data-error-for="hours-mon"]').wait_for(state="hidden")
+    # Add a Sunday interval with the grid's button and save.
+    page.click('[data-add="hours-sun"]')
+    page.fill("input[name=hours-sun-1-start]", "10:00")
+    page.fill("input[name=hours-sun-1-end]", "13:00")
+    page.click("button:has-text('Save settings')")
+    page.locator(".flash", has_text="Settings saved.").wait_for()
+    assert page.input_value("input[name=hours-sun-0-start]") == "10:00"
+    assert page.input_value("input[name=hours-wed-0-start]") == ""
+    page.set_viewport_size(PHONE)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "settings-phone.png"))
+    assert page.dialogs == []
+
+
+def test_schedule_a_broadcast(app: Flask, page: Any, site: str) -> None:
+    log_in(page, site)
+    page.click("nav >> text=Broadcasts")
+    page.select_option("select[name=kind]", "template")
+    page.fill("input[name=template]", "spring_sale")
+    page.fill("textarea[name=params]", "{{ contact.name }}")
+    page.select_option("select[name=when]", "at")
+    page.fill("input[name=at]", "2030-04-01T09:30")
+    page.click("button:has-text('Create broadcast')")
+    page.locator(".flash", has_text="created").wait_for()
+    card = page.locator(".broadcast").first
+    assert "Template spring_sale (de)" in card.inner_text()
+    assert "scheduled" in card.inner_text()
+    card.locator("button:has-text('Cancel')").click()
+    page.locator(".flash", has_text="cancelled").wait_for()
+    assert "cancelled" in page.locator(".broadcast").first.inner_text()

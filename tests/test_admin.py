@@ -1,0 +1,830 @@
+"""The web admin through Flask's test client: login, CSRF, inbox, replies, settings, insights."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from bot import users
+from bot.admin.auth import REFUSED_MESSAGE
+from bot.business import load_settings, seed_demo
+from bot.db import get_db
+from bot.models import Contact, Label, Message, User
+from tests.conftest import post_notification
+from tests.test_webhook import notification, status_notification
+
+# A Wednesday, 10:00 in Munich: the demo flower shop is open (09:00-12:30).
+NOW = datetime(2026, 3, 11, 9, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"
+XSS_NAME = "<img src=x onerror=alert(1)>"
+XSS_TEXT = "<script>alert(2)</script>"
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    fixed = Clock(NOW)
+    app.config["TRESEN_CLOCK"] = fixed
+    return fixed
+
+
+def make_user(app: Flask, name: str = "owner", password: str = PASSWORD) -> None:
+    with get_db(app).session() as session:
+        users.create_or_reset(session, name, password, now=NOW)
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def token(client: FlaskClient, path: str = "/admin/login") -> str:
+    return csrf_of(client.get(path).get_data(as_text=True))
+
+
+def login(client: FlaskClient, name: str = "owner", password: str = PASSWORD) -> Any:
+    return client.post(
+        "/admin/login", data={"name": name, "password": password, "csrf_token": token(client)}
+    )
+
+
+@pytest.fixture
+def admin(app: Flask, client: FlaskClient, clock: Clock) -> FlaskClient:
+    make_user(app)
+    with get_db(app).session() as session:
+        seed_demo(session)  # what `python app.py` does on its first start
+    assert login(client).status_code == 302
+    return client
+
+
+def receive(
+    client: FlaskClient,
+    msg: dict[str, Any] | None = None,
+    *,
+    at: datetime = NOW,
+    wa_id: str = "4915112345678",
+    name: str = "Anna",
+) -> str:
+    msg = {"type": "text", "text": {"body": "Hallo!"}, **(msg or {})}
+    msg["timestamp"] = str(int(at.timestamp()))
+    msg["id"] = msg.get("id") or f"wamid.A{int(at.timestamp())}{len(str(msg))}{wa_id[-4:]}"
+    assert post_notification(client, notification(msg, wa_id=wa_id, name=name)).status_code == 200
+    return str(msg["id"])
+
+
+def contact_id(app: Flask, wa_id: str = "4915112345678") -> int:
+    with get_db(app).session() as session:
+        found = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id))
+    assert found is not None
+    return found
+
+
+def outbound(app: Flask) -> list[Message]:
+    with get_db(app).session() as session:
+        query = select(Message).where(Message.direction == "out").order_by(Message.id)
+        return list(session.scalars(query))
+
+
+# --- login ------------------------------------------------------------------------------------
+
+GET_PAGES = [
+    "/admin/",
+    "/admin/inbox",
+    "/admin/inbox/1",
+    "/admin/settings",
+    "/admin/settings/yaml",
+    "/admin/insights",
+]
+POSTS = [
+    "/admin/logout",
+    "/admin/inbox/1/reply",
+    "/admin/inbox/1/template",
+    "/admin/inbox/1/labels",
+    "/admin/inbox/1/optin",
+    "/admin/settings",
+    "/admin/settings/preview",
+    "/admin/settings/yaml",
+]
+
+
+@pytest.mark.parametrize("path", GET_PAGES)
+def test_pages_need_a_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login?next=")
+
+
+@pytest.mark.parametrize("path", ["/admin/inbox.json", "/admin/inbox/1/messages.json"])
+def test_json_needs_a_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "log in first"}
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_posts_without_csrf_token_are_refused(admin: FlaskClient, path: str) -> None:
+    response = admin.post(path, data={"text": "hi", "labels": "x", "yaml": "business: {}"})
+    assert response.status_code == 400
+    assert "The CSRF token is missing" in response.get_data(as_text=True)
+    # ...and with a wrong one too
+    response = admin.post(path, data={"csrf_token": "forged", "text": "hi"})
+    assert response.status_code == 400
+
+
+def test_login_without_csrf_token_is_refused(app: Flask, client: FlaskClient) -> None:
+    make_user(app)
+    response = client.post("/admin/login", data={"name": "owner", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/inbox").status_code == 302
+
+
+def test_login_then_logout(app: Flask, client: FlaskClient, clock: Clock) -> None:
+    make_user(app)
+    response = client.post(
+        "/admin/login?next=/admin/settings",
+        data={"name": "owner", "password": PASSWORD, "csrf_token": token(client)},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/settings"
+    page = client.get("/admin/inbox")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert client.post("/admin/logout", data={"csrf_token": csrf_of(html)}).status_code == 302
+    assert client.get("/admin/inbox").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/admin", "/elsewhere", "/admin\\@evil"]
+)
+def test_login_never_redirects_off_the_admin(
+    app: Flask, client: FlaskClient, clock: Clock, target: str
+) -> None:
+    make_user(app)
+    response = client.post(
+        "/admin/login",
+        query_string={"next": target},
+        data={"name": "owner", "password": PASSWORD, "csrf_token": token(client)},
+    )
+    assert response.headers["Location"] == "/admin/inbox"
+
+
+def test_wrong_password_and_unknown_user_look_the_same(
+    app: Flask, client: FlaskClient, clock: Clock
+) -> None:
+    make_user(app)
+    wrong = login(client, password="not the password")
+    unknown = login(client, name="nobody", password="not the password")
+    assert wrong.status_code == unknown.status_code == 401
+
+    def page(response: Any) -> str:
+        # The CSRF token carries a timestamp; everything else must be the same.
+        text = response.get_data(as_text=True).replace('value="nobody"', 'value="owner"')
+        return re.sub(r'(name="csrf_token"[^>]*value=")[^"]+', r"\1", text)
+
+    assert page(wrong) == page(unknown)
+    assert REFUSED_MESSAGE in wrong.get_data(as_text=True)
+
+
+def test_failed_logins_lock_the_user_out_for_longer_and_longer(
+    app: Flask, client: FlaskClient, clock: Clock
+) -> None:
+    make_user(app)
+    for _ in range(users.FREE_FAILURES):
+        assert login(client, password="guess").status_code == 401
+    # Locked now: even the right password is refused, with the same answer.
+    assert login(client).status_code == 401
+    with get_db(app).session() as session:
+        user = session.scalars(select(User)).one()
+        assert user.failed_logins == users.FREE_FAILURES
+        assert user.locked_until == NOW + users.FIRST_LOCK
+    clock.at = NOW + users.FIRST_LOCK
+    assert login(client, password="guess again").status_code == 401
+    with get_db(app).session() as session:
+        assert session.scalars(select(User)).one().locked_until == clock.at + 2 * users.FIRST_LOCK
+    clock.at += 2 * users.FIRST_LOCK
+    assert login(client).status_code == 302
+    with get_db(app).session() as session:
+        user = session.scalars(select(User)).one()
+        assert (user.failed_logins, user.locked_until, user.last_login_at) == (0, None, clock.at)
+
+
+@pytest.mark.parametrize(
+    ("failures", "lock"),
+    [
+        (0, None),
+        (2, None),
+        (3, timedelta(seconds=2)),
+        (4, timedelta(seconds=4)),
+        (8, timedelta(seconds=64)),
+        (50, timedelta(minutes=15)),
+    ],
+)
+def test_lock_for(failures: int, lock: timedelta | None) -> None:
+    assert users.lock_for(failures) == lock
+
+
+def test_passwords_are_stored_hashed(app: Flask) -> None:
+    make_user(app)
+    with get_db(app).session() as session:
+        stored = session.scalars(select(User)).one().password_hash
+    assert PASSWORD not in stored
+    assert stored.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_session_cookie_flags(app: Flask, client: FlaskClient, clock: Clock) -> None:
+    make_user(app)
+    client.get("/admin/login")
+    response = client.post(
+        "/admin/login",
+        data={"name": "owner", "password": PASSWORD, "csrf_token": token(client)},
+    )
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+    proxied = app.test_client()
+    proxied.get("/admin/login", headers={"X-Forwarded-Proto": "https"})
+    response = proxied.post(
+        "/admin/login",
+        headers={"X-Forwarded-Proto": "https"},
+        data={
+            "name": "owner",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(
+                proxied.get("/admin/login", headers={"X-Forwarded-Proto": "https"}).get_data(
+                    as_text=True
+                )
+            ),
+        },
+    )
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_new_password_ends_old_sessions(app: Flask, admin: FlaskClient) -> None:
+    assert admin.get("/admin/inbox").status_code == 200
+    make_user(app, password="another password")
+    assert admin.get("/admin/inbox").status_code == 302
+
+
+def test_pages_carry_a_strict_content_security_policy(admin: FlaskClient) -> None:
+    policy = admin.get("/admin/inbox").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+
+
+# --- users create -----------------------------------------------------------------------------
+
+
+def test_users_create_with_password(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["users", "create", "anna", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "user anna created: log in at /admin/login"
+    with get_db(app).session() as session:
+        assert users.authenticate(session, "anna", PASSWORD, now=NOW).ok
+
+
+def test_users_create_asks_twice_and_resets(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "create", "anna", "--password", PASSWORD]).exit_code == 0
+    result = runner.invoke(args=["users", "create", "anna"], input="new secret 1\nnew secret 1\n")
+    assert result.exit_code == 0, result.output
+    assert "user anna updated" in result.output
+    with get_db(app).session() as session:
+        assert users.authenticate(session, "anna", "new secret 1", now=NOW).ok
+        assert not users.authenticate(session, "anna", PASSWORD, now=NOW).ok
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["users", "create", "anna", "--password", "short"], "at least 8 characters"),
+        (["users", "create", "an na", "--password", PASSWORD], "must not contain spaces"),
+    ],
+)
+def test_users_create_refuses(app: Flask, args: list[str], message: str) -> None:
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_first_user_only_once(app: Flask) -> None:
+    with get_db(app).session() as session:
+        password = users.first_user(session, now=NOW)
+        assert password is not None
+        assert users.first_user(session, now=NOW) is None
+        assert users.authenticate(session, "admin", password, now=NOW).ok
+
+
+# --- inbox ------------------------------------------------------------------------------------
+
+
+def test_inbox_lists_conversations_by_last_message_with_unread_counts(
+    app: Flask, admin: FlaskClient
+) -> None:
+    receive(admin, at=NOW - timedelta(hours=3), wa_id="4915100000001", name="Berta")
+    receive(admin, at=NOW - timedelta(hours=1), wa_id="4915100000002", name="Carla")
+    receive(admin, at=NOW - timedelta(minutes=30), wa_id="4915100000002", name="Carla",
+            msg={"text": {"body": "noch da?"}})  # fmt: skip
+    html = admin.get("/admin/inbox").get_data(as_text=True)
+    assert html.index("Carla") < html.index("Berta")
+    items = admin.get("/admin/inbox.json").get_json()["conversations"]
+    assert [(c["name"], c["unread"]) for c in items] == [("Carla", 2), ("Berta", 1)]
+
+
+def test_inbox_search_by_name_or_number_and_filter_by_label(app: Flask, admin: FlaskClient) -> None:
+    receive(admin, wa_id="4915100000001", name="Berta")
+    receive(admin, wa_id="4917600000002", name="Carla")
+    with get_db(app).session() as session:
+        carla = session.scalars(select(Contact).where(Contact.name == "Carla")).one()
+        carla.labels = [Label(name="VIP")]
+
+    def names(**query: str) -> list[str]:
+        data = admin.get("/admin/inbox.json", query_string=query).get_json()
+        return [c["name"] for c in data["conversations"]]
+
+    assert names(q="bert") == ["Berta"]
+    assert names(q="+49 176") == ["Carla"]
+    assert names(label="VIP") == ["Carla"]
+    assert names(q="%") == []
+    assert "Berta" not in admin.get("/admin/inbox?label=VIP").get_data(as_text=True)
+
+
+def test_conversation_shows_the_whole_history(app: Flask, admin: FlaskClient) -> None:
+    first = receive(admin, {"text": {"body": "Haben Sie Rosen?"}}, at=NOW - timedelta(minutes=9))
+    receive(
+        admin,
+        {
+            "type": "image",
+            "image": {"id": "m1", "mime_type": "image/jpeg", "caption": "diese hier"},
+        },
+        at=NOW - timedelta(minutes=8),
+    )
+    receive(
+        admin,
+        {
+            "type": "location",
+            "location": {"latitude": 48.137, "longitude": 11.575, "name": "Marienplatz"},
+        },
+        at=NOW - timedelta(minutes=7),
+    )
+    receive(
+        admin,
+        {
+            "type": "interactive",
+            "interactive": {
+                "type": "button_reply",
+                "button_reply": {"id": "yes", "title": "Ja, bitte"},
+            },
+        },
+        at=NOW - timedelta(minutes=6),
+    )
+    receive(
+        admin,
+        {"type": "reaction", "reaction": {"message_id": first, "emoji": "👍"}},
+        at=NOW - timedelta(minutes=5),
+    )
+    receive(admin, {"type": "audio", "audio": {"id": "a1", "voice": True}}, at=NOW)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    for expected in (
+        "Haben Sie Rosen?",
+        "📷 Photo",
+        "diese hier",
+        "📍 Location: Marienplatz",
+        "https://www.openstreetmap.org/?mlat=48.137000&amp;mlon=11.575000",
+        "↩ Tapped a button",
+        "Ja, bitte",
+        "Reacted",
+        "👍",
+        "on “Haben Sie Rosen?”",
+        "🎤 Voice message",
+        "auto-reply: greeting",
+    ):
+        assert expected in html, expected
+
+
+def test_opening_a_conversation_resets_its_unread_count(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    assert admin.get("/admin/inbox.json").get_json()["conversations"][0]["unread"] == 1
+    admin.get(f"/admin/inbox/{cid}")
+    assert admin.get("/admin/inbox.json").get_json()["conversations"][0]["unread"] == 0
+
+
+def test_delivery_ticks_follow_status_notifications(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    reply = outbound(app)[0]
+    with get_db(app).session() as session:
+        session.get_one(Message, reply.id).wamid = "wamid.OUT1"
+        session.get_one(Message, reply.id).status = "sent"
+    statuses = admin.get(f"/admin/inbox/{cid}/messages.json").get_json()["statuses"]
+    assert statuses[str(reply.id)]["tick"] == "✓"
+    ts = int(NOW.timestamp())
+    post_notification(admin, status_notification("wamid.OUT1", "delivered", ts + 1))
+    statuses = admin.get(f"/admin/inbox/{cid}/messages.json").get_json()["statuses"]
+    assert (statuses[str(reply.id)]["tick"], statuses[str(reply.id)]["status"]) == (
+        "✓✓",
+        "delivered",
+    )
+    post_notification(admin, status_notification("wamid.OUT1", "read", ts + 2))
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert 'class="tick status-read" title="read"' in html
+
+
+def test_poll_returns_only_new_messages(app: Flask, admin: FlaskClient) -> None:
+    receive(admin, at=NOW - timedelta(minutes=1))
+    cid = contact_id(app)
+    first = admin.get(f"/admin/inbox/{cid}/messages.json").get_json()
+    last_id = max(m["id"] for m in first["messages"])
+    assert (
+        admin.get(f"/admin/inbox/{cid}/messages.json?after={last_id}").get_json()["messages"] == []
+    )
+    receive(admin, {"text": {"body": "noch eine Frage"}})
+    new = admin.get(f"/admin/inbox/{cid}/messages.json?after={last_id}").get_json()["messages"]
+    assert [m["text"] for m in new] == ["noch eine Frage"]
+    assert first["window_open"] is True
+
+
+def test_reply_by_hand_is_queued_in_the_outbox(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    response = admin.post(
+        f"/admin/inbox/{cid}/reply",
+        data={"text": "  Ja, rote und weiße.  ", "csrf_token": csrf_of(html)},
+    )
+    assert response.status_code == 302
+    mine = outbound(app)[-1]
+    assert (mine.rule, mine.status, mine.text) == ("manual", "queued", "Ja, rote und weiße.")
+    assert mine.payload == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "4915112345678",
+        "type": "text",
+        "text": {"body": "Ja, rote und weiße.", "preview_url": False},
+    }
+    assert "by hand" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+
+def test_reply_as_json_for_the_page_script(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    answer = admin.post(
+        f"/admin/inbox/{cid}/reply",
+        data={"text": "Gern!", "csrf_token": csrf_of(html)},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.get_json()["message"]["text"] == "Gern!"
+    empty = admin.post(
+        f"/admin/inbox/{cid}/reply",
+        data={"text": "   ", "csrf_token": csrf_of(html)},
+        headers={"Accept": "application/json"},
+    )
+    assert empty.status_code == 400
+    assert empty.get_json()["ok"] is False
+
+
+def test_outside_the_24_hour_window_only_a_template_is_offered(
+    app: Flask, admin: FlaskClient
+) -> None:
+    receive(admin, at=NOW - timedelta(hours=25))
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert 'id="reply-form"' not in html
+    assert "only allows an approved message template" in html
+    refused = admin.post(
+        f"/admin/inbox/{cid}/reply",
+        data={"text": "Hallo?", "csrf_token": csrf_of(html)},
+        follow_redirects=True,
+    )
+    assert "only allows" in refused.get_data(as_text=True)
+    assert all(m.rule != "manual" for m in outbound(app))
+    response = admin.post(
+        f"/admin/inbox/{cid}/template",
+        data={
+            "name": "order_ready",
+            "language": "de",
+            "params": "Anna\n\n#1234\n",
+            "csrf_token": csrf_of(html),
+        },
+    )
+    assert response.status_code == 302
+    sent = outbound(app)[-1]
+    assert sent.rule == "manual"
+    assert sent.payload is not None
+    assert sent.payload["template"] == {
+        "name": "order_ready",
+        "language": {"code": "de"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "Anna"}, {"type": "text", "text": "#1234"}],
+            }
+        ],
+    }
+    assert "Template order_ready (de)" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+
+def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    response = admin.post(
+        f"/admin/inbox/{cid}/template",
+        data={"name": "", "language": "de", "csrf_token": csrf_of(html)},
+        follow_redirects=True,
+    )
+    assert "Template name: This field is required." in response.get_data(as_text=True)
+
+
+def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    admin.post(
+        f"/admin/inbox/{cid}/labels",
+        data={"labels": "Stammkunde, Hochzeit , Stammkunde", "csrf_token": csrf_of(html)},
+    )
+    admin.post(f"/admin/inbox/{cid}/optin", data={"opted_in": "y", "csrf_token": csrf_of(html)})
+    with get_db(app).session() as session:
+        contact = session.get_one(Contact, cid)
+        assert sorted(lbl.name for lbl in contact.labels) == ["Hochzeit", "Stammkunde"]
+        assert (contact.opted_in, contact.opted_in_source, contact.opted_in_changed_at) == (
+            True,
+            "admin",
+            NOW,
+        )
+    admin.post(f"/admin/inbox/{cid}/labels", data={"labels": "", "csrf_token": csrf_of(html)})
+    admin.post(f"/admin/inbox/{cid}/optin", data={"csrf_token": csrf_of(html)})
+    with get_db(app).session() as session:
+        contact = session.get_one(Contact, cid)
+        assert (contact.labels, contact.opted_in) == ([], False)
+    too_long = admin.post(
+        f"/admin/inbox/{cid}/labels",
+        data={"labels": "x" * 65, "csrf_token": csrf_of(html)},
+        follow_redirects=True,
+    )
+    assert "Labels not changed" in too_long.get_data(as_text=True)
+
+
+def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:
+    receive(admin, {"text": {"body": XSS_TEXT}}, name=XSS_NAME)
+    cid = contact_id(app)
+    for path in ("/admin/inbox", f"/admin/inbox/{cid}"):
+        html = admin.get(path).get_data(as_text=True)
+        assert XSS_NAME not in html
+        assert XSS_TEXT not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_unknown_conversation_is_404(admin: FlaskClient) -> None:
+    assert admin.get("/admin/inbox/999").status_code == 404
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def settings_form(admin: FlaskClient) -> tuple[dict[str, str], str]:
+    """The settings form's fields as a browser would submit them (first option of selects)."""
+    html = admin.get("/admin/settings").get_data(as_text=True)
+    form = html[html.index('id="settings-form"') :]
+    data: dict[str, str] = {}
+    for tag in re.finditer(r"<input\b[^>]*>", form):
+        attrs = dict(re.findall(r'(\w[\w-]*)="([^"]*)"', tag.group(0)))
+        name = attrs.get("name")
+        if not name or (attrs.get("type") == "checkbox" and "checked" not in tag.group(0)):
+            continue
+        data[name] = _unescape(attrs.get("value", ""))
+    for area in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+        data[area.group(1)] = _unescape(area.group(2))
+    for select_tag in re.finditer(r'<select name="([^"]+)">(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', select_tag.group(2))
+        first = re.search(r'<option value="([^"]*)"', select_tag.group(2))
+        data[select_tag.group(1)] = (chosen or first).group(1) if (chosen or first) else ""  # type: ignore[union-attr]
+    return data, html
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_settings_form_round_trips_the_demo(app: Flask, admin: FlaskClient) -> None:
+    data, _html = settings_form(admin)
+    assert data["hours-mon-0-start"] == "09:00"
+    assert data["hours-mon-1-end"] == "18:00"
+    assert data["holiday_country"] == "DE"
+    with get_db(app).session() as session:
+        before = load_settings(session)
+    response = admin.post("/admin/settings", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    with get_db(app).session() as session:
+        assert load_settings(session) == before
+
+
+def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
+    data, _ = settings_form(admin)
+    data.update({"hours-sun-0-start": "10:00", "hours-sun-0-end": "16:00"})
+    data.update({"hours-fri-5-start": "22:00", "hours-fri-5-end": "02:00"})
+    data["name"] = "Blumen Maier"
+    assert admin.post("/admin/settings", data=data).status_code == 302
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+    assert settings is not None
+    assert settings.name == "Blumen Maier"
+    assert [str(iv.start)[:5] + "-" + str(iv.end)[:5] for iv in settings.hours.weekly[6]] == [
+        "10:00-16:00"
+    ]
+    assert len(settings.hours.weekly[4]) == 2
+    assert "Settings saved." in admin.get("/admin/settings").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"hours-tue-0-end": ""}, "hours-tue", "invalid interval"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
+        ({"closure-0-to": "2026-12-01"}, "closure-0", "before"),
+        ({"away_cooldown": "soon"}, "away", "number"),
+        ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
+        ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
+        ({"name": ""}, "name", "must not be empty"),
+    ],
+)
+def test_settings_errors_are_shown_next_to_the_field(
+    app: Flask, admin: FlaskClient, changes: dict[str, str], field: str, message: str
+) -> None:
+    data, _ = settings_form(admin)
+    with get_db(app).session() as session:
+        before = load_settings(session)
+    data.update(changes)
+    response = admin.post("/admin/settings", data=data)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    match = re.search(rf'data-error-for="{field}" role="alert" >([^<]*)<', html)
+    assert match, f"no error next to {field}"
+    assert message in _unescape(match.group(1))
+    with get_db(app).session() as session:
+        assert load_settings(session) == before
+
+
+def test_preview_renders_each_rule_for_the_chosen_time(admin: FlaskClient) -> None:
+    data, _ = settings_form(admin)
+    data.update({"preview_text": "Hallo", "preview_at": "2026-03-11T10:00"})
+    result = admin.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is True
+    previews = result["previews"]
+    assert previews["custom"]["rule"] == "greeting"
+    assert previews["away"]["rule"] == "away"
+    assert "Mittwoch, 11. März 2026, 12:30 (closed)" in previews["away"]["when"]
+    assert "Blumen Müller" in previews["away"]["text"]
+    assert previews["greeting"]["rule"] == "greeting"
+    assert previews["kw-0"]["rule"] == "keyword"
+    # The same instant with Wednesday closed: now the away reply answers.
+    data.update({"hours-wed-0-start": "", "hours-wed-0-end": ""})
+    closed = admin.post("/admin/settings/preview", data=data).get_json()["previews"]
+    assert closed["custom"]["rule"] == "away"
+    assert "Donnerstag, 12. März, 09:00" in closed["custom"]["text"]
+
+
+def test_preview_reports_errors_by_field(admin: FlaskClient) -> None:
+    data, _ = settings_form(admin)
+    data["hours-mon-0-start"] = "13:00"
+    data["hours-mon-0-end"] = "13:00"
+    result = admin.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is False
+    assert "hours-mon" in result["errors"]
+
+
+def test_yaml_editor_saves_and_refuses_like_settings_import(app: Flask, admin: FlaskClient) -> None:
+    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
+    assert "Blumen Müller" in html
+    bad = admin.post(
+        "/admin/settings/yaml",
+        data={"yaml": "business:\n  name: X\n  timezone: Nowhere\n", "csrf_token": csrf_of(html)},
+    )
+    assert bad.status_code == 400
+    assert "line 3: unknown time zone" in bad.get_data(as_text=True)
+    good = admin.post(
+        "/admin/settings/yaml",
+        data={"yaml": "business:\n  name: Kiosk\n", "csrf_token": csrf_of(html)},
+    )
+    assert good.status_code == 302
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+    assert settings is not None and settings.name == "Kiosk"
+
+
+# --- insights ---------------------------------------------------------------------------------
+
+
+def test_insights_heatmap_in_business_time_and_who_answered(
+    app: Flask, admin: FlaskClient, clock: Clock
+) -> None:
+    # Sunday 2026-03-08 20:30 in Munich (closed) and Wednesday 10:00 (open).
+    for at, wa_id in [
+        (NOW - timedelta(weeks=20), "4915100000004"),  # outside the last 8 weeks
+        (datetime(2026, 3, 8, 19, 30, tzinfo=UTC), "4915100000001"),
+        (datetime(2026, 3, 8, 19, 40, tzinfo=UTC), "4915100000002"),
+        (NOW, "4915100000003"),
+    ]:
+        clock.at = at
+        receive(admin, at=at, wa_id=wa_id)
+    cid = contact_id(app, "4915100000003")
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    admin.post(f"/admin/inbox/{cid}/reply", data={"text": "Gern", "csrf_token": csrf_of(html)})
+    page = admin.get("/admin/insights").get_data(as_text=True)
+    assert "3 messages in the last 8 weeks" in page
+    assert "2 (67 %)</strong> arrived while the shop was closed" in page
+    assert 'title="Sun 20:00 — 2 messages"' in page
+    assert 'class="l5"' in page  # the busiest hour
+    assert 'class="l2 open" title="Wed 10:00 — 1 message, open 60 min"' in page
+    assert re.search(r'class="l0 part" title="Wed 12:00 — 0 messages, open 30 min"', page)
+    assert "<li>away: 2</li>" in page
+    # 3 automatic replies (2 away, 1 greeting) in the period, 1 by hand
+    assert "<strong>3</strong> automatic (75 %)" in page
+    assert "<strong>1</strong> by a person (25 %)" in page
+
+
+# --- broadcasts -------------------------------------------------------------------------------
+
+
+def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> None:
+    html = admin.get("/admin/broadcasts").get_data(as_text=True)
+    response = admin.post(
+        "/admin/broadcasts",
+        data={
+            "csrf_token": csrf_of(html),
+            "audience": "all",
+            "kind": "template",
+            "template": "spring_sale",
+            "language": "de",
+            "params": "{{ contact.name }}\n",
+            "when": "at",
+            "at": "2026-04-01T09:30",
+        },
+    )
+    assert response.status_code == 302
+    with get_db(app).session() as session:
+        from bot.models import Broadcast
+
+        stored = session.scalars(select(Broadcast)).one()
+        assert (stored.template_name, stored.params, stored.at) == (
+            "spring_sale",
+            ["{{ contact.name }}"],
+            datetime(2026, 4, 1, 7, 30, tzinfo=UTC),
+        )
+    page = admin.get("/admin/broadcasts").get_data(as_text=True)
+    assert "Template spring_sale (de)" in page
+    assert "scheduled" in page
+    assert 'class="funnel"' in page
+    cancel = admin.post(f"/admin/broadcasts/{stored.id}/cancel", data={"csrf_token": csrf_of(page)})
+    assert cancel.status_code == 302
+    assert "cancelled" in admin.get("/admin/broadcasts").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"kind": "text", "text": "  ", "when": "now"}, "content", "empty"),
+        ({"kind": "text", "text": "Hi", "when": "cron", "cron": "0 9 *"}, "when", "5"),
+        ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "when", "date and time"),
+        ({"kind": "template", "template": "", "when": "now"}, "template", "approved"),
+        ({"kind": "text", "text": "{% if %}", "when": "now"}, "content", "not a valid"),
+    ],
+)
+def test_broadcast_errors_are_shown(
+    admin: FlaskClient, data: dict[str, str], field: str, message: str
+) -> None:
+    html = admin.get("/admin/broadcasts").get_data(as_text=True)
+    response = admin.post("/admin/broadcasts", data={"csrf_token": csrf_of(html), **data})
+    assert response.status_code == 400
+    match = re.search(
+        rf'data-error-for="{field}" role="alert">([^<]*)<', response.get_data(as_text=True)
+    )
+    assert match and message in _unescape(match.group(1))
+
+
+def test_broadcast_pages_need_login_and_csrf(client: FlaskClient) -> None:
+    assert client.get("/admin/broadcasts").status_code == 302
+    assert client.post("/admin/broadcasts", data={}).status_code == 400
+    assert client.post("/admin/broadcasts/1/cancel", data={}).status_code == 400
