@@ -181,7 +181,8 @@ def inbox(session: Session) -> None:
     # The admin inbox's query (bot/admin/inbox.py conversations), without a search.
     stmt = (
         select(Contact)
-        .order_by(Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
+        .where(Contact.last_message_at.is_not(None))
+        .order_by(Contact.last_message_at.desc(), Contact.id.desc())
         .limit(INBOX_LIMIT)
     )
     ids = [c.id for c in session.scalars(stmt)]
@@ -237,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 total = conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
             print(f"\n{args.contacts:,} contacts, {total:,} messages, broadcast run {run_id}")
             queries: list[tuple[str, Callable[[Session], Any], Callable[[str], bool]]] = [
-                ("outbox claim", claim, lambda s: "SKIP LOCKED" in s),
+                ("outbox claim (taken over)", claim, lambda s: "claimed_until <" in s),
+                ("outbox claim (queued)", claim, lambda s: "next_attempt_at <=" in s),
                 ("inbox list", inbox, lambda s: "FROM contacts" in s and "LIMIT" in s),
                 ("inbox previews", inbox, lambda s: "max(messages.id)" in s),
                 ("conversation", conversation, lambda s: "FROM messages" in s),

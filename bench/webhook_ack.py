@@ -35,6 +35,7 @@ from bench.common import (
     print_table,
     selected_databases,
     summarize,
+    wait_for_output,
     workdir,
 )
 from bot.business import save_settings
@@ -227,7 +228,9 @@ def run_one(
             save_settings(session, settings_yaml(datetime.now(UTC)))
         database.dispose()
         env = app_env(url, graph_url, GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_FORMAT}'")
-        with Process(["flask", "--app", "app", "worker"], env, where / f"worker-{kind}.log"):
+        worker = Process(["flask", "--app", "app", "worker"], env, where / f"worker-{kind}.log")
+        with worker:
+            wait_for_output(worker, "started")  # its start-up is not part of the measure
             web, base = gunicorn(
                 env, where / f"web-{kind}.log", workers=WEB_WORKERS, threads=WEB_THREADS
             )

@@ -112,7 +112,7 @@ class Contact(Base):
 
     labels: Mapped[list[Label]] = relationship(secondary=contact_labels, lazy="selectin")
 
-    __table_args__ = (Index("ix_contacts_last_message", "last_message_at"),)
+    __table_args__ = (Index("ix_contacts_last_message", "last_message_at", "id"),)
 
 
 class Message(Base):

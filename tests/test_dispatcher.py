@@ -296,3 +296,27 @@ def test_two_dispatcher_processes_send_every_message_once(app: Flask, tmp_path: 
     assert len(per_recipient) == 200
     assert set(per_recipient.values()) == {1}
     assert "started" in one.output() and "started" in two.output()
+
+
+def test_a_reply_does_not_wait_behind_the_contacts_broadcast_message(app: Flask) -> None:
+    now = datetime.now(UTC)
+    with get_db(app).session() as session:
+        contact = Contact(wa_id="4915112345678", name="Anna")
+        session.add(contact)
+        session.flush()
+        news = outbox.enqueue(
+            session, contact, text_payload("4915112345678", "Angebot"), now=now, priority=1
+        )
+        first = outbox.enqueue(
+            session, contact, text_payload("4915112345678", "Antwort 1"), now=now
+        )
+        second = outbox.enqueue(
+            session, contact, text_payload("4915112345678", "Antwort 2"), now=now
+        )
+        # Replies come first, one at a time; the broadcast message waits for them.
+        lease = timedelta(seconds=30)
+        assert [c.id for c in outbox.claim(session, "w", 10, now=now, lease=lease)] == [first.id]
+        outbox.mark_sent(session, first.id, "wamid.A1", now=now)
+        assert [c.id for c in outbox.claim(session, "w", 10, now=now, lease=lease)] == [second.id]
+        outbox.mark_sent(session, second.id, "wamid.A2", now=now)
+        assert [c.id for c in outbox.claim(session, "w", 10, now=now, lease=lease)] == [news.id]

@@ -53,8 +53,19 @@ def conversations(
     session: Session, *, query: str = "", label: str = "", at: datetime
 ) -> list[dict[str, Any]]:
     """Contacts with their last message, newest first, matching a search and a label."""
-    stmt = select(Contact).order_by(Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
     query = query.strip()
+    if query or label:
+        # Imported contacts who never wrote are found by name or label, listed last.
+        order = (Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
+        stmt = select(Contact).order_by(*order)
+    else:
+        # The plain inbox: a backward walk of the (last_message_at, id) index, which stops
+        # at the limit however many contacts were imported.
+        stmt = (
+            select(Contact)
+            .where(Contact.last_message_at.is_not(None))
+            .order_by(Contact.last_message_at.desc(), Contact.id.desc())
+        )
     if query:
         matches = [Contact.name.ilike(_like(query), escape="\\")]
         digits = re.sub(r"\D", "", query)

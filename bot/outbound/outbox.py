@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.models import Contact, HeldStatus, Message
@@ -69,28 +69,21 @@ def enqueue(
 def claim(
     session: Session, worker: str, limit: int, *, now: datetime, lease: timedelta
 ) -> list[Claimed]:
-    """Claim up to `limit` due messages for `worker` until `now + lease`."""
-    older = aliased(Message)
-    due = or_(
+    """Claim up to `limit` due messages for `worker` until `now + lease`.
+
+    Taken-over claims of a dead process come first, then queued messages by priority and age.
+    Each is its own query walking the (status, priority, id) index, so a claim stops after
+    `limit` rows however long the queue is (one query with an OR would sort the whole backlog).
+    """
+    expired = _candidates(
+        session, and_(Message.status == "sending", Message.claimed_until < now), limit
+    )
+    queued = _candidates(
+        session,
         and_(Message.status == "queued", Message.next_attempt_at <= now),
-        and_(Message.status == "sending", Message.claimed_until < now),
+        limit - len(expired),
     )
-    behind_another = exists().where(
-        older.contact_id == Message.contact_id,
-        older.direction == "out",
-        older.status.in_(PENDING),
-        older.id < Message.id,
-    )
-    candidates = (
-        select(Message.id)
-        .where(Message.direction == "out", Message.status.in_(PENDING), due, ~behind_another)
-        .order_by(Message.priority, Message.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Other dispatchers skip what this one is claiming instead of waiting for it.
-        candidates = candidates.with_for_update(skip_locked=True, of=Message)
-    ids = list(session.scalars(candidates))
+    ids = expired + queued
     if not ids:
         return []
     rows = session.execute(
@@ -108,6 +101,32 @@ def claim(
     claimed = [Claimed(r.id, r.payload or {}, r.attempts, r.created_at) for r in rows]
     claimed.sort(key=lambda c: c.id)
     return claimed
+
+
+def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[int]:
+    if limit <= 0:
+        return []
+    older = aliased(Message)
+    # A contact's messages go out in order, one at a time; but a reply the customer waits
+    # for goes before that contact's broadcast message, not behind it.
+    behind_another = exists().where(
+        older.contact_id == Message.contact_id,
+        older.status.in_(PENDING),
+        or_(
+            older.priority < Message.priority,
+            and_(older.priority == Message.priority, older.id < Message.id),
+        ),
+    )
+    query = (
+        select(Message.id)
+        .where(due, ~behind_another)
+        .order_by(Message.priority, Message.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Other dispatchers skip what this one is claiming instead of waiting for it.
+        query = query.with_for_update(skip_locked=True, of=Message)
+    return list(session.scalars(query))
 
 
 def mark_sent(session: Session, message_id: int, wamid: str, *, now: datetime) -> None:

@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('wa_id')
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.create_index('ix_contacts_last_message', ['last_message_at'], unique=False)
+        batch_op.create_index('ix_contacts_last_message', ['last_message_at', 'id'], unique=False)
 
     op.create_table('labels',
     sa.Column('id', sa.Integer(), nullable=False),
