@@ -8,8 +8,9 @@ loaded at once.
 
 The clock runs from the broadcast's creation (as `broadcast create` stores it) until every
 recipient's message is accepted by the fake; it includes the scheduler noticing the
-broadcast, writing and rendering the recipients, and sending them at SEND_RATE=5000 with 200
-requests in flight. A fresh database and worker per size, so peak memory is per size.
+broadcast, writing and rendering the recipients, and sending them at SEND_RATE=5000 with as
+many requests in flight as the worker picks for that rate (256). "sending msg/s" counts from
+the first message accepted, i.e. without the scheduler's pick-up time. A fresh database and worker per size, so peak memory is per size.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tests.processes import BIN, Process
 
 LATENCY = 0.1
 SEND_RATE = 5000
-CONCURRENCY = 200
+CONCURRENCY = 256  # what the worker chooses by itself at SEND_RATE 5000
 GOAL_RATE = 1000.0
 GOAL_MEMORY_RATIO = 1.2
 INSERT_CHUNK = 10_000
@@ -58,6 +59,10 @@ class Result:
     @property
     def rate(self) -> float:
         return self.recipients / self.seconds
+
+    @property
+    def sending_rate(self) -> float:
+        return self.recipients / max(self.seconds - self.first_sent, 1e-9)
 
 
 def add_contacts(database: Database, n: int) -> None:
@@ -148,7 +153,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
     rows = []
     for r in results:
-        rows.append([r.database, r.recipients, r.first_sent, r.seconds, r.rate, r.peak_rss_mb])
+        rows.append(
+            [
+                r.database,
+                r.recipients,
+                r.first_sent,
+                r.seconds,
+                r.rate,
+                r.sending_rate,
+                r.peak_rss_mb,
+            ]
+        )
     for kind in databases:
         small, large = (
             next(r for r in results if r.database == kind and r.recipients == n) for n in sizes
@@ -157,12 +172,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         notes.append(
             f"{kind}: peak memory {large.recipients:,}/{small.recipients:,} = {ratio:.2f} "
             f"(goal <= {GOAL_MEMORY_RATIO}); slowest rate {min(small.rate, large.rate):,.0f} msg/s "
+            f"overall, {min(small.sending_rate, large.sending_rate):,.0f} msg/s sending "
             f"(goal >= {GOAL_RATE:,.0f})"
         )
     print_table(
         f"broadcast through one worker (fake Graph {LATENCY * 1000:.0f} ms, SEND_RATE {SEND_RATE}, "
         f"{CONCURRENCY} in flight)",
-        ["database", "recipients", "first sent s", "all sent s", "msg/s", "peak RSS MB"],
+        [
+            "database",
+            "recipients",
+            "first sent s",
+            "all sent s",
+            "msg/s",
+            "sending msg/s",
+            "peak RSS MB",
+        ],
         rows,
         notes=notes,
     )

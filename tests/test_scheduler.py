@@ -298,3 +298,37 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
 )
 def test_cron_weekdays_mean_what_cron_means(dow: str, names: str) -> None:
     assert scheduler._weekdays(dow) == names
+
+
+@pytest.mark.slow
+def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    """Two workers; the elected one is SIGKILLed mid-run: the other takes over the scheduler,
+    finishes the run, and every recipient gets the message once."""
+    numbers = audience(app, 5000)
+    with FakeGraph(latency=0.05, token=TOKEN, record=True) as graph:
+        one = worker(app, graph, tmp_path / "w1.log", "--concurrency", "16", "--lease", "2")
+        two = worker(app, graph, tmp_path / "w2.log", "--concurrency", "16", "--lease", "2")
+        with one, two:
+            wait_until(lambda: any(elected(one, two)), timeout=20)
+            leader, other = (one, two) if elected(one, two)[0] else (two, one)
+            b = create(runner)
+            wait_until(lambda: graph.count >= 1000, timeout=30)
+            leader.kill()
+            assert show(runner, b)["pending"] > 0
+            wait_until(lambda: "scheduler elected" in other.output(), timeout=20)
+            wait_until(lambda: show(runner, b)["status"] == "done", timeout=60)
+    funnel = show(runner, b)
+    assert (funnel["total"], funnel["sent"], funnel["pending"], funnel["failed"]) == (
+        5000,
+        5000,
+        0,
+        0,
+    )
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(BroadcastRun)) == 1
+    per_recipient = Counter(r.json["to"] for r in graph.requests)
+    assert set(per_recipient) == numbers
+    # Only what the killed worker had on the wire may have gone out twice.
+    assert sum(n - 1 for n in per_recipient.values()) <= 16
