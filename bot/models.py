@@ -110,7 +110,8 @@ class Contact(Base):
     last_away_at: Mapped[datetime | None]
     unread: Mapped[int] = mapped_column(Integer, default=0)
 
-    labels: Mapped[list[Label]] = relationship(secondary=contact_labels, lazy="selectin")
+    # Loaded when asked for (pages that list labels use selectinload), not with every contact.
+    labels: Mapped[list[Label]] = relationship(secondary=contact_labels)
 
     __table_args__ = (Index("ix_contacts_last_message", "last_message_at", "id"),)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +25,7 @@ from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
 from bot.rules import History, Inbound, choose
+from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")
@@ -36,9 +38,12 @@ def store_events(
     now = now or utcnow()
     try:
         with database.session() as session:
+            settings: BusinessSettings | Literal[False] | None = False  # False: not read yet
             for event in evs:
                 if isinstance(event, events.Message):
-                    store_message(session, event, now)
+                    if settings is False:
+                        settings = load_settings(session)
+                    store_message(session, event, now, settings)
                 elif isinstance(event, events.Status):
                     apply_status(session, event)
                 elif isinstance(event, events.UserPreference):
@@ -74,8 +79,11 @@ def find_or_create_contact(
     return contact
 
 
-def store_message(session: Session, event: events.Message, now: datetime) -> Message | None:
-    """Store one customer message; None when it was stored before (a redelivery)."""
+def store_message(
+    session: Session, event: events.Message, now: datetime, settings: BusinessSettings | None
+) -> int | None:
+    """Store one customer message and queue its auto-reply under `settings`; returns the new
+    message's id, or None when it was stored before (a redelivery)."""
     contact = find_or_create_contact(
         session, event.from_wa_id, event.from_user_id, event.profile_name
     )
@@ -98,7 +106,6 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Mes
     if inserted is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
-    message = session.get_one(Message, inserted)
     history = History(last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at)
     if event.profile_name:
         contact.name = event.profile_name
@@ -108,29 +115,22 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Mes
         contact.last_message_at = event.timestamp
     contact.unread = (contact.unread or 0) + 1
     log.info("stored %s message %s from contact %s", event.type_name, event.id, contact.id)
-    auto_reply(
-        session,
-        contact,
-        message,
-        Inbound(event.text, event.type_name, event.timestamp),
-        history,
-        now,
-    )
-    return message
+    if settings is not None:
+        inbound = Inbound(event.text, event.type_name, event.timestamp)
+        auto_reply(session, settings, contact, inserted, inbound, history, now)
+    return int(inserted)
 
 
 def auto_reply(
     session: Session,
+    settings: BusinessSettings,
     contact: Contact,
-    message: Message,
+    message_id: int,
     inbound: Inbound,
     history: History,
     now: datetime,
 ) -> Message | None:
     """Queue the rules' reply to a new message, in the transaction that stores it."""
-    settings = load_settings(session)
-    if settings is None:
-        return None
     decision = choose(inbound, history, settings, now)
     if decision is None:
         return None
@@ -151,6 +151,8 @@ def auto_reply(
         # Meta would refuse it too (a sender id that is no number, a text over the limit).
         log.warning("no %s reply to contact %s: %s", decision.rule, contact.id, exc)
         return None
+    if decision.rule == "away":
+        contact.last_away_at = now
     reply = outbox.enqueue(
         session,
         contact,
@@ -158,10 +160,8 @@ def auto_reply(
         now=now,
         text=text,
         rule=decision.rule,
-        in_reply_to=message.id,
+        in_reply_to=message_id,
     )
-    if decision.rule == "away":
-        contact.last_away_at = now
     log.info("queued %s reply %s to contact %s", decision.rule, reply.id, contact.id)
     return reply
 

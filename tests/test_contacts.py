@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from bot.contacts import BadRow, ContactRow, CsvError, decode, normalize_wa_id, read_contacts
 from bot.db import get_db
@@ -129,7 +130,8 @@ def write(tmp_path: Path, text: str, name: str = "contacts.csv") -> str:
 
 def contacts(app: Flask) -> dict[str, Contact]:
     with get_db(app).session() as session:
-        return {c.wa_id or "": c for c in session.scalars(select(Contact))}
+        query = select(Contact).options(selectinload(Contact.labels))
+        return {c.wa_id or "": c for c in session.scalars(query)}
 
 
 def consent(app: Flask) -> list[tuple[str, bool, str]]:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from werkzeug.wrappers import Response
 
 from bot.admin.blueprint import bp, now
@@ -75,7 +75,7 @@ def conversations(
         stmt = stmt.where(or_(*matches))
     if label:
         stmt = stmt.where(Contact.labels.any(Label.name == label))
-    contacts = list(session.scalars(stmt.limit(LIST_LIMIT)))
+    contacts = list(session.scalars(stmt.options(selectinload(Contact.labels)).limit(LIST_LIMIT)))
     last: dict[int, Message] = {}
     if contacts:
         newest = (

@@ -60,9 +60,9 @@ def enqueue(
         attempts=0,
         next_attempt_at=now,
     )
-    session.add(message)
-    session.flush()
     contact.last_message_at = now
+    session.add(message)
+    session.flush()  # one flush for the message and the contact's new time
     return message
 
 
