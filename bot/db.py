@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._turn = _sqlite_turn(url) if url.startswith("sqlite") else contextlib.nullcontext()
 
     @property
     def dialect(self) -> str:
@@ -38,7 +41,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on any error."""
-        with self.sessions() as session, session.begin():
+        with self._turn, self.sessions() as session, session.begin():
             yield session
 
     def ping(self) -> bool:
@@ -64,6 +67,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_sqlite_turns: dict[str, threading.RLock] = {}
+_sqlite_turns_lock = threading.Lock()
+
+
+def _sqlite_turn(url: str) -> threading.RLock:
+    """One lock per SQLite file and process: its threads take turns at the write lock.
+
+    SQLite's own wait for a busy database sleeps in growing steps of up to 100 ms and is not
+    first-come-first-served; with a dozen threads waiting, some waited half a second. Queued
+    here, at most one thread per process waits inside SQLite.
+    """
+    with _sqlite_turns_lock:
+        return _sqlite_turns.setdefault(url, threading.RLock())
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None) -> Engine:
