@@ -44,6 +44,9 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+# Locally they skip without chromium; in CI (which installs it) a missing browser is a failure.
+if os.environ.get("CI") and not Path(CHROMIUM).exists():
+    raise RuntimeError(f"CI runs the browser tests, but there is no chromium at {CHROMIUM}")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM}"),
