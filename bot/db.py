@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("tresen.db")
@@ -21,6 +25,8 @@ log = logging.getLogger("tresen.db")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Several processes write to one SQLite file: wait for the lock rather than fail at once.
 SQLITE_BUSY_MS = 30_000
+# Inside a transaction (which holds the write lock already) waits are rare and short.
+SQLITE_SHORT_BUSY_MS = 50
 # A database that does not answer must fail a request well inside gunicorn's 30 s timeout.
 PG_CONNECT_TIMEOUT = 5
 
@@ -119,13 +125,28 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # From here on, waiting for the write lock is on_begin's job (see there).
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_SHORT_BUSY_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
         # A deferred transaction that later writes fails at once with SQLITE_BUSY when another
         # process wrote meanwhile; taking the write lock up front makes it wait its turn instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLite's own wait sleeps in steps growing to 100 ms, which under contention left some
+        # requests waiting a second; retrying every few milliseconds keeps the wait short.
+        raw = conn.connection.dbapi_connection
+        deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+        pause = 0.0005
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+            time.sleep(pause * (0.5 + random.random()))  # noqa: S311 (jitter, not secrets)
+            pause = min(pause * 2, 0.004)
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
