@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -16,29 +13,16 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cli_broadcasts, cli_outbox, logs
+from bot import cli_broadcasts, cli_outbox
 from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
+from bot.commands import migrated
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
 from bot.rules import NO_HISTORY, History, simulate
 from bot.settings import BusinessSettings, SettingsError, dump_settings
 from bot.users import users_cli
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 db_cli = AppGroup("db", help="Database migrations.")
-
-
-def migrated(func: F) -> F:
-    """Apply pending migrations before the command runs, so it works on an empty database."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logs.for_command()
-        get_db(current_app).upgrade()
-        return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @db_cli.command("upgrade")

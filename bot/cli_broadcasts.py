@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -15,32 +12,20 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from bot import broadcasts, logs
+from bot import broadcasts
 from bot.audiences import parse_audience
 from bot.business import load_settings, seed_demo
+from bot.commands import migrated
 from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts_store import ImportCounts, import_rows
 from bot.db import get_db
 from bot.models import Broadcast, utcnow
 from bot.scheduler import cron_trigger, next_times, trigger_for
 
-F = TypeVar("F", bound=Callable[..., Any])
 IMPORT_BATCH = 1000
 
 contacts_cli = AppGroup("contacts", help="Contacts: import from CSV.")
 broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, cancel.")
-
-
-def migrated(func: F) -> F:
-    """Apply pending migrations before the command runs, so it works on an empty database."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logs.for_command()
-        get_db(current_app).upgrade()
-        return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contacts_cli.command("import")

@@ -3,13 +3,10 @@ chosen failed ones back in the queue."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -17,29 +14,16 @@ from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import logs
+from bot.commands import migrated
 from bot.db import get_db
 from bot.models import Contact, Message
 
 log = logging.getLogger("tresen.outbox")
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Queued or sending for longer than this is not normal: the dispatcher is absent or stuck.
 STUCK_AFTER = timedelta(minutes=5)
 
 outbox_cli = AppGroup("outbox", help="Outbound messages that are stuck or failed.")
-
-
-def migrated(func: F) -> F:
-    """Apply pending migrations first (bot.cli imports this module, so its own is not at hand)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logs.for_command()
-        get_db(current_app).upgrade()
-        return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

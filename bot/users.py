@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.commands import migrated
 from bot.db import get_db
 from bot.models import User, utcnow
 
@@ -148,22 +149,17 @@ users_cli = AppGroup("users", help="Users of the admin pages.")
 @users_cli.command("create")
 @click.argument("name")
 @click.option("--password", help="The password; without it you are asked twice.")
+@migrated
 def users_create(name: str, password: str | None) -> None:
     """Create user NAME for the admin pages, or give an existing one a new password."""
-    from bot.cli import migrated
-
-    @migrated
-    def run() -> None:
-        try:
-            check_name(name)
-            pw = password
-            if pw is None:
-                pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-            with get_db(current_app).session() as session:
-                created = create_or_reset(session, name, pw, now=utcnow())
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from exc
-        verb = "created" if created else "updated (new password, lock-out lifted)"
-        click.echo(f"user {name.strip()} {verb}: log in at /admin/login")
-
-    run()
+    try:
+        check_name(name)
+        pw = password
+        if pw is None:
+            pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        with get_db(current_app).session() as session:
+            created = create_or_reset(session, name, pw, now=utcnow())
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verb = "created" if created else "updated (new password, lock-out lifted)"
+    click.echo(f"user {name.strip()} {verb}: log in at /admin/login")

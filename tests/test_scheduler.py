@@ -24,7 +24,7 @@ from bot.models import Broadcast, BroadcastRun, Contact, Message, apscheduler_jo
 from bot.scheduler import LeaseLock, SchedulerService, cron_trigger, make_lock, next_times
 from tests.fakegraph import FakeGraph
 from tests.processes import Process
-from tests.test_dispatcher import PHONE, TOKEN, wait_until
+from tests.test_dispatcher import TOKEN, wait_until, worker
 
 BERLIN = "Europe/Berlin"
 
@@ -192,21 +192,6 @@ def test_only_one_holder_of_the_scheduler_lock(app: Flask) -> None:
 
 
 # --- real worker processes -------------------------------------------------------------------
-
-
-def worker(app: Flask, graph: FakeGraph, log: Path, *extra: str) -> Process:
-    env = {
-        "DATABASE_URL": get_db(app).url,
-        "WHATSAPP_TOKEN": TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": PHONE,
-        "WHATSAPP_APP_SECRET": "s",
-        "WHATSAPP_VERIFY_TOKEN": "v",
-        "SECRET_KEY": "k" * 32,
-        "GRAPH_API_URL": graph.url,
-        "GRAPH_API_VERSION": "v24.0",
-        "SEND_RATE": "500",
-    }
-    return Process(["flask", "--app", "app", "worker", *extra], env, log)
 
 
 def audience(app: Flask, n: int) -> set[str]:

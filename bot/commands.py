@@ -1,0 +1,29 @@
+"""What every `flask --app app …` command module shares."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app
+
+from bot import logs
+from bot.db import get_db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def migrated(func: F) -> F:
+    """Apply pending migrations before the command runs, so it works on an empty database.
+
+    Also sends log lines to stderr, so that a command's own output on stdout stays clean.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logs.for_command()
+        get_db(current_app).upgrade()
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
