@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot import cli_broadcasts, cli_outbox
 from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
-from bot.commands import migrated
+from bot.commands import migrated, parse_at
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
 from bot.rules import NO_HISTORY, History, simulate
@@ -139,17 +139,7 @@ def simulate_command(
 
 
 def _instant(text: str | None, timezone: str) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 date and time", param_hint="--at"
-        ) from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value
+    return datetime.now(UTC) if text is None else parse_at(text, timezone)
 
 
 def init_app(app: Flask) -> None:

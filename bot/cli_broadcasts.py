@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot import broadcasts
 from bot.audiences import parse_audience
 from bot.business import load_settings, seed_demo
-from bot.commands import migrated
+from bot.commands import migrated, parse_at
 from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts_store import ImportCounts, import_rows
 from bot.db import get_db
@@ -111,7 +111,7 @@ def broadcast_create(
             click.echo("(no settings yet: using the demo business)", err=True)
         settings = load_settings(session)
         assert settings is not None
-        at = _instant(at_text, settings.timezone) if at_text is not None else None
+        at = parse_at(at_text, settings.timezone) if at_text is not None else None
         if cron is not None:
             try:
                 cron_trigger(cron, settings.timezone)
@@ -203,18 +203,6 @@ def _describe(b: Broadcast) -> dict[str, str]:
     else:
         when = "now"
     return {"what": what, "audience": b.audience, "when": when}
-
-
-def _instant(text: str, timezone: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 date and time", param_hint="--at"
-        ) from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value
 
 
 def init_app(app: Flask) -> None:
