@@ -286,7 +286,7 @@ class SchedulerService:
         self,
         database: Database,
         *,
-        tick: float = 1.0,
+        tick: float = 0.25,
         lease: float = 10.0,
         batch_size: int = broadcasts.BATCH_SIZE,
         name: str | None = None,
