@@ -241,7 +241,7 @@ def test_two_workers_one_scheduler_and_a_takeover(
             leader.kill()
             # PostgreSQL: at once; SQLite: when the dead leader's 10 s lease is over.
             wait_until(lambda: "scheduler elected" in other.output(), timeout=20)
-    assert Counter(r.json["to"] for r in graph.requests) == Counter(numbers)
+    assert Counter(r.json["to"] for r in graph.requests if r.json) == Counter(numbers)
 
 
 @pytest.mark.slow
@@ -261,7 +261,7 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
             wait_until(lambda: show(runner, b)["status"] == "done", timeout=25)
     funnel = show(runner, b)
     assert (funnel["total"], funnel["sent"], funnel["pending"]) == (200, 200, 0)
-    per_recipient = Counter(r.json["to"] for r in graph.requests)
+    per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
     assert set(per_recipient) == numbers
     # Only what was on the wire when the worker died may have gone out twice.
     assert sum(n - 1 for n in per_recipient.values()) <= 8
@@ -313,7 +313,8 @@ def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
     )
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(BroadcastRun)) == 1
-    per_recipient = Counter(r.json["to"] for r in graph.requests)
+    # A request cut off by the kill arrives without its body: it never reached "Meta".
+    per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
     assert set(per_recipient) == numbers
     # Only what the killed worker had on the wire may have gone out twice.
     assert sum(n - 1 for n in per_recipient.values()) <= 16
