@@ -18,6 +18,7 @@ from bot.db import Database, get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
 from bot.outbound.dispatcher import Dispatcher
+from bot.outbound.errors import AuthError, GraphError, RetryLater
 from bot.outbound.graph import GraphClient, text_payload
 from bot.outbound.ratelimit import SharedRate
 from tests.fakegraph import FakeGraph, Reply, graph_error
@@ -320,3 +321,27 @@ def test_a_reply_does_not_wait_behind_the_contacts_broadcast_message(app: Flask)
         assert [c.id for c in outbox.claim(session, "w", 10, now=now, lease=lease)] == [second.id]
         outbox.mark_sent(session, second.id, "wamid.A2", now=now)
         assert [c.id for c in outbox.claim(session, "w", 10, now=now, lease=lease)] == [news.id]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RetryLater("(#131000) Something went wrong", http_status=500, code=131000),
+        AuthError("(#190) Error validating access token", http_status=401, code=190),
+    ],
+    ids=["retry-later", "token refused"],
+)
+def test_a_message_retried_for_24_hours_ends_failed_with_the_reason(
+    app: Flask, error: GraphError
+) -> None:
+    dispatcher = Dispatcher(
+        get_db(app), GraphClient("http://127.0.0.1:9", "v24.0", PHONE, TOKEN), rate=None
+    )
+    now = datetime.now(UTC)
+    fresh = outbox.Claimed(1, {}, attempts=3, created_at=now - timedelta(hours=1))
+    stale = outbox.Claimed(2, {}, attempts=40, created_at=now - timedelta(hours=25))
+    assert dispatcher._after_error(fresh, error).kind == "retry"
+    outcome = dispatcher._after_error(stale, error)
+    assert outcome.kind == "failed"
+    assert outcome.code == error.code
+    assert outcome.reason is not None and outcome.reason.startswith("gave up after 40 attempts: ")

@@ -258,6 +258,16 @@ class Dispatcher:
     def _after_error(self, message: outbox.Claimed, exc: GraphError) -> Outcome:
         now = datetime.now(UTC)
         reason = exc.reason
+        if isinstance(exc, AuthError | RetryLater) and now - message.created_at > GIVE_UP_AFTER:
+            log.warning(
+                "message %s failed after %d attempts: %s", message.id, message.attempts, reason
+            )
+            return Outcome(
+                message.id,
+                "failed",
+                code=exc.code,
+                reason=f"gave up after {message.attempts} attempts: {reason}",
+            )
         if isinstance(exc, AuthError):
             self._paused_until = time.time() + AUTH_PAUSE
             log.error(
@@ -274,16 +284,6 @@ class Dispatcher:
                 due=now + timedelta(seconds=AUTH_PAUSE),
             )
         if isinstance(exc, RetryLater):
-            if now - message.created_at > GIVE_UP_AFTER:
-                log.warning(
-                    "message %s failed after %d attempts: %s", message.id, message.attempts, reason
-                )
-                return Outcome(
-                    message.id,
-                    "failed",
-                    code=exc.code,
-                    reason=f"gave up after {message.attempts} attempts: {reason}",
-                )
             retry_after = exc.retry_after
             if isinstance(exc, RecipientRateLimited):
                 retry_after = max(retry_after or 0.0, PAIR_RATE_WAIT)
