@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -56,27 +56,43 @@ def store_events(
 def find_or_create_contact(
     session: Session, wa_id: str | None, user_id: str | None, name: str | None = None
 ) -> Contact:
-    """The contact for a phone number or business-scoped user id, locked for this transaction."""
-    key = (Contact.wa_id, wa_id) if wa_id else (Contact.user_id, user_id)
-    column, value = key
-    if value is None:
+    """The contact for a business-scoped user id or a phone number, locked for this transaction.
+
+    The user id comes first: it stays when a customer changes their number, so a known user id
+    with a new number is the same contact, now at that number.
+    """
+    if not (wa_id or user_id):
         raise ValueError("a contact needs a wa_id or a user_id")
-    query = select(Contact).where(column == value).with_for_update()
-    contact = session.scalars(query).one_or_none()
+    contact = _locked(session, user_id, wa_id)
     if contact is None:
         # Insert-or-ignore then read: two processes creating the same contact both end up
-        # with the one row instead of one of them failing on the unique key.
+        # with the one row instead of one of them failing on a unique key.
         session.execute(
-            insert_ignore(session, Contact, [column.key]).values(
+            insert_ignore(session, Contact, None).values(
                 wa_id=wa_id, user_id=user_id, name=name, created_at=utcnow()
             )
         )
-        contact = session.scalars(query).one()
-    if user_id and contact.user_id is None and wa_id:
-        taken = session.scalar(select(Contact.id).where(Contact.user_id == user_id))
-        if taken is None:
-            contact.user_id = user_id
+        contact = _locked(session, user_id, wa_id)
+        assert contact is not None
+    if user_id and contact.user_id is None and _free(session, Contact.user_id, user_id):
+        contact.user_id = user_id
+    if wa_id and contact.wa_id != wa_id and _free(session, Contact.wa_id, wa_id):
+        contact.wa_id = wa_id
     return contact
+
+
+def _locked(session: Session, user_id: str | None, wa_id: str | None) -> Contact | None:
+    for column, value in ((Contact.user_id, user_id), (Contact.wa_id, wa_id)):
+        if value:
+            query = select(Contact).where(column == value).with_for_update()
+            contact = session.scalars(query).one_or_none()
+            if contact is not None:
+                return contact
+    return None
+
+
+def _free(session: Session, column: Any, value: str) -> bool:
+    return session.scalar(select(Contact.id).where(column == value)) is None
 
 
 def store_message(

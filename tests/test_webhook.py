@@ -436,3 +436,19 @@ def test_marketing_preference_stop_opts_the_contact_out(app: Flask, client: Flas
     with get_db(app).session() as session:
         contact = session.scalars(select(Contact).where(Contact.wa_id == pref["wa_id"])).one()
         assert contact.opted_in is False
+
+
+def test_a_new_number_with_a_known_user_id_is_the_same_contact(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The business-scoped user id stays when a customer changes their number."""
+    first = notification(wa_id="4915100000001", name="Anna")
+    first["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] = "DE.1349120865530274"
+    assert post_notification(client, first).status_code == 200
+    second = notification(wa_id="4917699999999", name="Anna")
+    second["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] = "DE.1349120865530274"
+    assert post_notification(client, second).status_code == 200
+    with get_db(app).session() as session:
+        [contact] = session.scalars(select(Contact)).all()
+        assert (contact.wa_id, contact.user_id) == ("4917699999999", "DE.1349120865530274")
+    assert count(app) == 2
