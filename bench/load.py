@@ -39,6 +39,7 @@ from bot.business import save_settings
 from bot.db import Database
 from bot.models import Message
 from bot.signature import sign
+from tests import payloads
 from tests.processes import BIN, Process, free_port, wait_healthy
 
 WEB_WORKERS = 2
@@ -122,25 +123,15 @@ class Result:
 
 
 def notification(i: int, run: str) -> bytes:
-    wa_id = f"4917{i % 5000:09d}"
-    msg = {
-        "from": wa_id,
+    message = {
         "id": f"wamid.HBgN{run}{i:08d}",
-        "timestamp": str(int(time.time())),
         "type": "text",
         "text": {"body": f"Hallo, habt ihr heute offen? ({i})"},
     }
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "contacts": [{"profile": {"name": f"Kunde {i % 5000}"}, "wa_id": wa_id}],
-        "messages": [msg],
-    }
-    doc = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}],
-    }
-    return json.dumps(doc).encode()
+    wa_id = f"4917{i % 5000:09d}"
+    return json.dumps(
+        payloads.notification(message, wa_id=wa_id, name=f"Kunde {i % 5000}")
+    ).encode()
 
 
 def write_script(where: Path, n: int, threads: int) -> Path:

@@ -41,6 +41,7 @@ from bench.common import (
 from bot.business import save_settings
 from bot.db import Database
 from bot.signature import sign
+from tests import payloads
 from tests.processes import Process, gunicorn
 
 SENDERS = 32
@@ -84,35 +85,11 @@ def notification(sender: int, seq: int, run: str) -> bytes:
     """A customer text message as Meta delivers it, with a message id never used before."""
     wa_id = f"49152{sender:03d}{seq % CONTACTS_PER_SENDER:05d}"
     message = {
-        "from": wa_id,
         "id": f"wamid.bench{run}{sender:03d}{seq:07d}",
-        "timestamp": str(int(time.time())),
         "type": "text",
         "text": {"body": f"Hallo, habt ihr heute noch Tulpen? ({seq})"},
     }
-    doc = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": "106540352242922",
-                            },
-                            "contacts": [{"profile": {"name": f"Kunde {sender}"}, "wa_id": wa_id}],
-                            "messages": [message],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps(doc).encode()
+    return json.dumps(payloads.notification(message, wa_id=wa_id, name=f"Kunde {sender}")).encode()
 
 
 @dataclass

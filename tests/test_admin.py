@@ -17,7 +17,7 @@ from bot.business import load_settings, seed_demo
 from bot.db import get_db
 from bot.models import Contact, Label, Message, User
 from tests.conftest import post_notification
-from tests.test_webhook import notification, status_notification
+from tests.payloads import notification, status_notification
 
 # A Wednesday, 10:00 in Munich: the demo flower shop is open (09:00-12:30).
 NOW = datetime(2026, 3, 11, 9, 0, tzinfo=UTC)

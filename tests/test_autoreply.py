@@ -14,7 +14,7 @@ from bot.business import save_settings
 from bot.db import get_db
 from bot.models import Contact, Message
 from tests.conftest import post_notification
-from tests.test_webhook import notification
+from tests.payloads import notification
 
 SHOP = """\
 business:

@@ -22,8 +22,8 @@ from bot.models import Broadcast, BroadcastRun, Contact, Message
 from bot.outbound import outbox
 from bot.outbound.graph import body_parameters, template_payload
 from tests.conftest import post_notification
+from tests.payloads import status_notification
 from tests.test_autoreply import SHOP
-from tests.test_webhook import status_notification
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)  # a Tuesday, 10:30 in Berlin
 

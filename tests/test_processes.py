@@ -18,8 +18,8 @@ from bot.db import make_engine, upgrade
 from bot.models import Message
 from bot.signature import sign
 from tests.conftest import APP_SECRET
+from tests.payloads import notification
 from tests.processes import ROOT, Process, free_port, gunicorn, wait_healthy
-from tests.test_webhook import notification
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from bot.db import get_db
 from bot.models import Message
 from tests.conftest import APP_SECRET, signed_headers
 from tests.fakegraph import FakeGraph
+from tests.payloads import notification
 from tests.processes import Process, gunicorn
-from tests.test_webhook import notification
 
 TOKEN = "EAAG-scale-token"
 PHONE = "106540352242922"

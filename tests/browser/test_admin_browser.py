@@ -24,9 +24,9 @@ from bot.business import seed_demo
 from bot.db import get_db
 from tests.conftest import ROOT, post_notification
 from tests.fakegraph import FakeGraph
+from tests.payloads import notification
 from tests.test_admin import PASSWORD, XSS_NAME, XSS_TEXT, make_user
 from tests.test_dispatcher import TOKEN, Running
-from tests.test_webhook import notification
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
