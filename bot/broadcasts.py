@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel import Locale
 from sqlalchemy import (
     JSON,
     Integer,
@@ -142,21 +140,14 @@ class Renderer:
         base = replies.build_context(
             self.settings, now=self.now, contact_name=None, wa_id=None, message_text=None
         )
-        try:
-            babel_info = replies._Babel(
-                Locale.parse(self.settings.locale), ZoneInfo(self.settings.timezone)
-            )
-        except Exception:  # settings are validated on import; only a safety net
-            babel_info = replies._Babel(Locale.parse("en_US"), ZoneInfo("UTC"))
-        base[replies._BABEL_KEY] = babel_info
-        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_base", replies.formatting(self.settings, base))
 
     def _render(self, source: str, name: str | None, wa_id: str | None) -> str:
         variables = {
             **self._base,
             "contact": replies.Contact(name=name or "", wa_id=wa_id or ""),
         }
-        return replies._compile(source).render(variables).strip()
+        return replies.render_source(source, variables)
 
     def payload(
         self, recipient: str, name: str | None, wa_id: str | None

@@ -242,8 +242,22 @@ def build_context(
     }
 
 
+def formatting(settings: BusinessSettings, context: dict[str, Any]) -> dict[str, Any]:
+    """`context` plus what the format filters need: the business locale and time zone."""
+    try:
+        babel_info = _Babel(_locale(settings.locale), ZoneInfo(settings.timezone))
+    except Exception:  # settings are validated on import; this is only a safety net
+        babel_info = _Babel(_locale("en_US"), ZoneInfo("UTC"))
+    return {**context, _BABEL_KEY: babel_info}
+
+
+def render_source(source: str, variables: dict[str, Any]) -> str:
+    """Render template source in the sandbox with `formatting` variables; raises on errors."""
+    return _compile(source).render(variables).strip()
+
+
 def _render_source(source: str, variables: dict[str, Any]) -> str:
-    text = _compile(source).render(variables).strip()
+    text = render_source(source, variables)
     if not text:
         # WhatsApp refuses an empty text message; treat it like a failed template.
         raise ValueError("the template rendered an empty text")
@@ -256,11 +270,7 @@ def render(settings: BusinessSettings, template_name: str, context: dict[str, An
     Never raises: a broken template must not cost the contact their reply.
     """
     lang = language(settings.locale)
-    try:
-        babel_info = _Babel(_locale(settings.locale), ZoneInfo(settings.timezone))
-    except Exception:  # settings are validated on import; this is only a safety net
-        babel_info = _Babel(_locale("en_US"), ZoneInfo("UTC"))
-    variables = {**context, _BABEL_KEY: babel_info}
+    variables = formatting(settings, context)
 
     custom = settings.templates.get(template_name)
     default = default_source(lang, template_name)
