@@ -130,22 +130,7 @@ def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[
 
 
 def mark_sent(session: Session, message_id: int, wamid: str, *, now: datetime) -> None:
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(
-            status="sent",
-            wamid=wamid,
-            sent_at=now,
-            status_at=now,
-            claimed_by=None,
-            claimed_until=None,
-            error_code=None,
-            error_reason=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    apply_held(session, [(message_id, wamid)])
+    mark_sent_many(session, [(message_id, wamid)], now=now)
 
 
 def mark_sent_many(session: Session, sent: list[tuple[int, str]], *, now: datetime) -> None:
