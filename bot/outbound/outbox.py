@@ -160,19 +160,14 @@ def mark_sent_many(session: Session, sent: list[tuple[int, str]], *, now: dateti
 def mark_failed(
     session: Session, message_id: int, *, code: int | None, reason: str, now: datetime
 ) -> None:
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(
-            status="failed",
-            failed_at=now,
-            status_at=now,
-            error_code=code,
-            error_reason=reason,
-            claimed_by=None,
-            claimed_until=None,
-        )
-        .execution_options(synchronize_session=False)
+    _unclaim(
+        session,
+        Message.id == message_id,
+        status="failed",
+        failed_at=now,
+        status_at=now,
+        error_code=code,
+        error_reason=reason,
     )
 
 
@@ -185,33 +180,33 @@ def retry_at(
     reason: str | None = None,
 ) -> None:
     """Back to the queue, due at `when`; the last error stays on record meanwhile."""
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(
-            status="queued",
-            next_attempt_at=when,
-            claimed_by=None,
-            claimed_until=None,
-            error_code=code,
-            error_reason=reason,
-        )
-        .execution_options(synchronize_session=False)
+    _unclaim(
+        session,
+        Message.id == message_id,
+        status="queued",
+        next_attempt_at=when,
+        error_code=code,
+        error_reason=reason,
     )
 
 
 def release(session: Session, message_id: int, *, now: datetime) -> None:
     """Give a claimed message back untried (shutdown): due now, this attempt not counted."""
+    _unclaim(
+        session,
+        and_(Message.id == message_id, Message.status == "sending"),
+        status="queued",
+        next_attempt_at=now,
+        attempts=Message.attempts - 1,
+    )
+
+
+def _unclaim(session: Session, where: ColumnElement[bool], **values: Any) -> None:
+    """Settle a claimed message: the given changes, and the claim given up."""
     session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == "sending")
-        .values(
-            status="queued",
-            next_attempt_at=now,
-            claimed_by=None,
-            claimed_until=None,
-            attempts=Message.attempts - 1,
-        )
+        .where(where)
+        .values(claimed_by=None, claimed_until=None, **values)
         .execution_options(synchronize_session=False)
     )
 
