@@ -49,7 +49,9 @@ def store_events(
                 elif isinstance(event, events.UserPreference):
                     apply_preference(session, event)
     except DBAPIError as exc:
-        log.error("notification not stored: %s", exc.__class__.__name__, exc_info=True)
+        # One line: the reason, not a traceback (a restarting database is not a bug).
+        reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
+        log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
         raise StoreUnavailable(str(exc)) from exc
 
 

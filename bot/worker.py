@@ -9,6 +9,7 @@ from datetime import timedelta
 from types import FrameType
 
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from bot.config import Config
 from bot.db import Database, get_db
@@ -49,11 +50,24 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
     )
 
 
+def migrate_when_ready(database: Database, stop: threading.Event, pause: float = 1.0) -> bool:
+    """Apply migrations, waiting out a database that is restarting or cutting connections.
+
+    False when stopped before the database answered.
+    """
+    while not stop.is_set():
+        try:
+            database.upgrade()
+            return True
+        except DBAPIError as exc:
+            log.warning("database not ready (%s); trying again", exc.__class__.__name__)
+            stop.wait(pause)
+            pause = min(pause * 2, 15.0)
+    return False
+
+
 def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) -> None:
     """Run until SIGTERM or SIGINT, then finish what is in flight and exit."""
-    get_db(app).upgrade()
-    get_db(app).dispose()  # the dispatcher, heartbeat and scheduler have engines of their own
-    dispatcher = make_dispatcher(app, concurrency, lease)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -62,6 +76,10 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if not migrate_when_ready(get_db(app), stop):
+        return
+    get_db(app).dispose()  # the dispatcher, heartbeat and scheduler have engines of their own
+    dispatcher = make_dispatcher(app, concurrency, lease)
     # Its own event: the row goes only once the dispatcher has drained what was in flight.
     beating = threading.Event()
     heartbeat = start_heartbeat(

@@ -345,3 +345,24 @@ def test_a_message_retried_for_24_hours_ends_failed_with_the_reason(
     assert outcome.kind == "failed"
     assert outcome.code == error.code
     assert outcome.reason is not None and outcome.reason.startswith("gave up after 40 attempts: ")
+
+
+def test_the_worker_waits_out_a_database_that_is_not_ready() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from bot.worker import migrate_when_ready
+
+    class Flaky:
+        calls = 0
+
+        def upgrade(self) -> None:
+            self.calls += 1
+            if self.calls < 3:
+                raise OperationalError("SELECT 1", None, Exception("terminating connection"))
+
+    flaky = Flaky()
+    assert migrate_when_ready(flaky, threading.Event(), pause=0.01) is True  # type: ignore[arg-type]
+    assert flaky.calls == 3
+    stopped = threading.Event()
+    stopped.set()
+    assert migrate_when_ready(Flaky(), stopped) is False  # type: ignore[arg-type]
