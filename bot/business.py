@@ -19,8 +19,15 @@ def _parsed(text: str) -> BusinessSettings:
     return parse_settings(text)
 
 
+_SETTINGS = select(Business.settings_yaml).where(Business.id == BUSINESS_ID)
+
+
 def load_settings(session: Session) -> BusinessSettings | None:
-    text = session.scalar(select(Business.settings_yaml).where(Business.id == BUSINESS_ID))
+    # Straight on the connection (this runs for every customer message), after any settings
+    # saved but not yet flushed in this session.
+    if session.new or session.dirty:
+        session.flush()
+    text = session.connection().execute(_SETTINGS).scalar()
     return None if text is None else _parsed(text)
 
 

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("tresen.db")
@@ -29,6 +29,8 @@ SQLITE_BUSY_MS = 30_000
 SQLITE_SHORT_BUSY_MS = 50
 # A database that does not answer must fail a request well inside gunicorn's 30 s timeout.
 PG_CONNECT_TIMEOUT = 5
+# A pooled PostgreSQL connection idle longer than this is pinged before use (seconds).
+PING_AFTER_IDLE = 1.0
 
 
 class Database:
@@ -96,17 +98,41 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
         _tune_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        # A connection the server dropped (restart, pg_terminate_backend) is found out on
-        # checkout and replaced; one that drops mid-transaction fails that transaction with a
-        # DBAPIError (the webhook answers 503) and is discarded.
-        pool_pre_ping=True,
         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
         pool_recycle=1800,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection on checkout when it has been idle a while.
+
+    A connection the server dropped (restart, pg_terminate_backend) is found out this way and
+    replaced. One in steady use is not pinged: that round trip was an eighth of a webhook's.
+    If it drops mid-transaction, that transaction fails with a DBAPIError (the webhook answers
+    503), and SQLAlchemy discards it and every pooled connection older than the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("connection did not answer a ping")
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -36,128 +37,222 @@ def store_events(
 ) -> None:
     """Store every event of one notification in one transaction, or raise StoreUnavailable."""
     now = now or utcnow()
-    try:
-        with database.session() as session:
-            settings: BusinessSettings | Literal[False] | None = False  # False: not read yet
-            for event in evs:
-                if isinstance(event, events.Message):
-                    if settings is False:
-                        settings = load_settings(session)
-                    store_message(session, event, now, settings)
-                elif isinstance(event, events.Status):
-                    apply_status(session, event)
-                elif isinstance(event, events.UserPreference):
-                    apply_preference(session, event)
-    except DBAPIError as exc:
-        # One line: the reason, not a traceback (a restarting database is not a bug).
-        reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
-        log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
-        raise StoreUnavailable(str(exc)) from exc
+    evs = tuple(evs)
+    for attempt in (1, 2):
+        try:
+            _store_all(database, evs, now)
+            return
+        except DBAPIError as exc:
+            if exc.connection_invalidated and attempt == 1:
+                # A pooled connection the server dropped (it restarted, or an administrator
+                # ended the session): once more on a new one. Everything below is idempotent,
+                # so this is safe even if the drop came after the commit went through.
+                continue
+            # One line: the reason, not a traceback (a restarting database is not a bug).
+            reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
+            log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
+            raise StoreUnavailable(str(exc)) from exc
+
+
+def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime) -> None:
+    with database.session() as session:
+        settings: BusinessSettings | Literal[False] | None = False  # False: not read yet
+        for event in evs:
+            if isinstance(event, events.Message):
+                if settings is False:
+                    settings = load_settings(session)
+                store_message(session, event, now, settings)
+            elif isinstance(event, events.Status):
+                apply_status(session, event)
+            elif isinstance(event, events.UserPreference):
+                apply_preference(session, event)
+
+
+_contacts = cast(Table, Contact.__table__)
+# A row of _CONTACT: the columns below.
+ContactRow: TypeAlias = Row[*tuple[Any, ...]]
+# What the webhook needs of a contact: the rules' history, and what it updates.
+_CONTACT = select(
+    _contacts.c.id,
+    _contacts.c.wa_id,
+    _contacts.c.user_id,
+    _contacts.c.name,
+    _contacts.c.last_inbound_at,
+    _contacts.c.last_message_at,
+    _contacts.c.last_away_at,
+)
+_CONTACT_BY = {
+    key: _CONTACT.where(column == bindparam("value")).with_for_update()
+    for key, column in (("user_id", _contacts.c.user_id), ("wa_id", _contacts.c.wa_id))
+}
+_TAKEN = {
+    key: select(_contacts.c.id).where(column == bindparam("value"))
+    for key, column in (("user_id", _contacts.c.user_id), ("wa_id", _contacts.c.wa_id))
+}
+# One update per new message: the contact's name, times and unread count.
+_TOUCH = (
+    update(_contacts)
+    .where(_contacts.c.id == bindparam("contact_id"))
+    .values(
+        name=bindparam("name", type_=_contacts.c.name.type),
+        last_inbound_at=bindparam("last_inbound_at", type_=_contacts.c.last_inbound_at.type),
+        last_message_at=bindparam("last_message_at", type_=_contacts.c.last_message_at.type),
+        last_away_at=bindparam("last_away_at", type_=_contacts.c.last_away_at.type),
+        unread=func.coalesce(_contacts.c.unread, 0) + 1,
+    )
+)
 
 
 def find_or_create_contact(
     session: Session, wa_id: str | None, user_id: str | None, name: str | None = None
 ) -> Contact:
-    """The contact for a business-scoped user id or a phone number, locked for this transaction.
+    """The contact for a business-scoped user id or a phone number, locked for this transaction
+    (see locked_contact)."""
+    if session.new or session.dirty:
+        session.flush()  # the reload below must not drop changes of this transaction
+    row = locked_contact(session.connection(), wa_id, user_id, name)
+    contact = session.get(Contact, row.id, populate_existing=True)
+    assert contact is not None
+    return contact
+
+
+def locked_contact(
+    conn: Connection, wa_id: str | None, user_id: str | None, name: str | None = None
+) -> ContactRow:
+    """The contact row for a business-scoped user id or a phone number, created if new and
+    locked for this transaction.
 
     The user id comes first: it stays when a customer changes their number, so a known user id
     with a new number is the same contact, now at that number.
     """
     if not (wa_id or user_id):
         raise ValueError("a contact needs a wa_id or a user_id")
-    contact = _locked(session, user_id, wa_id)
-    if contact is None:
+    row = _locked(conn, user_id, wa_id)
+    if row is None:
         # Insert-or-ignore then read: two processes creating the same contact both end up
         # with the one row instead of one of them failing on a unique key.
-        session.execute(
-            insert_ignore(session, Contact, None).values(
-                wa_id=wa_id, user_id=user_id, name=name, created_at=utcnow()
-            )
+        conn.execute(
+            insert_ignore(conn, Contact, None),
+            {"wa_id": wa_id, "user_id": user_id, "name": name, "created_at": utcnow()},
         )
-        contact = _locked(session, user_id, wa_id)
-        assert contact is not None
-    if user_id and contact.user_id is None and _free(session, Contact.user_id, user_id):
-        contact.user_id = user_id
-    if wa_id and contact.wa_id != wa_id and _free(session, Contact.wa_id, wa_id):
-        contact.wa_id = wa_id
-    return contact
+        row = _locked(conn, user_id, wa_id)
+        assert row is not None
+    moved = {}
+    if user_id and row.user_id is None and _free(conn, "user_id", user_id):
+        moved["user_id"] = user_id
+    if wa_id and row.wa_id != wa_id and _free(conn, "wa_id", wa_id):
+        moved["wa_id"] = wa_id
+    if moved:
+        conn.execute(update(_contacts).where(_contacts.c.id == row.id).values(**moved))
+        row = conn.execute(_CONTACT.where(_contacts.c.id == row.id)).one()
+    return row
 
 
-def _locked(session: Session, user_id: str | None, wa_id: str | None) -> Contact | None:
-    for column, value in ((Contact.user_id, user_id), (Contact.wa_id, wa_id)):
+def _locked(conn: Connection, user_id: str | None, wa_id: str | None) -> ContactRow | None:
+    for key, value in (("user_id", user_id), ("wa_id", wa_id)):
         if value:
-            query = select(Contact).where(column == value).with_for_update()
-            contact = session.scalars(query).one_or_none()
-            if contact is not None:
-                return contact
+            row = conn.execute(_CONTACT_BY[key], {"value": value}).one_or_none()
+            if row is not None:
+                return row
     return None
 
 
-def _free(session: Session, column: Any, value: str) -> bool:
-    return session.scalar(select(Contact.id).where(column == value)) is None
+def _free(conn: Connection, key: str, value: str) -> bool:
+    return conn.execute(_TAKEN[key], {"value": value}).first() is None
+
+
+def _store_ignore(conn: Connection) -> Any:
+    return insert_ignore(conn, Message, ["wamid"]).returning(Message.id)
 
 
 def store_message(
     session: Session, event: events.Message, now: datetime, settings: BusinessSettings | None
 ) -> int | None:
     """Store one customer message and queue its auto-reply under `settings`; returns the new
-    message's id, or None when it was stored before (a redelivery)."""
-    contact = find_or_create_contact(
-        session, event.from_wa_id, event.from_user_id, event.profile_name
-    )
-    inserted = session.execute(
-        insert_ignore(session, Message, ["wamid"])
-        .values(
-            contact_id=contact.id,
-            direction="in",
-            wamid=event.id,
-            type=event.type_name[:32],
-            text=event.text,
-            raw=event.raw,
-            created_at=now,
-            timestamp=event.timestamp,
-            status="received",
-            attempts=0,
-        )
-        .returning(Message.id)
+    message's id, or None when it was stored before (a redelivery).
+
+    This runs for every customer message while Meta waits for the answer, so it speaks SQL
+    directly: four statements for a new message with its reply, no ORM objects.
+    """
+    if session.new or session.dirty:
+        session.flush()  # earlier events of this notification, before SQL that bypasses them
+    conn = session.connection()
+    contact = locked_contact(conn, event.from_wa_id, event.from_user_id, event.profile_name)
+    inserted = conn.execute(
+        _store_ignore(conn),
+        {
+            "contact_id": contact.id,
+            "direction": "in",
+            "wamid": event.id,
+            "type": event.type_name[:32],
+            "text": event.text,
+            "raw": event.raw,
+            "created_at": now,
+            "timestamp": event.timestamp,
+            "status": "received",
+            "attempts": 0,
+        },
     ).scalar_one_or_none()
     if inserted is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
-    history = History(last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at)
-    if event.profile_name:
-        contact.name = event.profile_name
-    if contact.last_inbound_at is None or event.timestamp > contact.last_inbound_at:
-        contact.last_inbound_at = event.timestamp
-    if contact.last_message_at is None or event.timestamp > contact.last_message_at:
-        contact.last_message_at = event.timestamp
-    contact.unread = (contact.unread or 0) + 1
     log.info("stored %s message %s from contact %s", event.type_name, event.id, contact.id)
+    name = event.profile_name or contact.name
+    replied: Replied | None = None
     if settings is not None:
+        history = History(
+            last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at
+        )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
-        auto_reply(session, settings, contact, inserted, inbound, history, now)
+        replied = auto_reply(session, settings, contact, name, inserted, inbound, history, now)
+    conn.execute(
+        _TOUCH,
+        {
+            "contact_id": contact.id,
+            "name": name,
+            "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
+            "last_message_at": _latest(
+                contact.last_message_at, event.timestamp, now if replied else None
+            ),
+            "last_away_at": now if replied and replied.rule == "away" else contact.last_away_at,
+        },
+    )
     return int(inserted)
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    return max((t for t in times if t is not None), default=None)
+
+
+@dataclass(frozen=True)
+class Replied:
+    id: int
+    rule: str
 
 
 def auto_reply(
     session: Session,
     settings: BusinessSettings,
-    contact: Contact,
+    contact: ContactRow,
+    name: str | None,
     message_id: int,
     inbound: Inbound,
     history: History,
     now: datetime,
-) -> Message | None:
-    """Queue the rules' reply to a new message, in the transaction that stores it."""
+) -> Replied | None:
+    """Queue the rules' reply to a new message, in the transaction that stores it. The caller
+    records the reply on the contact (its last message and away times)."""
     decision = choose(inbound, history, settings, now)
     if decision is None:
         return None
     if decision.opt_in is not None:
-        set_opt_in(session, contact, decision.opt_in, "keyword", now)
+        full = session.get(Contact, contact.id, populate_existing=True)
+        assert full is not None
+        set_opt_in(session, full, decision.opt_in, "keyword", now)
     context = build_context(
         settings,
         now=now,
-        contact_name=contact.name,
+        contact_name=name,
         wa_id=contact.wa_id,
         message_text=inbound.text,
     )
@@ -169,19 +264,17 @@ def auto_reply(
         # Meta would refuse it too (a sender id that is no number, a text over the limit).
         log.warning("no %s reply to contact %s: %s", decision.rule, contact.id, exc)
         return None
-    if decision.rule == "away":
-        contact.last_away_at = now
-    reply = outbox.enqueue(
-        session,
-        contact,
+    reply_id = outbox.queue(
+        session.connection(),
+        contact.id,
         payload,
         now=now,
         text=text,
         rule=decision.rule,
         in_reply_to=message_id,
     )
-    log.info("queued %s reply %s to contact %s", decision.rule, reply.id, contact.id)
-    return reply
+    log.info("queued %s reply %s to contact %s", decision.rule, reply_id, contact.id)
+    return Replied(reply_id, decision.rule)
 
 
 def apply_status(session: Session, event: events.Status) -> None:

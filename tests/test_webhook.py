@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import joinedload
 
 from bot import create_app
@@ -402,3 +403,36 @@ def test_a_new_number_with_a_known_user_id_is_the_same_contact(
         [contact] = session.scalars(select(Contact)).all()
         assert (contact.wa_id, contact.user_id) == ("4917699999999", "DE.1349120865530274")
     assert count(app) == 2
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_a_refusal(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The pool checks only connections idle a while; one dropped a moment after use fails
+    its first statement, and the notification is stored on a new connection (not a 503)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("ends PostgreSQL sessions")
+    name = f"tresen_drop_{uuid.uuid4().hex[:10]}"
+    app = create_app(
+        make_env(f"{database_url}&application_name={name}"), instance_path=tmp_path / "i"
+    )
+    get_db(app).upgrade()
+    client = app.test_client()
+    try:
+        assert post_notification(client, notification()).status_code == 200
+        admin = create_engine(get_db(app).url.split("?", 1)[0], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar_one()
+        admin.dispose()
+        assert ended >= 1
+        doc = notification({"type": "text", "text": {"body": "noch da?"}})
+        assert post_notification(client, doc).status_code == 200
+        assert count(app) == 2
+    finally:
+        get_db(app).dispose()
