@@ -8,7 +8,10 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
-accesslog = "-"
+# No access log by default: Tresen logs one line per stored message itself, and formatting a
+# second line per webhook cost a tenth of its time. GUNICORN_CMD_ARGS="--access-logfile -"
+# turns it on (the platform's router usually logs requests anyway).
+accesslog = None
 errorlog = "-"
 # Meta's notifications come in bursts over kept-alive connections.
 keepalive = 5

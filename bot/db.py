@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -40,7 +42,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._turn = _sqlite_turn(url) if url.startswith("sqlite") else contextlib.nullcontext()
+        self._turn: contextlib.AbstractContextManager[Any] = (
+            _sqlite_turn(url) if url.startswith("sqlite") else contextlib.nullcontext()
+        )
 
     @property
     def dialect(self) -> str:
@@ -77,19 +81,76 @@ class Database:
         self.engine.dispose()
 
 
-_sqlite_turns: dict[str, threading.RLock] = {}
+class SQLiteTurn:
+    """Writers of one SQLite file take turns: first the threads of a process, then processes.
+
+    SQLite's own wait for a busy database sleeps in growing steps of up to 100 ms and is not
+    first-come-first-served; with a dozen threads waiting, some waited half a second. Here the
+    threads of a process queue on a lock, and one thread per process waits on an exclusive
+    flock of a file beside the database, which the kernel hands on the moment it is released.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._after_fork()
+
+    def _after_fork(self) -> None:
+        # A forked child starts with its parent's lock state (held, if the forking thread held
+        # it) and shares the parent's open lock file, whose flock is the parent's: start anew.
+        # Closing the inherited descriptor leaves the parent's flock in place.
+        self._threads = threading.RLock()
+        self._depth = 0  # nesting of the owning thread; changed only while holding _threads
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
+            try:
+                fcntl.flock(self._lock_file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._threads.release()
+                raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._depth == 1 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._depth -= 1
+            self._threads.release()
+
+    def _lock_file(self) -> int:
+        if self._fd is None:
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+
+_sqlite_turns: dict[str, SQLiteTurn] = {}
 _sqlite_turns_lock = threading.Lock()
 
 
-def _sqlite_turn(url: str) -> threading.RLock:
-    """One lock per SQLite file and process: its threads take turns at the write lock.
+def _turns_after_fork() -> None:
+    global _sqlite_turns_lock
+    _sqlite_turns_lock = threading.Lock()
+    for turn in _sqlite_turns.values():
+        turn._after_fork()
 
-    SQLite's own wait for a busy database sleeps in growing steps of up to 100 ms and is not
-    first-come-first-served; with a dozen threads waiting, some waited half a second. Queued
-    here, at most one thread per process waits inside SQLite.
-    """
+
+os.register_at_fork(after_in_child=_turns_after_fork)
+
+
+def _sqlite_turn(url: str) -> SQLiteTurn:
+    """The one turn per SQLite file in this process."""
+    path = url.split(":///", 1)[-1] if ":///" in url else ""
+    lock_path = None if path in ("", ":memory:") or path.startswith("file:") else f"{path}-turn"
     with _sqlite_turns_lock:
-        return _sqlite_turns.setdefault(url, threading.RLock())
+        return _sqlite_turns.setdefault(url, SQLiteTurn(lock_path))
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None) -> Engine:

@@ -196,7 +196,6 @@ def store_message(
     if inserted is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
-    log.info("stored %s message %s from contact %s", event.type_name, event.id, contact.id)
     name = event.profile_name or contact.name
     replied: Replied | None = None
     if settings is not None:
@@ -205,6 +204,14 @@ def store_message(
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
         replied = auto_reply(session, settings, contact, name, inserted, inbound, history, now)
+    # One line per message: at hundreds a second, each log record is a noticeable cost.
+    log.info(
+        "stored %s message %s from contact %s; %s",
+        event.type_name,
+        event.id,
+        contact.id,
+        f"queued {replied.rule} reply {replied.id}" if replied else "no auto-reply",
+    )
     conn.execute(
         _TOUCH,
         {
@@ -273,7 +280,6 @@ def auto_reply(
         rule=decision.rule,
         in_reply_to=message_id,
     )
-    log.info("queued %s reply %s to contact %s", decision.rule, reply_id, contact.id)
     return Replied(reply_id, decision.rule)
 
 
