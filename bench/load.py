@@ -77,8 +77,10 @@ function done(summary, latency, requests)
   local s = summary
   io.write(string.format(
     "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, " ..
+    "\\"max\\": %%f, " ..
     "\\"non2xx\\": %%d, \\"errors\\": %%d}\\n",
     s.requests, s.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3,
     s.errors.status, s.errors.connect + s.errors.read + s.errors.write + s.errors.timeout))
 end
 """
@@ -114,6 +116,7 @@ class Result:
     seconds: float
     p50: float  # ms
     p99: float  # ms
+    max: float  # ms
     non2xx: int
     errors: int
 
