@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeAlias, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
@@ -162,7 +163,13 @@ def _free(conn: Connection, key: str, value: str) -> bool:
 
 
 def _store_ignore(conn: Connection) -> Any:
-    return insert_ignore(conn, Message, ["wamid"]).returning(Message.id)
+    return _returning_id(insert_ignore(conn, Message, ["wamid"]))
+
+
+@lru_cache(maxsize=4)
+def _returning_id(statement: Any) -> Any:
+    # Once per dialect's statement (insert_ignore keeps one each), like the statements above.
+    return statement.returning(Message.id)
 
 
 def store_message(
