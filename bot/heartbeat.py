@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.models import WorkerHeartbeat, utcnow
+from bot.sql import dialect_name
 
 log = logging.getLogger("tresen.heartbeat")
 
@@ -23,7 +24,7 @@ INTERVAL = 10.0
 
 def beat(session: Session, name: str, sent: int, *, now: datetime) -> None:
     """Insert or renew `name`'s row: last seen `now`, `sent` messages so far."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    module = postgresql if dialect_name(session) == "postgresql" else sqlite
     stmt = module.insert(WorkerHeartbeat).values(
         name=name, started_at=now, last_seen_at=now, sent=sent
     )

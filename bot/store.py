@@ -82,13 +82,14 @@ _CONTACT = select(
     _contacts.c.last_message_at,
     _contacts.c.last_away_at,
 )
+# The two ways a contact is known, each unique.
+_KEYS = {"user_id": _contacts.c.user_id, "wa_id": _contacts.c.wa_id}
 _CONTACT_BY = {
     key: _CONTACT.where(column == bindparam("value")).with_for_update()
-    for key, column in (("user_id", _contacts.c.user_id), ("wa_id", _contacts.c.wa_id))
+    for key, column in _KEYS.items()
 }
 _TAKEN = {
-    key: select(_contacts.c.id).where(column == bindparam("value"))
-    for key, column in (("user_id", _contacts.c.user_id), ("wa_id", _contacts.c.wa_id))
+    key: select(_contacts.c.id).where(column == bindparam("value")) for key, column in _KEYS.items()
 }
 # One update per new message: the contact's name, times and unread count.
 _TOUCH = (

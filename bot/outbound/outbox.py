@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, 
 from sqlalchemy.orm import Session, aliased
 
 from bot.models import Contact, HeldStatus, Message
+from bot.sql import dialect_name
 
 PENDING = ("queued", "sending")
 # Statuses only move forward; "failed" is handled on its own.
@@ -155,7 +156,7 @@ def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[
         .order_by(Message.priority, Message.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         # Other dispatchers skip what this one is claiming instead of waiting for it.
         query = query.with_for_update(skip_locked=True, of=Message)
     return list(session.scalars(query))
