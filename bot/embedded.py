@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 from flask import Flask
 from werkzeug.serving import make_server
@@ -38,12 +40,19 @@ def run(app: Flask) -> None:
             f" user admin password {password}",
             flush=True,
         )
+    # SIGTERM (what `docker stop`, systemd and the platforms send) ends it like Ctrl-C does:
+    # Python's default would end the process at once, mid-send.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        log.info("finishing what is in flight")
     finally:
         server.server_close()
         stop.set()
         dispatcher.join(timeout=30)
         log.info("stopped")
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
