@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -273,6 +273,21 @@ def test_session_cookie_flags(app: Flask, client: FlaskClient, clock: Clock) -> 
     )
     assert response.status_code == 302
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_webhook_posts_open_no_session(app: Flask, admin: FlaskClient) -> None:
+    """Meta's notifications skip the session cookie's work; the admin pages keep theirs."""
+    interface = app.session_interface
+    with app.test_request_context("/webhooks/whatsapp", method="POST"):
+        assert interface.open_session(app, request) is None
+    with app.test_request_context("/admin/inbox"):
+        opened = interface.open_session(app, request)
+        assert opened is not None and not interface.is_null_session(opened)
+    # A logged-in browser posting to the webhook changes nothing about its session.
+    answer = post_notification(admin, notification({"type": "text", "text": {"body": "x"}}))
+    assert answer.status_code == 200
+    assert "Set-Cookie" not in answer.headers
+    assert admin.get("/admin/inbox").status_code == 200
 
 
 def test_a_new_password_ends_old_sessions(app: Flask, admin: FlaskClient) -> None:
