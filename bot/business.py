@@ -14,12 +14,14 @@ BUSINESS_ID = 1
 
 
 @lru_cache(maxsize=8)
-def _parsed(text: str) -> BusinessSettings:
-    # Settings are read for every inbound message; parsing and validating YAML is not free.
+def parsed(text: str) -> BusinessSettings:
+    """Stored settings, parsed once per text: they are read for every inbound message, and
+    parsing and validating YAML is not free."""
     return parse_settings(text)
 
 
-_SETTINGS = select(Business.settings_yaml).where(Business.id == BUSINESS_ID)
+# The stored settings document; the webhook reads it as a column of its contact query.
+SETTINGS_TEXT = select(Business.settings_yaml).where(Business.id == BUSINESS_ID)
 
 
 def load_settings(session: Session) -> BusinessSettings | None:
@@ -27,8 +29,8 @@ def load_settings(session: Session) -> BusinessSettings | None:
     # saved but not yet flushed in this session.
     if session.new or session.dirty:
         session.flush()
-    text = session.connection().execute(_SETTINGS).scalar()
-    return None if text is None else _parsed(text)
+    text = session.connection().execute(SETTINGS_TEXT).scalar()
+    return None if text is None else parsed(text)
 
 
 def save_settings(session: Session, text: str) -> BusinessSettings:

@@ -11,14 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from bot import events
-from bot.business import load_settings
+from bot import business, events
 from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
@@ -56,23 +55,35 @@ def store_events(
 
 
 def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime) -> None:
+    stored: list[Stored] = []
     with database.session() as session:
-        settings: BusinessSettings | Literal[False] | None = False  # False: not read yet
         for event in evs:
             if isinstance(event, events.Message):
-                if settings is False:
-                    settings = load_settings(session)
-                store_message(session, event, now, settings)
+                new = store_message(session, event, now)
+                if new is not None:
+                    stored.append(new)
             elif isinstance(event, events.Status):
                 apply_status(session, event)
             elif isinstance(event, events.UserPreference):
                 apply_preference(session, event)
+    # Once committed, and out of SQLite's write turn: one line per message, as at hundreds a
+    # second each log record is a noticeable cost.
+    for new in stored:
+        log.info(
+            "stored %s message %s from contact %s; %s",
+            new.type_name,
+            new.wamid,
+            new.contact_id,
+            f"queued {new.reply.rule} reply {new.reply.id}" if new.reply else "no auto-reply",
+        )
 
 
 _contacts = cast(Table, Contact.__table__)
 # A row of _CONTACT: the columns below.
 ContactRow: TypeAlias = Row[*tuple[Any, ...]]
-# What the webhook needs of a contact: the rules' history, and what it updates.
+# What the webhook needs of a contact: the rules' history, and what it updates. The business's
+# settings come along: on PostgreSQL a statement of its own was a seventh of a webhook's round
+# trips, and the text is parsed once per version anyway (business.parsed).
 _CONTACT = select(
     _contacts.c.id,
     _contacts.c.wa_id,
@@ -81,11 +92,12 @@ _CONTACT = select(
     _contacts.c.last_inbound_at,
     _contacts.c.last_message_at,
     _contacts.c.last_away_at,
+    business.SETTINGS_TEXT.scalar_subquery().label("settings_yaml"),
 )
 # The two ways a contact is known, each unique.
 _KEYS = {"user_id": _contacts.c.user_id, "wa_id": _contacts.c.wa_id}
 _CONTACT_BY = {
-    key: _CONTACT.where(column == bindparam("value")).with_for_update()
+    key: _CONTACT.where(column == bindparam("value")).with_for_update(of=_contacts)
     for key, column in _KEYS.items()
 }
 _TAKEN = {
@@ -173,11 +185,26 @@ def _returning_id(statement: Any) -> Any:
     return statement.returning(Message.id)
 
 
-def store_message(
-    session: Session, event: events.Message, now: datetime, settings: BusinessSettings | None
-) -> int | None:
-    """Store one customer message and queue its auto-reply under `settings`; returns the new
-    message's id, or None when it was stored before (a redelivery).
+@dataclass(frozen=True)
+class Replied:
+    id: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A customer message stored for the first time, and the reply queued with it."""
+
+    id: int
+    wamid: str
+    type_name: str
+    contact_id: int
+    reply: Replied | None
+
+
+def store_message(session: Session, event: events.Message, now: datetime) -> Stored | None:
+    """Store one customer message and queue its auto-reply under the stored settings; None
+    when it was stored before (a redelivery).
 
     This runs for every customer message while Meta waits for the answer, so it speaks SQL
     directly: four statements for a new message with its reply, no ORM objects.
@@ -206,20 +233,13 @@ def store_message(
         return None
     name = event.profile_name or contact.name
     replied: Replied | None = None
+    settings = None if contact.settings_yaml is None else business.parsed(contact.settings_yaml)
     if settings is not None:
         history = History(
             last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
         replied = auto_reply(session, settings, contact, name, inserted, inbound, history, now)
-    # One line per message: at hundreds a second, each log record is a noticeable cost.
-    log.info(
-        "stored %s message %s from contact %s; %s",
-        event.type_name,
-        event.id,
-        contact.id,
-        f"queued {replied.rule} reply {replied.id}" if replied else "no auto-reply",
-    )
     conn.execute(
         _TOUCH,
         {
@@ -232,17 +252,11 @@ def store_message(
             "last_away_at": now if replied and replied.rule == "away" else contact.last_away_at,
         },
     )
-    return int(inserted)
+    return Stored(int(inserted), event.id, event.type_name, contact.id, replied)
 
 
 def _latest(*times: datetime | None) -> datetime | None:
     return max((t for t in times if t is not None), default=None)
-
-
-@dataclass(frozen=True)
-class Replied:
-    id: int
-    rule: str
 
 
 def auto_reply(
