@@ -10,6 +10,7 @@ import random
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,12 +82,63 @@ class Database:
         self.engine.dispose()
 
 
+class FifoRLock:
+    """A reentrant lock that threads get in the order they asked for it, handed over directly.
+
+    threading.RLock lets a thread that just released it take it again before the waiters
+    wake, so under load some waiters wait many turns: SQLite's closed-loop webhook p99 was
+    about half again as long with it.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: deque[tuple[int, threading.Lock]] = deque()
+        self._owner: int | None = None
+        self._count = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._count += 1
+                return
+            if self._owner is None:
+                self._owner, self._count = me, 1
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._queue.append((me, gate))
+        try:
+            gate.acquire()  # released by release(), which made this thread the owner
+        except BaseException:  # a signal handler raised while waiting
+            with self._mutex:
+                if (me, gate) in self._queue:
+                    self._queue.remove((me, gate))
+                    raise
+            self.release()  # it was handed over meanwhile: hand it on
+            raise
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("release of a lock this thread does not hold")
+            self._count -= 1
+            if self._count:
+                return
+            if self._queue:
+                self._owner, gate = self._queue.popleft()
+                self._count = 1
+                gate.release()
+            else:
+                self._owner = None
+
+
 class SQLiteTurn:
     """Writers of one SQLite file take turns: first the threads of a process, then processes.
 
     SQLite's own wait for a busy database sleeps in growing steps of up to 100 ms and is not
     first-come-first-served; with a dozen threads waiting, some waited half a second. Here the
-    threads of a process queue on a lock, and one thread per process waits on an exclusive
+    threads of a process queue in order on a FifoRLock, and one thread per process waits on an exclusive
     flock of a file beside the database, which the kernel hands on the moment it is released.
     """
 
@@ -99,7 +151,7 @@ class SQLiteTurn:
         # A forked child starts with its parent's lock state (held, if the forking thread held
         # it) and shares the parent's open lock file, whose flock is the parent's: start anew.
         # Closing the inherited descriptor leaves the parent's flock in place.
-        self._threads = threading.RLock()
+        self._threads = FifoRLock()
         self._depth = 0  # nesting of the owning thread; changed only while holding _threads
         if self._fd is not None:
             os.close(self._fd)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.db import Database, _sqlite_turn
+from bot.db import Database, FifoRLock, _sqlite_turn
 
 
 def _try_lock(path: Path) -> bool:
@@ -78,3 +78,40 @@ def test_a_forked_process_waits_for_its_parents_turn(tmp_path: Path) -> None:
     child.join(30)
     assert child.exitcode == 0
     assert entered.get(timeout=5) >= released
+
+
+def _waiting(lock: FifoRLock, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(lock._queue) < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(lock._queue) == n
+
+
+def test_threads_get_the_turn_in_the_order_they_asked() -> None:
+    """The thread that lets go and asks again at once queues behind those already waiting."""
+    lock = FifoRLock()
+    order: list[str] = []
+
+    def worker(name: str) -> None:
+        lock.acquire()
+        order.append(name)
+        lock.release()
+
+    lock.acquire()
+    lock.acquire()  # reentrant: the owner may nest
+    threads = []
+    for k, name in enumerate(("first", "second", "third")):
+        threads.append(threading.Thread(target=worker, args=(name,)))
+        threads[-1].start()
+        _waiting(lock, k + 1)
+    lock.release()
+    assert order == []  # still held once
+    lock.release()
+    lock.acquire()
+    order.append("again")
+    lock.release()
+    for t in threads:
+        t.join(5)
+    assert order == ["first", "second", "third", "again"]
+    with pytest.raises(RuntimeError):
+        lock.release()
