@@ -6,6 +6,10 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
+# Kept-alive connections a process takes on. gthread's default (1,000) lets the first process
+# to wake accept nearly all of a burst's connections while the others idle; four per thread
+# spreads them, and when every process is full a new connection waits its turn in the backlog.
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", str(threads * 4)))
 timeout = 30
 graceful_timeout = 20
 # No access log by default: Tresen logs one line per stored message itself, and formatting a
@@ -20,7 +24,9 @@ keepalive = 5
 def post_worker_init(worker):
     from bot import warn_console_mode
     from bot.db import get_db
+    from bot.heap import freeze_startup_objects
 
     warn_console_mode(worker.wsgi)
     # One connection per request thread and one spare (the health check), a little burst room.
     get_db(worker.wsgi).resize(worker.cfg.threads + 1, max_overflow=2)
+    freeze_startup_objects()

@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 from bot import warn_console_mode
 from bot.business import seed_demo
 from bot.db import get_db
+from bot.heap import freeze_startup_objects
 from bot.models import utcnow
 from bot.users import first_user
 from bot.worker import start_in_background
@@ -43,6 +44,7 @@ def run(app: Flask) -> None:
     # SIGTERM (what `docker stop`, systemd and the platforms send) ends it like Ctrl-C does:
     # Python's default would end the process at once, mid-send.
     signal.signal(signal.SIGTERM, _interrupt)
+    freeze_startup_objects()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.config import Config
 from bot.db import Database, get_db
+from bot.heap import freeze_startup_objects
 from bot.heartbeat import start_thread as start_heartbeat
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.graph import ConsoleTransport, GraphClient, Transport
@@ -86,6 +87,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
         dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, beating
     )
     scheduler = start_scheduler(Database(get_db(app).url, pool_size=3), stop)
+    freeze_startup_objects()
     dispatcher.run(stop)
     beating.set()
     heartbeat.join(10)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +41,34 @@ def test_app_json_describes_the_heroku_app() -> None:
 
 def test_python_version_matches_the_project() -> None:
     assert (ROOT / ".python-version").read_text().strip() == "3.11"
+
+
+def gunicorn_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS", "WEB_CONNECTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_processes_take_their_share_of_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = gunicorn_settings(monkeypatch)
+    assert (settings["workers"], settings["threads"], settings["worker_class"]) == (2, 4, "gthread")
+    assert settings["worker_connections"] == 16
+    assert gunicorn_settings(monkeypatch, WEB_THREADS="8")["worker_connections"] == 32
+    assert gunicorn_settings(monkeypatch, WEB_CONNECTIONS="100")["worker_connections"] == 100
+
+
+def test_a_gunicorn_process_ready_to_serve_has_its_start_up_frozen(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = gunicorn_settings(monkeypatch)
+    worker = SimpleNamespace(wsgi=app, cfg=SimpleNamespace(threads=4))
+    gc.unfreeze()
+    try:
+        settings["post_worker_init"](worker)
+        assert gc.get_freeze_count() > 10_000  # the modules and the app, not a handful
+    finally:
+        gc.unfreeze()
