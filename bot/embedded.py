@@ -46,11 +46,12 @@ def run(app: Flask) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     freeze_startup_objects()
     try:
-        server.serve_forever()
+        server.serve_forever()  # returns on Ctrl-C or SIGTERM (werkzeug takes the interrupt)
     except KeyboardInterrupt:
-        log.info("finishing what is in flight")
+        pass
     finally:
         server.server_close()
+        log.info("finishing what is in flight")
         stop.set()
         dispatcher.join(timeout=30)
         log.info("stopped")
