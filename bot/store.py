@@ -83,7 +83,7 @@ _contacts = cast(Table, Contact.__table__)
 ContactRow: TypeAlias = Row[*tuple[Any, ...]]
 # What the webhook needs of a contact: the rules' history, and what it updates. The business's
 # settings come along: on PostgreSQL a statement of its own was a seventh of a webhook's round
-# trips, and the text is parsed once per version anyway (business.parsed).
+# trips, and each text is parsed only once per process anyway (business.parsed).
 _CONTACT = select(
     _contacts.c.id,
     _contacts.c.wa_id,
