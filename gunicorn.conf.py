@@ -6,7 +6,7 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
-# Kept-alive connections a process takes on. gthread's default (1,000) lets the first process
+# Connections a process holds at once, kept-alive ones included. gthread's default (1,000) lets the first process
 # to wake accept nearly all of a burst's connections while the others idle; four per thread
 # spreads them, and when every process is full a new connection waits its turn in the backlog.
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", str(threads * 4)))

@@ -10,12 +10,13 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from bot import users
+from bot import users, webhook
 from bot.admin.blueprint import bp, now
 from bot.admin.forms import LoginForm
 from bot.db import get_db
 
-WEBHOOK_PATHS = "/webhooks/"
+# Meta's notifications: no session (see SessionInterface.open_session).
+WEBHOOK_PATHS = f"{webhook.bp.url_prefix}/"
 REFUSED_MESSAGE = (
     "Wrong name or password, or too many failed attempts: wait a little and try again."
 )
