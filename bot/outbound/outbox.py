@@ -9,7 +9,7 @@ so a contact's messages go out in order and never two at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, or_, select, update
@@ -63,7 +63,39 @@ def enqueue(
     return message
 
 
-_QUEUE = insert(Message).returning(Message.id)
+QUEUE = insert(Message).returning(Message.id)
+
+
+def row(
+    contact_id: int,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    text: str | None = None,
+    rule: str | None = None,
+    priority: int = 0,
+) -> dict[str, Any]:
+    """The outbox row of one message to send now (QUEUE inserts it; add `in_reply_to`)."""
+    return {
+        "contact_id": contact_id,
+        "direction": "out",
+        "wamid": None,
+        "type": str(payload.get("type", "text")),
+        "text": text,
+        "payload": payload,
+        "rule": rule,
+        "created_at": now,
+        "timestamp": now,
+        "status": "queued",
+        "status_at": now,
+        "priority": priority,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
+# The columns of `row`, in its order.
+ROW_COLUMNS = tuple(row(0, {}, now=datetime.min.replace(tzinfo=UTC)))
 
 
 def queue(
@@ -78,25 +110,9 @@ def queue(
     priority: int = 0,
 ) -> int:
     """Queue one message in the connection's transaction and return its id; the caller moves
-    the contact's last_message_at (the webhook does it in the one update it makes anyway)."""
-    row = {
-        "contact_id": contact_id,
-        "direction": "out",
-        "wamid": None,
-        "type": str(payload.get("type", "text")),
-        "text": text,
-        "payload": payload,
-        "rule": rule,
-        "in_reply_to": in_reply_to,
-        "created_at": now,
-        "timestamp": now,
-        "status": "queued",
-        "status_at": now,
-        "priority": priority,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
-    return int(conn.execute(_QUEUE, row).scalar_one())
+    the contact's last_message_at."""
+    values = row(contact_id, payload, now=now, text=text, rule=rule, priority=priority)
+    return int(conn.execute(QUEUE, {**values, "in_reply_to": in_reply_to}).scalar_one())
 
 
 def claim(
