@@ -9,7 +9,7 @@ so a contact's messages go out in order and never two at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, or_, select, update
@@ -92,10 +92,6 @@ def row(
         "attempts": 0,
         "next_attempt_at": now,
     }
-
-
-# The columns of `row`, in its order.
-ROW_COLUMNS = tuple(row(0, {}, now=datetime.min.replace(tzinfo=UTC)))
 
 
 def queue(
