@@ -303,6 +303,34 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / ticks
 
 
+def backend_cpu_seconds(url: str) -> dict[int, float]:
+    """CPU seconds so far of each backend serving `url`'s PostgreSQL database, by process id;
+    empty for SQLite or when the server's processes are not on this machine."""
+    if not url.startswith("postgresql"):
+        return {}
+    engine = create_engine(_driver_url(url))
+    try:
+        with engine.connect() as conn:
+            pids = conn.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system

@@ -33,8 +33,10 @@ from bench.common import (
     APP_SECRET,
     app_env,
     arguments,
+    backend_cpu_seconds,
     fake_graph,
     fresh_database,
+    group_cpu_seconds,
     print_environment,
     print_table,
     selected_databases,
@@ -169,6 +171,47 @@ def replies(url: str) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
+class Cpu:
+    """CPU seconds used so far: the web server's processes, the worker's, and each
+    PostgreSQL backend of the bench database (by process id; empty for SQLite)."""
+
+    web: float
+    worker: float
+    database: dict[int, float]
+
+    @classmethod
+    def now(cls, web: Process, worker: Process, url: str) -> Cpu:
+        return cls(
+            group_cpu_seconds(web.proc.pid),
+            group_cpu_seconds(worker.proc.pid),
+            backend_cpu_seconds(url),
+        )
+
+
+@dataclass(frozen=True)
+class CpuPerPost:
+    """Milliseconds of CPU per post; `database` is None where it runs inside the web
+    processes (SQLite) or its processes are not on this machine."""
+
+    web: float
+    worker: float
+    database: float | None
+
+    @classmethod
+    def between(cls, before: Cpu, after: Cpu, posts: int) -> CpuPerPost:
+        n = max(posts, 1)
+        database = None
+        if after.database:
+            used = sum(s - before.database.get(pid, 0.0) for pid, s in after.database.items())
+            database = 1000 * used / n
+        return cls(
+            1000 * (after.web - before.web) / n,
+            1000 * (after.worker - before.worker) / n,
+            database,
+        )
+
+
+@dataclass(frozen=True)
 class Result:
     database: str
     mode: str
@@ -178,14 +221,15 @@ class Result:
     p50: float
     p99: float
     max: float
+    cpu: CpuPerPost
 
     @classmethod
-    def of(cls, database: str, mode: str, load: Load) -> Result:
+    def of(cls, database: str, mode: str, load: Load, cpu: CpuPerPost) -> Result:
         errors = sum(n for status, n in load.statuses.items() if status != 200)
         if errors:
             print(f"   {database}, {mode}: answers other than 200: {load.statuses}")
         c = summarize(load.latencies_ms)
-        return cls(database, mode, c.count, errors, load.seconds, c.p50, c.p99, c.max)
+        return cls(database, mode, c.count, errors, load.seconds, c.p50, c.p99, c.max, cpu)
 
 
 @dataclass(frozen=True)
@@ -226,7 +270,9 @@ def run_one(
                     wrk(base, warm, 2, SENDERS, WRK_THREADS)
                 send_load(endpoint, SENDERS * 4, 30, run=f"w{kind[:2]}")
                 if script is not None:
+                    before = Cpu.now(web, worker, url)
                     r = wrk(base, script, int(duration), SENDERS, WRK_THREADS)
+                    cpu = CpuPerPost.between(before, Cpu.now(web, worker, url), r.requests)
                     errors = r.non2xx + r.errors
                     if errors:
                         print(f"   {kind}, as fast as answered: {errors} answers other than 200")
@@ -240,13 +286,18 @@ def run_one(
                             r.p50,
                             r.p99,
                             r.max,
+                            cpu,
                         )
                     )
                 for rate in PACED_RATES:
                     mode = f"{rate:g}/s paced"
                     total = int(rate * duration)
+                    before = Cpu.now(web, worker, url)
                     load = send_load(endpoint, total, duration + 5, f"p{rate:g}{kind[:2]}", rate)
-                    results.append(Result.of(kind, mode, load))
+                    cpu = CpuPerPost.between(
+                        before, Cpu.now(web, worker, url), len(load.latencies_ms)
+                    )
+                    results.append(Result.of(kind, mode, load, cpu))
                 totals = Totals(kind, *replies(url))
     return results, totals
 
@@ -276,14 +327,38 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
     verdicts = []
     for r in results:
         rows.append(
-            [r.database, r.mode, r.requests, r.errors, r.requests / r.seconds, r.p50, r.p99, r.max]
+            [
+                r.database,
+                r.mode,
+                r.requests,
+                r.errors,
+                r.requests / r.seconds,
+                r.p50,
+                r.p99,
+                r.max,
+                r.cpu.web,
+                r.cpu.worker,
+                "-" if r.cpu.database is None else r.cpu.database,
+            ]
         )
         ok = r.p99 <= GOAL_P99_MS and not r.errors
         verdicts.append(f"{r.database} {r.mode}: {'met' if ok else 'MISSED'}")
     print_table(
         f"webhook ack (ms): {SENDERS} senders, gunicorn {WEB_WORKERS} workers x {WEB_THREADS} "
         f"threads + 1 worker, Graph API latency {GRAPH_LATENCY:g} s",
-        ["database", "senders post", "requests", "errors", "req/s", "p50", "p99", "max"],
+        [
+            "database",
+            "senders post",
+            "requests",
+            "errors",
+            "req/s",
+            "p50",
+            "p99",
+            "max",
+            "web CPU",
+            "worker CPU",
+            "db CPU",
+        ],
         rows,
         notes=[
             *notes,
@@ -291,6 +366,10 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             f"as fast as answered: wrk, {SENDERS} connections, each posting again on its "
             "answer (latency is mostly queueing for the CPUs); paced: posts due at a steady "
             "rate from 32 Python senders, latency counted from the due time",
+            "CPU: milliseconds per post of the gunicorn processes, of the worker sending the "
+            "replies, and of the PostgreSQL backends of the bench database (all of it, the "
+            "worker's queries too; SQLite works inside the web processes). On a shared machine "
+            "the same work may take more or less CPU time from one run to the next.",
             *(
                 f"{t.database}: {t.stored} customer messages stored, {t.queued} replies "
                 f"queued, {t.sent} accepted by the slow fake by the end"
