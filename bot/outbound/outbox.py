@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.models import Contact, HeldStatus, Message
@@ -33,6 +33,9 @@ class Claimed:
     created_at: datetime
 
 
+QUEUE = insert(Message).returning(Message.id)
+
+
 def enqueue(
     session: Session,
     contact: Contact,
@@ -47,23 +50,12 @@ def enqueue(
     """Queue one message for the dispatcher, in the caller's transaction."""
     if contact.id is None:
         session.flush()
-    message_id = queue(
-        session.connection(),
-        contact.id,
-        payload,
-        now=now,
-        text=text,
-        rule=rule,
-        in_reply_to=in_reply_to,
-        priority=priority,
-    )
+    values = row(contact.id, payload, now=now, text=text, rule=rule, priority=priority)
+    inserted = session.connection().execute(QUEUE, {**values, "in_reply_to": in_reply_to})
     contact.last_message_at = now
-    message = session.get(Message, message_id)
+    message = session.get(Message, inserted.scalar_one())
     assert message is not None
     return message
-
-
-QUEUE = insert(Message).returning(Message.id)
 
 
 def row(
@@ -92,23 +84,6 @@ def row(
         "attempts": 0,
         "next_attempt_at": now,
     }
-
-
-def queue(
-    conn: Connection,
-    contact_id: int,
-    payload: dict[str, Any],
-    *,
-    now: datetime,
-    text: str | None = None,
-    rule: str | None = None,
-    in_reply_to: int | None = None,
-    priority: int = 0,
-) -> int:
-    """Queue one message in the connection's transaction and return its id; the caller moves
-    the contact's last_message_at."""
-    values = row(contact_id, payload, now=now, text=text, rule=rule, priority=priority)
-    return int(conn.execute(QUEUE, {**values, "in_reply_to": in_reply_to}).scalar_one())
 
 
 def claim(
