@@ -213,3 +213,24 @@ def test_a_known_contacts_message_and_reply_are_one_write_on_postgresql(
     assert hours.in_reply_to == question.id
     assert contact.unread == 2
     assert contact.last_message_at == SUNDAY_EVENING + timedelta(minutes=1)
+
+
+def test_messages_of_one_notification_see_each_others_replies(
+    shop: Flask, client: FlaskClient
+) -> None:
+    """Meta may batch a customer's messages: the second is decided after the first's reply
+    is recorded on the contact, in the same transaction, so the cooldown holds."""
+    at(shop, SUNDAY_EVENING)
+    doc = notification({"type": "text", "text": {"body": "Hallo"}, "id": "wamid.batch1"})
+    value = doc["entry"][0]["changes"][0]["value"]
+    first = value["messages"][0]
+    first["timestamp"] = str(int(SUNDAY_EVENING.timestamp()))
+    value["messages"].append({**first, "id": "wamid.batch2", "text": {"body": "Noch da?"}})
+    assert post_notification(client, doc).status_code == 200
+    [reply] = replies(shop)
+    assert reply.rule == "away"
+    with get_db(shop).session() as session:
+        contact = session.scalars(select(Contact)).one()
+        first_id = session.scalar(select(Message.id).where(Message.wamid == "wamid.batch1"))
+    assert reply.in_reply_to == first_id
+    assert contact.unread == 2
