@@ -12,6 +12,11 @@ Three runs per database:
   most, and latency mostly queueing for the 2 CPUs;
 - *paced* at 100/s and 200/s: 32 Python senders post on a steady schedule; latency counts from
   each post's due time, so a server that falls behind is not flattered by waiting senders.
+
+Next to Tresen's closed loop, the same wrk load against this machine's floor (bench.floor):
+Flask under the same gunicorn settings checking the signature and committing the raw body in
+one INSERT to the same database. What the floor misses, no design that stores a message before
+acknowledging it meets on this machine with this stack.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +36,7 @@ from sqlalchemy import create_engine, text
 
 from bench.common import (
     APP_SECRET,
+    ROOT,
     app_env,
     arguments,
     backend_cpu_seconds,
@@ -49,7 +55,7 @@ from bot.business import save_settings
 from bot.db import Database
 from bot.signature import sign
 from tests import payloads
-from tests.processes import Process, gunicorn
+from tests.processes import BIN, Process, free_port, gunicorn, wait_healthy
 
 SENDERS = 32
 GRAPH_LATENCY = 2.0
@@ -172,11 +178,11 @@ def replies(url: str) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class Cpu:
-    """CPU seconds used so far: the web server's processes, the worker's, and each
-    PostgreSQL backend of the bench database (by process id; empty for SQLite)."""
+    """CPU seconds used so far: the web server's processes, the worker's (None where none
+    runs), and each PostgreSQL backend of the bench database (by process id; empty for SQLite)."""
 
     web: float
-    worker: float
+    worker: float | None
     database: dict[int, float]
 
     @classmethod
@@ -190,11 +196,11 @@ class Cpu:
 
 @dataclass(frozen=True)
 class CpuPerPost:
-    """Milliseconds of CPU per post; `database` is None where it runs inside the web
-    processes (SQLite) or its processes are not on this machine."""
+    """Milliseconds of CPU per post; `worker` is None where none runs (the floor), `database`
+    where it runs inside the web processes (SQLite) or its processes are not on this machine."""
 
     web: float
-    worker: float
+    worker: float | None
     database: float | None
 
     @classmethod
@@ -206,7 +212,9 @@ class CpuPerPost:
             database = 1000 * used / n
         return cls(
             1000 * (after.web - before.web) / n,
-            1000 * (after.worker - before.worker) / n,
+            None
+            if after.worker is None or before.worker is None
+            else 1000 * (after.worker - before.worker) / n,
             database,
         )
 
@@ -240,6 +248,51 @@ class Totals:
     sent: int
 
 
+def closed_loop(
+    kind: str, mode: str, base: str, script: Path, duration: float, cpu: Callable[[], Cpu]
+) -> Result:
+    """wrk's 32 connections against `base`, each posting again on its answer."""
+    before = cpu()
+    r = wrk(base, script, int(duration), SENDERS, WRK_THREADS)
+    after = cpu()
+    used = CpuPerPost.between(before, after, r.requests)
+    errors = r.non2xx + r.errors
+    if errors:
+        print(f"   {kind}, {mode}: {errors} answers other than 200")
+    return Result(kind, mode, r.requests, errors, r.seconds, r.p50, r.p99, r.max, used)
+
+
+FLOOR_CONFIG = """\
+from pathlib import Path
+
+exec(Path({config!r}).read_text())
+del post_worker_init  # Tresen's own start-up
+"""
+
+
+def floor(kind: str, url: str, where: Path, scripts: tuple[Path, Path], duration: float) -> Result:
+    """bench.floor under the repository's gunicorn settings, with the same load as Tresen."""
+    config = where / f"floor-{kind}.gunicorn.conf.py"
+    config.write_text(FLOOR_CONFIG.format(config=str(ROOT / "gunicorn.conf.py")), "utf-8")
+    port = free_port()
+    args = [str(BIN / "gunicorn"), "--config", str(config), "--bind", f"127.0.0.1:{port}"]
+    args += ["--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS), "bench.floor:app"]
+    env = {"FLOOR_DATABASE_URL": url, "WHATSAPP_APP_SECRET": APP_SECRET}
+    with Process(args, env, where / f"floor-{kind}.log") as web:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, web)
+        warm, script = scripts
+        wrk(base, warm, 2, SENDERS, WRK_THREADS)
+        return closed_loop(
+            kind,
+            "floor: one INSERT (wrk)",
+            base,
+            script,
+            duration,
+            lambda: Cpu(group_cpu_seconds(web.proc.pid), None, backend_cpu_seconds(url)),
+        )
+
+
 def run_one(
     kind: str,
     graph_url: str,
@@ -270,23 +323,14 @@ def run_one(
                     wrk(base, warm, 2, SENDERS, WRK_THREADS)
                 send_load(endpoint, SENDERS * 4, 30, run=f"w{kind[:2]}")
                 if script is not None:
-                    before = Cpu.now(web, worker, url)
-                    r = wrk(base, script, int(duration), SENDERS, WRK_THREADS)
-                    cpu = CpuPerPost.between(before, Cpu.now(web, worker, url), r.requests)
-                    errors = r.non2xx + r.errors
-                    if errors:
-                        print(f"   {kind}, as fast as answered: {errors} answers other than 200")
                     results.append(
-                        Result(
+                        closed_loop(
                             kind,
-                            "as fast as answered",
-                            r.requests,
-                            errors,
-                            r.seconds,
-                            r.p50,
-                            r.p99,
-                            r.max,
-                            cpu,
+                            "as fast as answered (wrk)",
+                            base,
+                            script,
+                            duration,
+                            lambda: Cpu.now(web, worker, url),
                         )
                     )
                 for rate in PACED_RATES:
@@ -299,6 +343,9 @@ def run_one(
                     )
                     results.append(Result.of(kind, mode, load, cpu))
                 totals = Totals(kind, *replies(url))
+        if scripts is not None:
+            # After Tresen's runs, on the same database: its tables hold what they wrote.
+            results.append(floor(kind, url, where, scripts, duration))
     return results, totals
 
 
@@ -337,7 +384,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
                 r.p99,
                 r.max,
                 r.cpu.web,
-                r.cpu.worker,
+                "-" if r.cpu.worker is None else r.cpu.worker,
                 "-" if r.cpu.database is None else r.cpu.database,
             ]
         )
@@ -366,6 +413,9 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             f"as fast as answered: wrk, {SENDERS} connections, each posting again on its "
             "answer (latency is mostly queueing for the CPUs); paced: posts due at a steady "
             "rate from 32 Python senders, latency counted from the due time",
+            "floor: the same wrk load against bench.floor (Flask, same gunicorn settings, "
+            "signature checked and the raw body committed in one INSERT, nothing else): the "
+            "least any design that stores before it acknowledges costs on this machine",
             "CPU: milliseconds per post of the gunicorn processes, of the worker sending the "
             "replies, and of the PostgreSQL backends of the bench database (all of it, the "
             "worker's queries too; SQLite works inside the web processes). On a shared machine "
