@@ -238,6 +238,22 @@ def app_env(database_url: str, graph_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+_WITHOUT_TRESEN = """\
+from pathlib import Path
+
+exec(Path({config!r}).read_text())
+del post_worker_init  # Tresen's own start-up
+"""
+
+
+def gunicorn_config_without_tresen(where: Path) -> Path:
+    """A gunicorn config file with gunicorn.conf.py's settings but not its Tresen-specific
+    start-up hook, for the apps Tresen is compared with."""
+    path = where / "without-tresen.gunicorn.conf.py"
+    path.write_text(_WITHOUT_TRESEN.format(config=str(ROOT / "gunicorn.conf.py")), "utf-8")
+    return path
+
+
 def wait_for_port(port: int, process: Process, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from bench.common import (
     app_env,
     fake_graph,
     fresh_database,
+    gunicorn_config_without_tresen,
     print_environment,
     print_table,
     selected_databases,
@@ -98,15 +99,6 @@ def hook():
 @app.get("/healthz")
 def healthz():
     return {"status": "ok"}
-"""
-
-BARE_CONFIG = """\
-worker_class = "gthread"
-timeout = 30
-graceful_timeout = 20
-accesslog = "-"
-errorlog = "-"
-keepalive = 5
 """
 
 
@@ -180,15 +172,14 @@ def wrk(url: str, script: Path, duration: int, connections: int, threads: int) -
 
 
 def gunicorn(app: str, env: dict[str, str], log: Path, *, config: bool) -> tuple[Process, str]:
-    """gunicorn with the Procfile's settings (2 workers of 4 threads, gthread, access log)."""
+    """gunicorn with gunicorn.conf.py's settings, 2 workers of 4 threads (`config=False`: without
+    its Tresen-specific start-up, for the bare app)."""
     port = free_port()
     args = [str(BIN / "gunicorn")]
     if config:
         args += ["--config", "gunicorn.conf.py"]
-    else:  # gunicorn.conf.py's settings without its Tresen-specific hook
-        bare = log.parent / "bare.gunicorn.conf.py"
-        bare.write_text(BARE_CONFIG, encoding="utf-8")
-        args += ["--config", str(bare)]
+    else:
+        args += ["--config", str(gunicorn_config_without_tresen(log.parent))]
     args += ["--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS)]
     args += ["--threads", str(WEB_THREADS), app]
     process = Process(args, env, log)

@@ -35,13 +35,13 @@ from sqlalchemy import create_engine, text
 
 from bench.common import (
     APP_SECRET,
-    ROOT,
     app_env,
     arguments,
     backend_cpu_seconds,
     fake_graph,
     fresh_database,
     group_cpu_seconds,
+    gunicorn_config_without_tresen,
     own_cpu_seconds,
     print_environment,
     print_table,
@@ -66,6 +66,8 @@ CONTACTS_PER_SENDER = 25
 # A busy shop's burst, and twice that: the latency then is the service time, not a queue.
 PACED_RATES = (100.0, 200.0)
 WRK_THREADS = 2
+CLOSED_LOOP = "as fast as answered (wrk)"
+FLOOR = "floor: one INSERT (wrk)"
 
 
 def settings_yaml(today: datetime) -> str:
@@ -323,18 +325,9 @@ def closed_loop(
     return Result(kind, mode, r.requests, errors, r.seconds, r.p50, r.p99, r.max, used)
 
 
-FLOOR_CONFIG = """\
-from pathlib import Path
-
-exec(Path({config!r}).read_text())
-del post_worker_init  # Tresen's own start-up
-"""
-
-
 def floor(kind: str, url: str, where: Path, scripts: tuple[Path, Path], duration: float) -> Result:
     """bench.floor under the repository's gunicorn settings, with the same load as Tresen."""
-    config = where / f"floor-{kind}.gunicorn.conf.py"
-    config.write_text(FLOOR_CONFIG.format(config=str(ROOT / "gunicorn.conf.py")), "utf-8")
+    config = gunicorn_config_without_tresen(where)
     port = free_port()
     args = [str(BIN / "gunicorn"), "--config", str(config), "--bind", f"127.0.0.1:{port}"]
     args += ["--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS), "bench.floor:app"]
@@ -346,7 +339,7 @@ def floor(kind: str, url: str, where: Path, scripts: tuple[Path, Path], duration
         wrk(base, warm, 2, SENDERS, WRK_THREADS)
         return closed_loop(
             kind,
-            "floor: one INSERT (wrk)",
+            FLOOR,
             base,
             script,
             duration,
@@ -387,7 +380,7 @@ def run_one(
                     results.append(
                         closed_loop(
                             kind,
-                            "as fast as answered (wrk)",
+                            CLOSED_LOOP,
                             base,
                             script,
                             duration,
@@ -431,9 +424,11 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             more, counted = run_one(kind, graph_url, where, duration, scripts)
             results += more
             totals.append(counted)
+    floors = {r.database: r.requests / r.seconds for r in results if r.mode == FLOOR}
     rows: list[list[Any]] = []
     verdicts = []
     for r in results:
+        floor_rate = floors.get(r.database) if r.mode == CLOSED_LOOP else None
         rows.append(
             [
                 r.database,
@@ -441,6 +436,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
                 r.requests,
                 r.errors,
                 r.requests / r.seconds,
+                "-" if floor_rate is None else r.requests / r.seconds / floor_rate,
                 r.p50,
                 r.p99,
                 r.max,
@@ -461,6 +457,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             "requests",
             "errors",
             "req/s",
+            "x floor",
             "p50",
             "p99",
             "max",
@@ -478,7 +475,8 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             "rate from 32 Python senders, latency counted from the due time",
             "floor: the same wrk load against bench.floor (Flask, same gunicorn settings, "
             "signature checked and the raw body committed in one INSERT, nothing else): the "
-            "least any design that stores before it acknowledges costs on this machine",
+            "least any design that stores before it acknowledges costs on this machine; "
+            "x floor: the closed loop's req/s over the floor's",
             "CPU: milliseconds per post of the gunicorn processes, of the worker sending the "
             "replies, and of the PostgreSQL backends of the bench database (all of it, the "
             "worker's queries too; SQLite works inside the web processes), and of the paced "
