@@ -411,7 +411,8 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
     with workdir("webhook-ack") as where, fake_graph(GRAPH_LATENCY, where) as (_fake, graph_url):
         scripts = None
         if shutil.which("wrk"):
-            # Distinct message ids for every post the runs can make at 2,000/s.
+            # Distinct message ids for every post Tresen's runs can make at 2,000/s (the
+            # floor, which may go faster, stores the bodies without looking at them).
             (where / "warm").mkdir()
             (where / "wrk").mkdir()
             scripts = (
