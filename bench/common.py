@@ -303,20 +303,29 @@ def fake_graph(latency: float, where: Path) -> Iterator[tuple[Process, str]]:
         yield process, f"http://127.0.0.1:{port}"
 
 
+def _stat_fields(path: Path) -> list[str] | None:
+    """The fields of a /proc/PID/stat after the command name, or None for a process gone."""
+    try:
+        raw = path.read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; fields after its ")" are fixed.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    """User plus system CPU seconds (fields 14 and 15 of /proc/PID/stat)."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """User plus system CPU seconds of the live processes in a process group."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may contain spaces; fields after its ")" are fixed.
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:  # field 5, the process group
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-    return total / ticks
+        fields = _stat_fields(stat)
+        if fields is not None and int(fields[2]) == pgid:  # field 5, the process group
+            total += _cpu_seconds(fields)
+    return total
 
 
 def backend_cpu_seconds(url: str) -> dict[int, float]:
@@ -335,15 +344,11 @@ def backend_cpu_seconds(url: str) -> dict[int, float]:
             ).all()
     finally:
         engine.dispose()
-    ticks = os.sysconf("SC_CLK_TCK")
     seconds = {}
     for pid in pids:
-        try:
-            raw = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks
+        fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+        if fields is not None:
+            seconds[int(pid)] = _cpu_seconds(fields)
     return seconds
 
 
