@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--db sqlite|postgresql|both] [NAME ...]`: the benchmarks, one
 table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack,
-broadcast (each also runs alone as `python -m bench.NAME`)."""
+broadcast, robustness (each also runs alone as `python -m bench.NAME`)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _webhook_ack(quick: bool, databases: list[str]) -> None:
     webhook_ack.run(quick, databases)
 
 
+def _robustness(quick: bool, databases: list[str]) -> None:
+    from bench import robustness
+
+    robustness.run(quick, databases)
+
+
 def _broadcast(quick: bool, databases: list[str]) -> None:
     try:
         module = importlib.import_module("bench.broadcast")
@@ -48,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[bool, list[str]], None]] = {
     "dispatch": _dispatch,
     "webhook_ack": _webhook_ack,
     "broadcast": _broadcast,
+    "robustness": _robustness,
 }
 
 
