@@ -24,6 +24,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import private_files
+from bot.config import ConfigError
 
 log = logging.getLogger("tresen.db")
 
@@ -263,9 +264,13 @@ def _prepare_sqlite_file(url: str) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
-    if not path.parent.exists():
-        private_files.make_folder(path.parent)
-    if not private_files.create_file(path):
+    try:
+        if not path.parent.exists():
+            private_files.make_folder(path.parent)
+        created = private_files.create_file(path)
+    except OSError as exc:
+        raise ConfigError(f"the SQLite database {path} cannot be created: {exc}") from exc
+    if not created:
         for each in (path, *(path.with_name(path.name + end) for end in _SQLITE_SIDE_FILES)):
             private_files.tighten(each)
 

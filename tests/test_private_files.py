@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from bot import create_app
+from bot.config import ConfigError
 from bot.db import get_db
 from bot.private_files import create_file
 
@@ -84,3 +85,10 @@ def test_of_two_processes_creating_the_key_at_once_one_wins_whole(tmp_path: Path
     assert not create_file(path, b"second")
     assert path.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary left behind
+
+
+def test_a_database_that_cannot_be_created_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    url = f"sqlite:///{tmp_path / 'a-file' / 'shop.db'}"
+    with pytest.raises(ConfigError, match=r"the SQLite database .*shop\.db cannot be created"):
+        create_app({"DATABASE_URL": url}, instance_path=tmp_path / "instance")
