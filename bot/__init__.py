@@ -62,5 +62,6 @@ def warn_console_mode(app: Flask) -> None:
         log.info("console mode: WHATSAPP_TOKEN is not set, replies are logged, not sent")
         if config.app_secret is None:
             log.warning(
-                "WHATSAPP_APP_SECRET is not set: unsigned webhook posts are accepted (console mode)"
+                "WHATSAPP_APP_SECRET is not set: unsigned webhook posts are accepted "
+                "from this machine only (console mode)"
             )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot import private_files
+
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION = "v24.0"
 
@@ -148,6 +150,12 @@ def _send_rate(value: str | None) -> float:
 
 def _database_url(value: str | None, instance_path: Path) -> str:
     if value is None:
+        try:
+            private_files.make_folder(instance_path)
+        except OSError as exc:
+            raise ConfigError(
+                f"DATABASE_URL is not set and {instance_path} cannot be made: {exc}"
+            ) from exc
         return f"sqlite:///{instance_path / 'tresen.db'}"
     # Heroku still hands out the old scheme; SQLAlchemy 2 no longer accepts it.
     if value.startswith("postgres://"):
@@ -166,12 +174,9 @@ def _kept_secret_key(instance_path: Path) -> str:
     """Console mode only: a random key kept in instance/ so logins survive a restart."""
     path = instance_path / "secret_key"
     try:
-        if path.exists():
-            return path.read_text().strip()
-        instance_path.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        private_files.make_folder(instance_path)
+        if not private_files.create_file(path, secrets.token_hex(32).encode()):
+            private_files.tighten(path)  # kept by an older version, readable by all
+        return path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"SECRET_KEY is not set and {path} cannot be written: {exc}") from exc

@@ -18,6 +18,9 @@ MIN_DIGITS = 8
 MAX_DIGITS = 15
 NAME_MAX = 256
 LABEL_MAX = 64
+# A quoted cell may hold line breaks (Excel writes a cell's Alt+Enter so), but no contact
+# field needs many; a quote still open after this many lines is taken as never closed.
+MAX_CELL_LINES = 20
 # What people put between the digits of a phone number.
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0\u2009\u202f]+")
 _TRUE = frozenset({"true", "yes", "ja", "1", "y", "j"})
@@ -111,15 +114,13 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
     """
     text = text.removeprefix("\ufeff")
     first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(first_line))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CsvError(
-            "the file is empty; expected the header wa_id,name,labels,opted_in"
-        ) from None
-    except csv.Error as exc:
-        raise CsvError(f"line 1: {exc}") from exc
+    records = _records(text, sniff_delimiter(first_line))
+    first = next(records, None)
+    if first is None:
+        raise CsvError("the file is empty; expected the header wa_id,name,labels,opted_in")
+    if isinstance(first, BadRow):
+        raise CsvError(f"line 1: {first.reason}")
+    _, header = first
     columns = [h.strip().lower().removeprefix("\ufeff") for h in header]
     if "wa_id" not in columns:
         raise CsvError(
@@ -128,16 +129,11 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
         )
     index = {name: columns.index(name) for name in COLUMNS if name in columns}
     seen: dict[str, int] = {}
-    while True:
-        start = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield BadRow(start, str(exc))
+    for record in records:
+        if isinstance(record, BadRow):
+            yield record
             continue
-        line = start
+        line, fields = record
         if not any(f.strip() for f in fields):
             continue  # blank lines, or a row of empty cells as spreadsheets leave behind
         if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns) :]):
@@ -158,3 +154,56 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
         name = " ".join(field("name").split())[:NAME_MAX] or None
         yield ContactRow(line, wa_id, name, labels, opted_in, duplicate_of=seen.get(wa_id))
         seen[wa_id] = line
+
+
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]] | BadRow]:
+    """Each record of the file with the line it starts on, or a BadRow for a line not read.
+
+    Python's csv module reads everything after an opening quote that never closes into that
+    one field, so the rows below it would vanish. A record running over line breaks is
+    therefore kept only when it is a proper cell with line breaks, as Excel writes them: its
+    quotes close by the rules (strict parsing) within MAX_CELL_LINES lines, and no delimiter
+    follows its first line break (rows swallowed by a stray quote further down have them). Any
+    other is an unclosed quote: its line is reported and reading goes on at the next line.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    start = 0
+    while start < len(lines):
+        window = lines[start : start + MAX_CELL_LINES]
+        try:
+            # Lenient first, so that a line that ends its record reads as it always did.
+            fields, used = _read_record(window, delimiter, strict=False)
+        except csv.Error as exc:
+            yield BadRow(start + 1, str(exc))
+            start += 1
+            continue
+        if used > 1:
+            unclosed = _unclosed_quote(window, delimiter, start + 1)
+            if unclosed is not None:
+                yield BadRow(start + 1, unclosed)
+                start += 1
+                continue
+        yield start + 1, fields
+        start += used
+
+
+def _read_record(lines: list[str], delimiter: str, *, strict: bool) -> tuple[list[str], int]:
+    """The first record in `lines` and how many of the lines it takes."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=strict)
+    return next(reader), reader.line_num
+
+
+def _unclosed_quote(lines: list[str], delimiter: str, line: int) -> str | None:
+    """Why the record on `lines` (from file line `line`, over line breaks) is not a proper one."""
+    try:
+        fields, used = _read_record(lines, delimiter, strict=True)
+    except csv.Error:
+        return 'unclosed quote (a field opens with " and is not closed)'
+    for cell in fields:
+        _first, newline, rest = cell.replace("\r", "\n").partition("\n")
+        if newline and delimiter in rest:
+            return (
+                f"unclosed quote (the quoted field runs on to line {line + used - 1} "
+                "over what look like further rows)"
+            )
+    return None

@@ -19,9 +19,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot import private_files
+from bot.config import ConfigError
 
 log = logging.getLogger("tresen.db")
 
@@ -32,6 +35,8 @@ SQLITE_BUSY_MS = 30_000
 SQLITE_SHORT_BUSY_MS = 50
 # A database that does not answer must fail a request well inside gunicorn's 30 s timeout.
 PG_CONNECT_TIMEOUT = 5
+# Files SQLite keeps beside the database while it writes.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 # A pooled PostgreSQL connection idle longer than this is pinged before use (seconds).
 PING_AFTER_IDLE = 1.0
 
@@ -207,7 +212,7 @@ def _sqlite_turn(url: str) -> SQLiteTurn:
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None) -> Engine:
     if url.startswith("sqlite"):
-        _ensure_sqlite_dir(url)
+        _prepare_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
         _tune_sqlite(engine)
         return engine
@@ -248,10 +253,26 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("connection did not answer a ping")
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _prepare_sqlite_file(url: str) -> None:
+    """Create the database file for its owner only before SQLite opens it.
+
+    SQLite would create it readable by all (0644 under the usual umask), and it gives the -wal,
+    -shm and -journal files it makes later the database file's mode: one file made 0600 here
+    keeps all of them private. Files of an older version are tightened.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        if not path.parent.exists():
+            private_files.make_folder(path.parent)
+        created = private_files.create_file(path)
+    except OSError as exc:
+        raise ConfigError(f"the SQLite database {path} cannot be created: {exc}") from exc
+    if not created:
+        for each in (path, *(path.with_name(path.name + end) for end in _SQLITE_SIDE_FILES)):
+            private_files.tighten(each)
 
 
 def _tune_sqlite(engine: Engine) -> None:

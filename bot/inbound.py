@@ -6,9 +6,10 @@ customer message is stored (committed) before any 200 leaves.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot import signature
@@ -21,6 +22,22 @@ log = logging.getLogger("tresen.webhook")
 class Answer:
     status: int
     body: str
+
+
+# Headers a proxy adds. Behind a proxy on this machine every post from the internet comes from
+# a loopback address, so a post carrying any of these is not taken as local.
+_PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+    }
+)
 
 
 class StoreUnavailable(Exception):
@@ -51,3 +68,38 @@ def receive(
     except StoreUnavailable:
         return Answer(503, "storage unavailable, deliver again later")
     return Answer(200, "ok")
+
+
+def refuse_unsigned(peer: str | None, header_names: Iterable[str]) -> Answer | None:
+    """Without an app secret nothing can be checked: posts are taken only from this machine.
+
+    So a server started without WHATSAPP_APP_SECRET (console mode) is not an open webhook that
+    anyone on the internet can fill. `peer` is the connection's address. None: the post may go
+    on.
+    """
+    if _is_loopback(peer) and not any(_is_proxy_header(name) for name in header_names):
+        return None
+    log.warning(
+        "unsigned webhook post from %s refused: without WHATSAPP_APP_SECRET only posts "
+        "straight from this machine are taken",
+        peer or "an unknown address",
+    )
+    return Answer(
+        403,
+        "unsigned webhook posts are accepted from this machine only: set WHATSAPP_APP_SECRET",
+    )
+
+
+def _is_loopback(peer: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False  # a Unix socket, or no address: possibly a proxy
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _is_proxy_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _PROXY_HEADERS or lowered.startswith("x-forwarded-")

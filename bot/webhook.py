@@ -32,6 +32,10 @@ def verify_subscription() -> Response:
 @bp.post("/whatsapp")
 def notification() -> Response:
     config = current_app.config["TRESEN"]
+    if config.app_secret is None:
+        refused = inbound.refuse_unsigned(request.remote_addr, request.headers.keys())
+        if refused is not None:
+            return Response(refused.body, refused.status, mimetype="text/plain")
     database = get_db()
     clock = current_app.config["TRESEN_CLOCK"]
     answer = inbound.receive(

@@ -114,6 +114,57 @@ def test_bad_rows_are_reported_by_line_and_the_rest_read() -> None:
 
 
 @pytest.mark.parametrize(
+    "stray",
+    ["+4915144444444,Dana,,true", '+4915144444444,Dana",,true', '"+4915144444444",Dana,,true'],
+    ids=["no-quote-after", "stray-quote-after", "quoted-row-after"],
+)
+def test_an_unclosed_quote_is_reported_on_its_line_and_the_rows_after_it_are_read(
+    stray: str,
+) -> None:
+    text = (
+        "wa_id,name,labels,opted_in\n"
+        "+4915111111111,Anna,,true\n"
+        '+4915122222222,"Ben,,true\n'
+        "+4915133333333,Cem,,true\n"
+        f"{stray}\n"
+        "+4915155555555,Emil,,false\n"
+    )
+    rows = list(read_contacts(text))
+    assert [(type(r).__name__, r.line) for r in rows] == [
+        ("ContactRow", 2),
+        ("BadRow", 3),
+        ("ContactRow", 4),
+        ("ContactRow", 5),
+        ("ContactRow", 6),
+    ]
+    bad = rows[1]
+    assert isinstance(bad, BadRow) and bad.reason.startswith("unclosed quote")
+    assert [r.wa_id for r in rows if isinstance(r, ContactRow)] == [
+        "4915111111111",
+        "4915133333333",
+        "4915144444444",
+        "4915155555555",
+    ]
+
+
+def test_a_cell_with_line_breaks_as_excel_writes_it_is_one_field() -> None:
+    text = (
+        "wa_id;name;labels;opted_in\r\n"
+        '+4915111111111;"Anna\r\nMüller";"vip\r\nstammkunde";true\r\n'
+        "+4915122222222;Ben;;false\r\n"
+    )
+    assert list(read_contacts(text)) == [
+        ContactRow(2, "4915111111111", "Anna Müller", ("vip stammkunde",), True),
+        ContactRow(5, "4915122222222", "Ben", None, False),
+    ]
+
+
+def test_a_header_with_an_unclosed_quote_is_refused_with_its_line() -> None:
+    with pytest.raises(CsvError, match="line 1: unclosed quote"):
+        list(read_contacts('wa_id,"name,labels\n+4915111111111,Anna,,\n'))
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [("", "empty"), ("name,labels\nAnna,vip\n", "no wa_id column")],
 )
@@ -176,6 +227,30 @@ def test_import_creates_and_updates_never_duplicates(
     )
     assert (ben.name, ben.opted_in, ben.opted_in_source) == ("Ben", True, "import")
     assert consent(app) == [("4915111111111", True, "import"), ("4915122222222", True, "import")]
+
+
+def test_import_reports_an_unclosed_quote_and_imports_the_rows_after_it(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "wa_id,name,labels,opted_in\n"
+        "+49 151 11111111,Anna,,true\n"
+        '+49 151 22222222,"Ben,,true\n'
+        "+49 151 33333333,Cem,,true\n"
+        "+49 151 44444444,Dana,,true\n"
+        "+49 151 55555555,Emil,,false\n",
+    )
+    result = runner.invoke(args=["contacts", "import", path])
+    assert result.exit_code == 0, result.output
+    assert "line 3: unclosed quote" in result.output
+    assert "4 contacts imported: 4 new, 0 updated, 0 unchanged; 1 bad rows skipped" in result.output
+    assert set(contacts(app)) == {
+        "4915111111111",
+        "4915133333333",
+        "4915144444444",
+        "4915155555555",
+    }
 
 
 def test_import_of_a_file_without_the_header_changes_nothing(

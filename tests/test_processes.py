@@ -96,7 +96,10 @@ def test_the_embedded_default_runs_from_nothing(tmp_path: Path) -> None:
         assert app.stop() == 0
     output = app.output()
     assert output.rstrip().endswith("INFO tresen: stopped")
-    assert "WHATSAPP_APP_SECRET is not set" in output
+    assert (
+        "WHATSAPP_APP_SECRET is not set: unsigned webhook posts are accepted from this machine only"
+        in output
+    )
     assert "seeded the demo business" in output
     assert "stored text message" in output
     assert "console mode: would send text to 4915112345678" in output

@@ -14,11 +14,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import joinedload
 
-from bot import create_app
+from bot import create_app, warn_console_mode
 from bot.db import get_db
 from bot.models import Contact, Message
 from bot.signature import sign
-from tests.conftest import APP_SECRET, PYWA_UPDATES, load_json, make_env, post_notification
+from tests.conftest import (
+    APP_SECRET,
+    PYWA_UPDATES,
+    load_json,
+    make_env,
+    post_notification,
+    signed_headers,
+)
 from tests.payloads import notification, status_notification
 
 UPDATES = PYWA_UPDATES
@@ -104,14 +111,81 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(
     assert count(app) == 0
 
 
-def test_unsigned_posts_are_accepted_in_console_mode_without_a_secret(
-    database_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def console_app(database_url: str, tmp_path: Path) -> Flask:
+    """Console mode as a default deploy that forgot the secret: no token, no app secret."""
     app = create_app({"DATABASE_URL": database_url}, instance_path=tmp_path / "instance")
     get_db(app).upgrade()
-    response = app.test_client().post("/webhooks/whatsapp", json=notification())
+    return app
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_unsigned_posts_from_this_machine_are_accepted_in_console_mode_without_a_secret(
+    console_app: Flask, peer: str
+) -> None:
+    response = console_app.test_client().post(
+        "/webhooks/whatsapp", json=notification(), environ_base={"REMOTE_ADDR": peer}
+    )
     assert response.status_code == 200
-    assert count(app) == 1
+    assert count(console_app) == 1
+
+
+def test_the_start_warning_says_unsigned_posts_are_taken_from_this_machine_only(
+    console_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    warn_console_mode(console_app)  # what python app.py and each gunicorn worker say at start
+    assert (
+        "WHATSAPP_APP_SECRET is not set: unsigned webhook posts are accepted "
+        "from this machine only" in caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers"),
+    [
+        ("203.0.113.5", {}),
+        ("10.1.2.3", {}),  # a platform's router
+        ("2001:db8::5", {}),
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.5"}),  # a proxy on this machine
+        ("127.0.0.1", {"Forwarded": "for=203.0.113.5"}),
+        ("127.0.0.1", {"X-Real-IP": "203.0.113.5"}),
+        ("::1", {"X-Forwarded-Proto": "https"}),
+    ],
+)
+def test_unsigned_posts_from_elsewhere_are_refused_without_a_secret(
+    console_app: Flask, peer: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = console_app.test_client().post(
+        "/webhooks/whatsapp",
+        json=notification(),
+        headers=headers,
+        environ_base={"REMOTE_ADDR": peer},
+    )
+    assert response.status_code == 403
+    assert "set WHATSAPP_APP_SECRET" in response.get_data(as_text=True)
+    assert count(console_app) == 0
+    assert f"unsigned webhook post from {peer} refused" in caplog.text
+
+
+def test_with_a_secret_signed_posts_from_anywhere_are_taken_and_unsigned_ones_are_not(
+    app: Flask,
+) -> None:
+    body = json.dumps(notification()).encode()
+    client = app.test_client()
+    for peer, headers in [("203.0.113.5", {}), ("127.0.0.1", {"X-Forwarded-For": "203.0.113.5"})]:
+        environ = {"REMOTE_ADDR": peer}
+        unsigned = client.post(
+            "/webhooks/whatsapp", data=body, headers=headers, environ_base=environ
+        )
+        assert unsigned.status_code == 401
+        signed = client.post(
+            "/webhooks/whatsapp",
+            data=body,
+            headers={**headers, **signed_headers(body)},
+            environ_base=environ,
+        )
+        assert signed.status_code == 200
+    assert count(app) == 1  # the second is a redelivery of the same message
 
 
 # --- bad bodies -------------------------------------------------------------------------------
