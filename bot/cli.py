@@ -103,10 +103,20 @@ def load_settings_or_fail(session: Session) -> BusinessSettings:
 @click.option("--from", "wa_id", help="The customer's number (their history counts).")
 @click.option("--name", help="The customer's profile name.")
 @click.option("--at", "at_text", help="ISO 8601 instant; without an offset, business time.")
+@click.option(
+    "--sent",
+    "sent_text",
+    help="When the customer sent it, if it arrives later (--at); same form as --at.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @migrated
 def simulate_command(
-    text: str, wa_id: str | None, name: str | None, at_text: str | None, as_json: bool
+    text: str,
+    wa_id: str | None,
+    name: str | None,
+    at_text: str | None,
+    sent_text: str | None,
+    as_json: bool,
 ) -> None:
     """Print the auto-reply a message would get; sends and stores nothing."""
     with get_db(current_app).session() as session:
@@ -114,6 +124,7 @@ def simulate_command(
             click.echo("(no settings yet: using the demo business)", err=True)
         settings = load_settings_or_fail(session)
         at = _instant(at_text, settings.timezone)
+        sent_at = None if sent_text is None else parse_at(sent_text, settings.timezone, "--sent")
         history = NO_HISTORY
         contact = None
         if wa_id:
@@ -122,7 +133,15 @@ def simulate_command(
             history = History(contact.last_inbound_at, contact.last_away_at)
             name = name or contact.name
         session.rollback()  # the demo seed above is the one thing a simulation may keep
-    result = simulate(settings, text=text, at=at, history=history, contact_name=name, wa_id=wa_id)
+    result = simulate(
+        settings,
+        text=text,
+        at=at,
+        history=history,
+        contact_name=name,
+        wa_id=wa_id,
+        sent_at=sent_at,
+    )
     next_open = result.next_open.isoformat() if result.next_open else None
     if as_json:
         doc = {"rule": result.rule, "text": result.text, "is_open": result.is_open}
@@ -135,7 +154,7 @@ def simulate_command(
         click.echo("no auto-reply")
     else:
         click.echo(f"rule: {result.rule}")
-        click.echo(f"reply: {result.text}")
+        click.echo(f"reply: {result.text}" if result.text is not None else "reply: none (too late)")
 
 
 def _instant(text: str | None, timezone: str) -> datetime:

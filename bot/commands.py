@@ -32,13 +32,13 @@ def migrated(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_at(text: str, timezone: str) -> datetime:
+def parse_at(text: str, timezone: str, option: str = "--at") -> datetime:
     """An `--at` value: ISO 8601; without an offset it is in the business time zone."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 date and time", param_hint="--at"
+            f"{text!r} is not an ISO 8601 date and time", param_hint=option
         ) from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone))

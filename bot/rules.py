@@ -18,7 +18,8 @@ from bot.settings import BusinessSettings, KeywordRule, bare_word, fold_text
 # (a contact changed their number) and revocations (a contact deleted a message), which
 # carry nothing to answer. Edits count: the edited text is read like a new message.
 NO_REPLY_KINDS = frozenset({"reaction", "status", "system", "revoke"})
-# A message delivered this late (the phone was offline) is answered by a person, if at all.
+# A message delivered this late (the phone was offline, Meta replays a backlog after an outage)
+# gets no reply: it is answered by a person, if at all. Its opt-out or opt-in still counts.
 MAX_AGE = timedelta(hours=24)
 
 
@@ -33,6 +34,9 @@ class Inbound:
 class History:
     last_inbound_at: datetime | None  # the contact's last message before this one
     last_away_at: datetime | None  # when the contact last got the away reply
+    # The latest opt-in change or opt-out/opt-in word on record, as of when it was made or
+    # sent: a word sent before it arrived out of order and changes nothing.
+    last_consent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class Decision:
     rule: str  # "optout", "optin", "keyword", "away" or "greeting"
     template: str
     opt_in: bool | None  # False: opt out of broadcasts, True: opt in, None: unchanged
+    # False for an opt-out or opt-in word that came too late for its reply, or after a later
+    # one: it is recorded (and a late one applies), only its reply is not sent.
+    reply_due: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,18 +98,30 @@ def _optout_words(
 def choose(
     inbound: Inbound, history: History, settings: BusinessSettings, now: datetime
 ) -> Decision | None:
-    """The auto-reply for one inbound message, in the contract's order, or None."""
-    if inbound.kind in NO_REPLY_KINDS or now - inbound.sent_at > MAX_AGE:
+    """The auto-reply for one inbound message, in the contract's order, or None.
+
+    `now` is when the message is processed; how late it is decides which replies are still
+    due (see Decision.reply_due), never whether an opt-out or opt-in counts.
+    """
+    if inbound.kind in NO_REPLY_KINDS:
         return None
+    age = now - inbound.sent_at
 
     text = inbound.text if inbound.text and inbound.text.strip() else None
     if text is not None:
         bare = bare_word(text)
         stop, start = _optout_words(settings.optout_stop, settings.optout_start)
-        if bare and bare in stop:
-            return Decision(rule="optout", template="optout", opt_in=False)
-        if bare and bare in start:
-            return Decision(rule="optin", template="optin", opt_in=True)
+        if bare and (bare in stop or bare in start):
+            # A confirmation of a word the customer has since taken back would mislead them.
+            superseded = (
+                history.last_consent_at is not None and inbound.sent_at < history.last_consent_at
+            )
+            due = age <= MAX_AGE and not superseded
+            if bare in stop:
+                return Decision("optout", "optout", opt_in=False, reply_due=due)
+            return Decision("optin", "optin", opt_in=True, reply_due=due)
+    if age > MAX_AGE:
+        return None
 
     open_now: bool | None = None  # computed once, and only when needed
     if text is not None and settings.keywords:
@@ -118,6 +137,9 @@ def choose(
                     continue
             return Decision(rule="keyword", template=compiled.rule.template, opt_in=None)
 
+    # "We are closed" or "welcome" would answer a conversation that has moved on.
+    if age.total_seconds() / 60 > settings.stale_after_minutes:
+        return None
     if open_now is None:
         open_now = is_open(settings.hours, now)
     if not open_now:
@@ -155,12 +177,19 @@ def simulate(
     history: History = NO_HISTORY,
     contact_name: str | None = None,
     wa_id: str | None = None,
+    sent_at: datetime | None = None,
 ) -> Simulation:
-    """The reply a text message arriving at `at` would get; sends and stores nothing."""
-    decision = choose(Inbound(text=text, kind="text", sent_at=at), history, settings, at)
+    """The reply a text message arriving at `at` would get; sends and stores nothing.
+
+    `sent_at` (default: `at`) is when the customer sent it: a message arriving late gets no
+    away or greeting reply, and after a day none at all; an opt-out word then shows its rule
+    with no text.
+    """
+    inbound = Inbound(text=text, kind="text", sent_at=at if sent_at is None else sent_at)
+    decision = choose(inbound, history, settings, at)
     open_now = is_open(settings.hours, at)
     reply = None
-    if decision is not None:
+    if decision is not None and decision.reply_due:
         context = build_context(
             settings, now=at, contact_name=contact_name, wa_id=wa_id, message_text=text
         )

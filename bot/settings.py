@@ -32,6 +32,9 @@ DEFAULT_STOP = ("STOP", "ABMELDEN")
 DEFAULT_START = ("START", "ANMELDEN")
 DEFAULT_COOLDOWN_HOURS = 12.0
 DEFAULT_INACTIVE_DAYS = 14.0
+# Away and greeting say "we are closed now" and "welcome": wrong for a message that reaches us
+# this late (Meta replaying a backlog after an outage, a phone that was offline).
+DEFAULT_STALE_AFTER_MINUTES = 60
 
 _SECTIONS = (
     "business",
@@ -123,6 +126,7 @@ class BusinessSettings:
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
     templates: Mapping[str, str] = field(default_factory=FrozenMap)
+    stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
 
     def __post_init__(self) -> None:
         # Accept a plain dict from callers, but keep the value hashable and immutable.
@@ -223,6 +227,26 @@ def _number(node: Node, what: str) -> float:
     raise SettingsError(f"{what} must be a number", _line(node))
 
 
+def _whole_number(node: Node, what: str) -> int:
+    if isinstance(node, ScalarNode) and node.tag not in (_NULL, _BOOL):
+        text = str(node.value).replace("_", "").strip()
+        try:
+            value = int(text)
+        except ValueError:
+            pass
+        else:
+            if value < 0:
+                raise SettingsError(f"{what} must not be negative, got {node.value}", _line(node))
+            return value
+    raise SettingsError(f"{what} must be a whole number, got {_shown(node)}", _line(node))
+
+
+def _shown(node: Node) -> str:
+    if _is_null(node):
+        return "nothing"
+    return f"'{node.value}'" if isinstance(node, ScalarNode) else "a list or mapping"
+
+
 def _date(node: Node, what: str) -> date:
     # Plain 2026-12-24 is a YAML 1.1 timestamp and '2026-12-24' a string: both read the same.
     value = _text(node, what)
@@ -306,6 +330,7 @@ class _Draft:
     keywords: tuple[KeywordRule, ...] = ()
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
+    stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     templates: dict[str, str] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
     references: list[tuple[str, Node]] = field(default_factory=list)
@@ -568,11 +593,16 @@ def _greeting(node: Node, d: _Draft) -> None:
     d.greeting = rule
 
 
+def _stale_after(node: Node, d: _Draft) -> None:
+    d.stale_after_minutes = _whole_number(node, "replies.stale_after_minutes")
+
+
 _REPLY_SECTIONS: dict[str, Callable[[Node, _Draft], None]] = {
     "optout": _optout,
     "keywords": _keywords,
     "away": _away,
     "greeting": _greeting,
+    "stale_after_minutes": _stale_after,
 }
 
 
@@ -689,6 +719,7 @@ def parse_settings(text: str) -> BusinessSettings:
         away=d.away,
         greeting=d.greeting,
         templates=FrozenMap(d.templates),
+        stale_after_minutes=d.stale_after_minutes,
     )
 
 
@@ -773,6 +804,7 @@ def dump_settings(s: BusinessSettings) -> str:
         reply["greeting"] = _FlowMap(
             template=s.greeting.template, after_inactive_days=_num(s.greeting.after_inactive_days)
         )
+    reply["stale_after_minutes"] = s.stale_after_minutes
     doc["replies"] = reply
     if s.templates:
         doc["templates"] = dict(s.templates)
@@ -827,6 +859,7 @@ replies:
     - {match: ["adresse", "anfahrt", "address"], template: address}
   away: {template: away, cooldown_hours: 12}
   greeting: {template: greeting, after_inactive_days: 14}
+  stale_after_minutes: 60           # no away or greeting reply to a message older than this
 templates:
   address: |
     Sie finden uns in der Blumenstraße 12, 80331 München – zwei Minuten vom Marienplatz.

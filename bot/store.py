@@ -22,7 +22,7 @@ from bot import business, events
 from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
-from bot.models import Contact, Message, utcnow
+from bot.models import ConsentEvent, Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
@@ -80,6 +80,7 @@ def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime)
 
 
 _contacts = cast(Table, Contact.__table__)
+_consents = cast(Table, ConsentEvent.__table__)
 # A row of _CONTACT: the columns below.
 ContactRow: TypeAlias = Row[*tuple[Any, ...]]
 # What the webhook needs of a contact: the rules' history, and what it updates. The business's
@@ -93,6 +94,13 @@ _CONTACT = select(
     _contacts.c.last_inbound_at,
     _contacts.c.last_message_at,
     _contacts.c.last_away_at,
+    _contacts.c.opted_in_changed_at,
+    # The latest opt-in change or customer's word on record (an index lookup): an opt-out or
+    # opt-in word sent before it and delivered after it changes nothing and gets no reply.
+    select(func.max(_consents.c.at))
+    .where(_consents.c.contact_id == _contacts.c.id)
+    .scalar_subquery()
+    .label("last_consent_event_at"),
     business.SETTINGS_TEXT.scalar_subquery().label("settings_yaml"),
 )
 # The two ways a contact is known, each unique.
@@ -195,10 +203,10 @@ class Stored:
 
 @dataclass(frozen=True)
 class Reply:
-    """The auto-reply a new message gets: its rule, its outbox row, and any opt-in change."""
+    """What a new message gets: its rule, its reply's outbox row, and any opt-in change."""
 
     rule: str
-    row: dict[str, Any]
+    row: dict[str, Any] | None  # None: no reply is sent (too late, or Meta would refuse it)
     opt_in: bool | None
 
 
@@ -219,10 +227,13 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
     reply = None
     if settings is not None:
         history = History(
-            last_inbound_at=contact.last_inbound_at, last_away_at=contact.last_away_at
+            last_inbound_at=contact.last_inbound_at,
+            last_away_at=contact.last_away_at,
+            last_consent_at=_latest(contact.opted_in_changed_at, contact.last_consent_event_at),
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
         reply = auto_reply(settings, contact, name, inbound, history, now)
+    queued = reply.row if reply is not None else None
     message = {
         "contact_id": contact.id,
         "direction": "in",
@@ -241,11 +252,11 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
         "name": name,
         "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
         "last_message_at": _latest(
-            contact.last_message_at, event.timestamp, now if reply else None
+            contact.last_message_at, event.timestamp, now if queued else None
         ),
-        "last_away_at": now if reply and reply.rule == "away" else contact.last_away_at,
+        "last_away_at": now if reply and queued and reply.rule == "away" else contact.last_away_at,
     }
-    written = _written(conn, message, reply.row if reply else None, touch)
+    written = _written(conn, message, queued, touch)
     if written is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
@@ -253,10 +264,12 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
     replied = None
     if reply is not None and reply_id is not None:
         replied = Replied(reply_id, reply.rule)
-        if reply.opt_in is not None:
-            full = session.get(Contact, contact.id, populate_existing=True)
-            assert full is not None
-            set_opt_in(session, full, reply.opt_in, "keyword", now)
+    if reply is not None and reply.opt_in is not None:
+        # With or without its reply: the customer's word counts however late it arrives, as of
+        # when they sent it, so that of two words arriving out of order the later one wins.
+        full = session.get(Contact, contact.id, populate_existing=True)
+        assert full is not None
+        set_opt_in(session, full, reply.opt_in, "keyword", event.timestamp)
     return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 
@@ -276,6 +289,8 @@ def auto_reply(
     decision = choose(inbound, history, settings, now)
     if decision is None:
         return None
+    if not decision.reply_due:
+        return Reply(decision.rule, None, decision.opt_in)
     context = build_context(
         settings,
         now=now,
@@ -290,7 +305,7 @@ def auto_reply(
     except ValueError as exc:
         # Meta would refuse it too (a sender id that is no number, a text over the limit).
         log.warning("no %s reply to contact %s: %s", decision.rule, contact.id, exc)
-        return None
+        return Reply(decision.rule, None, decision.opt_in)
     row = outbox.row(contact.id, payload, now=now, text=text, rule=decision.rule)
     return Reply(decision.rule, row, decision.opt_in)
 

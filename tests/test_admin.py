@@ -656,6 +656,18 @@ def test_settings_form_round_trips_the_demo(app: Flask, admin: FlaskClient) -> N
         assert load_settings(session) == before
 
 
+def test_settings_save_the_age_after_which_late_messages_get_no_away_reply(
+    app: Flask, admin: FlaskClient
+) -> None:
+    data, _ = settings_form(admin)
+    assert data["stale_minutes"] == "60"
+    data["stale_minutes"] = "15"
+    assert admin.post("/admin/settings", data=data).status_code == 302
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+    assert settings is not None and settings.stale_after_minutes == 15
+
+
 def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
     data, _ = settings_form(admin)
     data.update({"hours-sun-0-start": "10:00", "hours-sun-0-end": "16:00"})
@@ -680,6 +692,7 @@ def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
         ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
         ({"closure-0-to": "2026-12-01"}, "closure-0", "before"),
         ({"away_cooldown": "soon"}, "away", "number"),
+        ({"stale_minutes": "1.5"}, "stale", "must be a whole number"),
         ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
         ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
         ({"name": ""}, "name", "must not be empty"),

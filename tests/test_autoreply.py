@@ -11,8 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from bot.business import save_settings
+from bot.contacts_store import set_opt_in
 from bot.db import get_db
-from bot.models import Contact, Message
+from bot.models import ConsentEvent, Contact, Message
 from tests.conftest import post_notification
 from tests.payloads import notification
 
@@ -234,3 +235,103 @@ def test_messages_of_one_notification_see_each_others_replies(
         first_id = session.scalar(select(Message.id).where(Message.wamid == "wamid.batch1"))
     assert reply.in_reply_to == first_id
     assert contact.unread == 2
+
+
+# --- messages that arrive late or out of order -------------------------------------------------
+
+
+def consent_record(app: Flask) -> list[tuple[bool, str, datetime]]:
+    with get_db(app).session() as session:
+        query = select(ConsentEvent.opted_in, ConsentEvent.source, ConsentEvent.at)
+        return [tuple(row) for row in session.execute(query.order_by(ConsentEvent.at))]  # type: ignore[misc]
+
+
+def opted_in(app: Flask) -> bool:
+    with get_db(app).session() as session:
+        return bool(session.scalars(select(Contact.opted_in)).one())
+
+
+def test_a_stop_sent_days_ago_opts_out_without_a_reply(shop: Flask, client: FlaskClient) -> None:
+    """A backlog Meta replays after an outage: the opt-out counts, a reply would come too late."""
+    with get_db(shop).session() as session:
+        session.add(Contact(wa_id="4915112345678", name="Anna", opted_in=True))
+    sent = TUESDAY_MORNING - timedelta(days=3)
+    at(shop, TUESDAY_MORNING)
+    say(client, "STOP", sent)
+    assert replies(shop) == []
+    assert opted_in(shop) is False
+    with get_db(shop).session() as session:
+        contact = session.scalars(select(Contact)).one()
+        assert (contact.opted_in_source, contact.opted_in_changed_at) == ("keyword", sent)
+    assert consent_record(shop) == [(False, "keyword", sent)]
+
+
+@pytest.mark.parametrize("delivered", ["in order", "out of order"])
+@pytest.mark.parametrize(
+    ("first", "last", "finally_opted_in"), [("START", "STOP", False), ("STOP", "START", True)]
+)
+def test_of_two_consent_words_the_one_sent_last_wins(
+    shop: Flask,
+    client: FlaskClient,
+    delivered: str,
+    first: str,
+    last: str,
+    finally_opted_in: bool,
+) -> None:
+    """The phone was offline: Meta delivers both words later, maybe the later one first."""
+    t1 = TUESDAY_MORNING - timedelta(minutes=30)
+    t2 = TUESDAY_MORNING - timedelta(minutes=20)
+    at(shop, TUESDAY_MORNING)
+    words = [(first, t1), (last, t2)]
+    for text, sent in words if delivered == "in order" else reversed(words):
+        say(client, text, sent)
+    assert opted_in(shop) is finally_opted_in
+    assert consent_record(shop) == [
+        (first == "START", "keyword", t1),
+        (last == "START", "keyword", t2),
+    ]
+    # The customer is told only what holds: a word they took back gets no confirmation.
+    last_rule = "optin" if finally_opted_in else "optout"
+    assert [r.rule for r in replies(shop)][-1] == last_rule
+    if delivered == "out of order":
+        assert [r.rule for r in replies(shop)] == [last_rule]
+
+
+def test_a_late_word_does_not_undo_a_later_change_by_the_shop(
+    shop: Flask, client: FlaskClient
+) -> None:
+    """The latest change wins, whoever made it: an import after the customer's STOP stands."""
+    sent = TUESDAY_MORNING - timedelta(hours=2)
+    with get_db(shop).session() as session:
+        anna = Contact(wa_id="4915112345678", name="Anna", opted_in=False)
+        session.add(anna)
+        session.flush()
+        set_opt_in(session, anna, True, "import", TUESDAY_MORNING - timedelta(hours=1))
+    at(shop, TUESDAY_MORNING)
+    say(client, "STOP", sent)
+    assert opted_in(shop) is True
+    assert replies(shop) == []
+    assert (False, "keyword", sent) in consent_record(shop)
+
+
+def test_a_message_two_hours_late_gets_no_away_reply_but_its_keyword_answer(
+    shop: Flask, client: FlaskClient
+) -> None:
+    at(shop, SUNDAY_EVENING)
+    say(client, "Hallo, habt ihr Rosen?", SUNDAY_EVENING - timedelta(hours=2))
+    assert replies(shop) == []
+    say(client, "Öffnungszeiten?", SUNDAY_EVENING - timedelta(hours=2))
+    assert [r.rule for r in replies(shop)] == ["keyword"]
+    say(client, "Öffnungszeiten?", SUNDAY_EVENING - timedelta(hours=25))
+    assert [r.rule for r in replies(shop)] == ["keyword"]
+    # The stale message neither sent nor started the away reply's cooldown.
+    say(client, "Noch jemand da?", SUNDAY_EVENING)
+    assert [r.rule for r in replies(shop)] == ["keyword", "away"]
+
+
+def test_stale_after_minutes_comes_from_the_settings(shop: Flask, client: FlaskClient) -> None:
+    with get_db(shop).session() as session:
+        save_settings(session, SHOP.replace("templates:", "  stale_after_minutes: 180\ntemplates:"))
+    at(shop, SUNDAY_EVENING)
+    say(client, "Hallo, habt ihr Rosen?", SUNDAY_EVENING - timedelta(hours=2))
+    assert [r.rule for r in replies(shop)] == ["away"]

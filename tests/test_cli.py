@@ -112,3 +112,43 @@ def test_simulate_refuses_a_bad_instant(runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["simulate", "--text", "Hallo", "--at", "next tuesday"])
     assert result.exit_code == 2
     assert "--at" in result.output
+
+
+def test_settings_import_checks_stale_after_minutes(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    before = runner.invoke(args=["settings", "export"]).output
+    assert "  stale_after_minutes: 60\n" in before
+    late = SHOP.replace("templates:", "  stale_after_minutes: soon\ntemplates:")
+    result = runner.invoke(args=["settings", "import", write(tmp_path, late, "late.yaml")])
+    assert result.exit_code == 1
+    assert "line 18: replies.stale_after_minutes must be a whole number, got 'soon'" in (
+        result.output
+    )
+    assert runner.invoke(args=["settings", "export"]).output == before
+    later = SHOP.replace("templates:", "  stale_after_minutes: 30\ntemplates:")
+    assert runner.invoke(args=["settings", "import", write(tmp_path, later)]).exit_code == 0
+    assert "  stale_after_minutes: 30\n" in runner.invoke(args=["settings", "export"]).output
+
+
+def test_simulate_a_message_that_arrives_late(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    shop = SHOP.replace("templates:", "  stale_after_minutes: 30\ntemplates:")
+    runner.invoke(args=["settings", "import", write(tmp_path, shop)])
+    evening = ("--at", "2026-11-28T19:00")
+    fresh = simulate(runner, "--text", "Hallo", *evening, "--sent", "2026-11-28T18:30")
+    assert fresh["rule"] == "away"
+    stale = simulate(runner, "--text", "Hallo", *evening, "--sent", "2026-11-28T18:29")
+    assert stale == {
+        "rule": None,
+        "text": None,
+        "is_open": False,
+        "next_open": "2026-11-30T09:00:00+01:00",
+    }
+    question = simulate(runner, "--text", "Öffnungszeiten?", *evening, "--sent", "2026-11-28T09:00")
+    assert question["rule"] == "keyword"
+    stop = simulate(runner, "--text", "STOP", *evening, "--sent", "2026-11-25T19:00")
+    assert (stop["rule"], stop["text"]) == ("optout", None)
+    human = runner.invoke(args=["simulate", "--text", "STOP", *evening, "--sent", "2026-11-25"])
+    assert "rule: optout\nreply: none (too late)" in human.output
+    bad = runner.invoke(args=["simulate", "--text", "Hallo", *evening, "--sent", "yesterday"])
+    assert bad.exit_code == 2
+    assert "--sent" in bad.output

@@ -155,14 +155,49 @@ def test_choose(
 
 
 @pytest.mark.parametrize(
-    ("age", "expected"),
-    [(timedelta(hours=23, minutes=59), AWAY), (timedelta(hours=24, minutes=1), None)],
+    ("age", "away", "question", "stop"),
+    [
+        (timedelta(minutes=60), AWAY, keyword("hours"), OPTOUT),
+        (timedelta(minutes=61), None, keyword("hours"), OPTOUT),
+        (timedelta(hours=23, minutes=59), None, keyword("hours"), OPTOUT),
+        (timedelta(hours=24, minutes=1), None, None, replace(OPTOUT, reply_due=False)),
+        (timedelta(days=3), None, None, replace(OPTOUT, reply_due=False)),
+    ],
 )
-def test_a_message_older_than_24_hours_gets_no_reply(age: timedelta, expected: Decision) -> None:
-    inbound = Inbound(text="Hallo", kind="text", sent_at=CLOSED - age)
-    assert choose(inbound, NEW, SHOP, CLOSED) == expected
-    late_stop = Inbound(text="STOP", kind="text", sent_at=CLOSED - age)
-    assert (choose(late_stop, NEW, SHOP, CLOSED) is None) == (expected is None)
+def test_late_messages_get_fewer_replies_but_their_opt_out_counts(
+    age: timedelta, away: Decision | None, question: Decision | None, stop: Decision
+) -> None:
+    """Away and greeting only within replies.stale_after_minutes (60 by default), keyword
+    answers within a day; a stop word counts however late, only its reply is not due."""
+
+    def decide(text: str) -> Decision | None:
+        return choose(Inbound(text=text, kind="text", sent_at=CLOSED - age), NEW, SHOP, CLOSED)
+
+    assert (decide("Hallo"), decide("Öffnungszeiten?"), decide("STOP")) == (away, question, stop)
+
+
+def test_stale_after_minutes_is_read_from_the_settings() -> None:
+    strict = replace(SHOP, stale_after_minutes=0)
+    late = Inbound(text="Hallo", kind="text", sent_at=OPEN - timedelta(seconds=3))
+    assert choose(late, NEW, strict, OPEN) is None
+    assert choose(replace(late, sent_at=OPEN), NEW, strict, OPEN) == GREETING
+    patient = replace(SHOP, stale_after_minutes=10**12)  # no overflow for a huge setting
+    assert choose(replace(late, sent_at=OPEN - timedelta(hours=5)), NEW, patient, OPEN) == GREETING
+
+
+def test_a_consent_word_sent_before_the_last_change_gets_no_reply() -> None:
+    """Meta delivered the customer's later word first: the earlier one is not confirmed."""
+    changed = History(None, None, last_consent_at=ago(OPEN, minutes=10))
+    start = Inbound(text="START", kind="text", sent_at=ago(OPEN, minutes=20))
+    assert choose(start, changed, SHOP, OPEN) == replace(OPTIN, reply_due=False)
+    assert choose(replace(start, sent_at=ago(OPEN, minutes=5)), changed, SHOP, OPEN) == OPTIN
+
+
+def test_simulate_a_message_sent_before_it_arrives() -> None:
+    late = simulate(SHOP, text="Hallo", at=CLOSED, sent_at=ago(CLOSED, hours=2))
+    assert (late.rule, late.text, late.is_open) == (None, None, False)
+    stop = simulate(SHOP, text="STOP", at=CLOSED, sent_at=ago(CLOSED, days=2))
+    assert (stop.rule, stop.text) == ("optout", None)
 
 
 def test_open_or_closed_is_decided_in_the_business_time_zone() -> None:

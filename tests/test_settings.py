@@ -108,6 +108,14 @@ def test_defaults_when_keys_are_missing() -> None:
     assert s.keywords == ()
     assert s.away is None and s.greeting is None
     assert dict(s.templates) == {}
+    assert s.stale_after_minutes == 60
+
+
+def test_stale_after_minutes_is_read_and_written() -> None:
+    s = parse_settings(HEAD + "replies:\n  stale_after_minutes: 0\n")
+    assert s.stale_after_minutes == 0
+    assert "  stale_after_minutes: 0\n" in dump_settings(s)
+    assert parse_settings(DEMO_SETTINGS).stale_after_minutes == 60
 
 
 def test_rules_given_without_values_take_their_defaults() -> None:
@@ -419,6 +427,24 @@ ERRORS = [
         id="cooldown-not-a-number",
     ),
     pytest.param(
+        HEAD + "replies:\n  away: {}\n  stale_after_minutes: -5\n",
+        4,
+        "replies.stale_after_minutes must not be negative, got -5",
+        id="negative-stale-after",
+    ),
+    pytest.param(
+        HEAD + "replies:\n  stale_after_minutes: 1.5\n",
+        3,
+        "replies.stale_after_minutes must be a whole number, got '1.5'",
+        id="fractional-stale-after",
+    ),
+    pytest.param(
+        HEAD + "replies:\n  stale_after_minutes:\n",
+        3,
+        "replies.stale_after_minutes must be a whole number, got nothing",
+        id="empty-stale-after",
+    ),
+    pytest.param(
         HEAD + "replies:\n  optout: {stop: [STOP], start: [stop]}\n",
         3,
         "'stop' is both a stop and a start word ('STOP')",
@@ -589,6 +615,7 @@ def _settings(draw: st.DrawFn) -> BusinessSettings:
         away=draw(st.one_of(st.none(), st.builds(AwayRule, template_names, numbers))),
         greeting=draw(st.one_of(st.none(), st.builds(GreetingRule, template_names, numbers))),
         templates=templates,
+        stale_after_minutes=draw(st.integers(0, 10**9)),
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 
 from bot import create_app, warn_console_mode
 from bot.db import get_db
-from bot.models import Contact, Message
+from bot.models import ConsentEvent, Contact, Message
 from bot.signature import sign
 from tests.conftest import (
     APP_SECRET,
@@ -461,6 +461,31 @@ def test_marketing_preference_stop_opts_the_contact_out(app: Flask, client: Flas
     with get_db(app).session() as session:
         contact = session.scalars(select(Contact).where(Contact.wa_id == pref["wa_id"])).one()
         assert contact.opted_in is False
+
+
+def test_marketing_preferences_out_of_order_the_later_one_wins(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Meta delivers the customer's resume, then the stop they had set a minute before it."""
+    doc = load_json(UPDATES / "user_marketing_preferences.json")["resume"]
+    pref = doc["entry"][0]["changes"][0]["value"]["user_preferences"][0]
+    resumed = pref["timestamp"]
+    assert post_notification(client, doc).status_code == 200
+    pref.update(value="stop", timestamp=resumed - 60)
+    assert post_notification(client, doc).status_code == 200
+    assert post_notification(client, doc).status_code == 200  # delivered again
+    with get_db(app).session() as session:
+        contact = session.scalars(select(Contact).where(Contact.wa_id == pref["wa_id"])).one()
+        assert contact.opted_in is True
+        record = session.execute(
+            select(ConsentEvent.opted_in, ConsentEvent.source, ConsentEvent.at).order_by(
+                ConsentEvent.at
+            )
+        ).all()
+    assert [(opted_in, source, int(at.timestamp())) for opted_in, source, at in record] == [
+        (False, "whatsapp", resumed - 60),
+        (True, "whatsapp", resumed),
+    ]
 
 
 def test_a_new_number_with_a_known_user_id_is_the_same_contact(

@@ -68,6 +68,7 @@ class FormState:
     greeting_on: bool = False
     greeting_template: str = "greeting"
     greeting_days: str = "14"
+    stale_minutes: str = "60"
     templates: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -125,6 +126,7 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         greeting_on=s.greeting is not None,
         greeting_template=s.greeting.template if s.greeting else "greeting",
         greeting_days=_num_text(s.greeting.after_inactive_days) if s.greeting else "14",
+        stale_minutes=str(s.stale_after_minutes),
     )
     # Every text a rule can send, custom or built in, so each can be edited in place.
     names = ["away", "greeting", *(k.template for k in s.keywords), "optout", "optin"]
@@ -184,6 +186,7 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         greeting_on=bool(form.get("greeting_on")),
         greeting_template=form.get("greeting_template", "").strip(),
         greeting_days=form.get("greeting_days", "").strip(),
+        stale_minutes=form.get("stale_minutes", "").strip(),
     )
     lang = replies.language(state.locale)
     for row in _rows(form, "tpl"):
@@ -315,6 +318,7 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
             f"after_inactive_days: {_number(state.greeting_days)}}}",
             "greeting",
         )
+    emit(f"  stale_after_minutes: {_number(state.stale_minutes)}", "stale")
     custom = [
         (i, row)
         for i, row in enumerate(state.templates)
