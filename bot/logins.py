@@ -48,7 +48,7 @@ ADDRESS = Policy(free=3, first=timedelta(seconds=1), cap=timedelta(minutes=15))
 # would let a stranger's occasional wrong guess keep the owner out. The per-address wait is
 # what stops one guesser; this one caps guesses at a name from many addresses.
 NAME = Policy(free=3, first=timedelta(seconds=1), cap=timedelta(seconds=30))
-# Failures older than this are forgotten (and their rows deleted).
+# Failures older than this are forgotten (their rows deleted at the next successful login).
 FORGET_AFTER = timedelta(hours=1)
 KEY_MAX = 100
 
@@ -85,7 +85,6 @@ def claim(session: Session, keys: dict[str, Policy], *, now: datetime) -> timede
     how long to wait when any key is still waiting; such an attempt is not counted, so
     hammering a waiting name or address does not make its wait longer.
     """
-    session.execute(delete(LoginThrottle).where(LoginThrottle.last_failure_at < now - FORGET_AFTER))
     session.execute(
         insert_ignore(session, LoginThrottle, ["key"]),
         [{"key": key, "failures": 0, "last_failure_at": now} for key in keys],
@@ -102,6 +101,8 @@ def claim(session: Session, keys: dict[str, Policy], *, now: datetime) -> timede
     if waits:
         return max(waits)
     for row in rows:
+        if row.last_failure_at < now - FORGET_AFTER:
+            row.failures = 0
         row.failures += 1
         row.last_failure_at = now
         wait = wait_after(keys[row.key], row.failures)
@@ -109,9 +110,17 @@ def claim(session: Session, keys: dict[str, Policy], *, now: datetime) -> timede
     return None
 
 
-def clear(session: Session, keys: dict[str, Policy]) -> None:
-    """A login succeeded: its address and name start afresh."""
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(list(keys))))
+def clear(session: Session, keys: dict[str, Policy], *, now: datetime) -> None:
+    """A login succeeded: its address and name start afresh, and long-quiet rows go.
+
+    Pruning here, not on every attempt: logins that get this far are few, and a prune racing
+    the row locks of a flood of attempts could deadlock on PostgreSQL.
+    """
+    session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.key.in_(list(keys)) | (LoginThrottle.last_failure_at < now - FORGET_AFTER)
+        )
+    )
 
 
 class HashGate:
@@ -213,7 +222,7 @@ def log_in(
             user = session.get(User, found[0], with_for_update=True)
             if user is None or user.password_hash != stored_hash:
                 return Attempt(Outcome.REFUSED)  # deleted or given a new password meanwhile
-            clear(session, keys)
+            clear(session, keys, now=now)
             user.last_login_at = now
             token = users.start_session(session, user.id, now=now, lifetime=lifetime)
             return Attempt(Outcome.LOGGED_IN, users.SessionUser(user.id, user.name), token)

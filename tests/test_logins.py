@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from bot import logins, users
 from bot.admin.auth import BUSY_MESSAGE, REFUSED_MESSAGE, client_address
 from bot.db import get_db
-from bot.models import User
+from bot.models import LoginThrottle, User
 from tests.conftest import post_notification
 from tests.payloads import notification
 from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, make_user, token
@@ -165,6 +166,12 @@ def test_failures_are_forgotten_after_a_quiet_hour(
     for _ in range(logins.ADDRESS.free):
         assert log_in(client, password="guess").status_code == 401
     assert log_in(client, password="guess").headers["Retry-After"] == "1"
+    # A login that gets in takes the long-quiet counters of others with it.
+    log_in(app.test_client(), "someone", "guess", at="192.0.2.77")
+    clock.at += logins.FORGET_AFTER + timedelta(seconds=1)
+    assert log_in(app.test_client()).status_code == 302
+    with get_db(app).session() as session:
+        assert session.scalars(select(LoginThrottle.key)).all() == []
 
 
 def test_an_unknown_name_waits_like_a_known_one(

@@ -133,6 +133,9 @@ def login() -> tuple[str, int, dict[str, str]] | Response:
             lifetime=current_app.permanent_session_lifetime,
         )
         if attempt.user is not None and attempt.token is not None:
+            if current_user.is_authenticated:  # logged in again over an open session
+                with get_db().session() as db_session:
+                    users.end_session(db_session, current_user.token)
             session.clear()  # nothing from before the login survives it
             session.permanent = True
             login_user(AdminUser(attempt.user.id, attempt.user.name, attempt.token))
