@@ -1,7 +1,8 @@
-"""Users of the admin pages: hashed passwords, create or reset, and slowed-down failed logins."""
+"""Users of the admin pages: hashed passwords, their sessions, and the `users` commands."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,23 +10,18 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.commands import migrated
 from bot.db import get_db
-from bot.models import User, utcnow
+from bot.models import User, UserSession
 
 NAME_MAX = 64
 PASSWORD_MIN = 8
-# The first few mistakes are typos; after that every failure doubles the wait, up to a cap,
-# so guessing is hopeless while the owner is never locked out for long.
-FREE_FAILURES = 3
-FIRST_LOCK = timedelta(seconds=2)
-MAX_LOCK = timedelta(minutes=15)
-# Checked against when the name is unknown or locked, so every refusal costs the same time
-# and the answer does not tell which names exist.
+# Checked against when the name is unknown, so an unknown name costs the same hashing as a
+# wrong password and the answer does not tell which names exist.
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
@@ -34,25 +30,23 @@ class UserError(ValueError):
 
 
 @dataclass(frozen=True)
-class LoginResult:
-    user_id: int | None  # set when the login succeeded
-    session_key: str | None  # changes with the password, so a reset ends old sessions
+class SessionUser:
+    """Who a session cookie belongs to."""
 
-    @property
-    def ok(self) -> bool:
-        return self.user_id is not None
-
-
-REFUSED = LoginResult(user_id=None, session_key=None)
+    id: int
+    name: str
 
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def session_key(user: User) -> str:
-    """A short fingerprint of the password hash, kept in the session next to the user id."""
-    return user.password_hash[-12:]
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """The expensive check: with no stored hash (an unknown name) a dummy is checked instead."""
+    if stored_hash is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored_hash, password)
 
 
 def check_name(name: str) -> str:
@@ -73,7 +67,7 @@ def check_password(password: str) -> str:
 
 
 def create_or_reset(session: Session, name: str, password: str, *, now: datetime) -> bool:
-    """Create user `name` or give it a new password (which also lifts a lock-out).
+    """Create user `name` or give it a new password, which ends all of its sessions.
 
     True when the user was created. Raises UserError for an unusable name or password.
     """
@@ -81,13 +75,22 @@ def create_or_reset(session: Session, name: str, password: str, *, now: datetime
     password_hash = hash_password(check_password(password))
     user = session.scalars(select(User).where(User.name == name).with_for_update()).one_or_none()
     if user is None:
-        session.add(User(name=name, password_hash=password_hash, created_at=now, failed_logins=0))
+        session.add(User(name=name, password_hash=password_hash, created_at=now))
         session.flush()
         return True
     user.password_hash = password_hash
-    user.failed_logins = 0
-    user.locked_until = None
+    end_sessions(session, user.id)
     return False
+
+
+def delete_user(session: Session, name: str) -> None:
+    """Remove user `name` and end its sessions. Raises UserError for an unknown name."""
+    user = session.scalars(select(User).where(User.name == name.strip())).one_or_none()
+    if user is None:
+        raise UserError(f"there is no user named {name.strip()!r}: see `users list`")
+    # Explicitly, not by the foreign key alone: SQLite enforces it only when told to.
+    end_sessions(session, user.id)
+    session.delete(user)
 
 
 def has_users(session: Session) -> bool:
@@ -103,47 +106,65 @@ def first_user(session: Session, *, now: datetime, name: str = "admin") -> str |
     return password
 
 
-def lock_for(failures: int) -> timedelta | None:
-    """How long a user is locked after `failures` failed logins in a row."""
-    if failures < FREE_FAILURES:
-        return None
-    # The exponent is capped before it is used: a timedelta overflows long before 2**50.
-    doublings = min(failures - FREE_FAILURES, 20)
-    return min(FIRST_LOCK * 2**doublings, MAX_LOCK)
-
-
-def authenticate(session: Session, name: str, password: str, *, now: datetime) -> LoginResult:
-    """Check a login; count failures and lock the user out for a while after several.
-
-    Unknown names, wrong passwords and locked users are all refused the same way, after the
-    same amount of hashing, so the answer tells nothing about which names exist.
-    """
-    user = session.scalars(
-        select(User).where(User.name == name.strip()).with_for_update()
+def find(session: Session, name: str) -> tuple[int, str] | None:
+    """The id and password hash of user `name`, if there is one."""
+    row = session.execute(
+        select(User.id, User.password_hash).where(User.name == name.strip())
     ).one_or_none()
-    if user is None or (user.locked_until is not None and user.locked_until > now):
-        check_password_hash(_DUMMY_HASH, password)
-        return REFUSED
-    if not check_password_hash(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        lock = lock_for(user.failed_logins)
-        user.locked_until = now + lock if lock is not None else None
-        return REFUSED
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    return LoginResult(user_id=user.id, session_key=session_key(user))
+    return (row.id, row.password_hash) if row is not None else None
 
 
-def load(session: Session, user_id: int, key: str) -> User | None:
-    """The user of a session, unless the password changed since it logged in."""
-    user = session.get(User, user_id)
-    if user is None or not secrets.compare_digest(session_key(user), key):
-        return None
-    return user
+# --- sessions ---------------------------------------------------------------------------------
+# The cookie carries a random token and nothing else about the user; the database keeps only
+# the token's hash, so a copy of the table logs nobody in.
 
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user_id: int, *, now: datetime, lifetime: timedelta) -> str:
+    """A new session for `user_id`: returns the token for the cookie."""
+    # Sessions past their lifetime are of no use to anyone: forget them as new ones start.
+    session.execute(delete(UserSession).where(UserSession.created_at <= now - lifetime))
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(token_hash=_token_hash(token), user_id=user_id, created_at=now))
+    return token
+
+
+def session_user(
+    session: Session, token: str, *, now: datetime, lifetime: timedelta
+) -> SessionUser | None:
+    """The user of a session token, unless the session ended or outlived `lifetime`."""
+    row = session.execute(
+        select(User.id, User.name)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.token_hash == _token_hash(token),
+            UserSession.created_at > now - lifetime,
+        )
+    ).one_or_none()
+    return SessionUser(row.id, row.name) if row is not None else None
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)))
+
+
+def end_sessions(session: Session, user_id: int) -> int:
+    """End every session of `user_id`; returns how many there were."""
+    result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- commands ---------------------------------------------------------------------------------
 
 users_cli = AppGroup("users", help="Users of the admin pages.")
+
+
+def _now() -> datetime:
+    value: datetime = current_app.config["TRESEN_CLOCK"]()
+    return value
 
 
 @users_cli.command("create")
@@ -158,8 +179,46 @@ def users_create(name: str, password: str | None) -> None:
         if pw is None:
             pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         with get_db(current_app).session() as session:
-            created = create_or_reset(session, name, pw, now=utcnow())
+            created = create_or_reset(session, name, pw, now=_now())
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
-    verb = "created" if created else "updated (new password, lock-out lifted)"
+    verb = "created" if created else "updated (new password, logged out everywhere)"
     click.echo(f"user {name.strip()} {verb}: log in at /admin/login")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+@migrated
+def users_delete(name: str) -> None:
+    """Remove user NAME; its sessions end at once."""
+    try:
+        with get_db(current_app).session() as session:
+            delete_user(session, name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {name.strip()} deleted and logged out everywhere")
+
+
+@users_cli.command("list")
+@migrated
+def users_list() -> None:
+    """List the users of the admin pages: name, last login, open sessions."""
+    with get_db(current_app).session() as session:
+        started_after = _now() - current_app.permanent_session_lifetime
+        sessions = (
+            select(UserSession.user_id, func.count().label("n"))
+            .where(UserSession.created_at > started_after)
+            .group_by(UserSession.user_id)
+            .subquery()
+        )
+        rows = session.execute(
+            select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0))
+            .outerjoin(sessions, sessions.c.user_id == User.id)
+            .order_by(User.name)
+        ).all()
+    if not rows:
+        click.echo("no users yet: create one with `flask --app app users create NAME`")
+        return
+    for name, last_login, open_sessions in rows:
+        seen = last_login.strftime("%Y-%m-%d %H:%M UTC") if last_login else "never"
+        click.echo(f"{name}\tlast login {seen}\t{open_sessions} open session(s)")

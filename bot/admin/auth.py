@@ -1,44 +1,80 @@
-"""Logging in and out: Flask-Login sessions for the users of bot/users.py."""
+"""Logging in and out: Flask-Login sessions, each a row in the database (see bot/users.py).
+
+The cookie holds only the session's random token, so logging out, a new password or deleting
+the user ends a session on every process at once.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from bot import users, webhook
+from bot import logins, users, webhook
 from bot.admin.blueprint import bp, now
 from bot.admin.forms import LoginForm
 from bot.db import get_db
 
 # Meta's notifications: no session (see SessionInterface.open_session).
 WEBHOOK_PATHS = f"{webhook.bp.url_prefix}/"
-REFUSED_MESSAGE = (
-    "Wrong name or password, or too many failed attempts: wait a little and try again."
-)
+REFUSED_MESSAGE = "Wrong name or password."
+BUSY_MESSAGE = "Many logins are being checked right now: try again in a moment."
+
+
+def wait_message(seconds: int) -> str:
+    if seconds >= 120:
+        return f"Too many failed attempts: try again in {-(-seconds // 60)} minutes."
+    unit = "second" if seconds == 1 else "seconds"
+    return f"Too many failed attempts: try again in {seconds} {unit}."
 
 
 @dataclass(frozen=True)
 class AdminUser(UserMixin):
     id: int
     name: str
-    key: str  # changes with the password: a reset logs out every other session
+    token: str  # the session's: random, nothing derived from the password
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.key}"
+        return self.token
 
 
-def load_user(user_id: str) -> AdminUser | None:
-    raw_id, _, key = user_id.partition(":")
-    if not raw_id.isdigit():
-        return None
+def load_user(token: str) -> AdminUser | None:
     with get_db().session() as db_session:
-        user = users.load(db_session, int(raw_id), key)
-        return AdminUser(user.id, user.name, key) if user is not None else None
+        user = users.session_user(
+            db_session, token, now=now(), lifetime=current_app.permanent_session_lifetime
+        )
+    return AdminUser(user.id, user.name, token) if user is not None else None
+
+
+def client_address() -> str:
+    """The browser's address, as told by the proxy in front when there is one.
+
+    A proxy (Caddy, nginx, Heroku's router) reaches us from a private or loopback address and
+    appends the address it was reached from to X-Forwarded-For; anything before that entry
+    came from the client and may be forged. A client reaching us directly is not believed.
+    """
+    peer = request.remote_addr or ""
+    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+    try:
+        behind_proxy = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        behind_proxy = False
+    return forwarded if forwarded and behind_proxy else peer
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -82,30 +118,44 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> tuple[str, int] | Response:
+def login() -> tuple[str, int, dict[str, str]] | Response:
     if current_user.is_authenticated and request.method == "GET":
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
-    error = None
+    error, status, headers = None, 200, {}
     if form.validate_on_submit():
-        with get_db().session() as db_session:
-            result = users.authenticate(
-                db_session, form.name.data or "", form.password.data or "", now=now()
-            )
-        if result.ok and result.user_id is not None and result.session_key is not None:
+        attempt = logins.log_in(
+            get_db(),
+            form.name.data or "",
+            form.password.data or "",
+            address=client_address(),
+            now=now(),
+            lifetime=current_app.permanent_session_lifetime,
+        )
+        if attempt.user is not None and attempt.token is not None:
+            if current_user.is_authenticated:  # logged in again over an open session
+                with get_db().session() as db_session:
+                    users.end_session(db_session, current_user.token)
             session.clear()  # nothing from before the login survives it
             session.permanent = True
-            login_user(
-                AdminUser(result.user_id, (form.name.data or "").strip(), result.session_key)
-            )
+            login_user(AdminUser(attempt.user.id, attempt.user.name, attempt.token))
             return redirect(_safe_next(request.args.get("next")))
-        error = REFUSED_MESSAGE
-    status = 401 if error else 200
-    return render_template("admin/login.html", form=form, error=error), status
+        if attempt.outcome is logins.Outcome.WAIT:
+            error, status = wait_message(attempt.retry_after), 429
+        elif attempt.outcome is logins.Outcome.BUSY:
+            error, status = BUSY_MESSAGE, 503
+        else:
+            error, status = REFUSED_MESSAGE, 401
+        if attempt.retry_after:
+            headers["Retry-After"] = str(attempt.retry_after)
+    return render_template("admin/login.html", form=form, error=error), status, headers
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    if current_user.is_authenticated:
+        with get_db().session() as db_session:
+            users.end_session(db_session, current_user.token)
     logout_user()
     session.clear()
     flash("Logged out.")
