@@ -118,26 +118,29 @@ def keyword_hits(
         return KeywordHits(keywords, text, frozenset())
     seen = text[:MAX_TEXT]
     folded = fold_text(seen)
-    # A budget, not a timestamp from the caller: it bounds this process's own work.
+    compiled_rules = _compile_rules(keywords)
+    # A budget, not a time from the caller: it bounds this process's own work.
     deadline = time.monotonic() + budget
     found = set()
-    for i, compiled in enumerate(_compile_rules(keywords)):
+    for i, compiled in enumerate(compiled_rules):
         if compiled.regex is None:
             continue
-        left = deadline - time.monotonic()
+        # An equal share of what is left, for this rule and each after it: a slow pattern
+        # cannot take the time of the rules after it (a fast one takes microseconds).
+        share = (deadline - time.monotonic()) / (len(compiled_rules) - i)
         try:
-            if left <= 0:
+            if share <= 0:
                 raise TimeoutError
-            if compiled.regex.search(folded if compiled.on_folded else seen, timeout=left):
+            if compiled.regex.search(folded if compiled.on_folded else seen, timeout=share):
                 found.add(i)
         except TimeoutError:
             rule = keywords[i]
             log.warning(
-                "keyword rule %d (%s) not tried to the end within %d ms on a text of %d "
-                "characters: counted as no match",
+                "keyword rule %d (%s) gave up after %.1f ms on a text of %d characters: "
+                "counted as no match",
                 i + 1,
                 f"pattern {rule.pattern!r}" if rule.pattern is not None else f"match {rule.match}",
-                round(budget * 1000),
+                max(share, 0) * 1000,
                 len(seen),
             )
     return KeywordHits(keywords, text, frozenset(found))
