@@ -26,9 +26,10 @@ NO_REPLY_KINDS = frozenset({"reaction", "status", "system", "revoke"})
 MAX_AGE = timedelta(hours=24)
 # WhatsApp's limit for a text message: keyword rules look at no more than this of any text.
 MAX_TEXT = 4096
-# All keyword rules together get this long per message, in seconds. A pattern that needs more
-# (nested repetition such as (a+)+$ backtracks for hours on some texts) counts as no match:
-# one bad pattern must hold neither the webhook nor the database's write turn.
+# All keyword rules together get this much processor time per message, in seconds. A pattern
+# that needs more (nested repetition such as (a+)+$ backtracks for hours on some texts)
+# counts as no match: one bad pattern must hold neither the webhook nor the database's write
+# turn.
 MATCH_BUDGET = 0.05
 
 log = logging.getLogger("tresen.rules")
@@ -119,15 +120,16 @@ def keyword_hits(
     seen = text[:MAX_TEXT]
     folded = fold_text(seen)
     compiled_rules = _compile_rules(keywords)
-    # A budget, not a time from the caller: it bounds this process's own work.
-    deadline = time.monotonic() + budget
+    # A budget, not a time from the caller: it bounds this process's own work, counted in
+    # processor time as regex counts its timeout (a busy machine stretches it on the clock).
+    deadline = time.process_time() + budget
     found = set()
     for i, compiled in enumerate(compiled_rules):
         if compiled.regex is None:
             continue
         # An equal share of what is left, for this rule and each after it: a slow pattern
         # cannot take the time of the rules after it (a fast one takes microseconds).
-        share = (deadline - time.monotonic()) / (len(compiled_rules) - i)
+        share = (deadline - time.process_time()) / (len(compiled_rules) - i)
         try:
             if share <= 0:
                 raise TimeoutError
