@@ -102,7 +102,7 @@ def _compile_rules(keywords: tuple[KeywordRule, ...]) -> tuple[_CompiledRule, ..
             continue
         try:
             compiled = regex.compile(rule.pattern)
-        except regex.error as exc:
+        except (regex.error, RecursionError) as exc:
             # Saved by an older version that checked less: the other rules still work.
             log.warning("keyword rule %d: pattern %r never matches: %s", number, rule.pattern, exc)
             compiled = None

@@ -527,9 +527,16 @@ def _check_pattern(pattern: str, node: Node) -> None:
     try:
         tree = _re_parser.parse(pattern)
         regex.compile(pattern)  # the engine the rules search with
+        nested = _nested_repetition(tree, inside=False)
     except (re.error, regex.error) as exc:
         raise SettingsError(f"invalid regular expression '{pattern}': {exc}", _line(node)) from None
-    if _nested_repetition(tree, inside=False):
+    except RecursionError:
+        # Python's parser and compiler recurse once per group.
+        raise SettingsError(
+            f"pattern '{pattern[:40]}…' nests its groups too deeply: use fewer parentheses",
+            _line(node),
+        ) from None
+    if nested:
         raise SettingsError(
             f"pattern '{pattern}' repeats something that itself repeats, as in (a+)+, which "
             "can take hours on some texts: write it without the nested repetition "

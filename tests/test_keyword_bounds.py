@@ -156,3 +156,14 @@ def test_nested_repetition_is_refused(pattern: str) -> None:
     assert refused.value.line == 4
     # Settings saved before this check keep working: the pattern is kept, bounded in time.
     assert parse_settings(text, stored=True).keywords[0].pattern == pattern
+
+
+def test_a_pattern_nested_too_deeply_is_refused_naming_the_line() -> None:
+    pattern = "(" * 3000 + "a" + ")" * 3000
+    with pytest.raises(SettingsError) as refused:
+        parse_settings(
+            "business: {name: K}\nreplies:\n  keywords:\n"
+            f"    - {{pattern: '{pattern}', template: hours}}\n"
+        )
+    assert refused.value.line == 4
+    assert "too deeply" in refused.value.reason
