@@ -4,6 +4,7 @@ and a pattern that backtracks for hours is refused when the settings are saved."
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -167,3 +168,17 @@ def test_a_pattern_nested_too_deeply_is_refused_naming_the_line() -> None:
         )
     assert refused.value.line == 4
     assert "too deeply" in refused.value.reason
+
+
+@pytest.mark.db
+def test_simulate_command_with_a_stored_catastrophic_pattern_returns_promptly(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    store_unchecked(app, WITH_EVIL)
+    started = time.monotonic()
+    result = runner.invoke(
+        args=["simulate", "--text", EVIL_TEXT, "--at", "2026-12-01T10:30", "--json"]
+    )
+    assert time.monotonic() - started < PROMPTLY
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rule"] == "greeting"
