@@ -5,10 +5,14 @@ Pure: the message, the contact's history, the settings and `now` in; a decision 
 
 from __future__ import annotations
 
-import re
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
+
+import regex
 
 from bot.hours import is_open, next_open
 from bot.replies import build_context, render
@@ -21,6 +25,15 @@ NO_REPLY_KINDS = frozenset({"reaction", "status", "system", "revoke"})
 # A message delivered this late (the phone was offline, Meta replays a backlog after an outage)
 # gets no reply: it is answered by a person, if at all. Its opt-out or opt-in still counts.
 MAX_AGE = timedelta(hours=24)
+# WhatsApp's limit for a text message: keyword rules look at no more than this of any text.
+MAX_TEXT = 4096
+# All keyword rules together get this much processor time per message, in seconds. A pattern
+# that needs more (nested repetition such as (a+)+$ backtracks for hours on some texts)
+# counts as no match: one bad pattern must hold neither the webhook nor the database's write
+# turn.
+MATCH_BUDGET = 0.05
+
+log = logging.getLogger("tresen.rules")
 
 
 @dataclass(frozen=True)
@@ -61,31 +74,85 @@ NO_HISTORY = History(last_inbound_at=None, last_away_at=None)
 
 
 @dataclass(frozen=True)
+class KeywordHits:
+    """Which keyword rules' words or patterns are found in one text: the costly part of
+    `choose`, which needs nothing but the text, so callers can work it out before they lock."""
+
+    keywords: tuple[KeywordRule, ...]
+    text: str | None
+    found: frozenset[int]  # positions in keywords
+
+
+@dataclass(frozen=True)
 class _CompiledRule:
-    rule: KeywordRule
-    regex: re.Pattern[str]
+    # The `regex` module, not `re`: same syntax, and a search it can stop after a timeout.
+    regex: Any | None  # None: a stored pattern this version cannot compile, never matches
     on_folded: bool  # match words are searched in the folded text, patterns in the raw text
 
 
-def _word_regex(phrases: tuple[str, ...]) -> re.Pattern[str]:
+def _word_regex(phrases: tuple[str, ...]) -> Any:
     # Whole words: no word character (letters with umlauts and ß included, \w is Unicode)
     # right before or after; the words of a phrase may be separated by any whitespace.
     alternatives = []
     for phrase in phrases:
         words = fold_text(phrase).split()
-        alternatives.append(r"\s+".join(re.escape(w) for w in words))
-    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+        alternatives.append(r"\s+".join(regex.escape(w) for w in words))
+    return regex.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
 
 
 @lru_cache(maxsize=64)
 def _compile_rules(keywords: tuple[KeywordRule, ...]) -> tuple[_CompiledRule, ...]:
     out = []
-    for rule in keywords:
-        if rule.pattern is not None:
-            out.append(_CompiledRule(rule, re.compile(rule.pattern), on_folded=False))
-        else:
-            out.append(_CompiledRule(rule, _word_regex(rule.match), on_folded=True))
+    for number, rule in enumerate(keywords, 1):
+        if rule.pattern is None:
+            out.append(_CompiledRule(_word_regex(rule.match), on_folded=True))
+            continue
+        try:
+            compiled = regex.compile(rule.pattern)
+        except (regex.error, RecursionError) as exc:
+            # Saved by an older version that checked less: the other rules still work.
+            log.warning("keyword rule %d: pattern %r never matches: %s", number, rule.pattern, exc)
+            compiled = None
+        out.append(_CompiledRule(compiled, on_folded=False))
     return tuple(out)
+
+
+def keyword_hits(
+    keywords: tuple[KeywordRule, ...], text: str | None, *, budget: float = MATCH_BUDGET
+) -> KeywordHits:
+    """The keyword rules found in `text` (its first MAX_TEXT characters), within `budget`
+    seconds for all of them; a rule that runs out of time counts as not found."""
+    if not keywords or not text or not text.strip():
+        return KeywordHits(keywords, text, frozenset())
+    seen = text[:MAX_TEXT]
+    folded = fold_text(seen)
+    compiled_rules = _compile_rules(keywords)
+    # A budget, not a time from the caller: it bounds this process's own work, counted in
+    # processor time as regex counts its timeout (a busy machine stretches it on the clock).
+    deadline = time.process_time() + budget
+    found = set()
+    for i, compiled in enumerate(compiled_rules):
+        if compiled.regex is None:
+            continue
+        # An equal share of what is left, for this rule and each after it: a slow pattern
+        # cannot take the time of the rules after it (a fast one takes microseconds).
+        share = (deadline - time.process_time()) / (len(compiled_rules) - i)
+        try:
+            if share <= 0:
+                raise TimeoutError
+            if compiled.regex.search(folded if compiled.on_folded else seen, timeout=share):
+                found.add(i)
+        except TimeoutError:
+            rule = keywords[i]
+            log.warning(
+                "keyword rule %d (%s) gave up after %.1f ms on a text of %d characters: "
+                "counted as no match",
+                i + 1,
+                f"pattern {rule.pattern!r}" if rule.pattern is not None else f"match {rule.match}",
+                max(share, 0) * 1000,
+                len(seen),
+            )
+    return KeywordHits(keywords, text, frozenset(found))
 
 
 @lru_cache(maxsize=64)
@@ -96,12 +163,19 @@ def _optout_words(
 
 
 def choose(
-    inbound: Inbound, history: History, settings: BusinessSettings, now: datetime
+    inbound: Inbound,
+    history: History,
+    settings: BusinessSettings,
+    now: datetime,
+    hits: KeywordHits | None = None,
 ) -> Decision | None:
     """The auto-reply for one inbound message, in the contract's order, or None.
 
     `now` is when the message is processed; how late it is decides which replies are still
     due (see Decision.reply_due), never whether an opt-out or opt-in counts.
+
+    `hits`: keyword_hits for this text, if the caller worked them out already (before taking
+    a lock); ignored unless they are for these keyword rules and this text.
     """
     if inbound.kind in NO_REPLY_KINDS:
         return None
@@ -125,17 +199,18 @@ def choose(
 
     open_now: bool | None = None  # computed once, and only when needed
     if text is not None and settings.keywords:
-        folded = fold_text(text)
-        for compiled in _compile_rules(settings.keywords):
-            if not compiled.regex.search(folded if compiled.on_folded else text):
+        if hits is None or hits.keywords != settings.keywords or hits.text != text:
+            hits = keyword_hits(settings.keywords, text)
+        for i, rule in enumerate(settings.keywords):
+            if i not in hits.found:
                 continue
-            when = compiled.rule.when
+            when = rule.when
             if when != "always":
                 if open_now is None:
                     open_now = is_open(settings.hours, now)
                 if open_now != (when == "open"):
                     continue
-            return Decision(rule="keyword", template=compiled.rule.template, opt_in=None)
+            return Decision(rule="keyword", template=rule.template, opt_in=None)
 
     # "We are closed" or "welcome" would answer a conversation that has moved on.
     if age.total_seconds() / 60 > settings.stale_after_minutes:

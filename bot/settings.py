@@ -5,6 +5,7 @@ Every error names the line of the offending value; the first one found is raised
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from typing import Any
 
 import holidays
 import jinja2
+import regex
 import yaml
 from babel import Locale
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -334,6 +336,7 @@ class _Draft:
     templates: dict[str, str] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
     references: list[tuple[str, Node]] = field(default_factory=list)
+    stored: bool = False  # see parse_settings
 
 
 def _business(node: Node, d: _Draft) -> None:
@@ -517,12 +520,8 @@ def _keywords(node: Node, d: _Draft) -> None:
                     raise SettingsError("match needs at least one word", _line(value))
             elif key == "pattern":
                 pattern = _text(value, "pattern")
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise SettingsError(
-                        f"invalid regular expression '{pattern}': {exc}", _line(value)
-                    ) from None
+                if not d.stored:
+                    _check_pattern(pattern, value)
             elif key == "template":
                 template = _text(value, "template")
                 d.references.append((template, value))
@@ -542,6 +541,72 @@ def _keywords(node: Node, d: _Draft) -> None:
             raise SettingsError("a keyword rule needs 'template'", _line(item))
         out.append(KeywordRule(match=match, pattern=pattern, template=template, when=when))
     d.keywords = tuple(out)
+
+
+# Python's own parser of its regular expressions, behind re.compile (typeshed has no stub).
+_re_parser: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset({_re_parser.MAX_REPEAT, _re_parser.MIN_REPEAT})
+
+
+def _check_pattern(pattern: str, node: Node) -> None:
+    try:
+        tree = _re_parser.parse(pattern)
+        regex.compile(pattern)  # the engine the rules search with
+        nested = _nested_repetition(tree, inside=False)
+    except (re.error, regex.error) as exc:
+        raise SettingsError(f"invalid regular expression '{pattern}': {exc}", _line(node)) from None
+    except RecursionError:
+        # Python's parser and compiler recurse once per group.
+        raise SettingsError(
+            f"pattern '{pattern[:40]}…' nests its groups too deeply: use fewer parentheses",
+            _line(node),
+        ) from None
+    if nested:
+        raise SettingsError(
+            f"pattern '{pattern}' repeats something that itself repeats, as in (a+)+, which "
+            "can take hours on some texts: write it without the nested repetition "
+            "(a+ instead of (a+)+)",
+            _line(node),
+        )
+
+
+def _nested_repetition(tree: Any, *, inside: bool) -> bool:
+    r"""Whether a variable repetition (+, *, {2,5}) sits inside another repetition whose parts
+    nothing separates: the shape, as in (a+)+ or (\w+\s?)*, that makes a backtracking search
+    take exponential time on a text that almost matches. A fixed character or class in the
+    outer part, as in (,\d+)*, or a single optional part (x?) is fine. A heuristic: the
+    rules' time budget bounds the rarer slow shapes it lets through, such as (a|aa)+."""
+    for op, arg in tree:
+        if op in _REPEATS:
+            low, high, sub = arg
+            if inside and high > 1 and high != low:
+                return True
+            if _nested_repetition(sub, inside=(inside or high > 1) and not _separated(sub)):
+                return True
+            continue
+        for part in _subtrees(arg):
+            if _nested_repetition(part, inside=inside):
+                return True
+    return False
+
+
+def _separated(tree: Any) -> bool:
+    # A character or class that every repetition of `tree` must match once.
+    for op, arg in tree:
+        if op in (_re_parser.LITERAL, _re_parser.IN):
+            return True
+        if op is _re_parser.SUBPATTERN and _separated(arg[-1]):
+            return True
+    return False
+
+
+def _subtrees(arg: Any) -> Iterator[Any]:
+    # Groups, alternatives, lookarounds and conditionals keep their parts in SubPatterns.
+    if isinstance(arg, _re_parser.SubPattern):
+        yield arg
+    elif isinstance(arg, tuple | list):
+        for item in arg:
+            yield from _subtrees(item)
 
 
 def _switch(node: Node) -> bool | None:
@@ -674,12 +739,17 @@ def _compose(text: str) -> Node | None:
         raise SettingsError(f"invalid YAML: {reason}", line) from None
 
 
-def parse_settings(text: str) -> BusinessSettings:
-    """Parse and validate a settings file; raise SettingsError for the first problem found."""
+def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
+    """Parse and validate a settings file; raise SettingsError for the first problem found.
+
+    `stored`: settings saved before, perhaps by an older version that let through a keyword
+    pattern refused now; such a pattern is kept (the rules bound its time) so that the rest
+    of the settings still work.
+    """
     root = _compose(text)
     if root is None:
         raise SettingsError("the settings file is empty (it needs at least business.name)", 1)
-    d = _Draft()
+    d = _Draft(stored=stored)
     found: set[str] = set()
     for key, _key_node, value in _pairs(root, "the settings", _SECTIONS):
         found.add(key)

@@ -26,8 +26,8 @@ from bot.models import ConsentEvent, Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
-from bot.rules import History, Inbound, choose
-from bot.settings import BusinessSettings
+from bot.rules import History, Inbound, KeywordHits, choose, keyword_hits
+from bot.settings import BusinessSettings, KeywordRule
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")
@@ -55,12 +55,24 @@ def store_events(
             raise StoreUnavailable(str(exc)) from exc
 
 
+# The keyword rules this process last stored a message under. A new message's text is matched
+# against them before the transaction, so that no search runs while the database is locked
+# (SQLite's write turn, the contact's row); if the settings changed since, choose matches again.
+_recent_keywords: tuple[KeywordRule, ...] = ()
+
+
 def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime) -> None:
     stored: list[Stored] = []
+    keywords = _recent_keywords
+    hits = {
+        event.id: keyword_hits(keywords, event.text)
+        for event in evs
+        if isinstance(event, events.Message) and keywords and event.text
+    }
     with database.session() as session:
         for event in evs:
             if isinstance(event, events.Message):
-                new = store_message(session, event, now)
+                new = store_message(session, event, now, hits.get(event.id))
                 if new is not None:
                     stored.append(new)
             elif isinstance(event, events.Status):
@@ -210,9 +222,11 @@ class Reply:
     opt_in: bool | None
 
 
-def store_message(session: Session, event: events.Message, now: datetime) -> Stored | None:
+def store_message(
+    session: Session, event: events.Message, now: datetime, hits: KeywordHits | None = None
+) -> Stored | None:
     """Store one customer message and queue its auto-reply under the stored settings; None
-    when it was stored before (a redelivery).
+    when it was stored before (a redelivery). `hits`: see rules.choose.
 
     This runs for every customer message while Meta waits for the answer, so it speaks SQL
     directly and no ORM objects: the contact is read and locked, the reply decided, and then
@@ -226,13 +240,14 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
     settings = None if contact.settings_yaml is None else business.parsed(contact.settings_yaml)
     reply = None
     if settings is not None:
+        _remember_keywords(settings.keywords)
         history = History(
             last_inbound_at=contact.last_inbound_at,
             last_away_at=contact.last_away_at,
             last_consent_at=_latest(contact.opted_in_changed_at, contact.last_consent_event_at),
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
-        reply = auto_reply(settings, contact, name, inbound, history, now)
+        reply = auto_reply(settings, contact, name, inbound, history, now, hits)
     queued = reply.row if reply is not None else None
     message = {
         "contact_id": contact.id,
@@ -273,6 +288,11 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
     return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 
+def _remember_keywords(keywords: tuple[KeywordRule, ...]) -> None:
+    global _recent_keywords
+    _recent_keywords = keywords
+
+
 def _latest(*times: datetime | None) -> datetime | None:
     return max((t for t in times if t is not None), default=None)
 
@@ -284,9 +304,10 @@ def auto_reply(
     inbound: Inbound,
     history: History,
     now: datetime,
+    hits: KeywordHits | None = None,
 ) -> Reply | None:
     """The rules' reply to a new message, rendered and ready to queue, or None."""
-    decision = choose(inbound, history, settings, now)
+    decision = choose(inbound, history, settings, now, hits)
     if decision is None:
         return None
     if not decision.reply_due:

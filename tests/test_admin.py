@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -654,6 +655,7 @@ def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
         ({"away_cooldown": "soon"}, "away", "number"),
         ({"stale_minutes": "1.5"}, "stale", "must be a whole number"),
         ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
+        ({"kw-1-match": "(a+)+$"}, "kw-1", "repeats something that itself repeats"),
         ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
         ({"name": ""}, "name", "must not be empty"),
     ],
@@ -692,6 +694,19 @@ def test_preview_renders_each_rule_for_the_chosen_time(admin: FlaskClient) -> No
     closed = admin.post("/admin/settings/preview", data=data).get_json()["previews"]
     assert closed["custom"]["rule"] == "away"
     assert "Donnerstag, 12. März, 09:00" in closed["custom"]["text"]
+
+
+def test_preview_of_a_slow_pattern_answers_promptly(admin: FlaskClient) -> None:
+    # Accepted when saved (no nested repetition), but its alternatives overlap: a backtracking
+    # search without a limit tries every way of splitting the a's, for days on this text.
+    data, _ = settings_form(admin)
+    data.update({"kw-1-match": "(a|aa)+$", "preview_text": "a" * 60 + "!"})
+    started = time.monotonic()
+    result = admin.post("/admin/settings/preview", data=data).get_json()
+    assert time.monotonic() - started < 5  # generous: the old search took days
+    assert result["ok"] is True
+    assert result["previews"]["custom"]["rule"] in ("greeting", "away")
+    assert result["previews"]["kw-1"]["rule"] is None
 
 
 def test_preview_reports_errors_by_field(admin: FlaskClient) -> None:

@@ -28,7 +28,7 @@ from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.db import get_db
 from bot.hours import format_interval, is_open, next_close, next_open
 from bot.models import Business
-from bot.rules import simulate
+from bot.rules import keyword_hits, simulate
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError, parse_settings
 
 DAY_NAMES = {
@@ -378,6 +378,8 @@ def previews(settings: BusinessSettings, *, at: datetime, text: str) -> dict[str
     run("away", None, closed_at, "never closed within a year")
     opened_at = at if open_now else next_open(hours, at)
     run("greeting", None, opened_at, "never open within a year")
+    # The same bounded search as for a customer's message: a test text is as untrusted.
+    hits = keyword_hits(settings.keywords, text)
     for i, rule in enumerate(settings.keywords):
         moment: datetime | None = at
         if rule.when == "open" and not open_now:
@@ -385,7 +387,7 @@ def previews(settings: BusinessSettings, *, at: datetime, text: str) -> dict[str
         elif rule.when == "closed" and open_now:
             moment = next_close(hours, at)
         if rule.pattern is not None:
-            if not text or not re.search(rule.pattern, text):
+            if i not in hits.found:
                 out[f"kw-{i}"] = {
                     "rule": None,
                     "text": None,
