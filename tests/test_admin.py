@@ -749,6 +749,24 @@ def test_yaml_editor_saves_and_refuses_like_settings_import(app: Flask, admin: F
     assert settings is not None and settings.name == "Kiosk"
 
 
+def test_settings_with_a_lone_surrogate_are_refused_with_the_line(
+    app: Flask, admin: FlaskClient
+) -> None:
+    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
+    bad = admin.post(
+        "/admin/settings/yaml",
+        data={"yaml": 'business:\n  name: "Kiosk \\ude00"\n', "csrf_token": csrf_of(html)},
+    )
+    assert bad.status_code == 400
+    assert "line 2: \\ude00 is half of a character" in bad.get_data(as_text=True)
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+    assert settings is not None and settings.name == "Blumen Müller"
+    # The settings page and the webhook go on working.
+    assert admin.get("/admin/settings").status_code == 200
+    receive(admin)
+
+
 # --- insights ---------------------------------------------------------------------------------
 
 
