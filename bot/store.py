@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeAlias, cast
@@ -38,7 +38,7 @@ def store_events(
 ) -> None:
     """Store every event of one notification in one transaction, or raise StoreUnavailable."""
     now = now or utcnow()
-    evs = tuple(evs)
+    evs = tuple(_plausible(event, now) for event in evs)
     for attempt in (1, 2):
         try:
             _store_all(database, evs, now)
@@ -53,6 +53,15 @@ def store_events(
             reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
             log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
             raise StoreUnavailable(str(exc)) from exc
+
+
+def _plausible(event: events.Event, now: datetime) -> events.Event:
+    """The event with a timestamp it could have (events.plausible); its `raw` keeps the one
+    that came."""
+    if isinstance(event, events.Unhandled):
+        return event
+    at = events.plausible(event.timestamp, now)
+    return event if at == event.timestamp else replace(event, timestamp=at)
 
 
 def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime) -> None:

@@ -462,6 +462,34 @@ def test_delivery_ticks_follow_status_notifications(app: Flask, admin: FlaskClie
     assert 'class="tick status-read" title="read"' in html
 
 
+def test_a_message_from_the_year_9999_is_stored_at_its_arrival_and_every_page_shows(
+    app: Flask, admin: FlaskClient
+) -> None:
+    # A phone whose clock says 9999-12-31 23:59:59, the last second Python can hold.
+    last_second = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    wamid = receive(admin, {"text": {"body": "aus der Zukunft"}}, at=last_second)
+    cid = contact_id(app)
+    with get_db(app).session() as session:
+        message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
+        assert message.timestamp == NOW  # when it reached us
+        assert message.raw is not None and message.raw["timestamp"] == "253402300799"
+        contact = session.get_one(Contact, cid)
+        assert contact.last_inbound_at == NOW
+        assert contact.last_message_at is not None and contact.last_message_at <= NOW
+        reply = session.scalars(select(Message).where(Message.direction == "out")).first()
+        assert reply is not None
+        reply.wamid, reply.status = "wamid.OUT9999", "sent"
+    # Delivery statuses the same way, and one from before WhatsApp existed.
+    post_notification(admin, status_notification("wamid.OUT9999", "delivered", 253402300799))
+    post_notification(admin, status_notification("wamid.OUT9999", "read", 1))
+    with get_db(app).session() as session:
+        reply = session.scalars(select(Message).where(Message.wamid == "wamid.OUT9999")).one()
+        assert (reply.status, reply.delivered_at, reply.read_at) == ("read", NOW, NOW)
+    for path in ("/admin/inbox", "/admin/inbox.json", f"/admin/inbox/{cid}", "/admin/insights"):
+        assert admin.get(path).status_code == 200, path
+    assert "aus der Zukunft" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+
 def test_poll_returns_only_new_messages(app: Flask, admin: FlaskClient) -> None:
     receive(admin, at=NOW - timedelta(minutes=1))
     cid = contact_id(app)
@@ -608,6 +636,99 @@ def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:
         assert XSS_TEXT not in html
         assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+# Stored customer data a page must show whatever it is: raw JSON of any shape, times at both
+# ends of the calendar, no name or number, an enormous text. Written directly, as an older
+# version, a restored backup or a hand-edited database may have left it.
+LATEST, EARLIEST = datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+HOSTILE_INBOUND: list[tuple[str, Any, str | None]] = [
+    ("image", [1, 2], None),
+    ("location", "a string", None),
+    ("location", {"location": {"latitude": "nan", "longitude": "1e308", "name": 5}}, None),
+    ("edit", {"edit": "x"}, "edited"),
+    ("edit", {"edit": {"message": {"type": "image", "image": "x"}}}, None),
+    ("contacts", {"contacts": "x"}, None),
+    ("contacts", {"contacts": [{"name": "x"}, 5]}, None),
+    ("order", {"order": {"product_items": 5}}, None),
+    ("reaction", {"reaction": {"message_id": 5}}, "👍"),
+    ("reaction", {"reaction": {"message_id": "wamid.gone"}}, None),
+    ("system", {"system": 5}, None),
+    ("interactive", {"interactive": []}, "Ja"),
+    ("revoke", {"revoke": None}, None),
+    ("text", None, "x" * 1_000_000),
+    ("x" * 32, {}, None),
+]
+HOSTILE_OUTBOUND: list[Any] = [
+    {"type": "template", "template": {"components": 5, "language": "de", "name": 5}},
+    {"type": "template", "template": "x"},
+    {"type": "image", "image": 5},
+    {"type": "interactive", "interactive": {"body": 5}},
+    [1],
+    None,
+]
+
+
+def admin_get_paths(app: Flask, contact_ids: list[int]) -> list[str]:
+    """Every page of the admin a GET reaches, for each of these contacts where it names one."""
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin/") or "GET" not in (rule.methods or ()):
+            continue
+        if "<path:" in rule.rule:
+            continue  # static files
+        if "<int:contact_id>" in rule.rule:
+            paths += [rule.rule.replace("<int:contact_id>", str(cid)) for cid in contact_ids]
+        else:
+            paths.append(rule.rule)
+    return paths
+
+
+def test_no_admin_page_fails_on_stored_customer_data(app: Flask, admin: FlaskClient) -> None:
+    with get_db(app).session() as session:
+        nameless = Contact(last_message_at=LATEST, last_inbound_at=LATEST, unread=1)
+        ancient = Contact(
+            wa_id="491", name="n" * 256, last_message_at=EARLIEST, last_inbound_at=EARLIEST
+        )
+        session.add_all([nameless, ancient])
+        session.flush()
+        rows = [
+            Message(
+                contact_id=contact.id,
+                direction="in",
+                type=kind,
+                text=text,
+                raw=raw,
+                timestamp=at,
+                status="received",
+            )
+            for contact in (nameless, ancient)
+            for at in (LATEST, EARLIEST)
+            for kind, raw, text in HOSTILE_INBOUND
+        ]
+        rows += [
+            Message(
+                contact_id=nameless.id,
+                direction="out",
+                type="template",
+                payload=payload,
+                timestamp=at,
+                status=status,
+                rule="weird",
+            )
+            for payload in HOSTILE_OUTBOUND
+            for at in (LATEST, EARLIEST)
+            for status in ("failed", "weird")
+        ]
+        session.add_all(rows)
+        session.flush()
+        ids = [nameless.id, ancient.id]
+    paths = admin_get_paths(app, ids)
+    assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
+    for path in paths:
+        for query in ("", "?q=n&label=x", "?weeks=26", "?after=1"):
+            response = admin.get(path + query)
+            assert response.status_code in (200, 302), (path + query, response.status_code)
 
 
 def test_unknown_conversation_is_404(admin: FlaskClient) -> None:
