@@ -22,7 +22,7 @@ from bot import business, events
 from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
-from bot.models import Contact, Message, utcnow
+from bot.models import REVOKED, Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
@@ -259,6 +259,8 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
         log.info("message %s delivered again: already stored", event.id)
         return None
     message_id, reply_id = written
+    if event.revoke is not None:
+        revoke(conn, contact.id, event, now)
     replied = None
     if reply is not None and reply_id is not None:
         replied = Replied(reply_id, reply.rule)
@@ -384,6 +386,63 @@ def _store_ignore(conn: Connection) -> Any:
 def _returning_id(statement: Any) -> Any:
     # Once per dialect's statement (insert_ignore keeps one each), like the statements above.
     return statement.returning(Message.id)
+
+
+# What a deleted message keeps of its raw JSON: who sent it, when, and what kind it was.
+_TOMBSTONE_KEYS = ("id", "from", "from_user_id", "timestamp", "type")
+
+
+def revoke(conn: Connection, contact_id: int, event: events.Message, now: datetime) -> None:
+    """Honour a customer's "delete for everyone": the message (and any edit of it) keeps its
+    ids and times, but its text and content are gone and its status is REVOKED.
+
+    A revocation can overtake its message: then a tombstone with the message's wamid takes
+    its place, and the message, when it comes, is dropped like a redelivery.
+    """
+    assert event.revoke is not None
+    original = event.revoke.original_message_id
+    revoked = {"id": event.id, "timestamp": event.raw.get("timestamp")}
+    columns = _messages.c
+    rows = conn.execute(
+        select(columns.id, columns.wamid, columns.raw).where(
+            columns.contact_id == contact_id,
+            columns.direction == "in",
+            (columns.wamid == original) | (columns.type == "edit"),
+        )
+    ).all()
+    found = False
+    for row in rows:
+        raw = row.raw if isinstance(row.raw, dict) else {}
+        edit = raw.get("edit")
+        edited = isinstance(edit, dict) and edit.get("original_message_id") == original
+        if row.wamid != original and not edited:
+            continue
+        found = found or row.wamid == original
+        kept = {key: raw[key] for key in _TOMBSTONE_KEYS if key in raw}
+        if edited:
+            kept["edit"] = {"original_message_id": original}
+        conn.execute(
+            update(_messages)
+            .where(columns.id == row.id)
+            .values(text=None, raw={**kept, "revoked": revoked}, status=REVOKED)
+        )
+    if not found:
+        conn.execute(
+            insert_ignore(conn, Message, ["wamid"]),
+            {
+                "contact_id": contact_id,
+                "direction": "in",
+                "wamid": original,
+                "type": events.MessageType.UNKNOWN.value,
+                "text": None,
+                "raw": {"id": original, "revoked": revoked},
+                "created_at": now,
+                "timestamp": event.timestamp,
+                "status": REVOKED,
+                "priority": 0,
+                "attempts": 0,
+            },
+        )
 
 
 def apply_status(session: Session, event: events.Status) -> None:

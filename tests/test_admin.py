@@ -490,6 +490,79 @@ def test_a_message_from_the_year_9999_is_stored_at_its_arrival_and_every_page_sh
     assert "aus der Zukunft" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
 
 
+IBAN = "DE89 3704 0044 0532 0130 00"
+
+
+def revoke_of(wamid: str, revoke_id: str) -> dict[str, Any]:
+    """The message Meta sends when the customer deletes `wamid` for everyone."""
+    return {"id": revoke_id, "type": "revoke", "revoke": {"original_message_id": wamid}}
+
+
+def stored(app: Flask, wamid: str) -> Message:
+    with get_db(app).session() as session:
+        return session.scalars(select(Message).where(Message.wamid == wamid)).one()
+
+
+def test_a_message_deleted_for_everyone_leaves_only_a_tombstone(
+    app: Flask, admin: FlaskClient
+) -> None:
+    sent = receive(admin, {"id": "wamid.IBAN", "text": {"body": f"Meine IBAN: {IBAN}"}})
+    receive(
+        admin,
+        {
+            "id": "wamid.EDIT",
+            "type": "edit",
+            "edit": {
+                "original_message_id": sent,
+                "message": {"type": "text", "text": {"body": f"IBAN: {IBAN} (richtig)"}},
+            },
+        },
+        at=NOW + timedelta(seconds=5),
+    )
+    cid = contact_id(app)
+    assert IBAN in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+    receive(admin, revoke_of(sent, "wamid.REVOKE"), at=NOW + timedelta(minutes=1))
+    for wamid in (sent, "wamid.EDIT"):
+        message = stored(app, wamid)
+        assert (message.text, message.status) == (None, "revoked")
+        assert IBAN not in str(message.raw)
+        assert message.raw is not None and message.raw["id"] == wamid
+        assert message.raw["revoked"]["id"] == "wamid.REVOKE"
+    assert stored(app, sent).timestamp == NOW  # ids and times stay
+    assert stored(app, sent).raw == {
+        "id": sent,
+        "from": "4915112345678",
+        "timestamp": str(int(NOW.timestamp())),
+        "type": "text",
+        "revoked": {"id": "wamid.REVOKE", "timestamp": str(int(NOW.timestamp()) + 60)},
+    }
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert IBAN not in html
+    assert html.count("Message deleted by the customer") == 2
+    poll = admin.get(f"/admin/inbox/{cid}/messages.json").get_data(as_text=True)
+    assert IBAN not in poll and "Message deleted by the customer" in poll
+
+
+def test_a_deletion_that_overtakes_its_message_keeps_the_message_out(
+    app: Flask, admin: FlaskClient
+) -> None:
+    receive(admin, revoke_of("wamid.LATE", "wamid.REVOKE2"), at=NOW + timedelta(minutes=1))
+    receive(admin, {"id": "wamid.LATE", "text": {"body": f"IBAN {IBAN}"}})
+    message = stored(app, "wamid.LATE")
+    assert (message.text, message.status) == (None, "revoked")
+    assert IBAN not in str(message.raw)
+    html = admin.get(f"/admin/inbox/{contact_id(app)}").get_data(as_text=True)
+    assert IBAN not in html and "Message deleted by the customer" in html
+
+
+def test_a_customer_cannot_delete_another_customers_message(app: Flask, admin: FlaskClient) -> None:
+    sent = receive(admin, {"id": "wamid.ANNA", "text": {"body": IBAN}})
+    receive(admin, revoke_of(sent, "wamid.REVOKE3"), wa_id="4915199999999", name="Mallory")
+    message = stored(app, sent)
+    assert (message.text, message.status) == (IBAN, "received")
+
+
 def test_poll_returns_only_new_messages(app: Flask, admin: FlaskClient) -> None:
     receive(admin, at=NOW - timedelta(minutes=1))
     cid = contact_id(app)

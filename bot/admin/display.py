@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import babel.dates
 
+from bot.models import REVOKED
+
 # Customer-service window: free text is allowed this long after the customer's last message.
 WINDOW = timedelta(hours=24)
 AUTO_RULES = frozenset({"optout", "optin", "keyword", "away", "greeting"})
@@ -24,6 +26,12 @@ _MEDIA = {
     "audio": "🎤 Audio",
     "document": "📄 Document",
     "sticker": "🙂 Sticker",
+}
+# A message the customer deleted for everyone. The admin pages are English; the German
+# wording is kept beside it for when they follow the business's language.
+REVOKED_NOTE = {
+    "en": "🗑 Message deleted by the customer",
+    "de": "🗑 Nachricht vom Kunden gelöscht",
 }
 _TICKS = {
     "queued": "…",
@@ -215,7 +223,10 @@ def message_view(
     quoted: str | None = None,
 ) -> dict[str, Any]:
     """One message as the inbox shows it; JSON-serialisable, every value plain text."""
-    if direction == "in":
+    if direction == "in" and status == REVOKED:
+        # Whatever is left of it is not shown: the customer took it back.
+        body = {"text": None, "note": REVOKED_NOTE["en"], "link": None, "link_label": None}
+    elif direction == "in":
         body = _inbound(kind, raw if isinstance(raw, dict) else {}, text)
     else:
         body = _outbound(payload, text)
