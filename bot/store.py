@@ -261,6 +261,8 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
     message_id, reply_id = written
     if event.revoke is not None:
         revoke(conn, contact.id, event, now)
+    elif event.edit is not None:
+        _edit_of_revoked(conn, contact.id, event)
     replied = None
     if reply is not None and reply_id is not None:
         replied = Replied(reply_id, reply.rule)
@@ -418,14 +420,7 @@ def revoke(conn: Connection, contact_id: int, event: events.Message, now: dateti
         if row.wamid != original and not edited:
             continue
         found = found or row.wamid == original
-        kept = {key: raw[key] for key in _TOMBSTONE_KEYS if key in raw}
-        if edited:
-            kept["edit"] = {"original_message_id": original}
-        conn.execute(
-            update(_messages)
-            .where(columns.id == row.id)
-            .values(text=None, raw={**kept, "revoked": revoked}, status=REVOKED)
-        )
+        _tombstone(conn, row.id, raw, revoked)
     if not found:
         conn.execute(
             insert_ignore(conn, Message, ["wamid"]),
@@ -443,6 +438,38 @@ def revoke(conn: Connection, contact_id: int, event: events.Message, now: dateti
                 "attempts": 0,
             },
         )
+
+
+def _tombstone(conn: Connection, message_id: int, raw: dict[str, Any], revoked: Any) -> None:
+    """Empty a revoked message: no text, and of its raw JSON only the ids and times."""
+    kept = {key: raw[key] for key in _TOMBSTONE_KEYS if key in raw}
+    edit = raw.get("edit")
+    if isinstance(edit, dict) and "original_message_id" in edit:
+        kept["edit"] = {"original_message_id": edit["original_message_id"]}
+    conn.execute(
+        update(_messages)
+        .where(_messages.c.id == message_id)
+        .values(text=None, raw={**kept, "revoked": revoked}, status=REVOKED)
+    )
+
+
+def _edit_of_revoked(conn: Connection, contact_id: int, event: events.Message) -> None:
+    """An edit that comes after its message was deleted (deliveries can overtake each other)
+    is emptied like the message."""
+    assert event.edit is not None
+    columns = _messages.c
+    original = conn.execute(
+        select(columns.raw).where(
+            columns.wamid == event.edit.original_message_id,
+            columns.contact_id == contact_id,
+            columns.status == REVOKED,
+        )
+    ).one_or_none()
+    if original is None:
+        return
+    revoked = original.raw.get("revoked") if isinstance(original.raw, dict) else None
+    edit = conn.execute(select(columns.id).where(columns.wamid == event.id)).scalar_one()
+    _tombstone(conn, edit, event.raw, revoked)
 
 
 def apply_status(session: Session, event: events.Status) -> None:

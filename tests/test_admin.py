@@ -556,6 +556,26 @@ def test_a_deletion_that_overtakes_its_message_keeps_the_message_out(
     assert IBAN not in html and "Message deleted by the customer" in html
 
 
+def test_an_edit_that_comes_after_the_deletion_is_emptied_too(
+    app: Flask, admin: FlaskClient
+) -> None:
+    sent = receive(admin, {"id": "wamid.FIRST", "text": {"body": "Hallo"}})
+    receive(admin, revoke_of(sent, "wamid.REVOKE4"), at=NOW + timedelta(minutes=1))
+    edit = {
+        "id": "wamid.EDIT2",
+        "type": "edit",
+        "edit": {
+            "original_message_id": sent,
+            "message": {"type": "text", "text": {"body": f"IBAN {IBAN}"}},
+        },
+    }
+    receive(admin, edit, at=NOW + timedelta(seconds=30))
+    message = stored(app, "wamid.EDIT2")
+    assert (message.text, message.status) == (None, "revoked")
+    assert IBAN not in str(message.raw)
+    assert IBAN not in admin.get(f"/admin/inbox/{contact_id(app)}").get_data(as_text=True)
+
+
 def test_a_customer_cannot_delete_another_customers_message(app: Flask, admin: FlaskClient) -> None:
     sent = receive(admin, {"id": "wamid.ANNA", "text": {"body": IBAN}})
     receive(admin, revoke_of(sent, "wamid.REVOKE3"), wa_id="4915199999999", name="Mallory")
