@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from bot import users
+from bot import create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
 from bot.business import load_settings, seed_demo
 from bot.db import get_db
 from bot.models import Contact, Label, Message, User
-from tests.conftest import post_notification
+from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 
 # A Wednesday, 10:00 in Munich: the demo flower shop is open (09:00-12:30).
@@ -778,6 +780,33 @@ def admin_get_paths(app: Flask, contact_ids: list[int]) -> list[str]:
 
 
 def test_no_admin_page_fails_on_stored_customer_data(app: Flask, admin: FlaskClient) -> None:
+    crawl_with_hostile_rows(app, admin)
+
+
+def test_times_at_the_calendar_ends_read_back_whatever_the_servers_time_zone(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite keeps no time zone")
+    # A server whose default zone is 14 hours ahead of UTC (the URL's options add to its own).
+    url = database_url + quote(" -c TimeZone=Pacific/Kiritimati")
+    app = create_app(make_env(url), instance_path=tmp_path / "instance")
+    app.config["TESTING"] = True
+    app.config["TRESEN_CLOCK"] = Clock(NOW)
+    get_db(app).upgrade()
+    try:
+        make_user(app)
+        with get_db(app).session() as session:
+            seed_demo(session)
+        client = app.test_client()
+        assert login(client).status_code == 302
+        crawl_with_hostile_rows(app, client)
+    finally:
+        get_db(app).dispose()
+
+
+def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
+    """Store HOSTILE_INBOUND and HOSTILE_OUTBOUND directly; every admin page must show."""
     with get_db(app).session() as session:
         nameless = Contact(last_message_at=LATEST, last_inbound_at=LATEST, unread=1)
         ancient = Contact(
