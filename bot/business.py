@@ -17,7 +17,7 @@ BUSINESS_ID = 1
 def parsed(text: str) -> BusinessSettings:
     """Stored settings, parsed once per text: they are read for every inbound message, and
     parsing and validating YAML is not free."""
-    return parse_settings(text)
+    return parse_settings(text, stored=True)
 
 
 # The stored settings document; the webhook reads it as a column of its contact query.

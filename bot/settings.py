@@ -623,22 +623,24 @@ _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
 }
 
 
-def _joined(text: str) -> str:
+def _joined(text: str, *, lenient: bool = False) -> str:
     """The text with each surrogate pair joined into its character; ValueError names the first
-    lone surrogate. YAML's "\\ud83d" escapes give surrogates, which no database, page or
-    message can carry: the pairs are what JSON and JavaScript write for an emoji."""
+    lone surrogate, or with `lenient` it becomes U+FFFD. YAML's "\\ud83d" escapes give
+    surrogates, which no database, page or message can carry: the pairs are what JSON and
+    JavaScript write for an emoji."""
     for match in _SURROGATES.finditer(text):
-        if len(match.group()) == 1:
+        if len(match.group()) == 1 and not lenient:
             raise ValueError(
                 f"\\u{ord(match.group()):04x} is half of a character (a lone surrogate), not "
                 "valid Unicode: write the character itself, e.g. 😀, or as \\U0001F600"
             )
     return _SURROGATES.sub(
-        lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text
+        lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"),
+        text,
     )
 
 
-def _unicode(node: Node, seen: set[int]) -> None:
+def _unicode(node: Node, seen: set[int], lenient: bool) -> None:
     """Join or refuse the surrogates of every scalar under `node` (keys too), by its line."""
     if id(node) in seen:  # an alias is the same node again
         return
@@ -646,19 +648,19 @@ def _unicode(node: Node, seen: set[int]) -> None:
     if isinstance(node, ScalarNode):
         if isinstance(node.value, str) and _SURROGATES.search(node.value):
             try:
-                node.value = _joined(node.value)
+                node.value = _joined(node.value, lenient=lenient)
             except ValueError as exc:
                 raise SettingsError(str(exc), _line(node)) from None
     elif isinstance(node, MappingNode):
         for key, value in node.value:
-            _unicode(key, seen)
-            _unicode(value, seen)
+            _unicode(key, seen, lenient)
+            _unicode(value, seen, lenient)
     elif isinstance(node, SequenceNode):
         for item in node.value:
-            _unicode(item, seen)
+            _unicode(item, seen, lenient)
 
 
-def _compose(text: str) -> Node | None:
+def _compose(text: str, *, stored: bool = False) -> Node | None:
     # Surrogates as characters are refused by the YAML reader; as escapes, by _unicode.
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -681,13 +683,17 @@ def _compose(text: str) -> Node | None:
         reason = getattr(exc, "reason", None) or str(exc)
         raise SettingsError(f"invalid YAML: {reason}", line) from None
     if root is not None:
-        _unicode(root, set())
+        _unicode(root, set(), stored)
     return root
 
 
-def parse_settings(text: str) -> BusinessSettings:
-    """Parse and validate a settings file; raise SettingsError for the first problem found."""
-    root = _compose(text)
+def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
+    """Parse and validate a settings file; raise SettingsError for the first problem found.
+
+    `stored`: the text was validated when it was saved. A lone surrogate that an older version
+    let through then reads as U+FFFD, instead of failing every message and the settings page.
+    """
+    root = _compose(text, stored=stored)
     if root is None:
         raise SettingsError("the settings file is empty (it needs at least business.name)", 1)
     d = _Draft()

@@ -17,7 +17,7 @@ from bot import create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
 from bot.business import load_settings, seed_demo
 from bot.db import get_db
-from bot.models import Contact, Label, Message, User
+from bot.models import Business, Contact, Label, Message, User
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 
@@ -1008,6 +1008,23 @@ def test_settings_with_a_lone_surrogate_are_refused_with_the_line(
     # The settings page and the webhook go on working.
     assert admin.get("/admin/settings").status_code == 200
     receive(admin)
+
+
+def test_settings_saved_with_a_lone_surrogate_before_it_was_refused_still_work(
+    app: Flask, admin: FlaskClient, clock: Clock
+) -> None:
+    # What an older version stored for a template "Bis bald \\ud83d".
+    with get_db(app).session() as session:
+        business = session.get_one(Business, 1)
+        business.settings_yaml = re.sub(
+            r"(?m)^  away: Hallo.*$", r'  away: "Bis bald \\uD83D"', business.settings_yaml
+        )
+    clock.at = sunday = datetime(2026, 3, 8, 19, 30, tzinfo=UTC)  # closed: the away reply
+    receive(admin, at=sunday)
+    assert [m.text for m in outbound(app)] == ["Bis bald \ufffd"]
+    assert admin.get("/admin/settings").status_code == 200
+    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
+    assert "Bis bald \\uD83D" in html
 
 
 # --- insights ---------------------------------------------------------------------------------
