@@ -260,7 +260,7 @@ def store_message(session: Session, event: events.Message, now: datetime) -> Sto
         return None
     message_id, reply_id = written
     if event.revoke is not None:
-        revoke(conn, contact.id, event, now)
+        apply_revoke(conn, contact.id, event, now)
     elif event.edit is not None:
         _edit_of_revoked(conn, contact.id, event)
     replied = None
@@ -394,7 +394,7 @@ def _returning_id(statement: Any) -> Any:
 _TOMBSTONE_KEYS = ("id", "from", "from_user_id", "timestamp", "type")
 
 
-def revoke(conn: Connection, contact_id: int, event: events.Message, now: datetime) -> None:
+def apply_revoke(conn: Connection, contact_id: int, event: events.Message, now: datetime) -> None:
     """Honour a customer's "delete for everyone": the message (and any edit of it) keeps its
     ids and times, but its text and content are gone and its status is REVOKED.
 
