@@ -224,7 +224,22 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None
         pool_recycle=1800,
     )
     _ping_when_idle(engine)
+    _utc_sessions(engine)
     return engine
+
+
+def _utc_sessions(engine: Engine) -> None:
+    """Every PostgreSQL session in UTC, whatever the server's default zone.
+
+    The driver reads a time in the session's zone, and a stored time near either end of the
+    calendar (9999-12-31 23:59 UTC) does not fit it in another zone: every read of that row
+    would fail. Set at connection time, so it costs no round trip.
+    """
+
+    @event.listens_for(engine, "do_connect")
+    def on_connect(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        # After any options of the URL (a search_path), so theirs are kept.
+        params["options"] = f"{params.get('options', '')} -c TimeZone=UTC".strip()
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -10,7 +10,7 @@ import enum
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -43,6 +43,7 @@ __all__ = [
     "Unhandled",
     "UserPreference",
     "parse",
+    "plausible",
 ]
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
@@ -743,3 +744,18 @@ def _timestamp(value: Wild) -> datetime:
     if not 0 <= seconds <= _LAST_SECOND:
         raise PayloadError(value.path, "timestamp out of range")
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# WhatsApp's first release; a timestamp before it is a wrong clock, not an old message.
+EARLIEST = datetime(2009, 1, 1, tzinfo=UTC)
+# How far a sender's clock may run ahead of ours before its timestamp is not believed.
+AHEAD = timedelta(days=1)
+
+
+def plausible(at: datetime, now: datetime) -> datetime:
+    """`at` if something could have happened then, else `now` (when it reached us).
+
+    Meta passes the sender's timestamp on. Stored as it came, one from the year 9999 would
+    top the inbox for good and overflow when shown in local time; the raw JSON keeps it.
+    """
+    return at if EARLIEST <= at <= now + AHEAD else now

@@ -34,6 +34,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The status of a customer's message they deleted for everyone: its content is gone.
+REVOKED = "revoked"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as well."""
 

@@ -50,6 +50,8 @@ _SECTIONS = (
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A UTF-16 surrogate pair (how JSON writes an emoji: "\\ud83d\\ude00"), or half of one alone.
+_SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
 
 
 class SettingsError(ValueError):
@@ -716,9 +718,47 @@ _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
 }
 
 
-def _compose(text: str) -> Node | None:
+def _joined(text: str, *, lenient: bool = False) -> str:
+    """The text with each surrogate pair joined into its character; ValueError names the first
+    lone surrogate, or with `lenient` it becomes U+FFFD. YAML's "\\ud83d" escapes give
+    surrogates, which no database, page or message can carry: the pairs are what JSON and
+    JavaScript write for an emoji."""
+    for match in _SURROGATES.finditer(text):
+        if len(match.group()) == 1 and not lenient:
+            raise ValueError(
+                f"\\u{ord(match.group()):04x} is half of a character (a lone surrogate), not "
+                "valid Unicode: write the character itself, e.g. 😀, or as \\U0001F600"
+            )
+    return _SURROGATES.sub(
+        lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"),
+        text,
+    )
+
+
+def _unicode(node: Node, seen: set[int], lenient: bool) -> None:
+    """Join or refuse the surrogates of every scalar under `node` (keys too), by its line."""
+    if id(node) in seen:  # an alias is the same node again
+        return
+    seen.add(id(node))
+    if isinstance(node, ScalarNode):
+        if isinstance(node.value, str) and _SURROGATES.search(node.value):
+            try:
+                node.value = _joined(node.value, lenient=lenient)
+            except ValueError as exc:
+                raise SettingsError(str(exc), _line(node)) from None
+    elif isinstance(node, MappingNode):
+        for key, value in node.value:
+            _unicode(key, seen, lenient)
+            _unicode(value, seen, lenient)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            _unicode(item, seen, lenient)
+
+
+def _compose(text: str, *, stored: bool = False) -> Node | None:
+    # Surrogates as characters are refused by the YAML reader; as escapes, by _unicode.
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or "invalid YAML"
@@ -737,6 +777,9 @@ def _compose(text: str) -> Node | None:
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
         reason = getattr(exc, "reason", None) or str(exc)
         raise SettingsError(f"invalid YAML: {reason}", line) from None
+    if root is not None:
+        _unicode(root, set(), stored)
+    return root
 
 
 def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
@@ -744,9 +787,10 @@ def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
 
     `stored`: settings saved before, perhaps by an older version that let through a keyword
     pattern refused now; such a pattern is kept (the rules bound its time) so that the rest
-    of the settings still work.
+    of the settings still work. A lone surrogate that an older version let through reads as
+    U+FFFD, instead of failing every message and the settings page.
     """
-    root = _compose(text)
+    root = _compose(text, stored=stored)
     if root is None:
         raise SettingsError("the settings file is empty (it needs at least business.name)", 1)
     d = _Draft(stored=stored)

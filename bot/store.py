@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeAlias, cast
@@ -22,7 +22,7 @@ from bot import business, events
 from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
-from bot.models import ConsentEvent, Contact, Message, utcnow
+from bot.models import REVOKED, ConsentEvent, Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
@@ -38,7 +38,7 @@ def store_events(
 ) -> None:
     """Store every event of one notification in one transaction, or raise StoreUnavailable."""
     now = now or utcnow()
-    evs = tuple(evs)
+    evs = tuple(_plausible(event, now) for event in evs)
     for attempt in (1, 2):
         try:
             _store_all(database, evs, now)
@@ -53,6 +53,15 @@ def store_events(
             reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
             log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
             raise StoreUnavailable(str(exc)) from exc
+
+
+def _plausible(event: events.Event, now: datetime) -> events.Event:
+    """The event with a timestamp it could have (events.plausible); its `raw` keeps the one
+    that came."""
+    if isinstance(event, events.Unhandled):
+        return event
+    at = events.plausible(event.timestamp, now)
+    return event if at == event.timestamp else replace(event, timestamp=at)
 
 
 # The keyword rules this process last stored a message under. A new message's text is matched
@@ -276,6 +285,10 @@ def store_message(
         log.info("message %s delivered again: already stored", event.id)
         return None
     message_id, reply_id = written
+    if event.revoke is not None:
+        apply_revoke(conn, contact.id, event, now)
+    elif event.edit is not None:
+        _edit_of_revoked(conn, contact.id, event)
     replied = None
     if reply is not None and reply_id is not None:
         replied = Replied(reply_id, reply.rule)
@@ -411,6 +424,88 @@ def _store_ignore(conn: Connection) -> Any:
 def _returning_id(statement: Any) -> Any:
     # Once per dialect's statement (insert_ignore keeps one each), like the statements above.
     return statement.returning(Message.id)
+
+
+# What a deleted message keeps of its raw JSON: who sent it, when, and what kind it was.
+_TOMBSTONE_KEYS = ("id", "from", "from_user_id", "timestamp", "type")
+
+
+def apply_revoke(conn: Connection, contact_id: int, event: events.Message, now: datetime) -> None:
+    """Honour a customer's "delete for everyone": the message (and any edit of it) keeps its
+    ids and times, but its text and content are gone and its status is REVOKED.
+
+    A revocation can overtake its message: then a tombstone with the message's wamid takes
+    its place, and the message, when it comes, is dropped like a redelivery.
+    """
+    assert event.revoke is not None
+    original = event.revoke.original_message_id
+    revoked = {"id": event.id, "timestamp": event.raw.get("timestamp")}
+    columns = _messages.c
+    rows = conn.execute(
+        select(columns.id, columns.wamid, columns.raw).where(
+            columns.contact_id == contact_id,
+            columns.direction == "in",
+            (columns.wamid == original) | (columns.type == "edit"),
+        )
+    ).all()
+    found = False
+    for row in rows:
+        raw = row.raw if isinstance(row.raw, dict) else {}
+        edit = raw.get("edit")
+        edited = isinstance(edit, dict) and edit.get("original_message_id") == original
+        if row.wamid != original and not edited:
+            continue
+        found = found or row.wamid == original
+        _tombstone(conn, row.id, raw, revoked)
+    if not found:
+        conn.execute(
+            insert_ignore(conn, Message, ["wamid"]),
+            {
+                "contact_id": contact_id,
+                "direction": "in",
+                "wamid": original,
+                "type": events.MessageType.UNKNOWN.value,
+                "text": None,
+                "raw": {"id": original, "revoked": revoked},
+                "created_at": now,
+                "timestamp": event.timestamp,
+                "status": REVOKED,
+                "priority": 0,
+                "attempts": 0,
+            },
+        )
+
+
+def _tombstone(conn: Connection, message_id: int, raw: dict[str, Any], revoked: Any) -> None:
+    """Empty a revoked message: no text, and of its raw JSON only the ids and times."""
+    kept = {key: raw[key] for key in _TOMBSTONE_KEYS if key in raw}
+    edit = raw.get("edit")
+    if isinstance(edit, dict) and "original_message_id" in edit:
+        kept["edit"] = {"original_message_id": edit["original_message_id"]}
+    conn.execute(
+        update(_messages)
+        .where(_messages.c.id == message_id)
+        .values(text=None, raw={**kept, "revoked": revoked}, status=REVOKED)
+    )
+
+
+def _edit_of_revoked(conn: Connection, contact_id: int, event: events.Message) -> None:
+    """An edit that comes after its message was deleted (deliveries can overtake each other)
+    is emptied like the message."""
+    assert event.edit is not None
+    columns = _messages.c
+    original = conn.execute(
+        select(columns.raw).where(
+            columns.wamid == event.edit.original_message_id,
+            columns.contact_id == contact_id,
+            columns.status == REVOKED,
+        )
+    ).one_or_none()
+    if original is None:
+        return
+    revoked = original.raw.get("revoked") if isinstance(original.raw, dict) else None
+    edit = conn.execute(select(columns.id).where(columns.wamid == event.id)).scalar_one()
+    _tombstone(conn, edit, event.raw, revoked)
 
 
 def apply_status(session: Session, event: events.Status) -> None:

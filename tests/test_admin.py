@@ -5,19 +5,21 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from bot import users
+from bot import create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
 from bot.business import load_settings, seed_demo
 from bot.db import get_db
-from bot.models import Contact, Label, Message, User
-from tests.conftest import post_notification
+from bot.models import Business, Contact, Label, Message, User
+from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 
 # A Wednesday, 10:00 in Munich: the demo flower shop is open (09:00-12:30).
@@ -423,6 +425,127 @@ def test_delivery_ticks_follow_status_notifications(app: Flask, admin: FlaskClie
     assert 'class="tick status-read" title="read"' in html
 
 
+def test_a_message_from_the_year_9999_is_stored_at_its_arrival_and_every_page_shows(
+    app: Flask, admin: FlaskClient
+) -> None:
+    # A phone whose clock says 9999-12-31 23:59:59, the last second Python can hold.
+    last_second = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    wamid = receive(admin, {"text": {"body": "aus der Zukunft"}}, at=last_second)
+    cid = contact_id(app)
+    with get_db(app).session() as session:
+        message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
+        assert message.timestamp == NOW  # when it reached us
+        assert message.raw is not None and message.raw["timestamp"] == "253402300799"
+        contact = session.get_one(Contact, cid)
+        assert contact.last_inbound_at == NOW
+        assert contact.last_message_at is not None and contact.last_message_at <= NOW
+        reply = session.scalars(select(Message).where(Message.direction == "out")).first()
+        assert reply is not None
+        reply.wamid, reply.status = "wamid.OUT9999", "sent"
+    # Delivery statuses the same way, and one from before WhatsApp existed.
+    post_notification(admin, status_notification("wamid.OUT9999", "delivered", 253402300799))
+    post_notification(admin, status_notification("wamid.OUT9999", "read", 1))
+    with get_db(app).session() as session:
+        reply = session.scalars(select(Message).where(Message.wamid == "wamid.OUT9999")).one()
+        assert (reply.status, reply.delivered_at, reply.read_at) == ("read", NOW, NOW)
+    for path in ("/admin/inbox", "/admin/inbox.json", f"/admin/inbox/{cid}", "/admin/insights"):
+        assert admin.get(path).status_code == 200, path
+    assert "aus der Zukunft" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+
+IBAN = "DE89 3704 0044 0532 0130 00"
+
+
+def revoke_of(wamid: str, revoke_id: str) -> dict[str, Any]:
+    """The message Meta sends when the customer deletes `wamid` for everyone."""
+    return {"id": revoke_id, "type": "revoke", "revoke": {"original_message_id": wamid}}
+
+
+def stored(app: Flask, wamid: str) -> Message:
+    with get_db(app).session() as session:
+        return session.scalars(select(Message).where(Message.wamid == wamid)).one()
+
+
+def test_a_message_deleted_for_everyone_leaves_only_a_tombstone(
+    app: Flask, admin: FlaskClient
+) -> None:
+    sent = receive(admin, {"id": "wamid.IBAN", "text": {"body": f"Meine IBAN: {IBAN}"}})
+    receive(
+        admin,
+        {
+            "id": "wamid.EDIT",
+            "type": "edit",
+            "edit": {
+                "original_message_id": sent,
+                "message": {"type": "text", "text": {"body": f"IBAN: {IBAN} (richtig)"}},
+            },
+        },
+        at=NOW + timedelta(seconds=5),
+    )
+    cid = contact_id(app)
+    assert IBAN in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+    receive(admin, revoke_of(sent, "wamid.REVOKE"), at=NOW + timedelta(minutes=1))
+    for wamid in (sent, "wamid.EDIT"):
+        message = stored(app, wamid)
+        assert (message.text, message.status) == (None, "revoked")
+        assert IBAN not in str(message.raw)
+        assert message.raw is not None and message.raw["id"] == wamid
+        assert message.raw["revoked"]["id"] == "wamid.REVOKE"
+    assert stored(app, sent).timestamp == NOW  # ids and times stay
+    assert stored(app, sent).raw == {
+        "id": sent,
+        "from": "4915112345678",
+        "timestamp": str(int(NOW.timestamp())),
+        "type": "text",
+        "revoked": {"id": "wamid.REVOKE", "timestamp": str(int(NOW.timestamp()) + 60)},
+    }
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert IBAN not in html
+    assert html.count("Message deleted by the customer") == 2
+    poll = admin.get(f"/admin/inbox/{cid}/messages.json").get_data(as_text=True)
+    assert IBAN not in poll and "Message deleted by the customer" in poll
+
+
+def test_a_deletion_that_overtakes_its_message_keeps_the_message_out(
+    app: Flask, admin: FlaskClient
+) -> None:
+    receive(admin, revoke_of("wamid.LATE", "wamid.REVOKE2"), at=NOW + timedelta(minutes=1))
+    receive(admin, {"id": "wamid.LATE", "text": {"body": f"IBAN {IBAN}"}})
+    message = stored(app, "wamid.LATE")
+    assert (message.text, message.status) == (None, "revoked")
+    assert IBAN not in str(message.raw)
+    html = admin.get(f"/admin/inbox/{contact_id(app)}").get_data(as_text=True)
+    assert IBAN not in html and "Message deleted by the customer" in html
+
+
+def test_an_edit_that_comes_after_the_deletion_is_emptied_too(
+    app: Flask, admin: FlaskClient
+) -> None:
+    sent = receive(admin, {"id": "wamid.FIRST", "text": {"body": "Hallo"}})
+    receive(admin, revoke_of(sent, "wamid.REVOKE4"), at=NOW + timedelta(minutes=1))
+    edit = {
+        "id": "wamid.EDIT2",
+        "type": "edit",
+        "edit": {
+            "original_message_id": sent,
+            "message": {"type": "text", "text": {"body": f"IBAN {IBAN}"}},
+        },
+    }
+    receive(admin, edit, at=NOW + timedelta(seconds=30))
+    message = stored(app, "wamid.EDIT2")
+    assert (message.text, message.status) == (None, "revoked")
+    assert IBAN not in str(message.raw)
+    assert IBAN not in admin.get(f"/admin/inbox/{contact_id(app)}").get_data(as_text=True)
+
+
+def test_a_customer_cannot_delete_another_customers_message(app: Flask, admin: FlaskClient) -> None:
+    sent = receive(admin, {"id": "wamid.ANNA", "text": {"body": IBAN}})
+    receive(admin, revoke_of(sent, "wamid.REVOKE3"), wa_id="4915199999999", name="Mallory")
+    message = stored(app, sent)
+    assert (message.text, message.status) == (IBAN, "received")
+
+
 def test_poll_returns_only_new_messages(app: Flask, admin: FlaskClient) -> None:
     receive(admin, at=NOW - timedelta(minutes=1))
     cid = contact_id(app)
@@ -569,6 +692,126 @@ def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:
         assert XSS_TEXT not in html
         assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+# Stored customer data a page must show whatever it is: raw JSON of any shape, times at both
+# ends of the calendar, no name or number, an enormous text. Written directly, as an older
+# version, a restored backup or a hand-edited database may have left it.
+LATEST, EARLIEST = datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+HOSTILE_INBOUND: list[tuple[str, Any, str | None]] = [
+    ("image", [1, 2], None),
+    ("location", "a string", None),
+    ("location", {"location": {"latitude": "nan", "longitude": "1e308", "name": 5}}, None),
+    ("edit", {"edit": "x"}, "edited"),
+    ("edit", {"edit": {"message": {"type": "image", "image": "x"}}}, None),
+    ("contacts", {"contacts": "x"}, None),
+    ("contacts", {"contacts": [{"name": "x"}, 5]}, None),
+    ("order", {"order": {"product_items": 5}}, None),
+    ("reaction", {"reaction": {"message_id": 5}}, "👍"),
+    ("reaction", {"reaction": {"message_id": "wamid.gone"}}, None),
+    ("system", {"system": 5}, None),
+    ("interactive", {"interactive": []}, "Ja"),
+    ("revoke", {"revoke": None}, None),
+    ("text", None, "x" * 1_000_000),
+    ("x" * 32, {}, None),
+]
+HOSTILE_OUTBOUND: list[Any] = [
+    {"type": "template", "template": {"components": 5, "language": "de", "name": 5}},
+    {"type": "template", "template": "x"},
+    {"type": "image", "image": 5},
+    {"type": "interactive", "interactive": {"body": 5}},
+    [1],
+    None,
+]
+
+
+def admin_get_paths(app: Flask, contact_ids: list[int]) -> list[str]:
+    """Every page of the admin a GET reaches, for each of these contacts where it names one."""
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin/") or "GET" not in (rule.methods or ()):
+            continue
+        if "<path:" in rule.rule:
+            continue  # static files
+        if "<int:contact_id>" in rule.rule:
+            paths += [rule.rule.replace("<int:contact_id>", str(cid)) for cid in contact_ids]
+        else:
+            paths.append(rule.rule)
+    return paths
+
+
+def test_no_admin_page_fails_on_stored_customer_data(app: Flask, admin: FlaskClient) -> None:
+    crawl_with_hostile_rows(app, admin)
+
+
+def test_times_at_the_calendar_ends_read_back_whatever_the_servers_time_zone(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite keeps no time zone")
+    # A server whose default zone is 14 hours ahead of UTC (the URL's options add to its own).
+    url = database_url + quote(" -c TimeZone=Pacific/Kiritimati")
+    app = create_app(make_env(url), instance_path=tmp_path / "instance")
+    app.config["TESTING"] = True
+    app.config["TRESEN_CLOCK"] = Clock(NOW)
+    get_db(app).upgrade()
+    try:
+        make_user(app)
+        with get_db(app).session() as session:
+            seed_demo(session)
+        client = app.test_client()
+        assert login(client).status_code == 302
+        crawl_with_hostile_rows(app, client)
+    finally:
+        get_db(app).dispose()
+
+
+def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
+    """Store HOSTILE_INBOUND and HOSTILE_OUTBOUND directly; every admin page must show."""
+    with get_db(app).session() as session:
+        nameless = Contact(last_message_at=LATEST, last_inbound_at=LATEST, unread=1)
+        ancient = Contact(
+            wa_id="491", name="n" * 256, last_message_at=EARLIEST, last_inbound_at=EARLIEST
+        )
+        session.add_all([nameless, ancient])
+        session.flush()
+        rows = [
+            Message(
+                contact_id=contact.id,
+                direction="in",
+                type=kind,
+                text=text,
+                raw=raw,
+                timestamp=at,
+                status="received",
+            )
+            for contact in (nameless, ancient)
+            for at in (LATEST, EARLIEST)
+            for kind, raw, text in HOSTILE_INBOUND
+        ]
+        rows += [
+            Message(
+                contact_id=nameless.id,
+                direction="out",
+                type="template",
+                payload=payload,
+                timestamp=at,
+                status=status,
+                rule="weird",
+            )
+            for payload in HOSTILE_OUTBOUND
+            for at in (LATEST, EARLIEST)
+            for status in ("failed", "weird")
+        ]
+        session.add_all(rows)
+        session.flush()
+        ids = [nameless.id, ancient.id]
+    paths = admin_get_paths(app, ids)
+    assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
+    for path in paths:
+        for query in ("", "?q=n&label=x", "?weeks=26", "?after=1"):
+            response = admin.get(path + query)
+            assert response.status_code in (200, 302), (path + query, response.status_code)
 
 
 def test_unknown_conversation_is_404(admin: FlaskClient) -> None:
@@ -735,6 +978,41 @@ def test_yaml_editor_saves_and_refuses_like_settings_import(app: Flask, admin: F
     with get_db(app).session() as session:
         settings = load_settings(session)
     assert settings is not None and settings.name == "Kiosk"
+
+
+def test_settings_with_a_lone_surrogate_are_refused_with_the_line(
+    app: Flask, admin: FlaskClient
+) -> None:
+    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
+    bad = admin.post(
+        "/admin/settings/yaml",
+        data={"yaml": 'business:\n  name: "Kiosk \\ude00"\n', "csrf_token": csrf_of(html)},
+    )
+    assert bad.status_code == 400
+    assert "line 2: \\ude00 is half of a character" in bad.get_data(as_text=True)
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+    assert settings is not None and settings.name == "Blumen Müller"
+    # The settings page and the webhook go on working.
+    assert admin.get("/admin/settings").status_code == 200
+    receive(admin)
+
+
+def test_settings_saved_with_a_lone_surrogate_before_it_was_refused_still_work(
+    app: Flask, admin: FlaskClient, clock: Clock
+) -> None:
+    # What an older version stored for a template "Bis bald \\ud83d".
+    with get_db(app).session() as session:
+        business = session.get_one(Business, 1)
+        business.settings_yaml = re.sub(
+            r"(?m)^  away: Hallo.*$", r'  away: "Bis bald \\uD83D"', business.settings_yaml
+        )
+    clock.at = sunday = datetime(2026, 3, 8, 19, 30, tzinfo=UTC)  # closed: the away reply
+    receive(admin, at=sunday)
+    assert [m.text for m in outbound(app)] == ["Bis bald \ufffd"]
+    assert admin.get("/admin/settings").status_code == 200
+    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
+    assert "Bis bald \\uD83D" in html
 
 
 # --- insights ---------------------------------------------------------------------------------

@@ -47,6 +47,26 @@ def test_an_invalid_file_names_the_line_and_changes_nothing(
     assert runner.invoke(args=["settings", "export"]).output == before
 
 
+def test_a_lone_surrogate_is_refused_with_its_line_and_a_pair_is_the_emoji(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    # YAML's double quotes take JSON's escapes, and "\\ud83d\\ude00" is how JSON writes 😀.
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    before = runner.invoke(args=["settings", "export"]).output
+    half = SHOP + '  thanks: "Danke \\ud83d"\n'
+    result = runner.invoke(args=["settings", "import", write(tmp_path, half, "half.yaml")])
+    assert result.exit_code == 1
+    line = half.count("\n")
+    assert f"line {line}: \\ud83d is half of a character" in result.output
+    assert "\\U0001F600" in result.output
+    assert runner.invoke(args=["settings", "export"]).output == before
+
+    pair = SHOP + '  thanks: "Danke \\ud83d\\ude00"\n'
+    result = runner.invoke(args=["settings", "import", write(tmp_path, pair, "pair.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "Danke 😀" in runner.invoke(args=["settings", "export"]).output
+
+
 def test_a_missing_file_is_a_clear_error(runner: FlaskCliRunner, tmp_path: Path) -> None:
     result = runner.invoke(args=["settings", "import", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1

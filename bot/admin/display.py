@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import babel.dates
 
+from bot.models import REVOKED
+
 # Customer-service window: free text is allowed this long after the customer's last message.
 WINDOW = timedelta(hours=24)
 AUTO_RULES = frozenset({"optout", "optin", "keyword", "away", "greeting"})
@@ -24,6 +26,12 @@ _MEDIA = {
     "audio": "🎤 Audio",
     "document": "📄 Document",
     "sticker": "🙂 Sticker",
+}
+# A message the customer deleted for everyone. The admin pages are English; the German
+# wording is kept beside it for when they follow the business's language.
+REVOKED_NOTE = {
+    "en": "🗑 Message deleted by the customer",
+    "de": "🗑 Nachricht vom Kunden gelöscht",
 }
 _TICKS = {
     "queued": "…",
@@ -51,8 +59,8 @@ class Local:
     locale: str
 
     def time(self, at: datetime, now: datetime) -> str:
-        local = at.astimezone(self.tz)
-        if local.date() == now.astimezone(self.tz).date():
+        local = in_zone(at, self.tz)
+        if local.date() == in_zone(now, self.tz).date():
             pattern = "HH:mm"
         elif (now - at) < timedelta(days=6):
             pattern = "EEE HH:mm"
@@ -60,8 +68,17 @@ class Local:
             pattern = "d MMM yyyy, HH:mm"
         try:
             return babel.dates.format_datetime(local, pattern, locale=self.locale)
-        except (ValueError, LookupError):
+        except (ValueError, LookupError, OverflowError):
             return local.strftime("%Y-%m-%d %H:%M")
+
+
+def in_zone(at: datetime, tz: ZoneInfo) -> datetime:
+    """`at` in the zone, or in UTC where the zone's time would fall off the calendar (a
+    stored time in the year 9999 or the year 1)."""
+    try:
+        return at.astimezone(tz)
+    except OverflowError:
+        return at
 
 
 def _obj(value: Any, key: str) -> dict[str, Any]:
@@ -87,6 +104,15 @@ def _num(value: Any, key: str) -> float | None:
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
     """Whether free text may be sent: the customer wrote within the last 24 hours."""
     return last_inbound_at is not None and now - last_inbound_at < WINDOW
+
+
+def window_closes(last_inbound_at: datetime) -> datetime:
+    """When the customer-service window closes; the calendar's end for a stored time so late
+    that a day more does not fit."""
+    try:
+        return last_inbound_at + WINDOW
+    except OverflowError:
+        return datetime.max.replace(tzinfo=last_inbound_at.tzinfo)
 
 
 def rule_label(rule: str | None) -> str | None:
@@ -162,7 +188,8 @@ def _outbound(payload: dict[str, Any] | None, text: str | None) -> dict[str, Any
         language = _str(_obj(template, "language"), "code") or "?"
         out["note"] = f"Template {template.get('name', '?')} ({language})"
         params = []
-        for component in template.get("components") or []:
+        components = template.get("components")
+        for component in components if isinstance(components, list) else []:
             found = component.get("parameters") if isinstance(component, dict) else None
             for param in found if isinstance(found, list) else []:
                 if isinstance(param, dict) and isinstance(param.get("text"), str):
@@ -196,7 +223,10 @@ def message_view(
     quoted: str | None = None,
 ) -> dict[str, Any]:
     """One message as the inbox shows it; JSON-serialisable, every value plain text."""
-    if direction == "in":
+    if direction == "in" and status == REVOKED:
+        # Whatever is left of it is not shown: the customer took it back.
+        body = {"text": None, "note": REVOKED_NOTE["en"], "link": None, "link_label": None}
+    elif direction == "in":
         body = _inbound(kind, raw if isinstance(raw, dict) else {}, text)
     else:
         body = _outbound(payload, text)

@@ -15,11 +15,11 @@ from werkzeug.wrappers import Response
 from bot.admin.blueprint import bp, now
 from bot.admin.display import (
     MANUAL_RULE,
-    WINDOW,
     Local,
     message_view,
     reacted_to,
     snippet,
+    window_closes,
     window_open,
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
@@ -180,7 +180,8 @@ def _recent_templates(session: Session) -> list[str]:
     )
     names: list[str] = []
     for payload in payloads:
-        name = (payload or {}).get("template", {}).get("name")
+        template = payload.get("template") if isinstance(payload, dict) else None
+        name = template.get("name") if isinstance(template, dict) else None
         if isinstance(name, str) and name not in names:
             names.append(name)
     return names
@@ -219,7 +220,7 @@ def _state(contact: Contact, at: datetime, local: Local) -> dict[str, Any]:
     is_open = window_open(contact.last_inbound_at, at)
     closes = ""
     if contact.last_inbound_at is not None:
-        closes = local.time(contact.last_inbound_at + WINDOW, at)
+        closes = local.time(window_closes(contact.last_inbound_at), at)
     return {"window_open": is_open, "window_closes": closes}
 
 

@@ -11,6 +11,7 @@ from flask import render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import events
 from bot.admin.blueprint import bp, now
 from bot.admin.display import AUTO_RULES, MANUAL_RULE
 from bot.business import load_settings, seed_demo
@@ -62,13 +63,19 @@ def open_minutes(hours: OpeningHours) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(row) for row in grid)
 
 
-def heatmap(session: Session, hours: OpeningHours, *, since: datetime) -> Heatmap:
+def heatmap(session: Session, hours: OpeningHours, *, since: datetime, until: datetime) -> Heatmap:
+    """Customers' messages from `since` to `until` by weekday and hour, in business time.
+
+    The bound above leaves out a time no message can have (see events.plausible) that was
+    stored before such times were replaced: it would not fit the calendar in local time.
+    """
     tz = ZoneInfo(hours.timezone)
     stamps = session.scalars(
         select(Message.timestamp)
         .where(
             Message.direction == "in",
             Message.timestamp >= since,
+            Message.timestamp <= until,
             Message.type.not_in(NOT_WRITTEN),
         )
         .order_by(Message.timestamp.desc())
@@ -120,7 +127,7 @@ def insights() -> str:
         seed_demo(session)
         settings = load_settings(session)
         assert settings is not None
-        grid = heatmap(session, settings.hours, since=since)
+        grid = heatmap(session, settings.hours, since=since, until=at + events.AHEAD)
         by_rule = replies_by(session, since=since)
     manual = by_rule.get(MANUAL_RULE, 0)
     auto = sum(count for rule, count in by_rule.items() if rule in AUTO_RULES)
