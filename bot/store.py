@@ -310,13 +310,14 @@ def store_message(
     directly and no ORM objects: the contact is read and locked, the reply decided, and then
     the message, its reply and the contact's new times are written together (see _written).
     """
-    wa_id = _key(event, "wa_id", event.from_wa_id)
-    user_id = _key(event, "user_id", event.from_user_id)
+    wa_id, user_id = _fitting("wa_id", event.from_wa_id), _fitting("user_id", event.from_user_id)
     unkeyed = None
-    if len(event.id) > _KEY_LENGTHS["wamid"]:
+    if _fitting("wamid", event.id) is None:
         unkeyed = "its id is longer than any wamid"
     elif not (wa_id or user_id):
         unkeyed = "no sender id is a valid one"
+    elif (wa_id, user_id) != (event.from_wa_id, event.from_user_id):
+        log.warning("message %s: a sender id longer than any valid one left out", event.id)
     if unkeyed is not None:
         log.error(
             "message %s not stored: %s; its JSON: %s", event.id[:100], unkeyed, _raw_json(event)
@@ -351,20 +352,16 @@ def store_message(
         "priority": 0,
         "attempts": 0,
     }
-    touch = (
-        None
-        if not answer
-        else {
-            "contact_id": contact.id,
-            "name": name,
-            "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
-            "last_message_at": _latest(
-                contact.last_message_at, event.timestamp, now if reply else None
-            ),
-            "last_away_at": now if reply and reply.rule == "away" else contact.last_away_at,
-        }
-    )
-    written = _written(conn, message, reply.row if reply else None, touch)
+    touch = {
+        "contact_id": contact.id,
+        "name": name,
+        "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
+        "last_message_at": _latest(
+            contact.last_message_at, event.timestamp, now if reply else None
+        ),
+        "last_away_at": now if reply and reply.rule == "away" else contact.last_away_at,
+    }
+    written = _written(conn, message, reply.row if reply else None, touch if answer else None)
     if written is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
@@ -395,18 +392,10 @@ _NAME_LENGTH = _length(_contacts.c.name)
 _PHONE_NUMBER_ID_LENGTH = _length(cast(Table, Message.__table__).c.phone_number_id)
 
 
-def _key(event: events.Message, kind: str, value: str | None) -> str | None:
-    """`value` if it fits its column. A longer one is no valid id, and cut it could be
-    another's: it keys nothing and is left out, with a line in the log."""
-    if value is None or len(value) <= _KEY_LENGTHS[kind]:
-        return value
-    log.warning(
-        "message %s: a %s of %d characters is no valid one, left out",
-        event.id[:100],
-        kind,
-        len(value),
-    )
-    return None
+def _fitting(kind: str, value: str | None) -> str | None:
+    """`value` if it fits its column, else None: a longer one is no valid id, and cut it
+    could be another's, so it keys nothing."""
+    return value if value is None or len(value) <= _KEY_LENGTHS[kind] else None
 
 
 def _latest(*times: datetime | None) -> datetime | None:
@@ -531,7 +520,7 @@ def _returning_id(statement: Any) -> Any:
 
 def apply_status(session: Session, event: events.Status) -> None:
     """Move an outbound message along sent → delivered → read, or to failed; never back."""
-    if len(event.message_id) > _KEY_LENGTHS["wamid"]:
+    if _fitting("wamid", event.message_id) is None:
         return  # longer than any wamid of ours
     query = (
         select(Message)
@@ -566,10 +555,7 @@ def apply_preference(session: Session, event: events.UserPreference) -> None:
     """A customer stopped or resumed marketing messages inside WhatsApp itself."""
     if event.category != "marketing_messages" or event.value not in ("stop", "resume"):
         return
-    wa_id, user_id = (
-        value if value is None or len(value) <= _KEY_LENGTHS[kind] else None
-        for kind, value in (("wa_id", event.wa_id), ("user_id", event.user_id))
-    )
+    wa_id, user_id = _fitting("wa_id", event.wa_id), _fitting("user_id", event.user_id)
     if not (wa_id or user_id):
         return  # no id that could key a contact, so no contact of ours
     contact = find_or_create_contact(session, wa_id, user_id)

@@ -20,8 +20,10 @@ from bot.db import get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
 from tests.conftest import make_env, post_notification
+from tests.fakegraph import FakeGraph, Reply, graph_error
 from tests.payloads import notification, status_notification
 from tests.test_autoreply import SHOP, SUNDAY_EVENING, at
+from tests.test_dispatcher import TOKEN, Running, queue, rows, settled, wait_until
 
 OURS = "106540352242922"  # the phone_number_id of tests.payloads' notifications
 OTHER = "200000000000001"  # a second number of the same app
@@ -193,6 +195,27 @@ def test_a_held_status_with_a_huge_error_code_is_recorded(app: Flask, client: Fl
     [message] = replies(app)
     assert message.status == "failed"
     assert message.error_reason is not None and str(-(2**63)) in message.error_reason
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraph]:
+    with FakeGraph(token=TOKEN) as fake:
+        yield fake
+
+
+def test_a_graph_answer_with_a_huge_error_code_fails_the_message_with_its_reason(
+    app: Flask, graph: FakeGraph
+) -> None:
+    code = 2**40
+    graph.script([Reply(400, graph_error(code, f"(#{code}) Neu\u0000", "Mehr\u0000"))])
+    queue(app, 1)
+    with Running(app, graph):
+        wait_until(lambda: settled(app))
+    [message] = rows(app)
+    assert message.status == "failed"
+    assert message.error_code is None
+    assert message.error_reason is not None and message.error_reason.startswith(str(code))
+    assert "\u0000" not in message.error_reason
 
 
 # --- one bad event in a batch ---------------------------------------------------------------------
