@@ -352,7 +352,7 @@ def store_message(
         "priority": 0,
         "attempts": 0,
     }
-    touch = {
+    touch: dict[str, Any] | None = {
         "contact_id": contact.id,
         "name": name,
         "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
@@ -361,7 +361,9 @@ def store_message(
         ),
         "last_away_at": now if reply and reply.rule == "away" else contact.last_away_at,
     }
-    written = _written(conn, message, reply.row if reply else None, touch if answer else None)
+    if not answer:
+        touch = None  # the contact's conversation with our number is unchanged
+    written = _written(conn, message, reply.row if reply else None, touch)
     if written is None:
         log.info("message %s delivered again: already stored", event.id)
         return None
