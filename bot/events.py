@@ -358,13 +358,13 @@ class Malformed:
         return cls(path=error.path, problem=error.problem, raw=raw.value)
 
 
-Event: TypeAlias = Message | Status | UserPreference | Unhandled | Malformed
+Event: TypeAlias = Message | Status | UserPreference | Unhandled
 
 
 # -- parsing -----------------------------------------------------------------------------
 
 
-def parse(doc: object) -> tuple[Event, ...]:
+def parse(doc: object) -> tuple[Event | Malformed, ...]:
     """Every event of a notification body (already decoded from JSON), in document order.
 
     Reads every entry and every change. A document for another `object` is not ours to
@@ -375,7 +375,7 @@ def parse(doc: object) -> tuple[Event, ...]:
     root = Wild(doc)
     if root["object"].as_str() != WHATSAPP_OBJECT:
         return ()
-    events: list[Event] = []
+    events: list[Event | Malformed] = []
     for entry in root["entry"].as_list():
         try:
             changes = entry["changes"].as_list()
@@ -394,7 +394,7 @@ def parse(doc: object) -> tuple[Event, ...]:
     return tuple(events)
 
 
-def _change(change: Wild) -> Iterator[Event]:
+def _change(change: Wild) -> Iterator[Event | Malformed]:
     kind = change["field"].as_str()
     if kind == "messages":
         yield from _messages_value(change["value"])
@@ -405,7 +405,7 @@ def _change(change: Wild) -> Iterator[Event]:
         yield Unhandled(field=kind)
 
 
-def _messages_value(value: Wild) -> Iterator[Event]:
+def _messages_value(value: Wild) -> Iterator[Event | Malformed]:
     value.as_object()
     messages = value.opt_list("messages")
     statuses = value.opt_list("statuses")
@@ -419,7 +419,7 @@ def _messages_value(value: Wild) -> Iterator[Event]:
     value_errors = tuple(_error(e) for e in value.opt_list("errors"))
     for msg in messages:
         try:
-            event: Event = _message(
+            event: Event | Malformed = _message(
                 msg, contacts, phone_number_id, display_phone_number, value_errors
             )
         except PayloadError as exc:
@@ -433,12 +433,12 @@ def _messages_value(value: Wild) -> Iterator[Event]:
         yield event
 
 
-def _preferences_value(value: Wild) -> Iterator[Event]:
+def _preferences_value(value: Wild) -> Iterator[Event | Malformed]:
     value.as_object()
     contacts = [_Sender.read(c) for c in value.opt_list("contacts")]
     for pref in value.opt_list("user_preferences"):
         try:
-            event: Event = _preference(pref, contacts)
+            event: Event | Malformed = _preference(pref, contacts)
         except PayloadError as exc:
             event = Malformed.of(exc, pref)
         yield event

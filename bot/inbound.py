@@ -15,8 +15,6 @@ from bot import signature, storable
 from bot.events import Event, Malformed, PayloadError, parse
 
 log = logging.getLogger("tresen.webhook")
-# Enough of a skipped event's JSON in the log to see what it was and to replay it by hand.
-RAW_LOGGED = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,16 +52,19 @@ def receive(
     except PayloadError as exc:
         log.warning("webhook post refused: %s", exc)
         return Answer(400, f"unexpected notification shape: {exc}")
+    readable: list[Event] = []
     for event in events:
         if isinstance(event, Malformed):
             log.warning(
                 "skipped an event of the wrong shape, stored the rest: %s: %s; its JSON: %s",
                 event.path,
                 event.problem,
-                json.dumps(event.raw, ensure_ascii=False)[:RAW_LOGGED],
+                storable.for_log(event.raw),
             )
+        else:
+            readable.append(event)
     try:
-        store(events)
+        store(tuple(readable))
     except StoreUnavailable:
         return Answer(503, "storage unavailable, deliver again later")
     return Answer(200, "ok")

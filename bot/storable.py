@@ -7,6 +7,7 @@ value that works in tests on one may be an error on the other; here both get the
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Final
@@ -15,6 +16,7 @@ __all__ = [
     "cleaned",
     "clipped",
     "finite_float",
+    "for_log",
     "int32",
     "json_value",
     "may_need_cleaning",
@@ -46,6 +48,15 @@ def clipped(text: str | None, limit: int) -> str | None:
         return None
     text = cleaned(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Enough of a skipped event's JSON in the log to see what it was and to replay it by hand.
+LOGGED_JSON: Final = 10_000
+
+
+def for_log(value: Any) -> str:
+    """What could not be stored, as JSON text for the log line that keeps it, cut if long."""
+    return json.dumps(value, ensure_ascii=False, default=str)[:LOGGED_JSON]
 
 
 def int32(value: int | None) -> int | None:

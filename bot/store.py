@@ -8,7 +8,6 @@ are stored: Meta would deliver it the same way again, for a week.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot import business, events, storable
 from bot.contacts_store import set_opt_in
 from bot.db import Database
-from bot.inbound import RAW_LOGGED, StoreUnavailable
+from bot.inbound import StoreUnavailable
 from bot.models import Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
@@ -169,8 +168,7 @@ def _described(event: events.Event) -> str:
 
 
 def _raw_json(event: events.Event) -> str:
-    raw = getattr(event, "raw", None)
-    return json.dumps(raw, ensure_ascii=False, default=str)[:RAW_LOGGED]
+    return storable.for_log(getattr(event, "raw", None))
 
 
 _contacts = cast(Table, Contact.__table__)

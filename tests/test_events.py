@@ -1144,5 +1144,5 @@ def test_random_notifications_raise_only_payload_error(doc: object) -> None:
     _only_payload_errors(doc)
 
 
-def test_event_alias_lists_the_five_kinds() -> None:
-    assert set(Event.__args__) == {Message, Status, UserPreference, Unhandled, Malformed}
+def test_event_alias_lists_the_four_kinds() -> None:
+    assert set(Event.__args__) == {Message, Status, UserPreference, Unhandled}
