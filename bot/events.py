@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "GraphErrorInfo",
     "Location",
+    "Malformed",
     "Media",
     "Message",
     "MessageType",
@@ -343,29 +344,58 @@ class Unhandled:
     field: str
 
 
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """An event (or a whole change) of the wrong shape, skipped so that the others of its
+    notification are kept: Meta would deliver it the same way again, so nothing is gained by
+    refusing the batch. `raw` is the JSON that could not be read."""
+
+    path: str
+    problem: str
+    raw: Any = field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, error: PayloadError, raw: Wild) -> Malformed:
+        return cls(path=error.path, problem=error.problem, raw=raw.value)
+
+
 Event: TypeAlias = Message | Status | UserPreference | Unhandled
 
 
 # -- parsing -----------------------------------------------------------------------------
 
 
-def parse(doc: object) -> tuple[Event, ...]:
+def parse(doc: object) -> tuple[Event | Malformed, ...]:
     """Every event of a notification body (already decoded from JSON), in document order.
 
     Reads every entry and every change. A document for another `object` is not ours to
-    handle and gives (). Raises PayloadError, and nothing else, for any wrong shape.
+    handle and gives (). An entry, change, message, status or preference of the wrong shape is
+    a Malformed event in its place; when nothing else could be read, or the envelope itself is
+    wrong, it raises PayloadError, and nothing else.
     """
     root = Wild(doc)
     if root["object"].as_str() != WHATSAPP_OBJECT:
         return ()
-    events: list[Event] = []
+    events: list[Event | Malformed] = []
     for entry in root["entry"].as_list():
-        for change in entry["changes"].as_list():
-            events.extend(_change(change))
+        try:
+            changes = entry["changes"].as_list()
+        except PayloadError as exc:
+            events.append(Malformed.of(exc, entry))
+            continue
+        for change in changes:
+            try:
+                events.extend(_change(change))
+            except PayloadError as exc:
+                events.append(Malformed.of(exc, change))
+    if events and all(isinstance(e, Malformed) for e in events):
+        first = events[0]
+        assert isinstance(first, Malformed)
+        raise PayloadError(first.path, first.problem)
     return tuple(events)
 
 
-def _change(change: Wild) -> Iterator[Event]:
+def _change(change: Wild) -> Iterator[Event | Malformed]:
     kind = change["field"].as_str()
     if kind == "messages":
         yield from _messages_value(change["value"])
@@ -376,7 +406,7 @@ def _change(change: Wild) -> Iterator[Event]:
         yield Unhandled(field=kind)
 
 
-def _messages_value(value: Wild) -> Iterator[Event]:
+def _messages_value(value: Wild) -> Iterator[Event | Malformed]:
     value.as_object()
     messages = value.opt_list("messages")
     statuses = value.opt_list("statuses")
@@ -389,29 +419,47 @@ def _messages_value(value: Wild) -> Iterator[Event]:
     # Errors on the value concern its messages (e.g. a payload Meta could not render).
     value_errors = tuple(_error(e) for e in value.opt_list("errors"))
     for msg in messages:
-        yield _message(msg, contacts, phone_number_id, display_phone_number, value_errors)
+        try:
+            event: Event | Malformed = _message(
+                msg, contacts, phone_number_id, display_phone_number, value_errors
+            )
+        except PayloadError as exc:
+            event = Malformed.of(exc, msg)
+        yield event
     for status in statuses:
-        yield _status(status, phone_number_id)
+        try:
+            event = _status(status, phone_number_id)
+        except PayloadError as exc:
+            event = Malformed.of(exc, status)
+        yield event
 
 
-def _preferences_value(value: Wild) -> Iterator[Event]:
+def _preferences_value(value: Wild) -> Iterator[Event | Malformed]:
     value.as_object()
     contacts = [_Sender.read(c) for c in value.opt_list("contacts")]
     for pref in value.opt_list("user_preferences"):
-        wa_id = pref.opt_str("wa_id")
-        user_id = pref.opt_str("user_id")
-        if wa_id is None and user_id is None:
-            raise PayloadError(pref.path, "expected a wa_id or a user_id")
-        sender = _matching_contact(contacts, wa_id, user_id)
-        yield UserPreference(
-            wa_id=wa_id,
-            user_id=user_id or (sender.user_id if sender else None),
-            category=pref["category"].as_str(),
-            value=pref["value"].as_str(),
-            timestamp=_timestamp(pref["timestamp"]),
-            detail=pref.opt_str("detail"),
-            raw=pref.as_object(),
-        )
+        try:
+            event: Event | Malformed = _preference(pref, contacts)
+        except PayloadError as exc:
+            event = Malformed.of(exc, pref)
+        yield event
+
+
+def _preference(pref: Wild, contacts: list[_Sender]) -> UserPreference:
+    wa_id = pref.opt_str("wa_id")
+    user_id = pref.opt_str("user_id")
+    if wa_id is None and user_id is None:
+        raise PayloadError(pref.path, "expected a wa_id or a user_id")
+    sender = _matching_contact(contacts, wa_id, user_id)
+    return UserPreference(
+        wa_id=wa_id,
+        user_id=user_id or (sender.user_id if sender else None),
+        category=pref["category"].as_str(),
+        value=pref["value"].as_str(),
+        timestamp=_timestamp(pref["timestamp"]),
+        detail=pref.opt_str("detail"),
+        raw=pref.as_object(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bot import signature
-from bot.events import Event, PayloadError, parse
+from bot import signature, storable
+from bot.events import Event, Malformed, PayloadError, parse
 
 log = logging.getLogger("tresen.webhook")
 
@@ -55,7 +55,13 @@ def receive(
         log.warning("webhook post refused: missing or wrong X-Hub-Signature-256")
         return Answer(401, "bad signature")
     try:
-        doc = json.loads(body)
+        doc = json.loads(
+            body, parse_float=storable.finite_float, parse_constant=storable.no_constant
+        )
+        if storable.may_need_cleaning(body):
+            # Once here, so that every string stored of it (texts, names, ids, the raw JSON)
+            # is one PostgreSQL takes: a refusal would be a 503 Meta repeats for a week.
+            doc = storable.json_value(doc)
     except (ValueError, RecursionError):
         return Answer(400, "body is not valid JSON")
     try:
@@ -63,8 +69,19 @@ def receive(
     except PayloadError as exc:
         log.warning("webhook post refused: %s", exc)
         return Answer(400, f"unexpected notification shape: {exc}")
+    readable: list[Event] = []
+    for event in events:
+        if isinstance(event, Malformed):
+            log.warning(
+                "skipped an event of the wrong shape, stored the rest: %s: %s; its JSON: %s",
+                event.path,
+                event.problem,
+                storable.for_log(event.raw),
+            )
+        else:
+            readable.append(event)
     try:
-        store(events)
+        store(tuple(readable))
     except StoreUnavailable:
         return Answer(503, "storage unavailable, deliver again later")
     return Answer(200, "ok")

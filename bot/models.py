@@ -58,6 +58,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The longest business-scoped user id stored; a longer one is no valid id and keys no contact.
+USER_ID_LENGTH = 256
+
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -103,7 +106,12 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     wa_id: Mapped[str | None] = mapped_column(String(32), unique=True)
-    user_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # A business-scoped user id: two letters, a dot, up to 128 characters (a parent id has
+    # "ENT." too). SQLite keeps the declared 128, which it never enforced: widening it there
+    # means rebuilding the table, and dropping the old one would cascade to the messages.
+    user_id: Mapped[str | None] = mapped_column(
+        String(USER_ID_LENGTH).with_variant(String(128), "sqlite"), unique=True
+    )
     name: Mapped[str | None] = mapped_column(String(256))
     opted_in: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_in_changed_at: Mapped[datetime | None]
@@ -130,6 +138,9 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
     # Meta's message id: unique, so a redelivered notification cannot store a message twice.
     wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Inbound: the business number it was sent to (metadata.phone_number_id), so a message to
+    # another number of the same app is kept as what it is and never answered from ours.
+    phone_number_id: Mapped[str | None] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any] | None]

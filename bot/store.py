@@ -1,7 +1,9 @@
 """Storing parsed notifications: customer messages, delivery statuses, marketing preferences.
 
 Everything of one notification is written in one transaction, so a 200 to Meta means it is all
-stored. A redelivered message id hits the unique key and changes nothing.
+stored. A redelivered message id hits the unique key and changes nothing. An event the database
+refuses as data (not as an outage) is skipped and logged, and the others of its notification
+are stored: Meta would deliver it the same way again, for a week.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, exists, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bot import business, events
+from bot import business, events, storable
 from bot.contacts_store import set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
@@ -34,14 +36,34 @@ log = logging.getLogger("tresen.store")
 
 
 def store_events(
-    database: Database, evs: Iterable[events.Event], now: datetime | None = None
+    database: Database,
+    evs: Iterable[events.Event],
+    now: datetime | None = None,
+    *,
+    phone_number_id: str | None = None,
 ) -> None:
-    """Store every event of one notification in one transaction, or raise StoreUnavailable."""
+    """Store every event of one notification in one transaction, or raise StoreUnavailable.
+
+    `phone_number_id` is the business number this server answers for: messages to another
+    number of the same app are stored with theirs and never answered, and statuses of their
+    messages are not ours. None (console mode without a number): every number is ours.
+    """
     now = now or utcnow()
     evs = tuple(_plausible(event, now) for event in evs)
     for attempt in (1, 2):
         try:
-            _store_all(database, evs, now)
+            try:
+                _store_all(database, evs, now, phone_number_id)
+            except Exception as exc:
+                if not _is_data_error(exc):
+                    raise
+                # Rolled back as a whole: once more with each event on its own, so that only
+                # the one refused is lost. Everything below is idempotent.
+                log.warning(
+                    "notification refused as data (%s); storing its events one by one",
+                    _first_line(exc),
+                )
+                _store_all(database, evs, now, phone_number_id, one_by_one=True)
             return
         except DBAPIError as exc:
             if exc.connection_invalidated and attempt == 1:
@@ -50,8 +72,7 @@ def store_events(
                 # so this is safe even if the drop came after the commit went through.
                 continue
             # One line: the reason, not a traceback (a restarting database is not a bug).
-            reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else ""
-            log.error("notification not stored: %s: %s", exc.__class__.__name__, reason)
+            log.error("notification not stored: %s: %s", exc.__class__.__name__, _first_line(exc))
             raise StoreUnavailable(str(exc)) from exc
 
 
@@ -70,24 +91,67 @@ def _plausible(event: events.Event, now: datetime) -> events.Event:
 _recent_keywords: tuple[KeywordRule, ...] = ()
 
 
-def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime) -> None:
+def _is_data_error(exc: BaseException) -> bool:
+    """Whether the database (or its driver) refused a value, rather than failed to answer.
+
+    Integrity errors count too: the unique keys a redelivery meets are expected and never
+    raise, so any other is this data's. Connection and server trouble (OperationalError,
+    InterfaceError, ...) is an outage: Meta should deliver again.
+    """
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False
+    if isinstance(exc, StatementError):  # a value no bind processor could convert
+        return isinstance(exc.orig, ValueError | OverflowError)
+    # What a driver raises itself (SQLite: a number over 64 bits, text it cannot encode).
+    return isinstance(exc, ValueError | OverflowError)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).splitlines()
+    return lines[0] if lines else ""
+
+
+def _store_all(
+    database: Database,
+    evs: tuple[events.Event, ...],
+    now: datetime,
+    ours: str | None,
+    *,
+    one_by_one: bool = False,
+) -> None:
+    """All events in one transaction; `one_by_one`, each in a savepoint of it, skipping (and
+    logging) those refused as data. The fast way first: a savepoint costs two round trips."""
     stored: list[Stored] = []
     keywords = _recent_keywords
-    hits = {
+    hits: dict[str | None, KeywordHits] = {
         event.id: keyword_hits(keywords, event.text)
         for event in evs
         if isinstance(event, events.Message) and keywords and event.text
     }
     with database.session() as session:
         for event in evs:
-            if isinstance(event, events.Message):
-                new = store_message(session, event, now, hits.get(event.id))
-                if new is not None:
-                    stored.append(new)
-            elif isinstance(event, events.Status):
-                apply_status(session, event)
-            elif isinstance(event, events.UserPreference):
-                apply_preference(session, event)
+            if not one_by_one:
+                new = _store_one(session, event, now, ours, hits.get(_key(event)))
+            else:
+                try:
+                    with session.begin_nested():
+                        new = _store_one(session, event, now, ours, hits.get(_key(event)))
+                except Exception as exc:
+                    if not _is_data_error(exc):
+                        raise
+                    log.error(
+                        "%s refused by the database, skipped: %s: %s; its JSON: %s",
+                        _described(event),
+                        exc.__class__.__name__,
+                        _first_line(exc),
+                        _raw_json(event),
+                    )
+                    continue
+            if new is not None:
+                stored.append(new)
     # Once committed, and out of SQLite's write turn: one line per message, as at hundreds a
     # second each log record is a noticeable cost.
     for new in stored:
@@ -98,6 +162,42 @@ def _store_all(database: Database, evs: tuple[events.Event, ...], now: datetime)
             new.contact_id,
             f"queued {new.reply.rule} reply {new.reply.id}" if new.reply else "no auto-reply",
         )
+
+
+def _store_one(
+    session: Session,
+    event: events.Event,
+    now: datetime,
+    ours: str | None,
+    hits: KeywordHits | None,
+) -> Stored | None:
+    if isinstance(event, events.Message):
+        return store_message(
+            session, event, now, hits, answer=ours is None or event.phone_number_id == ours
+        )
+    if isinstance(event, events.Status):
+        # Another number's messages never had a wamid of ours: nothing to hold it for.
+        if ours is None or event.phone_number_id == ours:
+            apply_status(session, event)
+    elif isinstance(event, events.UserPreference):
+        apply_preference(session, event)
+    return None
+
+
+def _key(event: events.Event) -> str | None:
+    return event.id if isinstance(event, events.Message) else None
+
+
+def _described(event: events.Event) -> str:
+    if isinstance(event, events.Message):
+        return f"message {event.id[:100]}"
+    if isinstance(event, events.Status):
+        return f"{event.status.value} status of {event.message_id[:100]}"
+    return type(event).__name__
+
+
+def _raw_json(event: events.Event) -> str:
+    return storable.for_log(getattr(event, "raw", None))
 
 
 _contacts = cast(Table, Contact.__table__)
@@ -232,23 +332,47 @@ class Reply:
 
 
 def store_message(
-    session: Session, event: events.Message, now: datetime, hits: KeywordHits | None = None
+    session: Session,
+    event: events.Message,
+    now: datetime,
+    hits: KeywordHits | None = None,
+    *,
+    answer: bool = True,
 ) -> Stored | None:
     """Store one customer message and queue its auto-reply under the stored settings; None
-    when it was stored before (a redelivery). `hits`: see rules.choose.
+    when it was stored before (a redelivery), or cannot be (no id that fits its column).
+    `hits`: see rules.choose.
+
+    Without `answer` (a message to another number of the app) it is stored and nothing else:
+    no reply, no opt-in or opt-out by keyword, and the contact's times and unread count, which
+    are the conversation with our number, stay as they were.
 
     This runs for every customer message while Meta waits for the answer, so it speaks SQL
     directly and no ORM objects: the contact is read and locked, the reply decided, and then
     the message, its reply and the contact's new times are written together (see _written).
     """
+    wa_id, user_id = _fitting("wa_id", event.from_wa_id), _fitting("user_id", event.from_user_id)
+    unkeyed = None
+    if _fitting("wamid", event.id) is None:
+        unkeyed = "its id is longer than any wamid"
+    elif not (wa_id or user_id):
+        unkeyed = "no sender id is a valid one"
+    elif (wa_id, user_id) != (event.from_wa_id, event.from_user_id):
+        log.warning("message %s: a sender id longer than any valid one left out", event.id)
+    if unkeyed is not None:
+        log.error(
+            "message %s not stored: %s; its JSON: %s", event.id[:100], unkeyed, _raw_json(event)
+        )
+        return None
     if session.new or session.dirty:
         session.flush()  # earlier events of this notification, before SQL that bypasses them
     conn = session.connection()
-    contact = locked_contact(conn, event.from_wa_id, event.from_user_id, event.profile_name)
-    name = event.profile_name or contact.name
+    profile_name = storable.clipped(event.profile_name, _NAME_LENGTH)
+    contact = locked_contact(conn, wa_id, user_id, profile_name)
+    name = profile_name or contact.name
     settings = None if contact.settings_yaml is None else business.parsed(contact.settings_yaml)
     reply = None
-    if settings is not None:
+    if settings is not None and answer:
         _remember_keywords(settings.keywords)
         history = History(
             last_inbound_at=contact.last_inbound_at,
@@ -262,6 +386,8 @@ def store_message(
         "contact_id": contact.id,
         "direction": "in",
         "wamid": event.id,
+        # Shown, never matched: a cut one is still the truth as far as it goes.
+        "phone_number_id": event.phone_number_id[:_PHONE_NUMBER_ID_LENGTH],
         "type": event.type_name[:32],
         "text": event.text,
         "raw": event.raw,
@@ -271,7 +397,7 @@ def store_message(
         "priority": 0,
         "attempts": 0,
     }
-    touch = {
+    touch: dict[str, Any] | None = {
         "contact_id": contact.id,
         "name": name,
         "last_inbound_at": _latest(contact.last_inbound_at, event.timestamp),
@@ -280,6 +406,8 @@ def store_message(
         ),
         "last_away_at": now if reply and queued and reply.rule == "away" else contact.last_away_at,
     }
+    if not answer:
+        touch = None  # the contact's conversation with our number is unchanged
     written = _written(conn, message, queued, touch)
     if written is None:
         log.info("message %s delivered again: already stored", event.id)
@@ -304,6 +432,28 @@ def store_message(
 def _remember_keywords(keywords: tuple[KeywordRule, ...]) -> None:
     global _recent_keywords
     _recent_keywords = keywords
+
+
+def _length(column: Any) -> int:
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int)
+    return length
+
+
+# What the columns hold, on every database (SQLite would take more, PostgreSQL refuses it).
+_KEY_LENGTHS = {
+    "wa_id": _length(_contacts.c.wa_id),
+    "user_id": _length(_contacts.c.user_id),
+    "wamid": _length(cast(Table, Message.__table__).c.wamid),
+}
+_NAME_LENGTH = _length(_contacts.c.name)
+_PHONE_NUMBER_ID_LENGTH = _length(cast(Table, Message.__table__).c.phone_number_id)
+
+
+def _fitting(kind: str, value: str | None) -> str | None:
+    """`value` if it fits its column, else None: a longer one is no valid id, and cut it
+    could be another's, so it keys nothing."""
+    return value if value is None or len(value) <= _KEY_LENGTHS[kind] else None
 
 
 def _latest(*times: datetime | None) -> datetime | None:
@@ -348,19 +498,22 @@ def _written(
     conn: Connection,
     message: dict[str, Any],
     reply: dict[str, Any] | None,
-    touch: dict[str, Any],
+    touch: dict[str, Any] | None,
 ) -> tuple[int, int | None] | None:
     """Insert the message unless its wamid is stored already; if it is new, queue `reply`
-    (in reply to it) and update the contact. The new ids, or None for a redelivery.
+    (in reply to it) and update the contact with `touch`. The new ids, or None for a
+    redelivery.
 
     On PostgreSQL this is one statement, a round trip instead of three: on the webhook's path
     each statement costs the web process about as much CPU as rendering the reply does.
     """
     if conn.dialect.name == "postgresql":
-        params = {**_prefixed("in_", message), **touch}
+        params = {**_prefixed("in_", message), **(touch or {})}
         if reply is not None:
             params.update(_prefixed("out_", reply))
-        statement = _write_all(tuple(message), tuple(reply) if reply is not None else None)
+        statement = _write_all(
+            tuple(message), tuple(reply) if reply is not None else None, touch is not None
+        )
         row = conn.execute(statement, params).one()
         return None if row.message_id is None else (int(row.message_id), row.reply_id)
     message_id = conn.execute(_store_ignore(conn), message).scalar_one_or_none()
@@ -371,7 +524,8 @@ def _written(
         reply_id = int(
             conn.execute(outbox.QUEUE, {**reply, "in_reply_to": message_id}).scalar_one()
         )
-    conn.execute(_TOUCH, touch)
+    if touch is not None:
+        conn.execute(_TOUCH, touch)
     return int(message_id), reply_id
 
 
@@ -382,8 +536,8 @@ def _prefixed(prefix: str, row: dict[str, Any]) -> dict[str, Any]:
 _messages = cast(Table, Message.__table__)
 
 
-@lru_cache(maxsize=4)
-def _write_all(message: tuple[str, ...], reply: tuple[str, ...] | None) -> Any:
+@lru_cache(maxsize=8)
+def _write_all(message: tuple[str, ...], reply: tuple[str, ...] | None, touch: bool) -> Any:
     """_written's statement for PostgreSQL, for rows with these columns: data-modifying WITH
     clauses, which see the message's new id and are left empty for a redelivery."""
     columns = _messages.c
@@ -399,7 +553,6 @@ def _write_all(message: tuple[str, ...], reply: tuple[str, ...] | None) -> Any:
         .cte("inbound")
     )
     new = exists(select(inbound.c.id))
-    touched = _TOUCH.where(new).cte("touched")
     reply_id: Any = null()
     if reply is not None:
         queued = params("out_", reply)
@@ -413,7 +566,7 @@ def _write_all(message: tuple[str, ...], reply: tuple[str, ...] | None) -> Any:
     statement = select(
         select(inbound.c.id).scalar_subquery().label("message_id"), reply_id.label("reply_id")
     )
-    return statement.add_cte(touched)
+    return statement.add_cte(_TOUCH.where(new).cte("touched")) if touch else statement
 
 
 def _store_ignore(conn: Connection) -> Any:
@@ -510,6 +663,8 @@ def _edit_of_revoked(conn: Connection, contact_id: int, event: events.Message) -
 
 def apply_status(session: Session, event: events.Status) -> None:
     """Move an outbound message along sent → delivered → read, or to failed; never back."""
+    if _fitting("wamid", event.message_id) is None:
+        return  # longer than any wamid of ours
     query = (
         select(Message)
         .where(Message.wamid == event.message_id, Message.direction == "out")
@@ -543,13 +698,20 @@ def apply_preference(session: Session, event: events.UserPreference) -> None:
     """A customer stopped or resumed marketing messages inside WhatsApp itself."""
     if event.category != "marketing_messages" or event.value not in ("stop", "resume"):
         return
-    if not (event.wa_id or event.user_id):
-        return
-    contact = find_or_create_contact(session, event.wa_id, event.user_id)
+    wa_id, user_id = _fitting("wa_id", event.wa_id), _fitting("user_id", event.user_id)
+    if not (wa_id or user_id):
+        return  # no id that could key a contact, so no contact of ours
+    contact = find_or_create_contact(session, wa_id, user_id)
     set_opt_in(session, contact, event.value == "resume", "whatsapp", event.timestamp)
 
 
+# Meta's reasons are a line or two; this keeps one that is not from filling the row.
+_REASON_LENGTH = 1000
+
+
 def _reason(error: events.ErrorInfo) -> str:
+    """The error as text, code first: the code column holds only what fits 32 bits."""
     parts = [str(error.code)] if error.code is not None else []
     text = " — ".join(p for p in (error.title, error.details) if p)
-    return ": ".join([*parts, text]) if text else (parts[0] if parts else "failed")
+    reason = ": ".join([*parts, text]) if text else (parts[0] if parts else "failed")
+    return storable.clipped(reason, _REASON_LENGTH) or reason

@@ -42,6 +42,8 @@ def notification() -> Response:
         request.get_data(cache=False),
         request.headers.get("X-Hub-Signature-256"),
         app_secret=config.app_secret,
-        store=lambda events: store_events(database, events, now=clock()),
+        store=lambda events: store_events(
+            database, events, now=clock(), phone_number_id=config.phone_number_id
+        ),
     )
     return Response(answer.body, answer.status, mimetype="text/plain")

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from bot import storable
 from bot.models import Contact, HeldStatus, Message
 from bot.sql import dialect_name
 
@@ -223,6 +224,10 @@ def release(session: Session, message_id: int, *, now: datetime) -> None:
 
 def _unclaim(session: Session, where: ColumnElement[bool], **values: Any) -> None:
     """Settle a claimed message: the given changes, and the claim given up."""
+    if "error_code" in values:
+        values["error_code"], values["error_reason"] = _storable_error(
+            values["error_code"], values.get("error_reason")
+        )
     session.execute(
         update(Message)
         .where(where)
@@ -256,8 +261,9 @@ def advance(
         message.status = "failed"
         message.failed_at = at
         message.status_at = at
-        message.error_code = error_code
-        message.error_reason = error_reason or "failed (no reason given)"
+        message.error_code, message.error_reason = _storable_error(
+            error_code, error_reason or "failed (no reason given)"
+        )
         return
     if kind not in STATUS_RANK:
         return
@@ -288,6 +294,7 @@ def hold_status(
     """Keep a status whose message has no wamid yet: Meta's status notification can arrive
     before the dispatcher has recorded Meta's answer to the send. `apply_held` applies it
     when the wamid is recorded, `reconcile_held` if the two happened at the same moment."""
+    error_code, error_reason = _storable_error(error_code, error_reason)
     session.add(
         HeldStatus(
             wamid=wamid[:255],
@@ -298,6 +305,17 @@ def hold_status(
             received_at=now,
         )
     )
+
+
+def _storable_error(code: int | None, reason: str | None) -> tuple[int | None, str | None]:
+    """Meta's error code and reason as the columns hold them. Codes are integers of no stated
+    size: one past 32 bits is kept only in the reason (which starts with it), and the reason,
+    Meta's text, may hold what PostgreSQL refuses."""
+    if code is not None and storable.int32(code) is None:
+        if not reason or str(code) not in reason:
+            reason = f"{code}: {reason}" if reason else str(code)
+        code = None
+    return code, None if reason is None else storable.cleaned(reason)
 
 
 def apply_held(session: Session, sent: list[tuple[int, str]]) -> None:
