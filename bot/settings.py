@@ -307,6 +307,7 @@ class _Draft:
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
     templates: dict[str, str] = field(default_factory=dict)
+    template_lines: dict[str, int] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
     references: list[tuple[str, Node]] = field(default_factory=list)
 
@@ -608,6 +609,7 @@ def _templates(node: Node, d: _Draft) -> None:
                 line += 1  # folded lines no longer match the file's: point at the first
             raise SettingsError(f"template '{name}': {exc.message}", line) from None
         d.templates[name] = source
+        d.template_lines[name] = _line(value)
 
 
 _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
@@ -644,8 +646,12 @@ def _compose(text: str) -> Node | None:
         raise SettingsError(f"invalid YAML: {reason}", line) from None
 
 
-def parse_settings(text: str) -> BusinessSettings:
-    """Parse and validate a settings file; raise SettingsError for the first problem found."""
+def parse_settings(text: str, *, try_templates: bool = False) -> BusinessSettings:
+    """Parse and validate a settings file; raise SettingsError for the first problem found.
+
+    With `try_templates` (on saving, not on every load) each template is also rendered for
+    sample contacts and refused if it fails or goes over the bounds of a render.
+    """
     root = _compose(text)
     if root is None:
         raise SettingsError("the settings file is empty (it needs at least business.name)", 1)
@@ -678,7 +684,7 @@ def parse_settings(text: str) -> BusinessSettings:
         )
     except ValueError as exc:  # the checks above should have caught it; keep the error typed
         raise SettingsError(str(exc)) from None
-    return BusinessSettings(
+    settings = BusinessSettings(
         name=d.name,
         timezone=d.timezone,
         locale=d.locale,
@@ -690,6 +696,11 @@ def parse_settings(text: str) -> BusinessSettings:
         greeting=d.greeting,
         templates=FrozenMap(d.templates),
     )
+    for name in d.templates if try_templates else ():
+        problem = replies.template_problem(settings, name)
+        if problem is not None:
+            raise SettingsError(f"template '{name}' {problem}", d.template_lines[name])
+    return settings
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -682,6 +682,7 @@ def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
         ({"away_cooldown": "soon"}, "away", "number"),
         ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
         ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
+        ({"tpl-0-source": "{{ 'x'.center(20000) }}"}, "tpl-0", "template 'away' fails"),
         ({"name": ""}, "name", "must not be empty"),
     ],
 )

@@ -112,3 +112,21 @@ def test_simulate_refuses_a_bad_instant(runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["simulate", "--text", "Hallo", "--at", "next tuesday"])
     assert result.exit_code == 2
     assert "--at" in result.output
+
+
+def test_a_template_over_the_bounds_is_refused_by_name(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    before = runner.invoke(args=["settings", "export"]).output
+    hostile = SHOP.replace(
+        '  greeting: "Willkommen bei {{ business.name }}!"',
+        "  greeting: \"{% for i in range(300) %}{{ '%0300d' % i }}{% endfor %}\"",
+    )
+    result = runner.invoke(args=["settings", "import", write(tmp_path, hostile, "hostile.yaml")])
+    assert result.exit_code == 1
+    assert "line 20: template 'greeting' fails while open, for Anna writing 'Hallo': " in (
+        result.output
+    )
+    assert "more than 10,000 characters" in result.output
+    assert runner.invoke(args=["settings", "export"]).output == before
