@@ -3,15 +3,14 @@ print a Python object's repr.
 
 Python cannot interrupt an operation running in C, so every operation whose time or result
 grows with an argument (a width, a repeat count, a replacement, a join, a big number) is checked
-before it runs. What remains is Python running step by step (loops, macro recursion): a trace
-hook, active only while a template renders, counts those steps and watches the clock.
+before it runs. Repetition, the only other way to spend time, comes from loops, macros and
+blocks: the compiled template counts each of their steps and looks at the clock on each.
 """
 
 from __future__ import annotations
 
 import operator
 import re
-import sys
 import threading
 import time as clock
 import types
@@ -23,7 +22,7 @@ from decimal import Decimal
 from functools import update_wrapper
 from typing import Any
 
-from jinja2 import nodes, pass_environment
+from jinja2 import nodes, pass_context, pass_environment
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import Environment
 from jinja2.filters import make_attrgetter
@@ -41,26 +40,19 @@ MAX_WORK = 1_000_000  # characters built or printed by one render, all operation
 MAX_STEPS = 200_000  # template lines run plus Python functions called, in one render
 MAX_SECONDS = 0.25
 
-# Compiled templates carry this file name; the trace hook follows their frames line by line.
-_TEMPLATE_FILE = "<template>"
-
 
 class TemplateLimitError(SecurityError):
     """A template went over one of the bounds of a render; the message says which."""
 
 
-class _OverBudget(BaseException):
-    """Raised by the trace hook. Not an Exception, so that no `except Exception` between the
-    template and the render can swallow it and let the render go on."""
-
-
 @dataclass
 class _Budget:
     deadline: float
+    seconds: float
     steps: int = 0
     range_items: int = 0
     work: int = 0
-    exceeded: str = ""
+    exceeded: str | None = None
 
 
 _local = threading.local()
@@ -71,41 +63,42 @@ def _budget() -> _Budget | None:
     return found
 
 
+def _over(budget: _Budget, reason: str) -> TemplateLimitError:
+    # Kept on the budget too, so that a limit is reported even if something between the
+    # template and the render swallowed the exception.
+    budget.exceeded = reason
+    return TemplateLimitError(reason)
+
+
 @contextmanager
 def bounded(seconds: float = MAX_SECONDS) -> Iterator[None]:
-    """Run a render within the step, time and size budgets; TemplateLimitError when over."""
-    budget = _Budget(deadline=clock.monotonic() + seconds)
-
-    def step() -> None:
-        budget.steps += 1
-        if budget.steps > MAX_STEPS:
-            budget.exceeded = f"takes more than {MAX_STEPS:,} steps"
-            raise _OverBudget
-        if not budget.steps & 0x3F and clock.monotonic() > budget.deadline:
-            budget.exceeded = f"takes longer than {seconds * 1000:.0f} ms"
-            raise _OverBudget
-
-    def trace_lines(frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "line":
-            step()
-        return trace_lines
-
-    def trace_calls(frame: types.FrameType, event: str, arg: Any) -> Any:
-        # Every Python call counts (filters, Babel, generators resuming); only the template's
-        # own frames are followed line by line, so the rest stays cheap.
-        step()
-        return trace_lines if frame.f_code.co_filename == _TEMPLATE_FILE else None
-
-    outer_budget, outer_trace = _budget(), sys.gettrace()
+    """Run one render within the budgets of steps, time, numbers counted and text built."""
+    budget = _Budget(deadline=clock.monotonic() + seconds, seconds=seconds)
+    outer = _budget()
     _local.budget = budget
-    sys.settrace(trace_calls)
     try:
         yield
-    except _OverBudget:
-        raise TemplateLimitError(f"the template {budget.exceeded}") from None
     finally:
-        sys.settrace(outer_trace)
-        _local.budget = outer_budget
+        _local.budget = outer
+    if budget.exceeded is not None:
+        raise TemplateLimitError(budget.exceeded)
+
+
+def _step() -> None:
+    budget = _budget()
+    if budget is None:
+        return
+    budget.steps += 1
+    if budget.steps > MAX_STEPS:
+        raise _over(budget, f"the template takes more than {MAX_STEPS:,} steps")
+    if clock.monotonic() > budget.deadline:
+        raise _over(budget, f"the template takes longer than {budget.seconds * 1000:.0f} ms")
+
+
+def _counted(items: Any) -> Iterator[Any]:
+    for item in items:
+        _step()
+        yield item
 
 
 def _charge(n: int) -> None:
@@ -113,7 +106,7 @@ def _charge(n: int) -> None:
     if budget is not None:
         budget.work += n
         if budget.work > MAX_WORK:
-            raise TemplateLimitError(f"the template builds more than {MAX_WORK:,} characters")
+            raise _over(budget, f"the template builds more than {MAX_WORK:,} characters")
 
 
 def _check_length(n: object, what: str, limit: int = MAX_TEXT) -> None:
@@ -305,6 +298,42 @@ def _checked_call(
 # --- the environment --------------------------------------------------------------------------
 
 
+# Filters the compiled template calls for its steps; a template cannot name them itself.
+_STEP = "sandbox:step"
+_COUNTED = "sandbox:counted"
+
+
+def _hidden_filter(name: str, value: nodes.Node, lineno: int) -> nodes.Filter:
+    return nodes.Filter(value, name, [], [], None, None, lineno=lineno)
+
+
+def _with_steps(tree: nodes.Template) -> nodes.Template:
+    """Counts every item a loop takes, and every run of a macro, block or recursive loop."""
+    for loop in tree.find_all(nodes.For):
+        loop.iter = _hidden_filter(_COUNTED, loop.iter, loop.lineno)
+        if loop.recursive:  # loop(...) runs the body again with items not counted above
+            loop.body.insert(0, _step_node(loop.lineno))
+    for node in tree.find_all((nodes.Macro, nodes.CallBlock, nodes.Block)):
+        body: list[nodes.Node] = node.body  # type: ignore[attr-defined]  # all three have one
+        body.insert(0, _step_node(node.lineno))
+    return tree
+
+
+def _step_node(lineno: int) -> nodes.Stmt:
+    return nodes.ExprStmt(_hidden_filter(_STEP, nodes.Const(None), lineno), lineno=lineno)
+
+
+@pass_context
+def _step_filter(context: Context, value: None) -> None:
+    # pass_context keeps Jinja from running it once at compile time instead of at each step.
+    _step()
+
+
+@pass_context
+def _counted_filter(context: Context, items: Any) -> Iterator[Any]:
+    return _counted(items)
+
+
 class _CodeGenerator(CodeGenerator):
     """Compiles `a ~ b` into a checked join: Jinja's own is a plain str join."""
 
@@ -323,6 +352,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _with_steps(super()._parse(source, name, filename))
 
     def checked_concat(self, parts: tuple[Any, ...]) -> str:
         values = [safe_value(part) for part in parts]
@@ -392,7 +424,8 @@ def bounded_range(*args: int) -> range:
         budget.range_items += items
         items = budget.range_items
     if items > MAX_RANGE_ITEMS:
-        raise TemplateLimitError(f"the template counts more than {MAX_RANGE_ITEMS:,} numbers")
+        reason = f"the template counts more than {MAX_RANGE_ITEMS:,} numbers"
+        raise TemplateLimitError(reason) if budget is None else _over(budget, reason)
     return found
 
 
@@ -452,7 +485,7 @@ def _wordwrap(s: Any, width: Any = 79, break_long: bool = True, wrapstring: Any 
         _check_length(len(text) + lines * len(str(wrapstring or "\n")), "wordwrap")
 
 
-def _counted(what: str) -> Callable[..., None]:
+def _parts(what: str) -> Callable[..., None]:
     def check(value: Any, count: Any, *_: Any, **__: Any) -> None:
         if isinstance(count, int) and count > MAX_SEQUENCE:
             raise TemplateLimitError(f"{what} into more than {MAX_SEQUENCE:,} parts")
@@ -522,12 +555,14 @@ def make_env() -> BoundedSandbox:
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
     env.globals["range"] = bounded_range
+    env.filters[_STEP] = _step_filter
+    env.filters[_COUNTED] = _counted_filter
     for name in _TEXT_FILTERS:
         env.filters[name] = _guard(env.filters[name])
     for name, check in _CHECKS.items():
         env.filters[name] = _guard(env.filters[name], check)
     for name in _COUNTS:
-        env.filters[name] = _guard(env.filters[name], _counted(name), text=False)
+        env.filters[name] = _guard(env.filters[name], _parts(name), text=False)
     env.filters["string"] = text_of
     env.filters["replace"] = _replace
     env.filters["format"] = _format

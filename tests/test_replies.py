@@ -376,6 +376,13 @@ OVERSIZED = [
                  "{% endmacro %}{{ d(20) }}x", id="macro-recursion"),
     pytest.param("{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 %}{% endfor %}{% endfor %}x",
                  id="long-loop"),
+    pytest.param("{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 if b == 'y' %}{% endfor %}"
+                 "{% endfor %}x", id="long-loop-skipping-every-item"),
+    pytest.param("{% for n in [17] recursive %}{% if n %}{{ loop([n - 1, n - 1]) }}{% endif %}"
+                 "{% endfor %}x", id="recursive-loop"),
+    pytest.param("{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}"
+                 "{% macro deep(n) %}{% if n %}{% call twice() %}{{ deep(n - 1) }}{% endcall %}"
+                 "{% endif %}{% endmacro %}{{ deep(19) }}x", id="call-block-recursion"),
 ]  # fmt: skip
 
 
