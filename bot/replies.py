@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
@@ -222,6 +225,22 @@ def _render_source(source: str, variables: dict[str, Any]) -> str:
     return text
 
 
+_problems = threading.local()
+
+
+@contextmanager
+def render_problems() -> Iterator[list[str]]:
+    """Collects why templates rendered in this thread failed, for the admin and the CLI to
+    show: `render` itself falls back and never raises."""
+    found: list[str] = []
+    outer: tuple[list[str], ...] = getattr(_problems, "lists", ())
+    _problems.lists = (*outer, found)
+    try:
+        yield found
+    finally:
+        _problems.lists = outer
+
+
 def render(settings: BusinessSettings, template_name: str, context: dict[str, Any]) -> str:
     """Render a reply; on any error fall back to the default template, then to a fixed text.
 
@@ -238,13 +257,10 @@ def render(settings: BusinessSettings, template_name: str, context: dict[str, An
         try:
             return _render_source(source, variables)
         except Exception as exc:
-            log.warning(
-                "reply template %r (%s) failed: %s: %s",
-                template_name,
-                origin,
-                type(exc).__name__,
-                exc,
-            )
+            problem = f"reply template {template_name!r} ({origin}) failed: {exc}"
+            log.warning("%s (%s)", problem, type(exc).__name__)
+            for collected in getattr(_problems, "lists", ()):
+                collected.append(problem)
     if custom is None and default is None:
         log.warning("reply template %r does not exist", template_name)
     return _FALLBACK_TEXT[lang]

@@ -844,3 +844,14 @@ def test_broadcast_pages_need_login_and_csrf(client: FlaskClient) -> None:
     assert client.get("/admin/broadcasts").status_code == 302
     assert client.post("/admin/broadcasts", data={}).status_code == 400
     assert client.post("/admin/broadcasts/1/cancel", data={}).status_code == 400
+
+
+def test_preview_names_a_template_over_the_bounds(admin: FlaskClient) -> None:
+    data, _ = settings_form(admin)
+    data.update({"tpl-0-source": "{{ 'Hallo %s' % contact.name.center(20000) }}"})
+    result = admin.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is False
+    assert result["errors"]["tpl-0"] == (
+        "template 'away' fails while open, for Anna writing 'Hallo': "
+        "center() would build 20,000 characters (at most 10,000)"
+    )

@@ -4,6 +4,7 @@ moved by real-shaped status notifications, and the `broadcast` commands."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,6 +186,26 @@ def test_template_parameters_are_rendered_per_contact(shop: Flask) -> None:
     assert nameless.status == "failed"
     assert nameless.error_reason == "template parameter 1 must not be empty"
     assert funnel(shop, b)["failed"] == 1
+
+
+def test_a_parameter_over_the_bounds_fails_each_message_quickly_with_the_reason(
+    shop: Flask,
+) -> None:
+    add_contact(shop, "4915111111111", "Anna")
+    add_contact(shop, "4915122222222", "Ben")
+    runaway = (
+        "{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}"
+        "{% endmacro %}{{ twice(20) }}{{ contact.name }}"
+    )
+    b = create(shop, broadcasts.Content(template="weekly_offer", language="de", params=(runaway,)))
+    started = time.monotonic()
+    run(shop, b)
+    assert time.monotonic() - started < 4
+    for message in by_recipient(shop).values():
+        assert message.status == "failed"
+        assert message.error_reason is not None
+        assert message.error_reason.startswith("template failed: TemplateLimitError: the template")
+    assert funnel(shop, b)["failed"] == 2
 
 
 def test_a_text_goes_only_to_contacts_inside_the_24_hour_window(shop: Flask) -> None:
