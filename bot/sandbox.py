@@ -32,6 +32,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, Se
 MAX_REPLY = 4096  # WhatsApp's limit for the body of a text message
 MAX_TEXT = 10_000  # any text a template builds on the way, and its whole output before strip
 MAX_SEQUENCE = 10_000  # items in a list a template builds
+# Items in a list with those of the lists inside it, each time it is referenced again: nested
+# lists that repeat one another make comparing or sorting them walk through all of them.
+MAX_WEIGHT = 100_000
 MAX_WIDTH = MAX_REPLY  # a field width or precision: anything wider cannot be part of a reply
 MAX_EXPONENT = 100
 MAX_INT_BITS = 10_000  # about 3,000 digits
@@ -109,10 +112,35 @@ def _charge(n: int) -> None:
             raise _over(budget, f"the template builds more than {MAX_WORK:,} characters")
 
 
-def _check_length(n: object, what: str, limit: int = MAX_TEXT) -> None:
+def _check_length(n: object, what: str, limit: int = MAX_TEXT, unit: str = "characters") -> None:
     # Only ints are checked: anything else makes the operation itself raise a TypeError.
     if isinstance(n, int) and n > limit:
-        raise TemplateLimitError(f"{what} would build {n:,} characters (at most {limit:,})")
+        raise TemplateLimitError(f"{what} would build {n:,} {unit} (at most {limit:,})")
+
+
+def _unit(value: object) -> str:
+    return "characters" if isinstance(value, str) else "items"
+
+
+def _weight(value: Any, seen: dict[int, int] | None = None) -> int:
+    """How many items a structure holds, counting each time a list is referenced again: what
+    comparing, sorting or printing it walks through. Each distinct list is looked at once."""
+    if not isinstance(value, list | tuple | dict):
+        return 0
+    seen = {} if seen is None else seen
+    key = id(value)
+    if key not in seen:
+        seen[key] = 0  # a list cannot hold itself here, but stay finite if one did
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        seen[key] = len(items) + sum(_weight(item, seen) for item in items)
+    return seen[key]
+
+
+def _check_weight(value: Any, what: str) -> Any:
+    weight = _weight(value)
+    if weight > MAX_WEIGHT:
+        raise TemplateLimitError(f"{what} would hold {weight:,} items (at most {MAX_WEIGHT:,})")
+    return value
 
 
 # --- plain values and their text ---------------------------------------------------------------
@@ -120,19 +148,26 @@ def _check_length(n: object, what: str, limit: int = MAX_TEXT) -> None:
 _PLAIN = (str, int, float, Decimal, date, time, timedelta)
 
 
-def safe_value(value: object, depth: int = 0) -> Any:
+def safe_value(value: object) -> Any:
     """Plain data as it is, lists, tuples and dicts rebuilt of plain data; anything else
     (objects, functions, classes, none, undefined) becomes "", so that neither a repr nor a
     memory address can reach a contact."""
     if isinstance(value, _PLAIN):
         return value
+    _check_weight(value, "a value")  # rebuilding copies every reference to an inner list
+    return _safe(value, 0)
+
+
+def _safe(value: object, depth: int) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
     if depth < 3:
         if isinstance(value, list):
-            return [safe_value(item, depth + 1) for item in value]
+            return [_safe(item, depth + 1) for item in value]
         if isinstance(value, tuple):  # a named tuple prints its class name: a plain one does not
-            return tuple(safe_value(item, depth + 1) for item in value)
+            return tuple(_safe(item, depth + 1) for item in value)
         if isinstance(value, dict):
-            return {safe_value(k, depth + 1): safe_value(v, depth + 1) for k, v in value.items()}
+            return {_safe(k, depth + 1): _safe(v, depth + 1) for k, v in value.items()}
     return ""
 
 
@@ -290,6 +325,11 @@ def _checked_call(
             args = (items, *args[1:])
         elif name in ("translate", "maketrans"):
             raise TemplateLimitError(f"{what} is not available in reply templates")
+    elif name == "fromkeys" and args:
+        keys = list(args[0])
+        _check_length(len(keys) * (1 + _weight(_arg(args, kwargs, 1, "value", None))),
+                      "fromkeys()", MAX_WEIGHT, "items")  # fmt: skip
+        args = (keys, *args[1:])
     elif isinstance(owner, int) and name == "to_bytes":
         _check_length(_arg(args, kwargs, 0, "length", 1), "to_bytes()")
     return obj, args
@@ -335,7 +375,25 @@ def _counted_filter(context: Context, items: Any) -> Iterator[Any]:
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` into a checked join: Jinja's own is a plain str join."""
+    """Compiles `a ~ b` into a checked join (Jinja's own is a plain str join), and list, tuple
+    and dict literals into checked ones: `[a, a, a]` of a nested `a` multiplies its items."""
+
+    def _checked(self, visit: Callable[..., None], node: nodes.Expr, frame: Frame) -> None:
+        if getattr(node, "ctx", "load") != "load":  # a, b = ...: a target, not a value
+            visit(self, node, frame)
+            return
+        self.write("environment.checked_literal(")
+        visit(self, node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        self._checked(CodeGenerator.visit_Tuple, node, frame)
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._checked(CodeGenerator.visit_List, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._checked(CodeGenerator.visit_Dict, node, frame)
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -356,6 +414,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         return _with_steps(super()._parse(source, name, filename))
 
+    def checked_literal(self, value: Any) -> Any:
+        return _check_weight(value, "a list")
+
     def checked_concat(self, parts: tuple[Any, ...]) -> str:
         values = [safe_value(part) for part in parts]
         _check_length(sum(_size(v) for v in values), "'~'")
@@ -374,15 +435,19 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 raise TemplateLimitError("number too large")
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                    _check_length(len(seq) * count, "'*'", MAX_SEQUENCE)
+                    _check_length(len(seq) * count, "'*'", MAX_SEQUENCE, _unit(seq))
                     _charge(len(seq) * max(count, 0))
+                    if isinstance(seq, list | tuple) and count > 1:
+                        _check_length(_weight(seq) * count, "'*'", MAX_WEIGHT, "items")
             return operator.mul(left, right)
         if operator_ == "+":
             if ints and max(left.bit_length(), right.bit_length()) >= MAX_INT_BITS:
                 raise TemplateLimitError("number too large")
             if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-                _check_length(len(left) + len(right), "'+'", MAX_SEQUENCE)
+                _check_length(len(left) + len(right), "'+'", MAX_SEQUENCE, _unit(left))
                 _charge(len(left) + len(right))
+                if not isinstance(left, str):
+                    _check_length(_weight(left) + _weight(right), "'+'", MAX_WEIGHT, "items")
             return operator.add(left, right)
         if operator_ == "%" and isinstance(left, str):
             return percent(left, right)
@@ -478,6 +543,13 @@ def _indent(s: Any, width: Any = 4, first: bool = False, blank: bool = False) ->
         _check_length(len(str(s)) + prefix * (str(s).count("\n") + 1), "indent")
 
 
+def _tojson(value: Any, indent: Any = None) -> None:
+    # Every line of the output is indented once per level: a wide indent multiplies it.
+    width = len(indent) if isinstance(indent, str) else indent
+    if isinstance(width, int) and width > 8:
+        raise TemplateLimitError("tojson indents by at most 8")
+
+
 def _wordwrap(s: Any, width: Any = 79, break_long: bool = True, wrapstring: Any = None, *_: Any) -> None:  # fmt: skip
     text = str(s)
     if isinstance(width, int) and width > 0:
@@ -486,9 +558,11 @@ def _wordwrap(s: Any, width: Any = 79, break_long: bool = True, wrapstring: Any 
 
 
 def _parts(what: str) -> Callable[..., None]:
-    def check(value: Any, count: Any, *_: Any, **__: Any) -> None:
+    def check(value: Any, count: Any, fill_with: Any = None) -> None:
         if isinstance(count, int) and count > MAX_SEQUENCE:
             raise TemplateLimitError(f"{what} into more than {MAX_SEQUENCE:,} parts")
+        if isinstance(count, int) and fill_with is not None:
+            _check_length(count * (1 + _weight(fill_with)), what, MAX_WEIGHT, "items")
 
     return check
 
@@ -539,12 +613,13 @@ def _sum(env: Environment, value: Any, attribute: str | int | None = None, start
 # Filters that turn their input into text: made plain and size-checked first.
 _TEXT_FILTERS = (
     "capitalize", "e", "escape", "forceescape", "lower", "pprint", "safe", "striptags",
-    "title", "tojson", "trim", "truncate", "upper", "urlencode", "urlize", "wordcount", "xmlattr",
+    "title", "trim", "truncate", "upper", "urlencode", "urlize", "wordcount", "xmlattr",
 )  # fmt: skip
 _CHECKS: dict[str, Callable[..., None]] = {
     "center": _center,
     "indent": _indent,
     "wordwrap": _wordwrap,
+    "tojson": _tojson,
 }
 _COUNTS = ("batch", "slice")
 

@@ -371,6 +371,13 @@ OVERSIZED = [
                  "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}", id="plus"),
     pytest.param("{{ ([[1] * 100] * 1000) | sum(start=[]) | length }}", id="sum-lists"),
     pytest.param("{{ [1] | batch(20000, 0) | list | last | length }}", id="batch"),
+    pytest.param("{% set a = [1] * 10000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}"
+                 "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}",
+                 id="nested-list-literals"),
+    pytest.param("{{ ([[1] * 2000] * 2000) | string | length }}", id="nested-list-repeat"),
+    pytest.param("{{ dict.fromkeys(range(1000), [1] * 1000) | string | length }}",
+                 id="fromkeys"),
+    pytest.param("{{ [[1, 2], [3]] | tojson(3000) | length }}", id="tojson-indent"),
     pytest.param("{{ 'x' * 4000 }} {{ 'y' * 4000 }}", id="longer-than-whatsapp-takes"),
     pytest.param("{% macro d(n) %}{% if n %}{{ d(n - 1) }}{{ d(n - 1) }}{% endif %}"
                  "{% endmacro %}{{ d(20) }}x", id="macro-recursion"),
