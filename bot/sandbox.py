@@ -119,7 +119,7 @@ def _check_length(n: object, what: str, limit: int = MAX_TEXT, unit: str = "char
 
 
 def _unit(value: object) -> str:
-    return "characters" if isinstance(value, str) else "items"
+    return "characters" if isinstance(value, str | bytes) else "items"
 
 
 def _weight(value: Any, seen: dict[int, int] | None = None) -> int:
@@ -283,8 +283,11 @@ class _Formatter(SandboxedFormatter):
 
 
 def _replaced_size(s: Any, old: Any, new: Any, count: Any) -> int:
-    if not (isinstance(s, str) and isinstance(old, str) and isinstance(new, str)):
-        return 0  # bytes or wrong types: the call itself decides
+    texts = isinstance(s, str) and isinstance(old, str) and isinstance(new, str)
+    if not texts and not (
+        isinstance(s, bytes) and isinstance(old, bytes) and isinstance(new, bytes)
+    ):
+        return 0  # wrong types: the call itself raises
     matches = len(s) + 1 if old == "" else s.count(old)
     if isinstance(count, int) and count >= 0:
         matches = min(matches, count)
@@ -434,7 +437,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
                 raise TemplateLimitError("number too large")
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int):
+                if isinstance(seq, str | bytes | list | tuple) and isinstance(count, int):
                     _check_length(len(seq) * count, "'*'", MAX_SEQUENCE, _unit(seq))
                     _charge(len(seq) * max(count, 0))
                     if isinstance(seq, list | tuple) and count > 1:
@@ -443,10 +446,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         if operator_ == "+":
             if ints and max(left.bit_length(), right.bit_length()) >= MAX_INT_BITS:
                 raise TemplateLimitError("number too large")
-            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            if isinstance(left, str | bytes | list | tuple) and isinstance(
+                right, str | bytes | list | tuple
+            ):
                 _check_length(len(left) + len(right), "'+'", MAX_SEQUENCE, _unit(left))
                 _charge(len(left) + len(right))
-                if not isinstance(left, str):
+                if not isinstance(left, str | bytes):
                     _check_length(_weight(left) + _weight(right), "'+'", MAX_WEIGHT, "items")
             return operator.add(left, right)
         if operator_ == "%" and isinstance(left, str):

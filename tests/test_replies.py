@@ -363,6 +363,9 @@ OVERSIZED = [
     pytest.param("{{ ('x ' * 2000) | wordwrap(1, wrapstring='y' * 20) }}", id="wordwrap"),
     pytest.param("{{ ('x\n' * 2000) | indent('y' * 20) }}", id="indent"),
     pytest.param("{{ ('\t' * 200).expandtabs(200) }}", id="expandtabs"),
+    pytest.param("{{ ('x'.encode() * 20000) | length }}", id="bytes-repeat"),
+    pytest.param("{{ ('x' * 100).encode().replace('x'.encode(), ('y' * 200).encode()) | length }}",
+                 id="bytes-replace"),
     pytest.param("{% set ns = namespace(n=10 ** 100) %}{% for i in range(8) %}"
                  "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n % 7 }}", id="big-int"),
     pytest.param("{% set ns = namespace(s=message.text) %}{% for i in range(14) %}"
