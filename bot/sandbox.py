@@ -40,7 +40,7 @@ MAX_EXPONENT = 100
 MAX_INT_BITS = 10_000  # about 3,000 digits
 MAX_RANGE_ITEMS = 10_000  # all range() calls of one render together, so nested loops multiply
 MAX_WORK = 1_000_000  # characters built or printed by one render, all operations together
-MAX_STEPS = 200_000  # template lines run plus Python functions called, in one render
+MAX_STEPS = 200_000  # loop items taken and macro, call and block runs, in one render
 MAX_SECONDS = 0.25
 
 
@@ -266,8 +266,9 @@ class _Formatter(SandboxedFormatter):
         self.built = 0
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
-        plain = "s" if conversion in ("r", "a") else conversion
-        return super().convert_field(safe_value(value), plain)
+        if conversion in ("s", "r", "a"):  # the text, size-checked before it is built
+            return text_of(value, "str.format")
+        return super().convert_field(safe_value(value), conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         for digits in _SPEC_NUMBER.findall(format_spec):

@@ -356,6 +356,7 @@ OVERSIZED = [
     pytest.param("{{ '{:>20000}'.format('x') }}", id="str-format-width"),
     pytest.param("{{ '{:{}}'.format(1, 20000) }}", id="str-format-nested-width"),
     pytest.param("{{ '{0}{0}{0}{0}'.format('y' * 3000) }}", id="str-format-repeats"),
+    pytest.param("{{ '{!s}'.format(['x' * 100] * 200) | length }}", id="str-format-conversion"),
     pytest.param("{{ ('x' * 200).replace('x', 'y' * 200) }}", id="replace"),
     pytest.param("{{ ('x' * 200) | replace('x', 'y' * 200) }}", id="replace-filter"),
     pytest.param("{{ ('-' * 200).join(['y' * 200] * 200) }}", id="join"),
