@@ -826,6 +826,11 @@ def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> No
         ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "when", "date and time"),
         ({"kind": "template", "template": "", "when": "now"}, "template", "approved"),
         ({"kind": "text", "text": "{% if %}", "when": "now"}, "content", "not a valid"),
+        (
+            {"kind": "text", "text": "{{ 'x' * 5000 }}", "when": "now"},
+            "content",
+            "the text goes over the bounds of a message",
+        ),
     ],
 )
 def test_broadcast_errors_are_shown(
