@@ -696,10 +696,11 @@ def parse_settings(text: str, *, try_templates: bool = False) -> BusinessSetting
         greeting=d.greeting,
         templates=FrozenMap(d.templates),
     )
-    for name in d.templates if try_templates else ():
-        problem = replies.template_problem(settings, name)
-        if problem is not None:
-            raise SettingsError(f"template '{name}' {problem}", d.template_lines[name])
+    if try_templates:
+        for name in d.templates:
+            problem = replies.template_problem(settings, name)
+            if problem is not None:
+                raise SettingsError(f"template '{name}' {problem}", d.template_lines[name])
     return settings
 
 
