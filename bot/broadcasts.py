@@ -79,8 +79,9 @@ class Content:
     def kind(self) -> str:
         return "text" if self.text is not None else "template"
 
-    def check(self) -> None:
-        """Raise BroadcastError unless exactly one form is given and every source compiles."""
+    def check(self, settings: BusinessSettings | None = None, now: datetime | None = None) -> None:
+        """Raise BroadcastError unless exactly one form is given and every source compiles;
+        with the settings, also unless each renders within the bounds for sample contacts."""
         if (self.text is None) == (self.template is None):
             raise BroadcastError("give either --text or --wa-template")
         if self.template is not None and not (self.language or "").strip():
@@ -96,6 +97,8 @@ class Content:
                 replies.compile_check(source or "")
             except Exception as exc:  # TemplateSyntaxError and its kin
                 raise BroadcastError(f"{what} is not a valid template: {exc}") from exc
+        if settings is not None and now is not None:
+            _check_bounds(self, settings, now)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class Renderer:
         )
         object.__setattr__(self, "_base", replies.formatting(self.settings, base))
 
-    def _render(self, source: str, name: str | None, wa_id: str | None) -> str:
+    def render(self, source: str, name: str | None, wa_id: str | None) -> str:
         variables = {
             **self._base,
             "contact": replies.Contact(name=name or "", wa_id=wa_id or ""),
@@ -157,11 +160,11 @@ class Renderer:
         c = self.content
         try:
             if c.text is not None:
-                text = self._render(c.text, name, wa_id)
+                text = self.render(c.text, name, wa_id)
                 if not text:
                     raise ValueError("the text rendered empty")
                 return text_payload(recipient, text), text
-            values = [self._render(p, name, wa_id) for p in c.params]
+            values = [self.render(p, name, wa_id) for p in c.params]
             assert c.template is not None and c.language is not None
             return template_payload(
                 recipient, c.template, c.language, body_parameters(values)
@@ -170,6 +173,26 @@ class Renderer:
             raise
         except Exception as exc:  # a sandbox violation or a runtime error in the template
             raise ValueError(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+
+_SAMPLE_NAMES = ("Anna", "Anna-Lena Maria " * 8, "")
+
+
+def _check_bounds(content: Content, settings: BusinessSettings, now: datetime) -> None:
+    """Raise BroadcastError for a text or parameter that goes over the bounds of a render for
+    sample contacts, before it is sent to a whole audience; a failure that depends on the
+    contact (an empty name) is recorded on that contact's message when the run sends."""
+    renderer = Renderer(content, settings, now)
+    sources = [("--text", content.text)] if content.text is not None else []
+    sources += [(f"--param {i}", p) for i, p in enumerate(content.params, start=1)]
+    for what, source in sources:
+        for name in _SAMPLE_NAMES:
+            try:
+                renderer.render(source or "", name, "491700000000")
+            except replies.TemplateLimitError as exc:
+                raise BroadcastError(f"{what} goes over the bounds of a message: {exc}") from None
+            except Exception:  # noqa: S110 - any other failure is the contact's, see above
+                pass
 
 
 # --- broadcasts ------------------------------------------------------------------------------
@@ -186,7 +209,7 @@ def create(
     cron: str | None = None,
 ) -> Broadcast:
     """Store a new broadcast; without `at` or `cron` it is due now."""
-    content.check()
+    content.check(load_settings(session), now)
     if at is not None and cron is not None:
         raise BroadcastError("give --at or --cron, not both")
     broadcast = Broadcast(

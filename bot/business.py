@@ -35,7 +35,7 @@ def load_settings(session: Session) -> BusinessSettings | None:
 
 def save_settings(session: Session, text: str) -> BusinessSettings:
     """Validate the whole document (SettingsError names the line) and replace the settings."""
-    settings = parse_settings(text)
+    settings = parse_settings(text, try_templates=True)
     canonical = dump_settings(settings)
     business = session.get(Business, BUSINESS_ID, with_for_update=True)
     if business is None:

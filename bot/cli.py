@@ -18,6 +18,7 @@ from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.commands import migrated, parse_at
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
+from bot.replies import render_problems
 from bot.rules import NO_HISTORY, History, simulate
 from bot.settings import BusinessSettings, SettingsError, dump_settings
 from bot.users import users_cli
@@ -133,15 +134,18 @@ def simulate_command(
             history = History(contact.last_inbound_at, contact.last_away_at)
             name = name or contact.name
         session.rollback()  # the demo seed above is the one thing a simulation may keep
-    result = simulate(
-        settings,
-        text=text,
-        at=at,
-        history=history,
-        contact_name=name,
-        wa_id=wa_id,
-        sent_at=sent_at,
-    )
+    with render_problems() as problems:
+        result = simulate(
+            settings,
+            text=text,
+            at=at,
+            history=history,
+            contact_name=name,
+            wa_id=wa_id,
+            sent_at=sent_at,
+        )
+    for problem in problems:
+        click.echo(f"warning: {problem}; the reply falls back", err=True)
     next_open = result.next_open.isoformat() if result.next_open else None
     if as_json:
         doc = {"rule": result.rule, "text": result.text, "is_open": result.is_open}

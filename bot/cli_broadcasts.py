@@ -117,15 +117,18 @@ def broadcast_create(
                 cron_trigger(cron, settings.timezone)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--cron") from exc
-        broadcast = broadcasts.create(
-            session,
-            content,
-            chosen,
-            timezone=settings.timezone,
-            now=utcnow(),
-            at=at,
-            cron=cron,
-        )
+        try:
+            broadcast = broadcasts.create(
+                session,
+                content,
+                chosen,
+                timezone=settings.timezone,
+                now=utcnow(),
+                at=at,
+                cron=cron,
+            )
+        except broadcasts.BroadcastError as exc:  # a text over the bounds of a message
+            raise click.UsageError(str(exc)) from exc
         broadcast_id = broadcast.id
     click.echo(broadcast_id)
 

@@ -6,11 +6,12 @@ Templates from the settings override the defaults in templates/replies/<lang>/<n
 from __future__ import annotations
 
 import logging
-import operator
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
-from decimal import Decimal
+from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,9 @@ import babel.dates
 from babel import Locale
 from jinja2 import Template, Undefined, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError
 
 from bot.hours import OpeningHours, is_open, next_close, next_open, week_lines
+from bot.sandbox import MAX_REPLY, MAX_TEXT, BoundedSandbox, TemplateLimitError, bounded, make_env
 
 if TYPE_CHECKING:
     from bot.settings import BusinessSettings
@@ -33,11 +34,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "replies"
 LANGUAGES = ("de", "en")
 # Template names double as file names, so they are kept to a safe alphabet.
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
-# A WhatsApp text body holds at most 4096 characters; a template that builds far more
-# than that is a mistake (or an attempt to exhaust memory), not a reply.
-MAX_SEQUENCE = 10_000
-MAX_EXPONENT = 100
-MAX_POWER_BITS = 10_000
 
 _FALLBACK_TEXT = {
     "de": "Danke für Ihre Nachricht! Wir melden uns so bald wie möglich.",
@@ -70,37 +66,6 @@ class _Babel:
 
     locale: Locale
     tz: tzinfo
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's sandbox (no attribute starting with _, no changing lists or dicts), plus limits
-    on `*` and `**` so that a template cannot exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise SecurityError("exponent too large")
-            huge = (
-                isinstance(left, int)
-                and isinstance(right, int)
-                and left.bit_length() * right > MAX_POWER_BITS
-            )
-            if huge:
-                raise SecurityError("result too large")
-            return operator.pow(left, right)
-        if operator_ == "*":
-            for seq, count in ((left, right), (right, left)):
-                too_long = (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(seq) * count > MAX_SEQUENCE
-                )
-                if too_long:
-                    raise SecurityError("result too long")
-            return operator.mul(left, right)
-        return super().call_binop(context, operator_, left, right)
 
 
 def _babel_of(context: Context) -> _Babel:
@@ -141,28 +106,8 @@ def format_time(context: Context, value: time | datetime | None, format: str = "
     return babel.dates.format_time(value, format, tzinfo=b.tz, locale=b.locale)
 
 
-_PLAIN = (str, int, float, Decimal, date, time, timedelta)
-
-
-def _plain(value: object, depth: int = 0) -> bool:
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, list | tuple) and depth < 3:
-        return all(_plain(item, depth + 1) for item in value)
-    return False
-
-
-def _finalize(value: object) -> object:
-    """What `{{ ... }}` prints: plain data only; None, objects, functions and classes print
-    nothing, so that neither a repr nor a memory address ever reaches a contact."""
-    return value if _plain(value) else ""
-
-
-def _make_env() -> SandboxedEnvironment:
-    env = _Sandbox(autoescape=False, trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
-    # Only the documented values are visible: drop lipsum, cycler and joiner.
-    for name in ("lipsum", "cycler", "joiner"):
-        env.globals.pop(name, None)
+def _make_env() -> BoundedSandbox:
+    env = make_env()
     env.filters["format_datetime"] = format_datetime
     env.filters["format_date"] = format_date
     env.filters["format_time"] = format_time
@@ -252,8 +197,24 @@ def formatting(settings: BusinessSettings, context: dict[str, Any]) -> dict[str,
 
 
 def render_source(source: str, variables: dict[str, Any]) -> str:
-    """Render template source in the sandbox with `formatting` variables; raises on errors."""
-    return _compile(source).render(variables).strip()
+    """Render template source in the sandbox with `formatting` variables; raises on errors,
+    TemplateLimitError for one that runs too long, builds too much or writes more than a
+    WhatsApp text holds (an over-long reply is refused, not cut: a cut text can end anywhere)."""
+    template = _compile(source)
+    parts: list[str] = []
+    written = 0
+    with bounded():
+        for part in template.generate(variables):
+            written += len(part)
+            if written > MAX_TEXT:
+                raise TemplateLimitError(f"the template writes more than {MAX_TEXT:,} characters")
+            parts.append(part)
+    text = "".join(parts).strip()
+    if len(text) > MAX_REPLY:
+        raise TemplateLimitError(
+            f"the text has {len(text):,} characters; WhatsApp takes at most {MAX_REPLY:,}"
+        )
+    return text
 
 
 def _render_source(source: str, variables: dict[str, Any]) -> str:
@@ -262,6 +223,22 @@ def _render_source(source: str, variables: dict[str, Any]) -> str:
         # WhatsApp refuses an empty text message; treat it like a failed template.
         raise ValueError("the template rendered an empty text")
     return text
+
+
+_problems = threading.local()
+
+
+@contextmanager
+def render_problems() -> Iterator[list[str]]:
+    """Collects why templates rendered in this thread failed, for the admin and the CLI to
+    show: `render` itself falls back and never raises."""
+    found: list[str] = []
+    outer: tuple[list[str], ...] = getattr(_problems, "lists", ())
+    _problems.lists = (*outer, found)
+    try:
+        yield found
+    finally:
+        _problems.lists = outer
 
 
 def render(settings: BusinessSettings, template_name: str, context: dict[str, Any]) -> str:
@@ -280,13 +257,62 @@ def render(settings: BusinessSettings, template_name: str, context: dict[str, An
         try:
             return _render_source(source, variables)
         except Exception as exc:
-            log.warning(
-                "reply template %r (%s) failed: %s: %s",
-                template_name,
-                origin,
-                type(exc).__name__,
-                exc,
-            )
+            problem = f"reply template {template_name!r} ({origin}) failed: {exc}"
+            log.warning("%s (%s)", problem, type(exc).__name__)
+            for collected in getattr(_problems, "lists", ()):
+                collected.append(problem)
     if custom is None and default is None:
         log.warning("reply template %r does not exist", template_name)
     return _FALLBACK_TEXT[lang]
+
+
+# A fixed Monday noon from which the samples find an open and a closed moment, so that the
+# check of a settings file does not depend on the day it is saved.
+_SAMPLE_DAY = date(2026, 1, 5)
+_LONG_NAME = "Anna-Lena Maria " * 8
+_LONG_TEXT = ("Guten Tag, ich hätte gern einen Strauß Tulpen für Samstag. " * 70)[:MAX_REPLY]
+
+
+def _samples(settings: BusinessSettings) -> list[tuple[str, dict[str, Any]]]:
+    start = datetime.combine(_SAMPLE_DAY, time(12), tzinfo=ZoneInfo(settings.timezone))
+    opened = start if is_open(settings.hours, start) else next_open(settings.hours, start)
+    closed = next_close(settings.hours, start) if opened == start else start
+    found: list[tuple[str, tuple[datetime, str | None, str | None]]] = []
+    for moment, label in ((opened, "while open"), (closed, "while closed")):
+        if moment is None:
+            continue
+        found.append((f"{label}, for Anna writing 'Hallo'", (moment, "Anna", "Hallo")))
+        found.append((f"{label}, for a contact without a name", (moment, None, None)))
+    moment = closed or opened or start
+    found.append(
+        (
+            f"for a {len(_LONG_NAME)}-character name and a {MAX_REPLY:,}-character message",
+            (moment, _LONG_NAME, _LONG_TEXT),
+        )
+    )
+    return [
+        (
+            label,
+            formatting(
+                settings,
+                build_context(
+                    settings, now=now, contact_name=name, wa_id="491701234567", message_text=text
+                ),
+            ),
+        )
+        for label, (now, name, text) in found
+    ]
+
+
+def template_problem(settings: BusinessSettings, name: str) -> str | None:
+    """Why the settings' template `name` cannot be used, or None: it is rendered for sample
+    contacts and messages, open and closed, and must finish within the bounds of a render."""
+    source = settings.templates.get(name)
+    if source is None:
+        return None
+    for label, variables in _samples(settings):
+        try:
+            render_source(source, variables)
+        except Exception as exc:
+            return f"fails {label}: {exc}"
+    return None

@@ -336,6 +336,7 @@ class _Draft:
     greeting: GreetingRule | None = None
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     templates: dict[str, str] = field(default_factory=dict)
+    template_lines: dict[str, int] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
     references: list[tuple[str, Node]] = field(default_factory=list)
     stored: bool = False  # see parse_settings
@@ -705,6 +706,7 @@ def _templates(node: Node, d: _Draft) -> None:
                 line += 1  # folded lines no longer match the file's: point at the first
             raise SettingsError(f"template '{name}': {exc.message}", line) from None
         d.templates[name] = source
+        d.template_lines[name] = _line(value)
 
 
 _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
@@ -782,13 +784,18 @@ def _compose(text: str, *, stored: bool = False) -> Node | None:
     return root
 
 
-def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
+def parse_settings(
+    text: str, *, stored: bool = False, try_templates: bool = False
+) -> BusinessSettings:
     """Parse and validate a settings file; raise SettingsError for the first problem found.
 
     `stored`: settings saved before, perhaps by an older version that let through a keyword
     pattern refused now; such a pattern is kept (the rules bound its time) so that the rest
     of the settings still work. A lone surrogate that an older version let through reads as
     U+FFFD, instead of failing every message and the settings page.
+
+    With `try_templates` (on saving, not on every load) each template is also rendered for
+    sample contacts and refused if it fails or goes over the bounds of a render.
     """
     root = _compose(text, stored=stored)
     if root is None:
@@ -822,7 +829,7 @@ def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
         )
     except ValueError as exc:  # the checks above should have caught it; keep the error typed
         raise SettingsError(str(exc)) from None
-    return BusinessSettings(
+    settings = BusinessSettings(
         name=d.name,
         timezone=d.timezone,
         locale=d.locale,
@@ -835,6 +842,12 @@ def parse_settings(text: str, *, stored: bool = False) -> BusinessSettings:
         templates=FrozenMap(d.templates),
         stale_after_minutes=d.stale_after_minutes,
     )
+    if try_templates:
+        for name in d.templates:
+            problem = replies.template_problem(settings, name)
+            if problem is not None:
+                raise SettingsError(f"template '{name}' {problem}", d.template_lines[name])
+    return settings
 
 
 # --- writing ---------------------------------------------------------------------------------

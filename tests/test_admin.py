@@ -900,6 +900,7 @@ def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
         ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
         ({"kw-1-match": "(a+)+$"}, "kw-1", "repeats something that itself repeats"),
         ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
+        ({"tpl-0-source": "{{ 'x'.center(20000) }}"}, "tpl-0", "template 'away' fails"),
         ({"name": ""}, "name", "must not be empty"),
     ],
 )
@@ -1091,6 +1092,11 @@ def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> No
         ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "when", "date and time"),
         ({"kind": "template", "template": "", "when": "now"}, "template", "approved"),
         ({"kind": "text", "text": "{% if %}", "when": "now"}, "content", "not a valid"),
+        (
+            {"kind": "text", "text": "{{ 'x' * 5000 }}", "when": "now"},
+            "content",
+            "the text goes over the bounds of a message",
+        ),
     ],
 )
 def test_broadcast_errors_are_shown(
@@ -1109,3 +1115,14 @@ def test_broadcast_pages_need_login_and_csrf(client: FlaskClient) -> None:
     assert client.get("/admin/broadcasts").status_code == 302
     assert client.post("/admin/broadcasts", data={}).status_code == 400
     assert client.post("/admin/broadcasts/1/cancel", data={}).status_code == 400
+
+
+def test_preview_names_a_template_over_the_bounds(admin: FlaskClient) -> None:
+    data, _ = settings_form(admin)
+    data.update({"tpl-0-source": "{{ 'Hallo %s' % contact.name.center(20000) }}"})
+    result = admin.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is False
+    assert result["errors"]["tpl-0"] == (
+        "template 'away' fails while open, for Anna writing 'Hallo': "
+        "center() would build 20,000 characters (at most 10,000)"
+    )

@@ -13,6 +13,7 @@ PURE = {
     "bot.settings",
     "bot.rules",
     "bot.replies",
+    "bot.sandbox",
     "bot.events",
     "bot.wild",
     "bot.signature",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,10 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
-from bot.business import save_settings
+from bot.business import BUSINESS_ID, save_settings
 from bot.contacts_store import set_opt_in
 from bot.db import get_db
-from bot.models import ConsentEvent, Contact, Message
+from bot.models import Business, ConsentEvent, Contact, Message
 from tests.conftest import post_notification
 from tests.payloads import notification
 
@@ -335,3 +337,27 @@ def test_stale_after_minutes_comes_from_the_settings(shop: Flask, client: FlaskC
     at(shop, SUNDAY_EVENING)
     say(client, "Hallo, habt ihr Rosen?", SUNDAY_EVENING - timedelta(hours=2))
     assert [r.rule for r in replies(shop)] == ["away"]
+
+
+def test_a_runaway_template_from_an_older_database_gets_the_default_reply_quickly(
+    shop: Flask, client: FlaskClient
+) -> None:
+    # Stored straight into the table, as a database from before the save-time check holds it.
+    runaway = (
+        '"{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}'
+        '{% endmacro %}{{ twice(20) }}Hallo"'
+    )
+    with get_db(shop).session() as session:
+        business = session.get(Business, BUSINESS_ID)
+        assert business is not None
+        business.settings_yaml = re.sub(r'(?m)^  away: "Hallo.*$', f"  away: {runaway}", SHOP)
+    at(shop, SUNDAY_EVENING)
+    started = time.monotonic()
+    say(client, "Hallo, habt ihr Rosen?", SUNDAY_EVENING, name="Anna")
+    assert time.monotonic() - started < 2
+    [reply] = replies(shop)
+    assert reply.rule == "away"
+    assert reply.text == (
+        "Hallo Anna, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
+        "Ab Montag, 30. November, 09:00 Uhr sind wir wieder für Sie da und melden uns dann."
+    )

@@ -4,6 +4,7 @@ moved by real-shaped status notifications, and the `broadcast` commands."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,6 +188,55 @@ def test_template_parameters_are_rendered_per_contact(shop: Flask) -> None:
     assert funnel(shop, b)["failed"] == 1
 
 
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (broadcasts.Content(text="Hallo {{ contact.name.center(20000) }}"), "--text"),
+        (
+            broadcasts.Content(
+                template="weekly_offer",
+                language="de",
+                params=("{{ contact.name }}", "{{ 'x' * 5000 }}"),
+            ),
+            "--param 2",
+        ),
+    ],
+)
+def test_a_broadcast_over_the_bounds_is_refused_when_created(
+    shop: Flask, content: broadcasts.Content, what: str
+) -> None:
+    with pytest.raises(broadcasts.BroadcastError) as refused:
+        create(shop, content)
+    assert str(refused.value).startswith(f"{what} goes over the bounds of a message: ")
+    with get_db(shop).session() as session:
+        assert session.scalar(select(func.count()).select_from(Broadcast)) == 0
+
+
+def test_a_parameter_over_the_bounds_fails_each_message_quickly_with_the_reason(
+    app: Flask,
+) -> None:
+    runaway = (
+        "{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}"
+        "{% endmacro %}{{ twice(20) }}{{ contact.name }}"
+    )
+    # Created while there were no settings to try it with, as a broadcast from before the
+    # check on creating is stored.
+    b = create(app, broadcasts.Content(template="weekly_offer", language="de", params=(runaway,)))
+    shop = app
+    with get_db(shop).session() as session:
+        save_settings(session, SHOP)
+    add_contact(shop, "4915111111111", "Anna")
+    add_contact(shop, "4915122222222", "Ben")
+    started = time.monotonic()
+    run(shop, b)
+    assert time.monotonic() - started < 4
+    for message in by_recipient(shop).values():
+        assert message.status == "failed"
+        assert message.error_reason is not None
+        assert message.error_reason.startswith("template failed: TemplateLimitError: the template")
+    assert funnel(shop, b)["failed"] == 2
+
+
 def test_a_text_goes_only_to_contacts_inside_the_24_hour_window(shop: Flask) -> None:
     add_contact(shop, "491511", "Anna", wrote=timedelta(hours=3))
     add_contact(shop, "491512", "Ben", wrote=timedelta(hours=25))
@@ -358,6 +408,7 @@ def test_create_prints_only_the_id_and_show_prints_the_contract_json(
         (["--wa-template", "x"], "needs --language"),
         (["--text", "Hi", "--param", "x"], "--param goes with --wa-template"),
         (["--text", "Hi {{ contact.name "], "not a valid template"),
+        (["--text", "{{ 'x' * 5000 }}"], "--text goes over the bounds of a message: the text"),
         (["--text", "Hi", "--audience", "vip"], "neither `all` nor"),
         (["--text", "Hi", "--at", "morgen"], "not an ISO 8601"),
         (["--text", "Hi", "--cron", "0 9 * *"], "has 4 fields"),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
+from bot.business import BUSINESS_ID
 from bot.db import get_db
-from bot.models import Contact, Message
+from bot.models import Business, Contact, Message
 from tests.test_autoreply import SHOP
 
 
@@ -172,3 +174,45 @@ def test_simulate_a_message_that_arrives_late(runner: FlaskCliRunner, tmp_path: 
     bad = runner.invoke(args=["simulate", "--text", "Hallo", *evening, "--sent", "yesterday"])
     assert bad.exit_code == 2
     assert "--sent" in bad.output
+
+
+def test_a_template_over_the_bounds_is_refused_by_name(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    before = runner.invoke(args=["settings", "export"]).output
+    hostile = SHOP.replace(
+        '  greeting: "Willkommen bei {{ business.name }}!"',
+        "  greeting: \"{% for i in range(300) %}{{ '%0300d' % i }}{% endfor %}\"",
+    )
+    result = runner.invoke(args=["settings", "import", write(tmp_path, hostile, "hostile.yaml")])
+    assert result.exit_code == 1
+    assert "line 20: template 'greeting' fails while open, for Anna writing 'Hallo': " in (
+        result.output
+    )
+    assert "more than 10,000 characters" in result.output
+    assert runner.invoke(args=["settings", "export"]).output == before
+
+
+def test_simulate_shows_why_a_stored_template_fell_back(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    runner.invoke(args=["settings", "import", write(tmp_path, SHOP)])
+    # Stored straight into the table, as a database from before the save-time check holds it.
+    with get_db(app).session() as session:
+        business = session.get(Business, BUSINESS_ID)
+        assert business is not None
+        business.settings_yaml = re.sub(
+            r'(?m)^  away: "Hallo.*$',
+            "  away: \"{{ 'Hallo %s' % contact.name.center(20000) }}\"",
+            SHOP,
+        )
+    result = runner.invoke(
+        args=["simulate", "--text", "Hallo", "--name", "Anna", "--at", "2026-11-28T19:00", "--json"]
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["text"].startswith("Hallo Anna, danke für Ihre Nachricht!")
+    assert result.stderr == (
+        "warning: reply template 'away' (custom) failed: center() would build 20,000 characters "
+        "(at most 10,000); the reply falls back\n"
+    )

@@ -4,6 +4,7 @@ and the fallback when a template fails."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime
 from textwrap import dedent
@@ -13,7 +14,15 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 
-from bot.replies import Business, Contact, Message, build_context, compile_check, render
+from bot.replies import (
+    Business,
+    Contact,
+    Message,
+    build_context,
+    compile_check,
+    render,
+    template_problem,
+)
 from bot.settings import BusinessSettings, parse_settings
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -327,4 +336,132 @@ def test_compile_check_raises_syntax_errors(source: str) -> None:
 def test_compile_check_accepts_valid_templates() -> None:
     compile_check(
         "Hallo {{ contact.name }}{% if next_open %}, ab {{ next_open | format_time }}{% endif %}"
+    )
+
+
+# Each of these ran for minutes or built gigabytes at full size; here the sizes are small
+# enough for any code to finish, yet over the bounds, so they must fall back.
+OVERSIZED = [
+    pytest.param("{% for i in range(300) %}{% for j in range(300) %}x{% endfor %}{% endfor %}",
+                 id="nested-range"),
+    pytest.param("{{ 'x'.center(20000) }}", id="center"),
+    pytest.param("{{ 'x'.ljust(20000) }}", id="ljust"),
+    pytest.param("{{ 'x'.rjust(20000) }}", id="rjust"),
+    pytest.param("{{ '1'.zfill(20000) }}", id="zfill"),
+    pytest.param("{{ 'x' | center(20000) }}", id="center-filter"),
+    pytest.param("{{ '%020000d' % 1 }}", id="percent-width"),
+    pytest.param("{{ '%.20000f' % 1.0 }}", id="percent-precision"),
+    pytest.param("{{ '%*d' % (20000, 1) }}", id="percent-star"),
+    pytest.param("{{ '%020000d' | format(1) }}", id="format-filter"),
+    pytest.param("{{ '{:>20000}'.format('x') }}", id="str-format-width"),
+    pytest.param("{{ '{:{}}'.format(1, 20000) }}", id="str-format-nested-width"),
+    pytest.param("{{ '{0}{0}{0}{0}'.format('y' * 3000) }}", id="str-format-repeats"),
+    pytest.param("{{ '{!s}'.format(['x' * 100] * 200) | length }}", id="str-format-conversion"),
+    pytest.param("{{ ('x' * 200).replace('x', 'y' * 200) }}", id="replace"),
+    pytest.param("{{ ('x' * 200) | replace('x', 'y' * 200) }}", id="replace-filter"),
+    pytest.param("{{ ('-' * 200).join(['y' * 200] * 200) }}", id="join"),
+    pytest.param("{{ (['y' * 200] * 200) | join('-') }}", id="join-filter"),
+    pytest.param("{{ ('x ' * 2000) | wordwrap(1, wrapstring='y' * 20) }}", id="wordwrap"),
+    pytest.param("{{ ('x\n' * 2000) | indent('y' * 20) }}", id="indent"),
+    pytest.param("{{ ('\t' * 200).expandtabs(200) }}", id="expandtabs"),
+    pytest.param("{{ ('x'.encode() * 20000) | length }}", id="bytes-repeat"),
+    pytest.param("{{ ('x' * 100).encode().replace('x'.encode(), ('y' * 200).encode()) | length }}",
+                 id="bytes-replace"),
+    pytest.param("{% set ns = namespace(n=10 ** 100) %}{% for i in range(8) %}"
+                 "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n % 7 }}", id="big-int"),
+    pytest.param("{% set ns = namespace(s=message.text) %}{% for i in range(14) %}"
+                 "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}", id="concat"),
+    pytest.param("{% set ns = namespace(s=message.text) %}{% for i in range(14) %}"
+                 "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}", id="plus"),
+    pytest.param("{{ ([[1] * 100] * 1000) | sum(start=[]) | length }}", id="sum-lists"),
+    pytest.param("{{ [1] | batch(20000, 0) | list | last | length }}", id="batch"),
+    pytest.param("{% set a = [1] * 10000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}"
+                 "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}",
+                 id="nested-list-literals"),
+    pytest.param("{{ ([[1] * 2000] * 2000) | string | length }}", id="nested-list-repeat"),
+    pytest.param("{{ dict.fromkeys(range(1000), [1] * 1000) | string | length }}",
+                 id="fromkeys"),
+    pytest.param("{{ [[1, 2], [3]] | tojson(3000) | length }}", id="tojson-indent"),
+    pytest.param("{{ 'x' * 4000 }} {{ 'y' * 4000 }}", id="longer-than-whatsapp-takes"),
+    pytest.param("{% macro d(n) %}{% if n %}{{ d(n - 1) }}{{ d(n - 1) }}{% endif %}"
+                 "{% endmacro %}{{ d(20) }}x", id="macro-recursion"),
+    pytest.param("{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 %}{% endfor %}{% endfor %}x",
+                 id="long-loop"),
+    pytest.param("{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 if b == 'y' %}{% endfor %}"
+                 "{% endfor %}x", id="long-loop-skipping-every-item"),
+    pytest.param("{% for n in [17] recursive %}{% if n %}{{ loop([n - 1, n - 1]) }}{% endif %}"
+                 "{% endfor %}x", id="recursive-loop"),
+    pytest.param("{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}"
+                 "{% macro deep(n) %}{% if n %}{% call twice() %}{{ deep(n - 1) }}{% endcall %}"
+                 "{% endif %}{% endmacro %}{{ deep(19) }}x", id="call-block-recursion"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", OVERSIZED)
+def test_a_template_over_the_bounds_stops_quickly_and_falls_back(
+    source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = custom(source)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="bot.replies"):
+        out = render(s, "away", ctx(s))
+    assert time.monotonic() - started < 2
+    assert out == render(SHOP, "away", ctx(SHOP))
+    assert "TemplateLimitError" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '%r' % contact }}",
+        "{{ '%r %s' % (contact.name.upper, contact) }}",
+        "{{ '{!r}'.format(contact) }}{{ '{!a}'.format(message) }}",
+        "{{ '{}'.format(contact.name.upper) }}",
+        "{{ contact | string }}{{ contact.name.upper | string }}",
+        "{{ '' ~ contact ~ now.astimezone }}",
+        "{{ contact | pprint }}{{ [contact] | join }}{{ contact | upper }}",
+        "{{ 'x' | replace('x', contact) }}{{ '%s' | format(business) }}",
+        "{{ hours | groupby('0') | first }}{{ namespace | string }}",
+    ],
+)
+def test_no_repr_or_memory_address_reaches_the_text(source: str) -> None:
+    s = custom("Hallo {{ contact.name }}. " + source)
+    out = render(s, "away", ctx(s))
+    for word in ["Contact", "Message", "Business", "built-in", "method", "class", "0x", "<"]:
+        assert word not in out
+    assert out.startswith("Hallo Anna.")
+
+
+def test_repr_conversions_write_plain_text() -> None:
+    s = custom("{{ '%r' % contact.name }}, {{ '{!r:>6}'.format(contact.name) }}!")
+    assert render(s, "away", ctx(s)) == "Anna,   Anna!"
+
+
+def test_ordinary_templates_keep_working_within_the_bounds() -> None:
+    s = custom(
+        "{{ 'Hallo %s, noch %d Tage' % (contact.name, 3) }} {{ '{:>5}|{}'.format(7, 'a') }} "
+        "{{ hours[:2] | join(', ') }} {{ range(4) | sum }} [{{ 'ab' | center(6) }}] "
+        "{{ contact.name.upper() }} {{ message.text | replace('i', 'ey') | wordwrap(20) }}"
+        "{% for i in range(3) %}{% for j in range(3) %}{{ i * j }}{% endfor %}{% endfor %}"
+    )
+    assert render(s, "away", ctx(s)) == (
+        "Hallo Anna, noch 3 Tage     7|a Montag: 09:00–18:00, Dienstag: 09:00–12:30, "
+        "14:00–18:00 6 [  ab  ] ANNA Hey000012024"
+    )
+
+
+def test_a_reply_of_exactly_the_whatsapp_limit_is_sent() -> None:
+    s = custom("  {{ 'x' * 4096 }}\n\n")
+    assert render(s, "away", ctx(s)) == "x" * 4096
+
+
+def test_template_problem_names_the_sample_it_failed_for() -> None:
+    echo = custom("Sie schrieben: {{ message.text }}")
+    assert template_problem(echo, "away") == (
+        "fails for a 128-character name and a 4,096-character message: "
+        "the text has 4,111 characters; WhatsApp takes at most 4,096"
+    )
+    assert template_problem(custom("Hallo {{ contact.name }}"), "away") is None
+    assert template_problem(custom("{{ 1 / 0 if is_open else 'zu' }}"), "away") == (
+        "fails while open, for Anna writing 'Hallo': division by zero"
     )

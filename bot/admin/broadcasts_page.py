@@ -148,7 +148,7 @@ def broadcast_create() -> Any:
             errors["when"] = str(exc)
     if not errors:
         try:
-            content.check()
+            content.check(settings, now())
         except broadcasts.BroadcastError as exc:
             errors["content"] = (
                 str(exc).replace("--text", "the text").replace("--param", "parameter")

@@ -337,7 +337,7 @@ def validate(state: FormState) -> tuple[str, BusinessSettings | None, dict[str, 
     """The settings file, the parsed settings (None if invalid) and errors by field."""
     text, fields = to_yaml(state)
     try:
-        return text, parse_settings(text), {}
+        return text, parse_settings(text, try_templates=True), {}
     except SettingsError as exc:
         where = fields.get(exc.line, "general") if exc.line is not None else "general"
         return text, None, {where: exc.reason}
