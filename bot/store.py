@@ -28,8 +28,8 @@ from bot.models import REVOKED, ConsentEvent, Contact, Message, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
-from bot.rules import History, Inbound, KeywordHits, choose, keyword_hits
-from bot.settings import BusinessSettings, KeywordRule
+from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, choose, keyword_hits
+from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")
@@ -85,10 +85,43 @@ def _plausible(event: events.Event, now: datetime) -> events.Event:
     return event if at == event.timestamp else replace(event, timestamp=at)
 
 
-# The keyword rules this process last stored a message under. A new message's text is matched
-# against them before the transaction, so that no search runs while the database is locked
-# (SQLite's write turn, the contact's row); if the settings changed since, choose matches again.
-_recent_keywords: tuple[KeywordRule, ...] = ()
+# The settings this process last stored a message under. A new message's keyword rules are
+# matched and its reply rendered under them before the transaction (see Prepared), so that
+# neither runs while the database is locked (SQLite's write turn, the contact's row); if the
+# settings changed since, that work is done again under the lock.
+_recent_settings: BusinessSettings | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The costly part of a message's reply, worked out before any lock: which keyword rules
+    its text matches, and the reply a contact with no history would get, rendered.
+
+    The contact's history (cooldown, inactivity, consent) can only take that reply away, never
+    change it to another, so under the lock the text is used as it is when the settings, the
+    template, the name and the number are still those it was rendered with.
+    """
+
+    settings: BusinessSettings
+    hits: KeywordHits
+    template: str | None
+    name: str | None
+    wa_id: str | None
+    text: str | None
+
+
+def prepare(settings: BusinessSettings, event: events.Message, now: datetime) -> Prepared:
+    hits = keyword_hits(settings.keywords, event.text)
+    inbound = Inbound(event.text, event.type_name, event.timestamp)
+    decision = choose(inbound, NO_HISTORY, settings, now, hits)
+    if decision is None or not decision.reply_due or event.profile_name is None:
+        return Prepared(settings, hits, None, None, None, None)
+    name, wa_id = event.profile_name, event.from_wa_id
+    context = build_context(
+        settings, now=now, contact_name=name, wa_id=wa_id, message_text=event.text
+    )
+    text = render(settings, decision.template, context)
+    return Prepared(settings, hits, decision.template, name, wa_id, text)
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -125,20 +158,20 @@ def _store_all(
     """All events in one transaction; `one_by_one`, each in a savepoint of it, skipping (and
     logging) those refused as data. The fast way first: a savepoint costs two round trips."""
     stored: list[Stored] = []
-    keywords = _recent_keywords
-    hits: dict[str | None, KeywordHits] = {
-        event.id: keyword_hits(keywords, event.text)
-        for event in evs
-        if isinstance(event, events.Message) and keywords and event.text
-    }
+    settings = _recent_settings
+    prepared: dict[str | None, Prepared] = {}
+    if settings is not None:
+        for event in evs:
+            if isinstance(event, events.Message):
+                prepared[event.id] = prepare(settings, event, now)
     with database.session() as session:
         for event in evs:
             if not one_by_one:
-                new = _store_one(session, event, now, ours, hits.get(_key(event)))
+                new = _store_one(session, event, now, ours, prepared.get(_key(event)))
             else:
                 try:
                     with session.begin_nested():
-                        new = _store_one(session, event, now, ours, hits.get(_key(event)))
+                        new = _store_one(session, event, now, ours, prepared.get(_key(event)))
                 except Exception as exc:
                     if not _is_data_error(exc):
                         raise
@@ -169,11 +202,11 @@ def _store_one(
     event: events.Event,
     now: datetime,
     ours: str | None,
-    hits: KeywordHits | None,
+    prepared: Prepared | None,
 ) -> Stored | None:
     if isinstance(event, events.Message):
         return store_message(
-            session, event, now, hits, answer=ours is None or event.phone_number_id == ours
+            session, event, now, prepared, answer=ours is None or event.phone_number_id == ours
         )
     if isinstance(event, events.Status):
         # Another number's messages never had a wamid of ours: nothing to hold it for.
@@ -335,13 +368,13 @@ def store_message(
     session: Session,
     event: events.Message,
     now: datetime,
-    hits: KeywordHits | None = None,
+    prepared: Prepared | None = None,
     *,
     answer: bool = True,
 ) -> Stored | None:
     """Store one customer message and queue its auto-reply under the stored settings; None
     when it was stored before (a redelivery), or cannot be (no id that fits its column).
-    `hits`: see rules.choose.
+    `prepared`: see Prepared.
 
     Without `answer` (a message to another number of the app) it is stored and nothing else:
     no reply, no opt-in or opt-out by keyword, and the contact's times and unread count, which
@@ -373,14 +406,14 @@ def store_message(
     settings = None if contact.settings_yaml is None else business.parsed(contact.settings_yaml)
     reply = None
     if settings is not None and answer:
-        _remember_keywords(settings.keywords)
+        _remember(settings)
         history = History(
             last_inbound_at=contact.last_inbound_at,
             last_away_at=contact.last_away_at,
             last_consent_at=_latest(contact.opted_in_changed_at, contact.last_consent_event_at),
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
-        reply = auto_reply(settings, contact, name, inbound, history, now, hits)
+        reply = auto_reply(settings, contact, name, inbound, history, now, prepared)
     queued = reply.row if reply is not None else None
     message = {
         "contact_id": contact.id,
@@ -429,9 +462,9 @@ def store_message(
     return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 
-def _remember_keywords(keywords: tuple[KeywordRule, ...]) -> None:
-    global _recent_keywords
-    _recent_keywords = keywords
+def _remember(settings: BusinessSettings) -> None:
+    global _recent_settings
+    _recent_settings = settings
 
 
 def _length(column: Any) -> int:
@@ -467,22 +500,33 @@ def auto_reply(
     inbound: Inbound,
     history: History,
     now: datetime,
-    hits: KeywordHits | None = None,
+    prepared: Prepared | None = None,
 ) -> Reply | None:
-    """The rules' reply to a new message, rendered and ready to queue, or None."""
-    decision = choose(inbound, history, settings, now, hits)
+    """The rules' reply to a new message, rendered and ready to queue, or None; what was
+    `prepared` under the same settings is not worked out again."""
+    if prepared is not None and prepared.settings is not settings:
+        prepared = None
+    decision = choose(inbound, history, settings, now, prepared.hits if prepared else None)
     if decision is None:
         return None
     if not decision.reply_due:
         return Reply(decision.rule, None, decision.opt_in)
-    context = build_context(
-        settings,
-        now=now,
-        contact_name=name,
-        wa_id=contact.wa_id,
-        message_text=inbound.text,
-    )
-    text = render(settings, decision.template, context)
+    if (
+        prepared is not None
+        and prepared.text is not None
+        and (prepared.template, prepared.name, prepared.wa_id)
+        == (decision.template, name, contact.wa_id)
+    ):
+        text = prepared.text
+    else:
+        context = build_context(
+            settings,
+            now=now,
+            contact_name=name,
+            wa_id=contact.wa_id,
+            message_text=inbound.text,
+        )
+        text = render(settings, decision.template, context)
     recipient = contact.wa_id or contact.user_id or ""
     try:
         payload = text_payload(recipient, text)

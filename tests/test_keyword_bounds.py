@@ -100,6 +100,36 @@ def test_the_text_is_matched_before_the_database_is_locked(
     assert replies(app)[-1].rule == "keyword"
 
 
+def test_the_reply_is_rendered_before_the_database_is_locked(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template may take its whole time bound; SQLite's write turn must not wait for it."""
+    store_unchecked(app, SHOP)
+    at(app, TUESDAY_MORNING)
+    say(client, "Hallo", TUESDAY_MORNING)  # this process learns the shop's settings
+    steps: list[str] = []
+    real_render = bot.store.render
+
+    def render(*args: Any, **kwargs: Any) -> str:
+        steps.append("render")
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(bot.store, "render", render)
+    engine = get_db(app).engine
+
+    def begin(_conn: Any) -> None:
+        steps.append("begin")
+
+    event.listen(engine, "begin", begin)
+    try:
+        say(client, "Wann habt ihr Öffnungszeiten?", TUESDAY_MORNING)
+    finally:
+        event.remove(engine, "begin", begin)
+    assert steps == ["render", "begin"]
+    assert replies(app)[-1].rule == "keyword"
+    assert replies(app)[-1].text.startswith("Unsere Öffnungszeiten")
+
+
 def test_hits_for_other_keyword_rules_are_not_trusted() -> None:
     stale = KeywordHits(keywords=(), text="Öffnungszeiten?", found=frozenset())
     inbound = bot.rules.Inbound("Öffnungszeiten?", "text", OPEN)
