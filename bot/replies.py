@@ -23,7 +23,16 @@ from jinja2 import Template, Undefined, pass_context
 from jinja2.runtime import Context
 
 from bot.hours import OpeningHours, is_open, next_close, next_open, week_lines
-from bot.sandbox import MAX_REPLY, MAX_TEXT, BoundedSandbox, TemplateLimitError, bounded, make_env
+from bot.sandbox import (
+    MAX_REPLY,
+    MAX_SECONDS,
+    MAX_TEXT,
+    BoundedSandbox,
+    TemplateLimitError,
+    bounded,
+    make_env,
+)
+from bot.strain import Strain
 
 if TYPE_CHECKING:
     from bot.settings import BusinessSettings
@@ -196,6 +205,11 @@ def formatting(settings: BusinessSettings, context: dict[str, Any]) -> dict[str,
     return {**context, _BABEL_KEY: babel_info}
 
 
+# A template that ran over its bounds: the next renders get this long, for ten minutes (see
+# bot.strain). Ordinary replies render in well under a millisecond.
+_strained = Strain(tight=0.03)
+
+
 def render_source(source: str, variables: dict[str, Any]) -> str:
     """Render template source in the sandbox with `formatting` variables; raises on errors,
     TemplateLimitError for one that runs too long, builds too much or writes more than a
@@ -203,12 +217,18 @@ def render_source(source: str, variables: dict[str, Any]) -> str:
     template = _compile(source)
     parts: list[str] = []
     written = 0
-    with bounded():
-        for part in template.generate(variables):
-            written += len(part)
-            if written > MAX_TEXT:
-                raise TemplateLimitError(f"the template writes more than {MAX_TEXT:,} characters")
-            parts.append(part)
+    try:
+        with bounded(_strained.budget(source, MAX_SECONDS)):
+            for part in template.generate(variables):
+                written += len(part)
+                if written > MAX_TEXT:
+                    raise TemplateLimitError(
+                        f"the template writes more than {MAX_TEXT:,} characters"
+                    )
+                parts.append(part)
+    except TemplateLimitError:
+        _strained.overran(source)
+        raise
     text = "".join(parts).strip()
     if len(text) > MAX_REPLY:
         raise TemplateLimitError(

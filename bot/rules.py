@@ -17,6 +17,7 @@ import regex
 from bot.hours import is_open, next_open
 from bot.replies import build_context, render
 from bot.settings import BusinessSettings, KeywordRule, bare_word, fold_text
+from bot.strain import Strain
 
 # Reactions and status updates never get a reply; nor do WhatsApp's own system notices
 # (a contact changed their number) and revocations (a contact deleted a message), which
@@ -117,6 +118,11 @@ def _compile_rules(keywords: tuple[KeywordRule, ...]) -> tuple[_CompiledRule, ..
     return tuple(out)
 
 
+# A pattern that ran out of time: the next searches get this much processor time, for ten
+# minutes (see bot.strain). An ordinary search of a whole WhatsApp text takes a fraction of it.
+_strained = Strain(tight=0.002)
+
+
 def keyword_hits(
     keywords: tuple[KeywordRule, ...], text: str | None, *, budget: float = MATCH_BUDGET
 ) -> KeywordHits:
@@ -137,12 +143,14 @@ def keyword_hits(
         # An equal share of what is left, for this rule and each after it: a slow pattern
         # cannot take the time of the rules after it (a fast one takes microseconds).
         share = (deadline - time.process_time()) / (len(compiled_rules) - i)
+        share = _strained.budget(compiled.regex.pattern, share)
         try:
             if share <= 0:
                 raise TimeoutError
             if compiled.regex.search(folded if compiled.on_folded else seen, timeout=share):
                 found.add(i)
         except TimeoutError:
+            _strained.overran(compiled.regex.pattern)
             rule = keywords[i]
             log.warning(
                 "keyword rule %d (%s) gave up after %.1f ms on a text of %d characters: "

@@ -18,12 +18,24 @@ from sqlalchemy import create_engine, text
 from bot import create_app
 from bot.db import get_db
 from bot.signature import sign
+from bot.strain import Strain
 
 ROOT = Path(__file__).resolve().parent.parent
 # pywa's real notification corpus (MIT), kept in the repository: see fixtures/meta/README.md.
 PYWA_UPDATES = Path(__file__).resolve().parent / "fixtures" / "meta" / "pywa"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 APP_SECRET = "test-app-secret"
+
+
+@pytest.fixture(autouse=True)
+def fresh_strain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ran over its bound in one test must not tighten the bounds of the next."""
+    import bot.replies
+    import bot.rules
+
+    for module in (bot.replies, bot.rules):
+        strain = module._strained
+        monkeypatch.setattr(module, "_strained", Strain(strain.tight, strain.cool_off))
 
 
 def pg_url() -> str | None:

@@ -14,6 +14,8 @@ PURE = {
     "bot.rules",
     "bot.replies",
     "bot.sandbox",
+    "bot.strain",
+    "bot.storable",
     "bot.events",
     "bot.wild",
     "bot.signature",
