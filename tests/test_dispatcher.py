@@ -285,6 +285,32 @@ def test_sigkill_mid_flight_then_restart_loses_nothing(app: Flask, tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_sigkill_mid_broadcast_then_restart_sends_no_one_twice(
+    app: Flask, tmp_path: Path, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 40)
+    with FakeGraph(latency=0.5, token=TOKEN) as graph:
+        first = worker(app, graph, tmp_path / "w1.log", "--concurrency", "8", "--lease", "2")
+        wait_until(lambda: graph.count >= 12, timeout=30)
+        first.kill()
+        first.stop()
+        with worker(app, graph, tmp_path / "w2.log", "--concurrency", "8", "--lease", "2"):
+            wait_until(lambda: settled(app), timeout=60)
+    per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
+    assert set(per_recipient.values()) == {1}
+    failed = [m for m in rows(app) if m.status == "failed"]
+    # What the killed process had claimed (at most its 8 in flight) fails as uncertain.
+    assert 1 <= len(failed) <= 8
+    assert all(m.error_reason and m.error_reason.startswith("uncertain: ") for m in failed)
+    funnel = show(runner, broadcast_id)
+    assert (funnel["sent"], funnel["failed"], funnel["pending"]) == (
+        40 - len(failed),
+        len(failed),
+        0,
+    )
+
+
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_and_leaves_nothing_claimed(app: Flask, tmp_path: Path) -> None:
     with FakeGraph(latency=0.5, token=TOKEN) as graph:
         queue(app, 30)
