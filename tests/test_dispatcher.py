@@ -22,7 +22,7 @@ from bot.audiences import parse_audience
 from bot.db import Database, get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
-from bot.outbound.dispatcher import UNCERTAIN_WAIT, Dispatcher
+from bot.outbound.dispatcher import UNCERTAIN_WAIT, Dispatcher, Outcome
 from bot.outbound.errors import AuthError, GraphError, RetryLater
 from bot.outbound.graph import GraphClient, text_payload
 from bot.outbound.ratelimit import SharedRate
@@ -587,3 +587,29 @@ def test_after_an_uncertain_request_a_reply_waits_and_a_broadcast_message_fails(
     outcome = dispatcher._after_error(message, refused)
     assert (outcome.kind, outcome.uncertain) == ("retry", False)
     assert outcome.due is not None and outcome.due <= now + timedelta(seconds=2)
+
+
+def test_a_late_result_of_a_claim_taken_over_changes_nothing_but_a_success(app: Flask) -> None:
+    [first, second] = queue(app, 2)
+    now = datetime.now(UTC)
+    lease = timedelta(seconds=30)
+    late = now + timedelta(seconds=31)
+    with get_db(app).session() as session:
+        assert len(outbox.claim(session, "slow", 10, now=now, lease=lease)) == 2
+        # The database was away longer than the lease: another dispatcher took both over.
+        assert len(outbox.claim(session, "other", 10, now=late, lease=lease)) == 2
+    graph = GraphClient("http://127.0.0.1:9", "v24.0", PHONE, TOKEN)
+    slow = Dispatcher(get_db(app), graph, rate=None, worker="slow")
+    with get_db(app).session() as session:
+        slow._record(
+            session,
+            [
+                Outcome(first, "retry", reason="HTTP 503: Service Unavailable", due=late),
+                Outcome(second, "sent", wamid="wamid.LATE"),
+            ],
+            late,
+        )
+    stored = {m.id: m for m in rows(app)}
+    # Not queued again while the other may be sending it; Meta's answer is recorded.
+    assert (stored[first].status, stored[first].claimed_by) == ("sending", "other")
+    assert (stored[second].status, stored[second].wamid) == ("sent", "wamid.LATE")

@@ -225,8 +225,7 @@ class Dispatcher:
         self._recorded(outcomes)
         return True
 
-    @staticmethod
-    def _record(session: Session, outcomes: list[Outcome], now: datetime) -> None:
+    def _record(self, session: Session, outcomes: list[Outcome], now: datetime) -> None:
         # The common case in one statement for all: at hundreds of messages a second, one
         # UPDATE built and run per message cost more CPU than sending the message did.
         outbox.mark_sent_many(session, _sent(outcomes), now=now)
@@ -241,6 +240,7 @@ class Dispatcher:
                     reason=o.reason or "",
                     now=now,
                     uncertain=o.uncertain,
+                    worker=self.worker,
                 )
             elif o.kind == "retry" and o.due is not None:
                 outbox.retry_at(
@@ -250,9 +250,10 @@ class Dispatcher:
                     code=o.code,
                     reason=o.reason,
                     uncertain=o.uncertain,
+                    worker=self.worker,
                 )
             else:
-                outbox.release(session, o.message_id, now=now)
+                outbox.release(session, o.message_id, now=now, worker=self.worker)
 
     def _recorded(self, outcomes: list[Outcome]) -> None:
         # Logged here, by the one database thread, rather than by each sending thread: a

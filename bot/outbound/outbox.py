@@ -213,11 +213,14 @@ def mark_failed(
     reason: str,
     now: datetime,
     uncertain: bool = False,
+    worker: str | None = None,
 ) -> None:
-    """Settle a message as failed; `uncertain` when its last request may have reached Meta."""
+    """Settle a message as failed; `uncertain` when its last request may have reached Meta.
+
+    With `worker`, only while that worker still holds the claim (see `_held`)."""
     _unclaim(
         session,
-        Message.id == message_id,
+        _held(message_id, worker),
         status="failed",
         failed_at=now,
         status_at=now,
@@ -235,13 +238,15 @@ def retry_at(
     code: int | None = None,
     reason: str | None = None,
     uncertain: bool = False,
+    worker: str | None = None,
 ) -> None:
     """Back to the queue, due at `when`; the last error stays on record meanwhile.
 
-    `uncertain` when the failed request may have reached Meta: it is counted."""
+    `uncertain` when the failed request may have reached Meta: it is counted. With
+    `worker`, only while that worker still holds the claim (see `_held`)."""
     _unclaim(
         session,
-        Message.id == message_id,
+        _held(message_id, worker),
         status="queued",
         next_attempt_at=when,
         error_code=code,
@@ -250,15 +255,25 @@ def retry_at(
     )
 
 
+def _held(message_id: int, worker: str | None) -> ColumnElement[bool]:
+    # A claim can run out while its holder lives (a database outage longer than the lease):
+    # another dispatcher has taken the message over and may be sending it. The first
+    # holder's late failure or retry must not put it back in the queue or settle it under
+    # the new holder; a late success is recorded whoever holds it, as it is Meta's answer.
+    if worker is None:
+        return Message.id == message_id
+    return and_(Message.id == message_id, Message.claimed_by == worker)
+
+
 def _counted(uncertain: bool) -> dict[str, Any]:
     return {"uncertain_attempts": Message.uncertain_attempts + 1} if uncertain else {}
 
 
-def release(session: Session, message_id: int, *, now: datetime) -> None:
+def release(session: Session, message_id: int, *, now: datetime, worker: str | None = None) -> None:
     """Give a claimed message back untried (shutdown): due now, this attempt not counted."""
     _unclaim(
         session,
-        and_(Message.id == message_id, Message.status == "sending"),
+        and_(_held(message_id, worker), Message.status == "sending"),
         status="queued",
         next_attempt_at=now,
         attempts=Message.attempts - 1,
