@@ -148,8 +148,10 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Requests that may have reached Meta without an answer (a read timeout, a dropped
     # connection, a sender that died mid-send): each may have delivered the message, so
-    # they limit how often it is sent again.
-    uncertain_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # they limit how often it is sent again. A server default only: a Python default would be
+    # added to every INSERT, which the webhook's one-statement write (INSERTs in WITH clauses)
+    # cannot compile.
+    uncertain_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
