@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot import broadcasts
 from bot.audiences import parse_audience
@@ -66,13 +67,14 @@ class Running:
         graph: FakeGraph | str,
         *,
         timeout: tuple[float, float] = (3.05, 10),
+        rate: object = None,
         **kwargs: object,
     ) -> None:
         database = Database(get_db(app).url)
         url = graph if isinstance(graph, str) else graph.url
         client = GraphClient(url, "v24.0", PHONE, TOKEN, pool_size=16, timeout=timeout)
         self.dispatcher = Dispatcher(
-            database, client, rate=None, concurrency=8, poll=0.05, **kwargs
+            database, client, rate=rate, concurrency=8, poll=0.05, **kwargs
         )  # type: ignore[arg-type]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.dispatcher.run, args=(self.stop,))
@@ -613,3 +615,32 @@ def test_a_late_result_of_a_claim_taken_over_changes_nothing_but_a_success(app: 
     # Not queued again while the other may be sending it; Meta's answer is recorded.
     assert (stored[first].status, stored[first].claimed_by) == ("sending", "other")
     assert (stored[second].status, stored[second].wamid) == ("sent", "wamid.LATE")
+
+
+class FlakyRate:
+    """The shared send rate, its database away for the first reservation."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reserve(self, n: int, now: float) -> list[float]:
+        self.calls += 1
+        if self.calls == 1:
+            raise OperationalError("UPDATE send_quota", None, Exception("connection lost"))
+        return [now] * n
+
+
+def test_a_message_without_a_send_slot_is_given_back_not_taken_for_sent(
+    app: Flask, graph: FakeGraph, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 1)
+    rate = FlakyRate()
+    # A lease shorter than the pause after the failed reservation: a claim left to run out
+    # would be taken over as possibly sent.
+    with Running(app, graph, rate=rate, lease=timedelta(seconds=0.3)):
+        wait_until(lambda: settled(app))
+    [message] = rows(app)
+    assert (message.status, message.uncertain_attempts) == ("sent", 0)
+    assert rate.calls == 2
+    assert graph.count == 1
+    assert show(runner, broadcast_id)["sent"] == 1
