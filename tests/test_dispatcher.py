@@ -644,3 +644,22 @@ def test_a_message_without_a_send_slot_is_given_back_not_taken_for_sent(
     assert rate.calls == 2
     assert graph.count == 1
     assert show(runner, broadcast_id)["sent"] == 1
+
+
+def test_a_live_dispatcher_keeps_its_claims_while_meta_is_slow(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    [reply] = queue(app, 1)
+    broadcast_id = broadcast_to(app, 1)
+    lease = timedelta(seconds=0.5)
+    # Each answer takes three leases; a claim left to run out would be taken over.
+    with FakeGraph(latency=1.5, token=TOKEN) as graph, Running(app, graph, lease=lease):
+        assert graph.wait_for(2)
+        with Running(app, graph, lease=lease):
+            wait_until(lambda: settled(app))
+            time.sleep(0.5)
+    assert graph.count == 2
+    stored = rows(app)
+    assert [(m.status, m.attempts, m.uncertain_attempts) for m in stored] == [("sent", 1, 0)] * 2
+    assert show(runner, broadcast_id)["sent"] == 1
+    assert stored[0].id == reply

@@ -108,6 +108,7 @@ class Dispatcher:
         self.sent = 0
         self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._paused_until = 0.0
+        self._renew_at = 0.0  # monotonic
 
     # --- the database thread ---------------------------------------------------------------
 
@@ -122,6 +123,8 @@ class Dispatcher:
                 if not done:
                     oldest = time.monotonic()
                 done.extend(self._drain())
+                if inflight > len(done):
+                    self._renew(inflight - len(done))
                 if stop.is_set():
                     if done and self._settle(done):
                         inflight -= len(done)
@@ -198,6 +201,28 @@ class Dispatcher:
         for message, start in zip(claimed, starts, strict=True):
             pool.submit(self._send, message, start, stop)
         return len(claimed)
+
+    def _renew(self, holding: int) -> None:
+        """Every third of the lease, extend the claims of the messages still being sent.
+
+        A claim that runs out is taken over as possibly sent; while this process lives, a
+        slow answer or a long wait for a send slot must not look like that.
+        """
+        if time.monotonic() < self._renew_at:
+            return
+        now = datetime.now(UTC)
+        try:
+            with self.database.session() as session:
+                outbox.renew(session, self.worker, now=now, lease=self.lease)
+        except DBAPIError as exc:
+            log.warning(
+                "cannot extend the claims of %d messages in flight (%s); trying again",
+                holding,
+                exc.__class__.__name__,
+            )
+            self._renew_at = time.monotonic() + min(1.0, self.lease.total_seconds() / 3)
+            return
+        self._renew_at = time.monotonic() + self.lease.total_seconds() / 3
 
     def _drain(self) -> list[Outcome]:
         done = []

@@ -151,6 +151,16 @@ def claim(
     return claimed
 
 
+def renew(session: Session, worker: str, *, now: datetime, lease: timedelta) -> None:
+    """Extend `worker`'s claims on the messages it is still sending until `now + lease`."""
+    session.execute(
+        update(Message)
+        .where(Message.status == "sending", Message.claimed_by == worker)
+        .values(claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[int]:
     if limit <= 0:
         return []
