@@ -73,7 +73,8 @@ def find(session: Session, *, failed: bool, stuck: bool, now: datetime) -> list[
 
 
 def retry(session: Session, ids: list[int] | None, *, now: datetime) -> tuple[list[Row], list[str]]:
-    """Failed messages back to `queued`, due now, attempts from zero; `None`: all failed ones.
+    """Failed messages back to `queued`, due now, attempts (uncertain ones too) from zero;
+    `None`: all failed ones.
 
     Returns what was requeued and a line for each id that was not (unknown, inbound, not
     failed). The last error stays on the row until the message settles again.
@@ -99,6 +100,9 @@ def retry(session: Session, ids: list[int] | None, *, now: datetime) -> tuple[li
                 status="queued",
                 status_at=now,
                 attempts=0,
+                # Sent by hand: the operator takes the risk of a duplicate that made the
+                # dispatcher stop after a request without an answer.
+                uncertain_attempts=0,
                 next_attempt_at=now,
                 failed_at=None,
                 claimed_by=None,

@@ -161,6 +161,12 @@ class Message(Base):
     # 0: replies a customer is waiting for; 1: broadcasts, which may queue behind them
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Requests that may have reached Meta without an answer (a read timeout, a dropped
+    # connection, a sender that died mid-send): each may have delivered the message, so
+    # they limit how often it is sent again. A server default only: a Python default would be
+    # added to every INSERT, which the webhook's one-statement write (INSERTs in WITH clauses)
+    # cannot compile.
+    uncertain_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]

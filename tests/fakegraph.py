@@ -43,11 +43,17 @@ class Received(NamedTuple):
 
 @dataclass(frozen=True)
 class Reply:
-    """A scripted answer: status, JSON body (or raw text) and extra headers."""
+    """A scripted answer: status, JSON body (or raw text) and extra headers.
+
+    ``delay`` holds the answer back that many seconds (past a client's read timeout, the
+    request is accepted but the client never learns it); ``drop`` hangs up without answering.
+    """
 
     status: int = 200
     body: Mapping[str, Any] | str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
 
 
 def graph_error(code: int, message: str, details: str | None = None) -> dict[str, Any]:
@@ -107,10 +113,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         fake = self.server.fake
-        status, body, headers = fake._answer(self.path, dict(self.headers.items()), raw)
-        if fake.latency:
-            time.sleep(fake.latency)
-        self._write(status, body, headers)
+        reply = fake._answer(self.path, dict(self.headers.items()), raw)
+        if fake.latency or reply.delay:
+            time.sleep(fake.latency + reply.delay)
+        if reply.drop:
+            self.close_connection = True
+            return
+        # A client that gave up waiting has closed its end.
+        with contextlib.suppress(ConnectionError):
+            self._write(reply.status, _encode(reply.body), reply.headers)
 
     def do_GET(self) -> None:
         self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
@@ -294,9 +305,7 @@ class FakeGraph:
         with self._lock:
             self._connections.discard(connection)
 
-    def _answer(
-        self, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, bytes, Mapping[str, str]]:
+    def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
@@ -314,7 +323,7 @@ class FakeGraph:
         if self.verbose:
             what = describe(payload) if isinstance(payload, dict) else repr(raw[:80])
             logger.info("%s %s -> %d %s", path, what, reply.status, _short(reply.body))
-        return reply.status, _encode(reply.body), reply.headers
+        return reply
 
     def _natural(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply:
         """What Meta would answer, absent a script or an outage (lock held)."""

@@ -3,26 +3,32 @@ crashes, several dispatchers, and the shared send rate."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from bot import broadcasts
+from bot.audiences import parse_audience
 from bot.db import Database, get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
-from bot.outbound.dispatcher import Dispatcher
+from bot.outbound.dispatcher import UNCERTAIN_WAIT, Dispatcher, Outcome
 from bot.outbound.errors import AuthError, GraphError, RetryLater
 from bot.outbound.graph import GraphClient, text_payload
 from bot.outbound.ratelimit import SharedRate
 from tests.fakegraph import FakeGraph, Reply, graph_error
-from tests.processes import Process
+from tests.processes import Process, free_port
 
 TOKEN = "EAAG-test-token"
 PHONE = "106540352242922"
@@ -55,11 +61,20 @@ def rows(app: Flask) -> list[Message]:
 class Running:
     """A dispatcher on a thread, stopped on exit."""
 
-    def __init__(self, app: Flask, graph: FakeGraph, **kwargs: object) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        graph: FakeGraph | str,
+        *,
+        timeout: tuple[float, float] = (3.05, 10),
+        rate: object = None,
+        **kwargs: object,
+    ) -> None:
         database = Database(get_db(app).url)
-        client = GraphClient(graph.url, "v24.0", PHONE, TOKEN, pool_size=16)
+        url = graph if isinstance(graph, str) else graph.url
+        client = GraphClient(url, "v24.0", PHONE, TOKEN, pool_size=16, timeout=timeout)
         self.dispatcher = Dispatcher(
-            database, client, rate=None, concurrency=8, poll=0.05, **kwargs
+            database, client, rate=rate, concurrency=8, poll=0.05, **kwargs
         )  # type: ignore[arg-type]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.dispatcher.run, args=(self.stop,))
@@ -272,6 +287,32 @@ def test_sigkill_mid_flight_then_restart_loses_nothing(app: Flask, tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_sigkill_mid_broadcast_then_restart_sends_no_one_twice(
+    app: Flask, tmp_path: Path, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 40)
+    with FakeGraph(latency=0.5, token=TOKEN) as graph:
+        first = worker(app, graph, tmp_path / "w1.log", "--concurrency", "8", "--lease", "2")
+        wait_until(lambda: graph.count >= 12, timeout=30)
+        first.kill()
+        first.stop()
+        with worker(app, graph, tmp_path / "w2.log", "--concurrency", "8", "--lease", "2"):
+            wait_until(lambda: settled(app), timeout=60)
+    per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
+    assert set(per_recipient.values()) == {1}
+    failed = [m for m in rows(app) if m.status == "failed"]
+    # What the killed process had claimed (at most its 8 in flight) fails as uncertain.
+    assert 1 <= len(failed) <= 8
+    assert all(m.error_reason and m.error_reason.startswith("uncertain: ") for m in failed)
+    funnel = show(runner, broadcast_id)
+    assert (funnel["sent"], funnel["failed"], funnel["pending"]) == (
+        40 - len(failed),
+        len(failed),
+        0,
+    )
+
+
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_and_leaves_nothing_claimed(app: Flask, tmp_path: Path) -> None:
     with FakeGraph(latency=0.5, token=TOKEN) as graph:
         queue(app, 30)
@@ -366,3 +407,259 @@ def test_the_worker_waits_out_a_database_that_is_not_ready() -> None:
     stopped = threading.Event()
     stopped.set()
     assert migrate_when_ready(Flaky(), stopped) is False  # type: ignore[arg-type]
+
+
+# --- requests that may have reached Meta without an answer -------------------------------
+
+# Answers held back past this read timeout: Meta accepted the message, the sender never knew.
+QUICK = (1.0, 0.3)
+SLOW = Reply(delay=1.0)
+PAUSE = timedelta(seconds=0.5)
+
+
+def broadcast_to(app: Flask, n: int, *, prefix: str = "49152000") -> int:
+    """A template broadcast to `n` new opted-in contacts, its messages written to the outbox."""
+    now = datetime.now(UTC)
+    with get_db(app).session() as session:
+        for i in range(n):
+            session.add(Contact(wa_id=f"{prefix}{i:05d}", name=f"Kunde {i}", opted_in=True))
+        created = broadcasts.create(
+            session,
+            broadcasts.Content(template="angebot", language="de"),
+            parse_audience("all"),
+            timezone="Europe/Berlin",
+            now=now,
+        )
+        run_id = broadcasts.start_run(session, created.id, now, now)
+        broadcast_id = created.id
+    assert run_id is not None
+    broadcasts.write_run(get_db(app), run_id, clock=lambda: now)
+    return broadcast_id
+
+
+def show(runner: FlaskCliRunner, broadcast_id: int) -> dict[str, Any]:
+    shown = runner.invoke(args=["broadcast", "show", str(broadcast_id), "--json"])
+    assert shown.exit_code == 0, shown.output
+    funnel: dict[str, Any] = json.loads(shown.stdout)
+    parts = funnel["pending"] + funnel["sent"] + funnel["failed"] + funnel["skipped"]
+    assert parts == funnel["total"]
+    return funnel
+
+
+def test_a_reply_without_an_answer_is_sent_once_more_after_a_pause(
+    app: Flask, graph: FakeGraph
+) -> None:
+    graph.script([SLOW])
+    queue(app, 1)
+    started = time.monotonic()
+    with Running(app, graph, timeout=QUICK, uncertain_wait=PAUSE):
+        wait_until(lambda: settled(app))
+    [message] = rows(app)
+    assert message.status == "sent"
+    assert graph.count == 2
+    assert (message.attempts, message.uncertain_attempts) == (2, 1)
+    assert time.monotonic() - started >= 0.3 + PAUSE.total_seconds()
+
+
+def test_a_reply_twice_without_an_answer_fails_and_is_not_sent_a_third_time(
+    app: Flask, graph: FakeGraph
+) -> None:
+    graph.script([SLOW, SLOW])
+    queue(app, 1)
+    with Running(app, graph, timeout=QUICK, uncertain_wait=PAUSE):
+        wait_until(lambda: settled(app))
+        time.sleep(1.0)  # a third try would be due by now
+    [message] = rows(app)
+    assert message.status == "failed"
+    assert graph.count == 2
+    assert graph.accepted == 2  # Meta took both: the customer may have the reply twice
+    assert message.uncertain_attempts == 2
+    assert message.error_reason is not None
+    assert message.error_reason.startswith(
+        "uncertain: no answer from WhatsApp twice; not sent again to avoid a duplicate"
+    )
+
+
+def test_a_dropped_answer_is_uncertain_too(app: Flask, graph: FakeGraph) -> None:
+    graph.script([Reply(drop=True), Reply(drop=True)])
+    queue(app, 1)
+    with Running(app, graph, uncertain_wait=PAUSE):
+        wait_until(lambda: settled(app))
+    [message] = rows(app)
+    assert message.status == "failed"
+    assert graph.count == 2
+    assert message.error_reason and message.error_reason.startswith("uncertain: ")
+
+
+def test_a_broadcast_message_without_an_answer_is_never_sent_again(
+    app: Flask, graph: FakeGraph, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 3)
+    graph.script([SLOW])
+    with Running(app, graph, timeout=QUICK, uncertain_wait=PAUSE):
+        wait_until(lambda: settled(app))
+        time.sleep(1.0)
+    assert graph.count == 3
+    assert Counter(r.json["to"] for r in graph.requests).most_common(1)[0][1] == 1
+    [failed] = [m for m in rows(app) if m.status == "failed"]
+    assert failed.error_reason is not None
+    assert failed.error_reason.startswith(
+        "uncertain: no answer from WhatsApp; not sent again to avoid a duplicate"
+    )
+    assert show(runner, broadcast_id) == {
+        "id": broadcast_id, "status": "done", "total": 3, "pending": 0, "sent": 2,
+        "delivered": 0, "read": 0, "failed": 1, "skipped": 0,
+    }  # fmt: skip
+
+
+def test_a_refused_connection_never_reached_meta_and_is_retried(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    port = free_port()
+    broadcast_id = broadcast_to(app, 2)
+    with Running(app, f"http://127.0.0.1:{port}", uncertain_wait=PAUSE):
+        wait_until(lambda: all(m.attempts >= 2 for m in rows(app)))
+        assert all(m.status in ("queued", "sending") for m in rows(app))
+        with FakeGraph(port=port, token=TOKEN) as graph:
+            wait_until(lambda: settled(app), timeout=30)
+    assert [m.status for m in rows(app)] == ["sent", "sent"]
+    assert all(m.uncertain_attempts == 0 for m in rows(app))
+    assert graph.count == 2
+    assert show(runner, broadcast_id)["sent"] == 2
+
+
+def test_a_claim_that_ran_out_mid_send_is_taken_over_as_uncertain(
+    app: Flask, graph: FakeGraph, runner: FlaskCliRunner
+) -> None:
+    # Claims that have run out by the time anyone looks at them again.
+    lease = timedelta(0)
+    [twice] = queue(app, 1, prefix="49153000")
+    with get_db(app).session() as session:
+        now = datetime.now(UTC)
+        assert len(outbox.claim(session, "dead", 10, now=now, lease=lease)) == 1
+    [reply] = queue(app, 1)
+    broadcast_id = broadcast_to(app, 1)
+    with get_db(app).session() as session:
+        # Its sender died mid-send; the next one took it over with two more, and died too.
+        now = datetime.now(UTC)
+        taken = outbox.claim(session, "dead too", 10, now=now, lease=lease)
+    assert [(c.uncertain, c.broadcast) for c in taken] == [(1, False), (0, False), (0, True)]
+    with Running(app, graph):
+        wait_until(lambda: settled(app))
+        time.sleep(0.3)
+    stored = {m.id: m for m in rows(app)}
+    # The reply gets its one more try; the broadcast message, and the reply that may have
+    # gone out twice already, are not sent again.
+    assert [r.json["to"] for r in graph.requests] == ["4915100000000"]
+    assert stored[reply].status == "sent"
+    assert stored[reply].uncertain_attempts == 1
+    assert stored[twice].uncertain_attempts == 2
+    for message in stored.values():
+        if message.id != reply:
+            assert message.status == "failed"
+            assert message.error_reason == (
+                "uncertain: the sending process stopped before WhatsApp answered; "
+                "not sent again to avoid a duplicate"
+            )
+    assert show(runner, broadcast_id)["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("broadcast", "uncertain", "kind"),
+    [(False, 0, "retry"), (False, 1, "failed"), (True, 0, "failed")],
+    ids=["reply, first", "reply, second", "broadcast"],
+)
+def test_after_an_uncertain_request_a_reply_waits_and_a_broadcast_message_fails(
+    app: Flask, broadcast: bool, uncertain: int, kind: str
+) -> None:
+    dispatcher = Dispatcher(
+        get_db(app), GraphClient("http://127.0.0.1:9", "v24.0", PHONE, TOKEN), rate=None
+    )
+    now = datetime.now(UTC)
+    message = outbox.Claimed(
+        1, {}, attempts=1, created_at=now, uncertain=uncertain, broadcast=broadcast
+    )
+    timed_out = RetryLater("timeout: ReadTimeout", maybe_sent=True)
+    outcome = dispatcher._after_error(message, timed_out)
+    assert (outcome.kind, outcome.uncertain) == (kind, True)
+    if kind == "retry":
+        assert outcome.due is not None and outcome.due >= now + UNCERTAIN_WAIT
+    # A request that never left (a refused connection) is retried as before, broadcast or not.
+    refused = RetryLater("connection error: NewConnectionError", maybe_sent=False)
+    outcome = dispatcher._after_error(message, refused)
+    assert (outcome.kind, outcome.uncertain) == ("retry", False)
+    assert outcome.due is not None and outcome.due <= now + timedelta(seconds=2)
+
+
+def test_a_late_result_of_a_claim_taken_over_changes_nothing_but_a_success(app: Flask) -> None:
+    [first, second] = queue(app, 2)
+    now = datetime.now(UTC)
+    lease = timedelta(seconds=30)
+    late = now + timedelta(seconds=31)
+    with get_db(app).session() as session:
+        assert len(outbox.claim(session, "slow", 10, now=now, lease=lease)) == 2
+        # The database was away longer than the lease: another dispatcher took both over.
+        assert len(outbox.claim(session, "other", 10, now=late, lease=lease)) == 2
+    graph = GraphClient("http://127.0.0.1:9", "v24.0", PHONE, TOKEN)
+    slow = Dispatcher(get_db(app), graph, rate=None, worker="slow")
+    with get_db(app).session() as session:
+        slow._record(
+            session,
+            [
+                Outcome(first, "retry", reason="HTTP 503: Service Unavailable", due=late),
+                Outcome(second, "sent", wamid="wamid.LATE"),
+            ],
+            late,
+        )
+    stored = {m.id: m for m in rows(app)}
+    # Not queued again while the other may be sending it; Meta's answer is recorded.
+    assert (stored[first].status, stored[first].claimed_by) == ("sending", "other")
+    assert (stored[second].status, stored[second].wamid) == ("sent", "wamid.LATE")
+
+
+class FlakyRate:
+    """The shared send rate, its database away for the first reservation."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reserve(self, n: int, now: float) -> list[float]:
+        self.calls += 1
+        if self.calls == 1:
+            raise OperationalError("UPDATE send_quota", None, Exception("connection lost"))
+        return [now] * n
+
+
+def test_a_message_without_a_send_slot_is_given_back_not_taken_for_sent(
+    app: Flask, graph: FakeGraph, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 1)
+    rate = FlakyRate()
+    # A lease shorter than the pause after the failed reservation: a claim left to run out
+    # would be taken over as possibly sent.
+    with Running(app, graph, rate=rate, lease=timedelta(seconds=0.3)):
+        wait_until(lambda: settled(app))
+    [message] = rows(app)
+    assert (message.status, message.uncertain_attempts) == ("sent", 0)
+    assert rate.calls == 2
+    assert graph.count == 1
+    assert show(runner, broadcast_id)["sent"] == 1
+
+
+def test_a_live_dispatcher_keeps_its_claims_while_meta_is_slow(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    [reply] = queue(app, 1)
+    broadcast_id = broadcast_to(app, 1)
+    lease = timedelta(seconds=0.5)
+    # Each answer takes three leases; a claim left to run out would be taken over.
+    with FakeGraph(latency=1.5, token=TOKEN) as graph, Running(app, graph, lease=lease):
+        assert graph.wait_for(2)
+        with Running(app, graph, lease=lease):
+            wait_until(lambda: settled(app))
+            time.sleep(0.5)
+    assert graph.count == 2
+    stored = rows(app)
+    assert [(m.status, m.attempts, m.uncertain_attempts) for m in stored] == [("sent", 1, 0)] * 2
+    assert show(runner, broadcast_id)["sent"] == 1
+    assert stored[0].id == reply

@@ -6,6 +6,7 @@ import logging
 import pickle
 import random
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 import pytest
 import requests
 import responses
+import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 from responses import matchers
 from responses.registries import OrderedRegistry
+from urllib3.exceptions import MaxRetryError
 
 from bot.outbound.backoff import MAX_RETRY_AFTER, delay
 from bot.outbound.errors import (
@@ -41,6 +44,7 @@ from bot.outbound.graph import (
     template_payload,
     text_payload,
 )
+from tests.fakegraph import FakeGraph, Reply
 
 TOKEN = "EAAJtestTOKENvalue0123456789secret"
 BASE = "https://graph.facebook.com"
@@ -585,6 +589,60 @@ def test_connection_refused_retries_later_and_surely_was_not_sent() -> None:
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     assert caught.value.maybe_sent is False
     assert "connection error" in caught.value.message
+
+
+def test_a_proxy_that_refuses_the_connection_surely_did_not_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    graph = GraphClient("http://graph.example", "v23.0", "1", TOKEN)
+    with graph, pytest.raises(RetryLater) as caught:
+        graph.send(text_payload(TO, "Hallo"))
+
+    assert isinstance(caught.value.__cause__, requests.exceptions.ProxyError)
+    assert caught.value.maybe_sent is False
+
+
+def test_a_failed_tls_handshake_surely_did_not_send() -> None:
+    with FakeGraph() as plain:  # speaks plain HTTP: the TLS handshake fails
+        graph = GraphClient(plain.url.replace("http://", "https://"), "v23.0", "1", TOKEN)
+        with graph, pytest.raises(RetryLater) as caught:
+            graph.send(text_payload(TO, "Hallo"))
+        assert plain.count == 0
+
+    assert isinstance(caught.value.__cause__, requests.exceptions.SSLError)
+    assert caught.value.maybe_sent is False
+
+
+def test_a_certificate_that_does_not_verify_surely_did_not_send(
+    client: GraphClient, mocked: responses.RequestsMock
+) -> None:
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    wrapped = MaxRetryError(None, URL, reason=urllib3.exceptions.SSLError(refused))  # type: ignore[arg-type]
+    mocked.post(URL, body=requests.exceptions.SSLError(wrapped))
+
+    with pytest.raises(RetryLater) as caught:
+        client.send(text_payload(TO, "Hallo"))
+
+    assert caught.value.maybe_sent is False
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(delay=1.0), Reply(drop=True)],
+    ids=["answer after the read timeout", "connection dropped without an answer"],
+)
+def test_a_request_meta_got_but_did_not_answer_may_have_been_sent(reply: Reply) -> None:
+    with FakeGraph() as fake:
+        fake.script([reply])
+        graph = GraphClient(fake.url, "v23.0", "1", TOKEN, timeout=(1.0, 0.3))
+        with graph, pytest.raises(RetryLater) as caught:
+            graph.send(text_payload(TO, "Hallo"))
+        assert fake.accepted == 1
+
+    assert caught.value.maybe_sent is True
 
 
 # --- the error classes drive retries -----------------------------------------------------

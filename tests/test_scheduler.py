@@ -260,11 +260,15 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
         with worker(app, graph, tmp_path / "w2.log", "--concurrency", "16", "--lease", "2"):
             wait_until(lambda: show(runner, b)["status"] == "done", timeout=25)
     funnel = show(runner, b)
-    assert (funnel["total"], funnel["sent"], funnel["pending"]) == (200, 200, 0)
+    assert (funnel["total"], funnel["pending"]) == (200, 0)
+    # What the killed worker was sending (8 at most) may have reached Meta: it fails as
+    # uncertain and is not sent again. Everyone else gets the message, and no one twice.
+    assert funnel["sent"] + funnel["failed"] == 200
+    assert funnel["failed"] <= 8
     per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
-    assert set(per_recipient) == numbers
-    # Only what was on the wire when the worker died may have gone out twice.
-    assert sum(n - 1 for n in per_recipient.values()) <= 8
+    assert set(per_recipient) <= numbers
+    assert len(per_recipient) >= 200 - funnel["failed"]
+    assert set(per_recipient.values()) == {1}
 
 
 @pytest.mark.parametrize(
@@ -290,7 +294,8 @@ def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     """Two workers; the elected one is SIGKILLed mid-run: the other takes over the scheduler,
-    finishes the run, and every recipient gets the message once."""
+    finishes the run, and every recipient gets the message once, but for those the killed
+    worker was sending: they may have it, so they fail as uncertain."""
     numbers = audience(app, 5000)
     with FakeGraph(latency=0.05, token=TOKEN, record=True) as graph:
         one = worker(app, graph, tmp_path / "w1.log", "--concurrency", "16", "--lease", "2")
@@ -305,16 +310,14 @@ def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
             wait_until(lambda: "scheduler elected" in other.output(), timeout=20)
             wait_until(lambda: show(runner, b)["status"] == "done", timeout=60)
     funnel = show(runner, b)
-    assert (funnel["total"], funnel["sent"], funnel["pending"], funnel["failed"]) == (
-        5000,
-        5000,
-        0,
-        0,
-    )
+    assert (funnel["total"], funnel["pending"]) == (5000, 0)
+    assert funnel["sent"] + funnel["failed"] == 5000
+    assert int(funnel["failed"]) <= 16  # what the killed worker was sending
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(BroadcastRun)) == 1
     # A request cut off by the kill arrives without its body: it never reached "Meta".
     per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
-    assert set(per_recipient) == numbers
-    # Only what the killed worker had on the wire may have gone out twice.
-    assert sum(n - 1 for n in per_recipient.values()) <= 16
+    assert set(per_recipient) <= numbers
+    assert len(per_recipient) >= 5000 - int(funnel["failed"])
+    # Not sent again: no one gets it twice.
+    assert set(per_recipient.values()) == {1}

@@ -4,6 +4,11 @@ each as sent, failed with its reason, or due again later.
 One thread talks to the database (claims and settlements, in batches); a bounded pool of
 threads talks to the Graph API. On stop it claims nothing more, lets what is in flight finish,
 and gives back what had not started.
+
+A request that may have reached Meta without an answer (a read timeout, a connection dropped
+after the request went out, a claim whose sender died) is uncertain: Meta may have delivered
+it. A reply is sent once more after such a request, after a pause; a broadcast message is not
+sent again. Either then fails with a reason saying so, rather than risk a duplicate.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ GIVE_UP_AFTER = timedelta(hours=24)
 AUTH_PAUSE = 60.0
 # Finished requests wait at most this long to be recorded when no claim is due meanwhile.
 SETTLE_AFTER = 0.05
+# A reply gets one more try after an uncertain request, after this pause (Meta may still be
+# working on the first); a broadcast message none: a missed offer is better than two.
+UNCERTAIN_WAIT = timedelta(seconds=45)
+UNCERTAIN_RESENDS_REPLY = 1
+UNCERTAIN_RESENDS_BROADCAST = 0
+NOT_SENT_AGAIN = "not sent again to avoid a duplicate"
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,19 @@ class Outcome:
     code: int | None = None
     reason: str | None = None
     due: datetime | None = None
+    # The request may have reached Meta: counted on the message.
+    uncertain: bool = False
 
 
 def _sent(outcomes: list[Outcome]) -> list[tuple[int, str]]:
     return [(o.message_id, o.wamid) for o in outcomes if o.kind == "sent" and o.wamid]
+
+
+def may_send_again(message: outbox.Claimed, uncertain: int) -> bool:
+    """Whether `message` may be sent once more with `uncertain` requests behind it that may
+    have reached Meta."""
+    allowed = UNCERTAIN_RESENDS_BROADCAST if message.broadcast else UNCERTAIN_RESENDS_REPLY
+    return uncertain <= allowed
 
 
 def worker_name() -> str:
@@ -75,6 +95,7 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=30),
         poll: float = 0.25,
         worker: str | None = None,
+        uncertain_wait: timedelta = UNCERTAIN_WAIT,
     ) -> None:
         self.database = database
         self.transport = transport
@@ -83,9 +104,11 @@ class Dispatcher:
         self.lease = lease
         self.poll = poll
         self.worker = worker or worker_name()
+        self.uncertain_wait = uncertain_wait
         self.sent = 0
         self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._paused_until = 0.0
+        self._renew_at = 0.0  # monotonic
 
     # --- the database thread ---------------------------------------------------------------
 
@@ -100,6 +123,8 @@ class Dispatcher:
                 if not done:
                     oldest = time.monotonic()
                 done.extend(self._drain())
+                if inflight > len(done):
+                    self._renew(inflight - len(done))
                 if stop.is_set():
                     if done and self._settle(done):
                         inflight -= len(done)
@@ -162,17 +187,42 @@ class Dispatcher:
                 else [0.0] * len(claimed)
             )
         except DBAPIError as exc:
-            # Not sent now: their claims run out and they are claimed again.
+            # Not sent: given back untried, so their claims do not run out and count as
+            # possibly sent. They are in flight until that is recorded.
             log.warning(
                 "cannot reserve send slots for %d messages (%s); trying again",
                 len(claimed),
                 exc.__class__.__name__,
             )
+            for message in claimed:
+                self._results.put(Outcome(message.id, "released"))
             stop.wait(1.0)
-            return 0
+            return len(claimed)
         for message, start in zip(claimed, starts, strict=True):
             pool.submit(self._send, message, start, stop)
         return len(claimed)
+
+    def _renew(self, holding: int) -> None:
+        """Every third of the lease, extend the claims of the messages still being sent.
+
+        A claim that runs out is taken over as possibly sent; while this process lives, a
+        slow answer or a long wait for a send slot must not look like that.
+        """
+        if time.monotonic() < self._renew_at:
+            return
+        now = datetime.now(UTC)
+        try:
+            with self.database.session() as session:
+                outbox.renew(session, self.worker, now=now, lease=self.lease)
+        except DBAPIError as exc:
+            log.warning(
+                "cannot extend the claims of %d messages in flight (%s); trying again",
+                holding,
+                exc.__class__.__name__,
+            )
+            self._renew_at = time.monotonic() + min(1.0, self.lease.total_seconds() / 3)
+            return
+        self._renew_at = time.monotonic() + self.lease.total_seconds() / 3
 
     def _drain(self) -> list[Outcome]:
         done = []
@@ -200,8 +250,7 @@ class Dispatcher:
         self._recorded(outcomes)
         return True
 
-    @staticmethod
-    def _record(session: Session, outcomes: list[Outcome], now: datetime) -> None:
+    def _record(self, session: Session, outcomes: list[Outcome], now: datetime) -> None:
         # The common case in one statement for all: at hundreds of messages a second, one
         # UPDATE built and run per message cost more CPU than sending the message did.
         outbox.mark_sent_many(session, _sent(outcomes), now=now)
@@ -210,12 +259,26 @@ class Dispatcher:
                 continue
             if o.kind == "failed":
                 outbox.mark_failed(
-                    session, o.message_id, code=o.code, reason=o.reason or "", now=now
+                    session,
+                    o.message_id,
+                    code=o.code,
+                    reason=o.reason or "",
+                    now=now,
+                    uncertain=o.uncertain,
+                    worker=self.worker,
                 )
             elif o.kind == "retry" and o.due is not None:
-                outbox.retry_at(session, o.message_id, o.due, code=o.code, reason=o.reason)
+                outbox.retry_at(
+                    session,
+                    o.message_id,
+                    o.due,
+                    code=o.code,
+                    reason=o.reason,
+                    uncertain=o.uncertain,
+                    worker=self.worker,
+                )
             else:
-                outbox.release(session, o.message_id, now=now)
+                outbox.release(session, o.message_id, now=now, worker=self.worker)
 
     def _recorded(self, outcomes: list[Outcome]) -> None:
         # Logged here, by the one database thread, rather than by each sending thread: a
@@ -249,6 +312,13 @@ class Dispatcher:
             return Outcome(message.id, "released")
         if time.time() < self._paused_until:
             return Outcome(message.id, "released")
+        if not may_send_again(message, message.uncertain):
+            # Its claim ran out while it was being sent: the process sending it died.
+            reason = (
+                f"uncertain: the sending process stopped before WhatsApp answered; {NOT_SENT_AGAIN}"
+            )
+            log.warning("message %s failed: %s", message.id, reason)
+            return Outcome(message.id, "failed", reason=reason)
         try:
             wamid = self.transport.send(message.payload)
         except GraphError as exc:
@@ -283,6 +353,8 @@ class Dispatcher:
                 reason=reason,
                 due=now + timedelta(seconds=AUTH_PAUSE),
             )
+        if isinstance(exc, RetryLater) and exc.maybe_sent:
+            return self._after_uncertain(message, exc, now)
         if isinstance(exc, RetryLater):
             retry_after = exc.retry_after
             if isinstance(exc, RecipientRateLimited):
@@ -298,3 +370,33 @@ class Dispatcher:
             )
         log.warning("message %s failed: %s", message.id, reason)
         return Outcome(message.id, "failed", code=exc.code, reason=reason)
+
+    def _after_uncertain(self, message: outbox.Claimed, exc: GraphError, now: datetime) -> Outcome:
+        """The request may have reached Meta: one more try for a reply, none for a broadcast.
+
+        No wamid came back, so a later status notification for this request cannot be matched
+        to the message: a message failed here stays failed even if Meta delivered it.
+        """
+        if not may_send_again(message, message.uncertain + 1):
+            first = message.uncertain == 0
+            reason = (
+                f"uncertain: no answer from WhatsApp{'' if first else ' twice'}; "
+                f"{NOT_SENT_AGAIN} ({exc.reason})"
+            )
+            log.warning("message %s failed: %s", message.id, reason)
+            return Outcome(message.id, "failed", code=exc.code, reason=reason, uncertain=True)
+        wait = max(self.uncertain_wait.total_seconds(), exc.retry_after or 0.0)
+        log.info(
+            "message %s: %s, it may have reached WhatsApp; trying once more in %.0fs",
+            message.id,
+            exc.reason,
+            wait,
+        )
+        return Outcome(
+            message.id,
+            "retry",
+            code=exc.code,
+            reason=f"uncertain: {exc.reason}",
+            due=now + timedelta(seconds=wait),
+            uncertain=True,
+        )

@@ -4,7 +4,9 @@ The class says what to do; the fields say why (Meta's code, details and trace id
 
     GraphError                     anything the Graph API or the way to it refused
     ├── RetryLater                 HTTP 429/5xx, timeouts, connection errors, throughput
-    │   │                          and temporary Graph codes: back off, then send again
+    │   │                          and temporary Graph codes: back off, then send again;
+    │   │                          with ``maybe_sent`` (no answer to a request that may
+    │   │                          have reached Meta) sending again may duplicate it
     │   └── RecipientRateLimited   131056, pair rate limit: wait for this recipient only,
     │                              others may go on
     ├── PermanentError             bad number, outside the 24-hour window, template or

@@ -10,15 +10,22 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import re
+import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Protocol, Self
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.sessions import merge_setting
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+)
+from urllib3.exceptions import ProxyError as ProxyConnectError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from bot.outbound.errors import GraphError, PermanentError, RetryLater, classify
 
@@ -325,13 +332,45 @@ class Transport(Protocol):
 
 
 def _connection_never_made(exc: requests.RequestException) -> bool:
-    """True when the request surely did not leave: no TCP connection was established."""
+    """True when the request surely did not leave: no connection to Meta (or to the proxy)
+    was established, or the TLS handshake failed. Anything else may have reached Meta."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    for cause in _causes(exc):
+        if isinstance(
+            cause,
+            NewConnectionError | ConnectTimeoutError | CertificateError | ssl.CertificateError,
+        ):
+            return True
+        if isinstance(cause, ssl.SSLError) and _raised_in_handshake(cause):
+            return True
+    return False
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it wraps, as requests and urllib3 nest them."""
+    current: object = exc
+    for _ in range(8):
+        if not isinstance(current, BaseException):
+            return
+        yield current
+        if isinstance(current, MaxRetryError):
+            current = current.reason
+        elif isinstance(current, ProxyConnectError):
+            current = current.original_error
+        else:
+            current = current.args[0] if current.args else None
+
+
+def _raised_in_handshake(error: ssl.SSLError) -> bool:
+    # urllib3 wraps TLS errors of the handshake and of reading the answer alike; only the
+    # place it was raised tells them apart, and before the handshake ends nothing is sent.
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_name == "do_handshake":
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 class GraphClient:

@@ -2,7 +2,8 @@
 
 A message is queued in the transaction of the event that caused it. A dispatcher claims due
 rows for a lease; a claim that is not settled before its lease runs out (the process died) is
-claimed again by any dispatcher. Only the oldest unsettled message of a contact is claimable,
+claimed again by any dispatcher, and counts as an uncertain attempt: its request may have
+reached Meta. Only the oldest unsettled message of a contact is claimable,
 so a contact's messages go out in order and never two at once.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot import storable
@@ -32,6 +33,10 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int  # including this one
     created_at: datetime
+    # Earlier requests that may have reached Meta, a claim taken over from a dead sender
+    # included: each may have delivered the message already.
+    uncertain: int = 0
+    broadcast: bool = False
 
 
 QUEUE = insert(Message).returning(Message.id)
@@ -93,6 +98,7 @@ def claim(
     """Claim up to `limit` due messages for `worker` until `now + lease`.
 
     Taken-over claims of a dead process come first, then queued messages by priority and age.
+    A taken-over claim counts as an uncertain attempt: the dead process may have sent it.
     Each is its own query walking the (status, priority, id) index, so a claim stops after
     `limit` rows however long the queue is (one query with an OR would sort the whole backlog).
     """
@@ -115,13 +121,45 @@ def claim(
             claimed_by=worker,
             claimed_until=now + lease,
             attempts=Message.attempts + 1,
+            # SET sees the row as it was: still "sending" means its claim ran out.
+            uncertain_attempts=case(
+                (Message.status == "sending", Message.uncertain_attempts + 1),
+                else_=Message.uncertain_attempts,
+            ),
         )
-        .returning(Message.id, Message.payload, Message.attempts, Message.created_at)
+        .returning(
+            Message.id,
+            Message.payload,
+            Message.attempts,
+            Message.created_at,
+            Message.uncertain_attempts,
+            Message.broadcast_run_id,
+        )
         .execution_options(synchronize_session=False)
     ).all()
-    claimed = [Claimed(r.id, r.payload or {}, r.attempts, r.created_at) for r in rows]
+    claimed = [
+        Claimed(
+            r.id,
+            r.payload or {},
+            r.attempts,
+            r.created_at,
+            uncertain=r.uncertain_attempts,
+            broadcast=r.broadcast_run_id is not None,
+        )
+        for r in rows
+    ]
     claimed.sort(key=lambda c: c.id)
     return claimed
+
+
+def renew(session: Session, worker: str, *, now: datetime, lease: timedelta) -> None:
+    """Extend `worker`'s claims on the messages it is still sending until `now + lease`."""
+    session.execute(
+        update(Message)
+        .where(Message.status == "sending", Message.claimed_by == worker)
+        .values(claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[int]:
@@ -179,16 +217,27 @@ def mark_sent_many(session: Session, sent: list[tuple[int, str]], *, now: dateti
 
 
 def mark_failed(
-    session: Session, message_id: int, *, code: int | None, reason: str, now: datetime
+    session: Session,
+    message_id: int,
+    *,
+    code: int | None,
+    reason: str,
+    now: datetime,
+    uncertain: bool = False,
+    worker: str | None = None,
 ) -> None:
+    """Settle a message as failed; `uncertain` when its last request may have reached Meta.
+
+    With `worker`, only while that worker still holds the claim (see `_held`)."""
     _unclaim(
         session,
-        Message.id == message_id,
+        _held(message_id, worker),
         status="failed",
         failed_at=now,
         status_at=now,
         error_code=code,
         error_reason=reason,
+        **_counted(uncertain),
     )
 
 
@@ -199,23 +248,43 @@ def retry_at(
     *,
     code: int | None = None,
     reason: str | None = None,
+    uncertain: bool = False,
+    worker: str | None = None,
 ) -> None:
-    """Back to the queue, due at `when`; the last error stays on record meanwhile."""
+    """Back to the queue, due at `when`; the last error stays on record meanwhile.
+
+    `uncertain` when the failed request may have reached Meta: it is counted. With
+    `worker`, only while that worker still holds the claim (see `_held`)."""
     _unclaim(
         session,
-        Message.id == message_id,
+        _held(message_id, worker),
         status="queued",
         next_attempt_at=when,
         error_code=code,
         error_reason=reason,
+        **_counted(uncertain),
     )
 
 
-def release(session: Session, message_id: int, *, now: datetime) -> None:
+def _held(message_id: int, worker: str | None) -> ColumnElement[bool]:
+    # A claim can run out while its holder lives (a database outage longer than the lease):
+    # another dispatcher has taken the message over and may be sending it. The first
+    # holder's late failure or retry must not put it back in the queue or settle it under
+    # the new holder; a late success is recorded whoever holds it, as it is Meta's answer.
+    if worker is None:
+        return Message.id == message_id
+    return and_(Message.id == message_id, Message.claimed_by == worker)
+
+
+def _counted(uncertain: bool) -> dict[str, Any]:
+    return {"uncertain_attempts": Message.uncertain_attempts + 1} if uncertain else {}
+
+
+def release(session: Session, message_id: int, *, now: datetime, worker: str | None = None) -> None:
     """Give a claimed message back untried (shutdown): due now, this attempt not counted."""
     _unclaim(
         session,
-        and_(Message.id == message_id, Message.status == "sending"),
+        and_(_held(message_id, worker), Message.status == "sending"),
         status="queued",
         next_attempt_at=now,
         attempts=Message.attempts - 1,
