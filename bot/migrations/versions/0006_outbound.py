@@ -1,15 +1,15 @@
 """outbound messages count the requests that may have reached Meta without an answer
 
-Revision ID: 0004_outbound
-Revises: 0003
+Revision ID: 0006_outbound
+Revises: 0005_storage
 Create Date: 2026-11-28
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_outbound"
-down_revision = "0003"
+revision = "0006_outbound"
+down_revision = "0005_storage"
 branch_labels = None
 depends_on = None
 
