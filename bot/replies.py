@@ -290,7 +290,9 @@ def render(settings: BusinessSettings, template_name: str, context: dict[str, An
 # check of a settings file does not depend on the day it is saved.
 _SAMPLE_DAY = date(2026, 1, 5)
 _LONG_NAME = "Anna-Lena Maria " * 8
-_LONG_TEXT = ("Guten Tag, ich hätte gern einen Strauß Tulpen für Samstag. " * 70)[:MAX_REPLY]
+# A long message, as customers write them: long enough that a template looping over its
+# characters runs into the bounds, short enough that one quoting it back is still a reply.
+_LONG_TEXT = ("Guten Tag, ich hätte gern einen Strauß Tulpen für Samstag. " * 20)[:1000]
 
 
 def _samples(settings: BusinessSettings) -> list[tuple[str, dict[str, Any]]]:
@@ -306,7 +308,7 @@ def _samples(settings: BusinessSettings) -> list[tuple[str, dict[str, Any]]]:
     moment = closed or opened or start
     found.append(
         (
-            f"for a {len(_LONG_NAME)}-character name and a {MAX_REPLY:,}-character message",
+            f"for a {len(_LONG_NAME)}-character name and a {len(_LONG_TEXT):,}-character message",
             (moment, _LONG_NAME, _LONG_TEXT),
         )
     )

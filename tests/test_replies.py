@@ -456,10 +456,12 @@ def test_a_reply_of_exactly_the_whatsapp_limit_is_sent() -> None:
 
 
 def test_template_problem_names_the_sample_it_failed_for() -> None:
-    echo = custom("Sie schrieben: {{ message.text }}")
+    # Quoting the customer back is a reply; quoting them back five times is not.
+    assert template_problem(custom("Sie schrieben: {{ message.text }}"), "away") is None
+    echo = custom("Sie schrieben: {{ message.text * 5 }}")
     assert template_problem(echo, "away") == (
-        "fails for a 128-character name and a 4,096-character message: "
-        "the text has 4,111 characters; WhatsApp takes at most 4,096"
+        "fails for a 128-character name and a 1,000-character message: "
+        "the text has 5,015 characters; WhatsApp takes at most 4,096"
     )
     assert template_problem(custom("Hallo {{ contact.name }}"), "away") is None
     assert template_problem(custom("{{ 1 / 0 if is_open else 'zu' }}"), "away") == (
