@@ -133,6 +133,22 @@ async def _paced(
     await asyncio.gather(*(lane(k) for k in range(lanes)))
 
 
+def warm_up(url: str, run: str) -> None:
+    """Ordinary customers only, so that every web worker has read the settings and compiled
+    its statements and templates; the attacker's first texts fall into the measured run."""
+    address = urlsplit(url)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    requests = [
+        request_bytes(
+            f"{host}:{port}",
+            address.path,
+            _notification(f"4915300{seq % CUSTOMERS:05d}", f"wamid.warm{run}{seq:06d}", "Hallo"),
+        )
+        for seq in range(64)
+    ]
+    asyncio.run(_paced(host, port, requests, 32.0, 3.0, Posts([], {}, [])))
+
+
 def mixed_load(url: str, duration: float, run: str) -> tuple[Posts, Posts]:
     """The attacker's and the other customers' posts, concurrently."""
     address = urlsplit(url)
@@ -237,6 +253,7 @@ def run_one(kind: str, mode: str, graph_url: str, where: Path, duration: float) 
             )
             with web:
                 endpoint = f"{base}/webhooks/whatsapp"
+                warm_up(endpoint, f"{kind[:2]}{mode[:1]}")
                 attack, customers = mixed_load(endpoint, duration, f"{kind[:2]}{mode[:1]}")
                 deadline = time.monotonic() + 60
                 done = 0
