@@ -66,6 +66,30 @@ def test_a_stored_catastrophic_pattern_neither_stalls_the_webhook_nor_loses_the_
     assert replies(app)[-1].rule == "keyword"
 
 
+def recorded(steps: list[str], where: str, real: Any) -> Any:
+    """`real`, noting `where` in `steps` each time it is called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        steps.append(where)
+        return real(*args, **kwargs)
+
+    return call
+
+
+def steps_of_a_message(app: Flask, client: FlaskClient, steps: list[str], text: str) -> None:
+    """Post `text` as a customer's message, noting in `steps` where a transaction begins."""
+
+    def begin(_conn: Any) -> None:
+        steps.append("begin")
+
+    engine = get_db(app).engine
+    event.listen(engine, "begin", begin)
+    try:
+        say(client, text, TUESDAY_MORNING)
+    finally:
+        event.remove(engine, "begin", begin)
+
+
 @pytest.mark.db
 def test_the_text_is_matched_before_the_database_is_locked(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
@@ -74,32 +98,16 @@ def test_the_text_is_matched_before_the_database_is_locked(
     at(app, TUESDAY_MORNING)
     say(client, "Hallo", TUESDAY_MORNING)  # this process learns the shop's keyword rules
     steps: list[str] = []
-
-    def recorded(where: str, real: Any) -> Any:
-        def hits(*args: Any, **kwargs: Any) -> KeywordHits:
-            steps.append(where)
-            return real(*args, **kwargs)
-
-        return hits
-
-    monkeypatch.setattr(bot.store, "keyword_hits", recorded("match", bot.store.keyword_hits))
+    monkeypatch.setattr(bot.store, "keyword_hits", recorded(steps, "match", bot.store.keyword_hits))
     monkeypatch.setattr(
-        bot.rules, "keyword_hits", recorded("match while locked", bot.rules.keyword_hits)
+        bot.rules, "keyword_hits", recorded(steps, "match while locked", bot.rules.keyword_hits)
     )
-    engine = get_db(app).engine
-
-    def begin(_conn: Any) -> None:
-        steps.append("begin")
-
-    event.listen(engine, "begin", begin)
-    try:
-        say(client, "Wann habt ihr Öffnungszeiten?", TUESDAY_MORNING)
-    finally:
-        event.remove(engine, "begin", begin)
+    steps_of_a_message(app, client, steps, "Wann habt ihr Öffnungszeiten?")
     assert steps == ["match", "begin"]
     assert replies(app)[-1].rule == "keyword"
 
 
+@pytest.mark.db
 def test_the_reply_is_rendered_before_the_database_is_locked(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,23 +116,8 @@ def test_the_reply_is_rendered_before_the_database_is_locked(
     at(app, TUESDAY_MORNING)
     say(client, "Hallo", TUESDAY_MORNING)  # this process learns the shop's settings
     steps: list[str] = []
-    real_render = bot.store.render
-
-    def render(*args: Any, **kwargs: Any) -> str:
-        steps.append("render")
-        return real_render(*args, **kwargs)
-
-    monkeypatch.setattr(bot.store, "render", render)
-    engine = get_db(app).engine
-
-    def begin(_conn: Any) -> None:
-        steps.append("begin")
-
-    event.listen(engine, "begin", begin)
-    try:
-        say(client, "Wann habt ihr Öffnungszeiten?", TUESDAY_MORNING)
-    finally:
-        event.remove(engine, "begin", begin)
+    monkeypatch.setattr(bot.store, "render", recorded(steps, "render", bot.store.render))
+    steps_of_a_message(app, client, steps, "Wann habt ihr Öffnungszeiten?")
     assert steps == ["render", "begin"]
     assert replies(app)[-1].rule == "keyword"
     assert replies(app)[-1].text.startswith("Unsere Öffnungszeiten")

@@ -389,7 +389,8 @@ def test_healthz(client: FlaskClient) -> None:
 # --- delivery statuses ---------------------------------------------------------------------------
 
 
-def _outbound(app: Flask, wamid: str) -> None:
+def sent_reply(app: Flask, wamid: str) -> None:
+    """A reply to Anna recorded as sent under `wamid`, for status notifications to find."""
     with get_db(app).session() as session:
         contact = Contact(wa_id="4915112345678", name="Anna")
         session.add(contact)
@@ -414,7 +415,7 @@ def _status_of(app: Flask, wamid: str) -> Message:
 def test_statuses_move_forward_even_out_of_order(app: Flask, client: FlaskClient) -> None:
     # Received soon after: a time more than a day ahead of ours is not believed.
     app.config["TRESEN_CLOCK"] = lambda: datetime.fromtimestamp(1_800_000_400, UTC)
-    _outbound(app, "wamid.OUT1")
+    sent_reply(app, "wamid.OUT1")
     for status, ts in [
         ("read", 1_800_000_300),
         ("sent", 1_800_000_100),
@@ -434,14 +435,14 @@ def test_statuses_move_forward_even_out_of_order(app: Flask, client: FlaskClient
 
 
 def test_a_read_implies_delivered(app: Flask, client: FlaskClient) -> None:
-    _outbound(app, "wamid.OUT2")
+    sent_reply(app, "wamid.OUT2")
     post_notification(client, status_notification("wamid.OUT2", "read", 1_800_000_300))
     message = _status_of(app, "wamid.OUT2")
     assert message.delivered_at == message.read_at
 
 
 def test_a_failed_status_records_the_reason(app: Flask, client: FlaskClient) -> None:
-    _outbound(app, "wamid.OUT3")
+    sent_reply(app, "wamid.OUT3")
     doc = load_json(UPDATES / "message_status.json")["failed"]
     doc["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.OUT3"
     assert post_notification(client, doc).status_code == 200

@@ -24,6 +24,7 @@ from tests.fakegraph import FakeGraph, Reply, graph_error
 from tests.payloads import notification, status_notification
 from tests.test_autoreply import SHOP, SUNDAY_EVENING, at
 from tests.test_dispatcher import TOKEN, Running, queue, rows, settled, wait_until
+from tests.test_webhook import sent_reply
 
 OURS = "106540352242922"  # the phone_number_id of tests.payloads' notifications
 OTHER = "200000000000001"  # a second number of the same app
@@ -151,27 +152,10 @@ def test_a_number_too_large_for_a_float_is_stored(shop: Flask, client: FlaskClie
     assert [r.rule for r in replies(shop)] == ["away"]
 
 
-def _sent_reply(app: Flask, wamid: str) -> None:
-    with get_db(app).session() as session:
-        contact = Contact(wa_id="4915112345678", name="Anna")
-        session.add(contact)
-        session.flush()
-        session.add(
-            Message(
-                contact_id=contact.id,
-                direction="out",
-                wamid=wamid,
-                type="text",
-                text="Hi",
-                status="sent",
-            )
-        )
-
-
 def test_a_failed_status_with_a_huge_error_code_is_recorded(
     app: Flask, client: FlaskClient
 ) -> None:
-    _sent_reply(app, "wamid.OUT")
+    sent_reply(app, "wamid.OUT")
     code = 2**40
     error = {"code": code, "title": "Something\u0000 new", "error_data": {"details": "x" * 5000}}
     doc = status_notification("wamid.OUT", "failed", 1_800_000_000, errors=[error])
@@ -188,7 +172,7 @@ def test_a_held_status_with_a_huge_error_code_is_recorded(app: Flask, client: Fl
     error = {"code": -(2**63), "title": "Unknown"}
     doc = status_notification("wamid.NOT-YET", "failed", 1_800_000_000, errors=[error])
     assert post_notification(client, doc).status_code == 200
-    _sent_reply(app, "wamid.NOT-YET")
+    sent_reply(app, "wamid.NOT-YET")
     with get_db(app).session() as session:
         outbox.reconcile_held(session)
     [message] = replies(app)
