@@ -120,6 +120,9 @@ class Contact(Base):
     last_inbound_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime | None]
     last_away_at: Mapped[datetime | None]
+    # When a person last answered by hand (the admin inbox): the webhook pauses away and
+    # greeting after it, and reads it with the contact instead of searching the messages.
+    last_human_reply_at: Mapped[datetime | None]
     unread: Mapped[int] = mapped_column(Integer, default=0)
 
     # Loaded when asked for (pages that list labels use selectinload), not with every contact.

@@ -51,6 +51,8 @@ class History:
     # The latest opt-in change or opt-out/opt-in word on record, as of when it was made or
     # sent: a word sent before it arrived out of order and changes nothing.
     last_consent_at: datetime | None = None
+    # When a person last answered this contact by hand: away and greeting pause after it.
+    last_human_reply_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,14 @@ def choose(
 
     # "We are closed" or "welcome" would answer a conversation that has moved on.
     if age.total_seconds() / 60 > settings.stale_after_minutes:
+        return None
+    # A person is talking with the customer: the bot's "we are closed" or "welcome" would
+    # talk over them. Opt-out words and keyword answers (above) still come.
+    if (
+        settings.human_pause_minutes > 0
+        and history.last_human_reply_at is not None
+        and (now - history.last_human_reply_at).total_seconds() / 60 < settings.human_pause_minutes
+    ):
         return None
     if open_now is None:
         open_now = is_open(settings.hours, now)

@@ -37,6 +37,8 @@ DEFAULT_INACTIVE_DAYS = 14.0
 # Away and greeting say "we are closed now" and "welcome": wrong for a message that reaches us
 # this late (Meta replaying a backlog after an outage, a phone that was offline).
 DEFAULT_STALE_AFTER_MINUTES = 60
+# Once a person has answered, "we are closed" or "welcome" from the bot would talk over them.
+DEFAULT_HUMAN_PAUSE_MINUTES = 120
 
 _SECTIONS = (
     "business",
@@ -45,6 +47,7 @@ _SECTIONS = (
     "closures",
     "special_hours",
     "replies",
+    "retention",
     "templates",
 )
 _NULL = "tag:yaml.org,2002:null"
@@ -119,6 +122,15 @@ class GreetingRule:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How many days messages and media are kept; None: for good. Read and kept only: nothing
+    deletes old messages yet."""
+
+    messages_days: int | None = None
+    media_days: int | None = None
+
+
+@dataclass(frozen=True)
 class BusinessSettings:
     name: str
     timezone: str
@@ -131,6 +143,8 @@ class BusinessSettings:
     greeting: GreetingRule | None = None
     templates: Mapping[str, str] = field(default_factory=FrozenMap)
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
+    human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES  # 0: no pause
+    retention: Retention = Retention()
 
     def __post_init__(self) -> None:
         # Accept a plain dict from callers, but keep the value hashable and immutable.
@@ -335,6 +349,8 @@ class _Draft:
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
+    human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES
+    retention: Retention = Retention()
     templates: dict[str, str] = field(default_factory=dict)
     template_lines: dict[str, int] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
@@ -665,12 +681,17 @@ def _stale_after(node: Node, d: _Draft) -> None:
     d.stale_after_minutes = _whole_number(node, "replies.stale_after_minutes")
 
 
+def _human_pause(node: Node, d: _Draft) -> None:
+    d.human_pause_minutes = _whole_number(node, "replies.human_pause_minutes")
+
+
 _REPLY_SECTIONS: dict[str, Callable[[Node, _Draft], None]] = {
     "optout": _optout,
     "keywords": _keywords,
     "away": _away,
     "greeting": _greeting,
     "stale_after_minutes": _stale_after,
+    "human_pause_minutes": _human_pause,
 }
 
 
@@ -679,6 +700,24 @@ def _replies(node: Node, d: _Draft) -> None:
         return
     for key, _key_node, value in _pairs(node, "replies", tuple(_REPLY_SECTIONS)):
         _REPLY_SECTIONS[key](value, d)
+
+
+def _retention(node: Node, d: _Draft) -> None:
+    if _is_null(node):
+        return
+    days: dict[str, int | None] = {}
+    for key, _key_node, value in _pairs(node, "retention", ("messages_days", "media_days")):
+        if _is_null(value):
+            days[key] = None  # kept for good, as if the key were left out
+            continue
+        what = f"retention.{key}"
+        number = _whole_number(value, what)
+        if number < 1:
+            raise SettingsError(
+                f"{what} must be at least 1 (leave it out to keep them for good)", _line(value)
+            )
+        days[key] = number
+    d.retention = Retention(**days)
 
 
 def _templates(node: Node, d: _Draft) -> None:
@@ -716,6 +755,7 @@ _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
     "closures": _closures,
     "special_hours": _special_hours,
     "replies": _replies,
+    "retention": _retention,
     "templates": _templates,
 }
 
@@ -841,6 +881,8 @@ def parse_settings(
         greeting=d.greeting,
         templates=FrozenMap(d.templates),
         stale_after_minutes=d.stale_after_minutes,
+        human_pause_minutes=d.human_pause_minutes,
+        retention=d.retention,
     )
     if try_templates:
         for name in d.templates:
@@ -932,7 +974,18 @@ def dump_settings(s: BusinessSettings) -> str:
             template=s.greeting.template, after_inactive_days=_num(s.greeting.after_inactive_days)
         )
     reply["stale_after_minutes"] = s.stale_after_minutes
+    reply["human_pause_minutes"] = s.human_pause_minutes
     doc["replies"] = reply
+    kept = _FlowMap(
+        (key, value)
+        for key, value in (
+            ("messages_days", s.retention.messages_days),
+            ("media_days", s.retention.media_days),
+        )
+        if value is not None
+    )
+    if kept:
+        doc["retention"] = kept
     if s.templates:
         doc["templates"] = dict(s.templates)
     return yaml.dump(
@@ -987,6 +1040,7 @@ replies:
   away: {template: away, cooldown_hours: 12}
   greeting: {template: greeting, after_inactive_days: 14}
   stale_after_minutes: 60           # no away or greeting reply to a message older than this
+  human_pause_minutes: 120          # after a person answers, no away or greeting for 2 hours
 templates:
   address: |
     Sie finden uns in der Blumenstraße 12, 80331 München – zwei Minuten vom Marienplatz.

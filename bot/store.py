@@ -97,9 +97,9 @@ class Prepared:
     """The costly part of a message's reply, worked out before any lock: which keyword rules
     its text matches, and the reply a contact with no history would get, rendered.
 
-    The contact's history (cooldown, inactivity, consent) can only take that reply away, never
-    change it to another, so under the lock the text is used as it is when the settings, the
-    template, the name and the number are still those it was rendered with.
+    The contact's history (cooldown, inactivity, consent, a person's answer) can only take that
+    reply away, never change it to another, so under the lock the text is used as it is when
+    the settings, the template, the name and the number are still those it was rendered with.
     """
 
     settings: BusinessSettings
@@ -248,6 +248,7 @@ _CONTACT = select(
     _contacts.c.last_inbound_at,
     _contacts.c.last_message_at,
     _contacts.c.last_away_at,
+    _contacts.c.last_human_reply_at,
     _contacts.c.opted_in_changed_at,
     # The latest opt-in change or customer's word on record (an index lookup): an opt-out or
     # opt-in word sent before it and delivered after it changes nothing and gets no reply.
@@ -411,6 +412,7 @@ def store_message(
             last_inbound_at=contact.last_inbound_at,
             last_away_at=contact.last_away_at,
             last_consent_at=_latest(contact.opted_in_changed_at, contact.last_consent_event_at),
+            last_human_reply_at=contact.last_human_reply_at,
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
         reply = auto_reply(settings, contact, name, inbound, history, now, prepared)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot import create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
-from bot.business import load_settings, seed_demo
+from bot.business import BUSINESS_ID, load_settings, seed_demo
 from bot.db import get_db
 from bot.models import Business, Contact, Label, Message, User
 from tests.conftest import make_env, post_notification
@@ -870,6 +870,27 @@ def test_settings_save_the_age_after_which_late_messages_get_no_away_reply(
     with get_db(app).session() as session:
         settings = load_settings(session)
     assert settings is not None and settings.stale_after_minutes == 15
+
+
+def test_settings_save_the_pause_after_a_person_answers_and_keep_the_retention(
+    app: Flask, admin: FlaskClient
+) -> None:
+    with get_db(app).session() as session:
+        settings = session.get(Business, BUSINESS_ID)
+        assert settings is not None
+        settings.settings_yaml += "retention: {messages_days: 730, media_days: 365}\n"
+    data, html = settings_form(admin)
+    assert "Pause away and greeting for (minutes)" in html
+    assert data["pause_minutes"] == "120"
+    data["pause_minutes"] = "1.5"
+    refused = admin.post("/admin/settings", data=data).get_data(as_text=True)
+    assert "replies.human_pause_minutes must be a whole number, got &#39;1.5&#39;" in refused
+    data["pause_minutes"] = "45"
+    assert admin.post("/admin/settings", data=data).status_code == 302
+    with get_db(app).session() as session:
+        saved = load_settings(session)
+    assert saved is not None and saved.human_pause_minutes == 45
+    assert (saved.retention.messages_days, saved.retention.media_days) == (730, 365)
 
 
 def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:

@@ -254,3 +254,32 @@ def test_simulate_when_open() -> None:
     optout = simulate(SHOP, text="stop", at=OPEN)
     assert optout.rule == "optout"
     assert optout.text is not None and "„START“" in optout.text
+
+
+def test_after_a_person_answers_away_and_greeting_pause_for_the_setting() -> None:
+    """replies.human_pause_minutes (120 by default) from the person's answer: no away and no
+    greeting, while stop words and keyword answers still come; 0 turns the pause off."""
+    for now, due in ((CLOSED, AWAY), (OPEN, GREETING)):
+        hello = Inbound(text="Hallo", kind="text", sent_at=now)
+        stop = replace(hello, text="STOP")
+        question = replace(hello, text="Öffnungszeiten?")
+
+        def answered(minutes: float, now: datetime = now) -> History:
+            return History(None, None, last_human_reply_at=ago(now, minutes=minutes))
+
+        assert choose(hello, answered(1), SHOP, now) is None
+        assert choose(hello, answered(119.9), SHOP, now) is None
+        assert choose(hello, answered(120), SHOP, now) == due
+        assert choose(hello, answered(60), replace(SHOP, human_pause_minutes=60), now) == due
+        assert choose(hello, answered(0), replace(SHOP, human_pause_minutes=0), now) == due
+        assert choose(stop, answered(1), SHOP, now) == OPTOUT
+        assert choose(question, answered(1), SHOP, now) == keyword("hours")
+    # No overflow for a huge setting, however long ago the person answered.
+    forever = replace(SHOP, human_pause_minutes=10**12)
+    hello = Inbound(text="Hallo", kind="text", sent_at=CLOSED)
+    assert (
+        choose(
+            hello, History(None, None, last_human_reply_at=ago(CLOSED, days=3650)), forever, CLOSED
+        )
+        is None
+    )

@@ -16,6 +16,7 @@ from bot.settings import (
     BusinessSettings,
     GreetingRule,
     KeywordRule,
+    Retention,
     SettingsError,
     bare_word,
     dump_settings,
@@ -46,6 +47,9 @@ CONTRACT_EXAMPLE = dedent(
         - {pattern: "(?i)bestellung\\\\s*#?\\\\d+", template: order, when: open}
       away: {template: away, cooldown_hours: 12}        # omit the key to turn it off
       greeting: {template: greeting, after_inactive_days: 14}
+      stale_after_minutes: 60          # no away or greeting reply to a message older than this
+      human_pause_minutes: 120         # after a person answers, away and greeting pause
+    retention: {messages_days: 730, media_days: 365}   # optional
     templates:                         # Jinja source; other names: templates/replies/
       away: "Hallo {{ contact.name }}, wir sind ab {{ next_open | format_datetime }} wieder da."
     """
@@ -85,6 +89,8 @@ def test_contract_example_parses_to_these_values() -> None:
     )
     assert s.away == AwayRule(template="away", cooldown_hours=12)
     assert s.greeting == GreetingRule(template="greeting", after_inactive_days=14)
+    assert (s.stale_after_minutes, s.human_pause_minutes) == (60, 120)
+    assert s.retention == Retention(messages_days=730, media_days=365)
     assert dict(s.templates) == {
         "away": "Hallo {{ contact.name }}, wir sind ab {{ next_open | format_datetime }} wieder da."
     }
@@ -109,6 +115,21 @@ def test_defaults_when_keys_are_missing() -> None:
     assert s.away is None and s.greeting is None
     assert dict(s.templates) == {}
     assert s.stale_after_minutes == 60
+    assert s.human_pause_minutes == 120
+    assert s.retention == Retention(messages_days=None, media_days=None)
+
+
+def test_human_pause_and_retention_are_read_and_written() -> None:
+    s = parse_settings(
+        HEAD + "replies:\n  human_pause_minutes: 0\nretention: {messages_days: 30}\n"
+    )
+    assert (s.human_pause_minutes, s.retention) == (0, Retention(messages_days=30))
+    out = dump_settings(s)
+    assert "  human_pause_minutes: 0\n" in out
+    assert "\nretention: {messages_days: 30}\n" in out
+    assert parse_settings(out) == s
+    assert "retention" not in dump_settings(parse_settings(HEAD + "retention:\n"))
+    assert parse_settings(DEMO_SETTINGS).human_pause_minutes == 120
 
 
 def test_stale_after_minutes_is_read_and_written() -> None:
@@ -196,14 +217,14 @@ ERRORS = [
         "- a\n",
         1,
         "the settings must be a mapping of business, hours, public_holidays, closures, "
-        "special_hours, replies, templates",
+        "special_hours, replies, retention, templates",
         id="not-a-mapping",
     ),
     pytest.param(
         HEAD + "hour:\n  mon: []\n",
         2,
         "unknown key 'hour' in the settings (expected business, hours, public_holidays, "
-        "closures, special_hours, replies, templates)",
+        "closures, special_hours, replies, retention, templates)",
         id="unknown-section",
     ),
     pytest.param(
@@ -445,6 +466,54 @@ ERRORS = [
         id="empty-stale-after",
     ),
     pytest.param(
+        HEAD + "replies:\n  away: {}\n  human_pause_minutes: -1\n",
+        4,
+        "replies.human_pause_minutes must not be negative, got -1",
+        id="negative-human-pause",
+    ),
+    pytest.param(
+        HEAD + "replies:\n  human_pause_minutes: 0.5\n",
+        3,
+        "replies.human_pause_minutes must be a whole number, got '0.5'",
+        id="fractional-human-pause",
+    ),
+    pytest.param(
+        HEAD + "replies:\n  human_pause_minutes: two hours\n",
+        3,
+        "replies.human_pause_minutes must be a whole number, got 'two hours'",
+        id="text-human-pause",
+    ),
+    pytest.param(
+        HEAD + "retention:\n  messages_days: 730\n  media_days: -30\n",
+        4,
+        "retention.media_days must not be negative, got -30",
+        id="negative-retention",
+    ),
+    pytest.param(
+        HEAD + "retention: {messages_days: 1.5}\n",
+        2,
+        "retention.messages_days must be a whole number, got '1.5'",
+        id="fractional-retention",
+    ),
+    pytest.param(
+        HEAD + "retention:\n  messages_days: forever\n",
+        3,
+        "retention.messages_days must be a whole number, got 'forever'",
+        id="text-retention",
+    ),
+    pytest.param(
+        HEAD + "retention:\n  media_days: 0\n",
+        3,
+        "retention.media_days must be at least 1 (leave it out to keep them for good)",
+        id="zero-retention",
+    ),
+    pytest.param(
+        HEAD + "retention:\n  messages: 730\n",
+        3,
+        "unknown key 'messages' in retention (expected messages_days, media_days)",
+        id="unknown-retention-key",
+    ),
+    pytest.param(
         HEAD + "replies:\n  optout: {stop: [STOP], start: [stop]}\n",
         3,
         "'stop' is both a stop and a start word ('STOP')",
@@ -616,6 +685,14 @@ def _settings(draw: st.DrawFn) -> BusinessSettings:
         greeting=draw(st.one_of(st.none(), st.builds(GreetingRule, template_names, numbers))),
         templates=templates,
         stale_after_minutes=draw(st.integers(0, 10**9)),
+        human_pause_minutes=draw(st.integers(0, 10**9)),
+        retention=draw(
+            st.builds(
+                Retention,
+                st.one_of(st.none(), st.integers(1, 10**6)),
+                st.one_of(st.none(), st.integers(1, 10**6)),
+            )
+        ),
     )
 
 

@@ -331,6 +331,8 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
             session.rollback()
             return _answer(contact_id, str(exc))
         message = outbox.enqueue(session, contact, payload, now=at, text=text, rule=MANUAL_RULE)
+        # A person has taken over the conversation: away and greeting pause (bot.rules).
+        contact.last_human_reply_at = at
         view = _view(message, local_of(session), at)
     return _answer(contact_id, None, view)
 

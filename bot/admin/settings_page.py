@@ -69,6 +69,10 @@ class FormState:
     greeting_template: str = "greeting"
     greeting_days: str = "14"
     stale_minutes: str = "60"
+    pause_minutes: str = "120"
+    # Not on the page yet, only carried through it (hidden), so saving the form keeps them.
+    retention_messages: str = ""
+    retention_media: str = ""
     templates: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -83,6 +87,10 @@ def _interval_pair(text: str) -> tuple[str, str]:
 
 def _num_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _days_text(days: int | None) -> str:
+    return "" if days is None else str(days)
 
 
 def state_from_settings(s: BusinessSettings) -> FormState:
@@ -127,6 +135,9 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         greeting_template=s.greeting.template if s.greeting else "greeting",
         greeting_days=_num_text(s.greeting.after_inactive_days) if s.greeting else "14",
         stale_minutes=str(s.stale_after_minutes),
+        pause_minutes=str(s.human_pause_minutes),
+        retention_messages=_days_text(s.retention.messages_days),
+        retention_media=_days_text(s.retention.media_days),
     )
     # Every text a rule can send, custom or built in, so each can be edited in place.
     names = ["away", "greeting", *(k.template for k in s.keywords), "optout", "optin"]
@@ -187,6 +198,9 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         greeting_template=form.get("greeting_template", "").strip(),
         greeting_days=form.get("greeting_days", "").strip(),
         stale_minutes=form.get("stale_minutes", "").strip(),
+        pause_minutes=form.get("pause_minutes", "").strip(),
+        retention_messages=form.get("retention_messages", "").strip(),
+        retention_media=form.get("retention_media", "").strip(),
     )
     lang = replies.language(state.locale)
     for row in _rows(form, "tpl"):
@@ -319,6 +333,17 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
             "greeting",
         )
     emit(f"  stale_after_minutes: {_number(state.stale_minutes)}", "stale")
+    emit(f"  human_pause_minutes: {_number(state.pause_minutes)}", "pause")
+    kept = [
+        f"{key}: {_number(value)}"
+        for key, value in (
+            ("messages_days", state.retention_messages),
+            ("media_days", state.retention_media),
+        )
+        if value
+    ]
+    if kept:
+        emit("retention: {" + ", ".join(kept) + "}")
     custom = [
         (i, row)
         for i, row in enumerate(state.templates)
