@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -178,6 +178,18 @@ def arguments(
     return parser.parse_args(argv)
 
 
+def run_alone(
+    description: str, argv: Sequence[str] | None, run: Callable[[bool, list[str]], object]
+) -> None:
+    """A benchmark's own command line: `run(quick, databases)` after the environment."""
+    args = arguments(description, argv)
+    print_environment()
+    databases, notes = selected_databases(args.db)
+    for note in notes:
+        print(f"   {note}")
+    run(args.quick, databases)
+
+
 def selected_databases(choice: str) -> tuple[list[str], list[str]]:
     """The databases to run on, and notes on those skipped."""
     wanted = list(DATABASES) if choice == "both" else [choice]
@@ -318,14 +330,31 @@ def _cpu_seconds(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User plus system CPU seconds of the live processes in a process group."""
-    total = 0.0
+def _group(pgid: int) -> Iterator[tuple[Path, list[str]]]:
+    """The /proc folder and stat fields of each live process in a process group."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         fields = _stat_fields(stat)
         if fields is not None and int(fields[2]) == pgid:  # field 5, the process group
-            total += _cpu_seconds(fields)
-    return total
+            yield stat.parent, fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User plus system CPU seconds of the live processes in a process group."""
+    return sum(_cpu_seconds(fields) for _, fields in _group(pgid))
+
+
+def group_peak_rss_mb(pgid: int) -> float:
+    """The largest peak resident memory (VmHWM) of the live processes in a process group, MB."""
+    peaks = [0.0]
+    for folder, _ in _group(pgid):
+        try:
+            status = (folder / "status").read_text()
+        except OSError:
+            continue
+        peaks += [
+            int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")
+        ]
+    return max(peaks)
 
 
 def backend_cpu_seconds(url: str) -> dict[int, float]:

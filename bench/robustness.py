@@ -35,12 +35,11 @@ from sqlalchemy import create_engine, text
 
 from bench.common import (
     app_env,
-    arguments,
     fake_graph,
     fresh_database,
-    print_environment,
+    group_peak_rss_mb,
     print_table,
-    selected_databases,
+    run_alone,
     summarize,
     wait_for_output,
     workdir,
@@ -194,23 +193,6 @@ def answered(url: str, wamids: Sequence[str]) -> int:
     return sum(1 for w in wamids if w in done)
 
 
-def peak_rss_mb(pgid: int) -> list[float]:
-    """Peak resident memory (VmHWM) of each live process in a process group, in MB."""
-    peaks = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-            if int(raw[raw.rindex(")") + 2 :].split()[2]) != pgid:
-                continue
-            status = (stat.parent / "status").read_text()
-        except (OSError, ValueError):
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return peaks
-
-
 @dataclass(frozen=True)
 class Result:
     database: str
@@ -262,8 +244,8 @@ def run_one(kind: str, mode: str, graph_url: str, where: Path, duration: float) 
                     if done >= len(customers.wamids):
                         break
                     time.sleep(0.5)
-                web_rss = max(peak_rss_mb(web.proc.pid), default=0.0)
-                worker_rss = max(peak_rss_mb(worker.proc.pid), default=0.0)
+                web_rss = group_peak_rss_mb(web.proc.pid)
+                worker_rss = group_peak_rss_mb(worker.proc.pid)
     c = summarize(customers.latencies_ms)
     return Result(
         kind,
@@ -353,12 +335,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = arguments("Robustness under hostile settings and hostile customers.", argv)
-    print_environment()
-    databases, notes = selected_databases(args.db)
-    for note in notes:
-        print(f"   {note}")
-    run(args.quick, databases)
+    run_alone("Robustness under hostile settings and hostile customers.", argv, run)
 
 
 if __name__ == "__main__":

@@ -36,16 +36,14 @@ from sqlalchemy import create_engine, text
 from bench.common import (
     APP_SECRET,
     app_env,
-    arguments,
     backend_cpu_seconds,
     fake_graph,
     fresh_database,
     group_cpu_seconds,
     gunicorn_config_without_tresen,
     own_cpu_seconds,
-    print_environment,
     print_table,
-    selected_databases,
+    run_alone,
     summarize,
     wait_for_output,
     workdir,
@@ -494,12 +492,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = arguments("Webhook acknowledgement latency while the Graph API is slow.", argv)
-    print_environment()
-    databases, notes = selected_databases(args.db)
-    for note in notes:
-        print(f"   {note}")
-    run(args.quick, databases)
+    run_alone("Webhook acknowledgement latency while the Graph API is slow.", argv, run)
 
 
 if __name__ == "__main__":
