@@ -335,6 +335,8 @@ class UserPreference:
     timestamp: datetime
     detail: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The business number the preference is about, when the notification names it.
+    phone_number_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,15 +439,17 @@ def _messages_value(value: Wild) -> Iterator[Event | Malformed]:
 def _preferences_value(value: Wild) -> Iterator[Event | Malformed]:
     value.as_object()
     contacts = [_Sender.read(c) for c in value.opt_list("contacts")]
+    metadata = value.get("metadata")
+    number = metadata.opt_str("phone_number_id") if metadata is not None else None
     for pref in value.opt_list("user_preferences"):
         try:
-            event: Event | Malformed = _preference(pref, contacts)
+            event: Event | Malformed = _preference(pref, contacts, number)
         except PayloadError as exc:
             event = Malformed.of(exc, pref)
         yield event
 
 
-def _preference(pref: Wild, contacts: list[_Sender]) -> UserPreference:
+def _preference(pref: Wild, contacts: list[_Sender], number: str | None) -> UserPreference:
     wa_id = pref.opt_str("wa_id")
     user_id = pref.opt_str("user_id")
     if wa_id is None and user_id is None:
@@ -459,6 +463,7 @@ def _preference(pref: Wild, contacts: list[_Sender]) -> UserPreference:
         timestamp=_timestamp(pref["timestamp"]),
         detail=pref.opt_str("detail"),
         raw=pref.as_object(),
+        phone_number_id=number,
     )
 
 

@@ -212,7 +212,10 @@ def _store_one(
         # Another number's messages never had a wamid of ours: nothing to hold it for.
         if ours is None or event.phone_number_id == ours:
             apply_status(session, event)
-    elif isinstance(event, events.UserPreference):
+    elif isinstance(event, events.UserPreference) and (
+        # Stopping another number's offers is no word about ours.
+        ours is None or event.phone_number_id in (None, ours)
+    ):
         apply_preference(session, event)
     return None
 

@@ -19,7 +19,7 @@ from bot.business import save_settings
 from bot.db import get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
-from tests.conftest import make_env, post_notification
+from tests.conftest import PYWA_UPDATES, load_json, make_env, post_notification
 from tests.fakegraph import FakeGraph, Reply, graph_error
 from tests.payloads import notification, status_notification
 from tests.test_autoreply import SHOP, SUNDAY_EVENING, at
@@ -329,6 +329,22 @@ def test_a_stop_word_to_another_number_changes_nothing_here(two_numbers: Flask) 
     [contact] = contacts(two_numbers)
     assert contact.opted_in is True
     assert replies(two_numbers) == []
+
+
+def test_a_marketing_stop_for_another_number_changes_nothing_here(two_numbers: Flask) -> None:
+    """The customer stopped the other number's offers inside WhatsApp, not ours."""
+    client = two_numbers.test_client()
+    doc = load_json(PYWA_UPDATES / "user_marketing_preferences.json")["resume"]
+    pref = doc["entry"][0]["changes"][0]["value"]["user_preferences"][0]
+    with get_db(two_numbers).session() as session:
+        session.add(Contact(wa_id=pref["wa_id"], name="Anna", opted_in=True))
+    pref["value"] = "stop"
+    assert post_notification(client, to_number(doc, OTHER)).status_code == 200
+    [contact] = contacts(two_numbers)
+    assert contact.opted_in is True
+    assert post_notification(client, to_number(doc, OURS)).status_code == 200
+    [contact] = contacts(two_numbers)
+    assert contact.opted_in is False
 
 
 def test_a_status_of_another_numbers_message_changes_nothing(two_numbers: Flask) -> None:
