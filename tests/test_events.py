@@ -485,6 +485,7 @@ def test_pywa_user_preferences(case: str, value: str, detail: str) -> None:
         value=value,
         timestamp=datetime(2024, 11, 15, 21, 22, 1, tzinfo=UTC),
         detail=detail,
+        phone_number_id="106540352242922",
     )
 
 
