@@ -289,13 +289,14 @@ def assert_only_the_launched_may_miss(
     failed are exactly those whose request the dead worker had launched, as uncertain; and
     everyone without a request is one of them (killed between the launch and the post)."""
     with get_db(app).session() as session:
-        failed = dict(
-            session.execute(
+        failed = {
+            wa_id: reason
+            for wa_id, reason in session.execute(
                 select(Contact.wa_id, Message.error_reason)
                 .join(Message, Message.contact_id == Contact.id)
                 .where(Message.status == "failed")
-            ).tuples()
-        )
+            )
+        }
     assert set(requests.values()) == {1}
     assert set(requests) <= audience
     assert set(failed) == launched
