@@ -678,6 +678,30 @@ def test_a_request_goes_out_once_its_launch_is_committed_and_an_answer_takes_it_
     watching.database.dispose()
 
 
+def test_a_request_whose_launch_cannot_be_recorded_is_not_posted_but_given_back(
+    app: Flask, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch, runner: FlaskCliRunner
+) -> None:
+    broadcast_id = broadcast_to(app, 1)
+    tries: list[int] = []
+    launch = outbox.launch
+
+    def flaky(session: Session, worker: str, ids: list[int]) -> set[int]:
+        tries.append(graph.count)
+        if len(tries) == 1:
+            raise OperationalError("UPDATE message", None, Exception("connection lost"))
+        return launch(session, worker, ids)
+
+    monkeypatch.setattr(outbox, "launch", flaky)
+    with Running(app, graph):
+        wait_until(lambda: settled(app))
+    # Nothing was posted while the database was away; the message went out once it was back.
+    assert tries == [0, 0]
+    assert graph.count == 1
+    [message] = rows(app)
+    assert (message.status, message.attempts, message.uncertain_attempts) == ("sent", 1, 0)
+    assert show(runner, broadcast_id)["sent"] == 1
+
+
 def test_the_launches_of_many_sending_threads_are_marked_together(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -141,53 +142,58 @@ class Dispatcher:
     def run(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set, then drain what is in flight and return."""
         log.info("dispatcher %s started (%d in flight at most)", self.worker, self.concurrency)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
-            try:
-                self._loop(pool, stop)
-            finally:
-                # Sending threads still waiting for a launch mark give their message back.
-                self._closed = True
-        log.info("dispatcher %s stopped", self.worker)
-
-    def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event) -> None:
         inflight = 0  # claimed by this process and not yet recorded as settled
         done: list[Outcome] = []  # finished, not yet recorded
         oldest = 0.0  # when the first of `done` finished (monotonic)
-        while True:
-            if not done:
-                oldest = time.monotonic()
-            done.extend(self._drain())
-            if self._launches:
-                self._mark_launched()
-            if inflight > len(done):
-                self._renew(inflight - len(done))
-            if stop.is_set():
-                if done and self._settle(done):
-                    inflight -= len(done)
-                    done = []
-                if inflight == 0:
-                    break
-                if inflight == len(done):  # all finished, the database just not answering
-                    self._settle_before_exit(done)
-                    break
-                self._wait_result(done, 0.1)
-                continue
-            # A finished request frees its slot at once: its result is recorded in the
-            # same transaction that claims the next messages. Claims come in batches of
-            # an eighth of the slots or more, not one row per finished request.
-            free = self.concurrency - inflight + len(done)
-            want = free if inflight == len(done) or free * 8 >= self.concurrency else 0
-            lingered = time.monotonic() - oldest
-            full = False
-            if want or (done and lingered >= SETTLE_AFTER):
-                started = self._turn(pool, done, want, stop)
-                if started is not None:
-                    inflight += started - len(done)
-                    done = []
-                    full = want > 0 and started == want
-            if not full:
-                wait = SETTLE_AFTER - lingered if done else self.poll
-                self._wait_result(done, max(0.001, min(self.poll, wait)))
+        with (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool,
+            self._closing(),
+        ):
+            while True:
+                if not done:
+                    oldest = time.monotonic()
+                done.extend(self._drain())
+                if self._launches:
+                    self._mark_launched()
+                if inflight > len(done):
+                    self._renew(inflight - len(done))
+                if stop.is_set():
+                    if done and self._settle(done):
+                        inflight -= len(done)
+                        done = []
+                    if inflight == 0:
+                        break
+                    if inflight == len(done):  # all finished, the database just not answering
+                        self._settle_before_exit(done)
+                        break
+                    self._wait_result(done, 0.1)
+                    continue
+                # A finished request frees its slot at once: its result is recorded in the
+                # same transaction that claims the next messages. Claims come in batches of
+                # an eighth of the slots or more, not one row per finished request.
+                free = self.concurrency - inflight + len(done)
+                want = free if inflight == len(done) or free * 8 >= self.concurrency else 0
+                lingered = time.monotonic() - oldest
+                full = False
+                if want or (done and lingered >= SETTLE_AFTER):
+                    started = self._turn(pool, done, want, stop)
+                    if started is not None:
+                        inflight += started - len(done)
+                        done = []
+                        full = want > 0 and started == want
+                if not full:
+                    wait = SETTLE_AFTER - lingered if done else self.poll
+                    self._wait_result(done, max(0.001, min(self.poll, wait)))
+        log.info("dispatcher %s stopped", self.worker)
+
+    @contextlib.contextmanager
+    def _closing(self) -> Iterator[None]:
+        # However the loop ends: sending threads still waiting for a launch mark give their
+        # message back, and the pool can shut down.
+        try:
+            yield
+        finally:
+            self._closed = True
 
     def _turn(
         self, pool: ThreadPoolExecutor, done: list[Outcome], want: int, stop: threading.Event
