@@ -24,7 +24,13 @@ from bot.models import Broadcast, BroadcastRun, Contact, Message, apscheduler_jo
 from bot.scheduler import LeaseLock, SchedulerService, cron_trigger, make_lock, next_times
 from tests.fakegraph import FakeGraph
 from tests.processes import Process
-from tests.test_dispatcher import TOKEN, wait_until, worker
+from tests.test_dispatcher import (
+    TOKEN,
+    assert_only_the_launched_may_miss,
+    launched_by,
+    wait_until,
+    worker,
+)
 
 BERLIN = "Europe/Berlin"
 
@@ -249,26 +255,32 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     numbers = audience(app, 200)
+    # Slower than 8 requests of 0.3 s allow: some claimed messages wait for their send slot
+    # when the worker is killed; they were never sent and reach their customer all the same.
+    rate = 20
     with FakeGraph(latency=0.3, token=TOKEN) as graph:
-        first = worker(app, graph, tmp_path / "w1.log", "--concurrency", "8", "--lease", "2")
+        first = worker(
+            app, graph, tmp_path / "w1.log", "--concurrency", "8", "--lease", "2", send_rate=rate
+        )
         wait_until(lambda: "scheduler elected" in first.output(), timeout=20)
         b = create(runner)
         wait_until(lambda: graph.count >= 40, timeout=20)
         first.kill()
         first.stop()
+        launched = launched_by(app, first)
         assert show(runner, b)["pending"] > 0
-        with worker(app, graph, tmp_path / "w2.log", "--concurrency", "16", "--lease", "2"):
-            wait_until(lambda: show(runner, b)["status"] == "done", timeout=25)
+        with worker(
+            app, graph, tmp_path / "w2.log", "--concurrency", "16", "--lease", "2", send_rate=rate
+        ):
+            wait_until(lambda: show(runner, b)["status"] == "done", timeout=40)
     funnel = show(runner, b)
     assert (funnel["total"], funnel["pending"]) == (200, 0)
-    # What the killed worker was sending (8 at most) may have reached Meta: it fails as
+    # What the killed worker had on the wire (8 at most) may have reached Meta: it fails as
     # uncertain and is not sent again. Everyone else gets the message, and no one twice.
     assert funnel["sent"] + funnel["failed"] == 200
-    assert funnel["failed"] <= 8
+    assert funnel["failed"] == len(launched) <= 8
     per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
-    assert set(per_recipient) <= numbers
-    assert len(per_recipient) >= 200 - funnel["failed"]
-    assert set(per_recipient.values()) == {1}
+    assert_only_the_launched_may_miss(app, launched, per_recipient, numbers)
 
 
 @pytest.mark.parametrize(
@@ -294,8 +306,10 @@ def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     """Two workers; the elected one is SIGKILLed mid-run: the other takes over the scheduler,
-    finishes the run, and every recipient gets the message once, but for those the killed
-    worker was sending: they may have it, so they fail as uncertain."""
+    finishes the run, and every recipient gets the message once, but for those whose request
+    the killed worker had sent without an answer yet: they may have it, so they fail as
+    uncertain. What it had claimed but not sent yet (waiting for the shared send rate) goes
+    out as usual."""
     numbers = audience(app, 5000)
     with FakeGraph(latency=0.05, token=TOKEN, record=True) as graph:
         one = worker(app, graph, tmp_path / "w1.log", "--concurrency", "16", "--lease", "2")
@@ -306,18 +320,16 @@ def test_a_broadcast_to_5000_survives_the_leader_killed_mid_run(
             b = create(runner)
             wait_until(lambda: graph.count >= 1000, timeout=30)
             leader.kill()
+            launched = launched_by(app, leader)
             assert show(runner, b)["pending"] > 0
             wait_until(lambda: "scheduler elected" in other.output(), timeout=20)
             wait_until(lambda: show(runner, b)["status"] == "done", timeout=60)
     funnel = show(runner, b)
     assert (funnel["total"], funnel["pending"]) == (5000, 0)
     assert funnel["sent"] + funnel["failed"] == 5000
-    assert int(funnel["failed"]) <= 16  # what the killed worker was sending
+    assert funnel["failed"] == len(launched) <= 16  # what the killed worker had on the wire
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(BroadcastRun)) == 1
     # A request cut off by the kill arrives without its body: it never reached "Meta".
     per_recipient = Counter(r.json["to"] for r in graph.requests if r.json)
-    assert set(per_recipient) <= numbers
-    assert len(per_recipient) >= 5000 - int(funnel["failed"])
-    # Not sent again: no one gets it twice.
-    assert set(per_recipient.values()) == {1}
+    assert_only_the_launched_may_miss(app, launched, per_recipient, numbers)

@@ -1,14 +1,17 @@
 """The dispatcher: claims queued messages, sends many at once within the shared rate, settles
 each as sent, failed with its reason, or due again later.
 
-One thread talks to the database (claims and settlements, in batches); a bounded pool of
-threads talks to the Graph API. On stop it claims nothing more, lets what is in flight finish,
-and gives back what had not started.
+One thread talks to the database (claims, launch marks and settlements, in batches); a
+bounded pool of threads talks to the Graph API. On stop it claims nothing more, lets what is
+in flight finish, and gives back what had not started.
 
 A request that may have reached Meta without an answer (a read timeout, a connection dropped
-after the request went out, a claim whose sender died) is uncertain: Meta may have delivered
-it. A reply is sent once more after such a request, after a pause; a broadcast message is not
-sent again. Either then fails with a reason saying so, rather than risk a duplicate.
+after the request went out, a sender that died after launching it) is uncertain: Meta may have
+delivered it. A reply is sent once more after such a request, after a pause; a broadcast
+message is not sent again. Either then fails with a reason saying so, rather than risk a
+duplicate. What counts is only what went out: each request is marked launched in the database
+before it is posted, and the mark is taken back when Meta's answer is recorded; a message its
+dead sender had claimed but not launched (still waiting for its send slot) is sent normally.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -60,8 +64,28 @@ class Outcome:
     code: int | None = None
     reason: str | None = None
     due: datetime | None = None
-    # The request may have reached Meta: counted on the message.
+    # The request may have reached Meta: its launch mark stays.
     uncertain: bool = False
+    # Marked launched before its request went out (see `outbox.launch`).
+    launched: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """Meta answered the launched request: its launch mark is taken back."""
+        return self.launched and not self.uncertain
+
+
+class Launch:
+    """A sending thread's request to have its message marked launched before it posts it.
+
+    The database thread answers it: `marked` says whether it was, `done` is set then."""
+
+    __slots__ = ("done", "marked", "message_id")
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.done = threading.Event()
+        self.marked = False
 
 
 def _sent(outcomes: list[Outcome]) -> list[tuple[int, str]]:
@@ -106,7 +130,10 @@ class Dispatcher:
         self.worker = worker or worker_name()
         self.uncertain_wait = uncertain_wait
         self.sent = 0
-        self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        # Finished requests and launch requests, for the database thread.
+        self._inbox: queue.SimpleQueue[Outcome | Launch] = queue.SimpleQueue()
+        self._launches: list[Launch] = []  # received, not yet marked (database thread only)
+        self._closed = False  # the database thread has returned: no launch is marked any more
         self._paused_until = 0.0
         self._renew_at = 0.0  # monotonic
 
@@ -118,11 +145,16 @@ class Dispatcher:
         inflight = 0  # claimed by this process and not yet recorded as settled
         done: list[Outcome] = []  # finished, not yet recorded
         oldest = 0.0  # when the first of `done` finished (monotonic)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
+        with (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool,
+            self._closing(),
+        ):
             while True:
                 if not done:
                     oldest = time.monotonic()
                 done.extend(self._drain())
+                if self._launches:
+                    self._mark_launched()
                 if inflight > len(done):
                     self._renew(inflight - len(done))
                 if stop.is_set():
@@ -153,6 +185,15 @@ class Dispatcher:
                     wait = SETTLE_AFTER - lingered if done else self.poll
                     self._wait_result(done, max(0.001, min(self.poll, wait)))
         log.info("dispatcher %s stopped", self.worker)
+
+    @contextlib.contextmanager
+    def _closing(self) -> Iterator[None]:
+        # However the loop ends: sending threads still waiting for a launch mark give their
+        # message back, and the pool can shut down.
+        try:
+            yield
+        finally:
+            self._closed = True
 
     def _turn(
         self, pool: ThreadPoolExecutor, done: list[Outcome], want: int, stop: threading.Event
@@ -195,7 +236,7 @@ class Dispatcher:
                 exc.__class__.__name__,
             )
             for message in claimed:
-                self._results.put(Outcome(message.id, "released"))
+                self._inbox.put(Outcome(message.id, "released"))
             stop.wait(1.0)
             return len(claimed)
         for message, start in zip(claimed, starts, strict=True):
@@ -225,16 +266,42 @@ class Dispatcher:
         self._renew_at = time.monotonic() + self.lease.total_seconds() / 3
 
     def _drain(self) -> list[Outcome]:
-        done = []
+        done: list[Outcome] = []
         while True:
             try:
-                done.append(self._results.get_nowait())
+                self._take(self._inbox.get_nowait(), done)
             except queue.Empty:
                 return done
 
     def _wait_result(self, into: list[Outcome], timeout: float) -> None:
+        """Wait up to `timeout` for a result or a launch request (a sending thread waits for
+        that one: the loop goes round at once to mark it)."""
         with contextlib.suppress(queue.Empty):
-            into.append(self._results.get(timeout=timeout))
+            self._take(self._inbox.get(timeout=timeout), into)
+
+    def _take(self, item: Outcome | Launch, done: list[Outcome]) -> None:
+        if isinstance(item, Launch):
+            self._launches.append(item)
+        else:
+            done.append(item)
+
+    def _mark_launched(self) -> None:
+        """Mark the requests of all waiting sending threads as launched, in one transaction,
+        and let them go: a thread whose mark was not committed gives its message back."""
+        launches, self._launches = self._launches, []
+        try:
+            with self.database.session() as session:
+                marked = outbox.launch(session, self.worker, [x.message_id for x in launches])
+        except DBAPIError as exc:
+            log.warning(
+                "cannot mark %d messages as going out (%s); giving them back",
+                len(launches),
+                exc.__class__.__name__,
+            )
+            marked = set()
+        for launch in launches:
+            launch.marked = launch.message_id in marked
+            launch.done.set()
 
     def _settle(self, outcomes: list[Outcome]) -> bool:
         try:
@@ -253,7 +320,8 @@ class Dispatcher:
     def _record(self, session: Session, outcomes: list[Outcome], now: datetime) -> None:
         # The common case in one statement for all: at hundreds of messages a second, one
         # UPDATE built and run per message cost more CPU than sending the message did.
-        outbox.mark_sent_many(session, _sent(outcomes), now=now)
+        # Every request answered with a message id was launched: its mark is taken back.
+        outbox.mark_sent_many(session, _sent(outcomes), now=now, answered=True)
         for o in outcomes:
             if o.kind == "sent" and o.wamid:
                 continue
@@ -264,7 +332,7 @@ class Dispatcher:
                     code=o.code,
                     reason=o.reason or "",
                     now=now,
-                    uncertain=o.uncertain,
+                    answered=o.answered,
                     worker=self.worker,
                 )
             elif o.kind == "retry" and o.due is not None:
@@ -274,7 +342,7 @@ class Dispatcher:
                     o.due,
                     code=o.code,
                     reason=o.reason,
-                    uncertain=o.uncertain,
+                    answered=o.answered,
                     worker=self.worker,
                 )
             else:
@@ -304,7 +372,7 @@ class Dispatcher:
         except Exception as exc:  # a bug must not lose the message: it fails with the reason
             log.exception("message %s could not be sent", message.id)
             outcome = Outcome(message.id, "failed", reason=f"{type(exc).__name__}: {exc}"[:300])
-        self._results.put(outcome)
+        self._inbox.put(outcome)
 
     def _attempt(self, message: outbox.Claimed, start: float, stop: threading.Event) -> Outcome:
         wait = start - time.time()
@@ -319,11 +387,26 @@ class Dispatcher:
             )
             log.warning("message %s failed: %s", message.id, reason)
             return Outcome(message.id, "failed", reason=reason)
+        if not self._launch(message.id):
+            return Outcome(message.id, "released")
         try:
             wamid = self.transport.send(message.payload)
         except GraphError as exc:
-            return self._after_error(message, exc)
-        return Outcome(message.id, "sent", wamid=wamid)
+            return replace(self._after_error(message, exc), launched=True)
+        return Outcome(message.id, "sent", wamid=wamid, launched=True)
+
+    def _launch(self, message_id: int) -> bool:
+        """Have the database thread mark this message launched; whether it was committed.
+
+        From the commit on, a death of this process leaves the message counted as possibly
+        sent; before it, the message is sent by whoever takes it over."""
+        launch = Launch(message_id)
+        self._inbox.put(launch)
+        while not launch.done.wait(1.0):
+            if self._closed:
+                # The database thread marks nothing after it has returned.
+                return launch.done.is_set() and launch.marked
+        return launch.marked
 
     def _after_error(self, message: outbox.Claimed, exc: GraphError) -> Outcome:
         now = datetime.now(UTC)

@@ -2,18 +2,32 @@
 
 A message is queued in the transaction of the event that caused it. A dispatcher claims due
 rows for a lease; a claim that is not settled before its lease runs out (the process died) is
-claimed again by any dispatcher, and counts as an uncertain attempt: its request may have
-reached Meta. Only the oldest unsettled message of a contact is claimable,
-so a contact's messages go out in order and never two at once.
+claimed again by any dispatcher. Right before its request goes out, a message is marked
+launched (`launch`): counted as an uncertain attempt, taken back when Meta's answer is
+recorded. So the count says how many requests went out without an answer, whoever sent them:
+a message whose sender died before launching it is simply sent by the next one. Only the
+oldest unsettled message of a contact is claimable, so a contact's messages go out in order
+and never two at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from bot import storable
@@ -33,8 +47,8 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int  # including this one
     created_at: datetime
-    # Earlier requests that may have reached Meta, a claim taken over from a dead sender
-    # included: each may have delivered the message already.
+    # Earlier requests that went out without an answer (launched by a sender that died
+    # included): each may have delivered the message already.
     uncertain: int = 0
     broadcast: bool = False
 
@@ -98,7 +112,8 @@ def claim(
     """Claim up to `limit` due messages for `worker` until `now + lease`.
 
     Taken-over claims of a dead process come first, then queued messages by priority and age.
-    A taken-over claim counts as an uncertain attempt: the dead process may have sent it.
+    A taken-over claim is not counted here: if the dead process had launched its request, the
+    launch mark counts it already; if not, nothing went out.
     Each is its own query walking the (status, priority, id) index, so a claim stops after
     `limit` rows however long the queue is (one query with an OR would sort the whole backlog).
     """
@@ -121,11 +136,6 @@ def claim(
             claimed_by=worker,
             claimed_until=now + lease,
             attempts=Message.attempts + 1,
-            # SET sees the row as it was: still "sending" means its claim ran out.
-            uncertain_attempts=case(
-                (Message.status == "sending", Message.uncertain_attempts + 1),
-                else_=Message.uncertain_attempts,
-            ),
         )
         .returning(
             Message.id,
@@ -150,6 +160,24 @@ def claim(
     ]
     claimed.sort(key=lambda c: c.id)
     return claimed
+
+
+def launch(session: Session, worker: str, ids: list[int]) -> set[int]:
+    """Mark these messages' requests as going out now: each counts as an uncertain attempt
+    until `answered` takes it back, so a sender that dies from here on leaves it counted.
+
+    Only messages `worker` still holds are marked; returns their ids. A message not marked
+    must not be sent (its claim was lost: another dispatcher may be sending it)."""
+    if not ids:
+        return set()
+    marked = session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.claimed_by == worker, Message.status == "sending")
+        .values(uncertain_attempts=Message.uncertain_attempts + 1)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(marked.scalars())
 
 
 def renew(session: Session, worker: str, *, now: datetime, lease: timedelta) -> None:
@@ -188,28 +216,46 @@ def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[
     return list(session.scalars(query))
 
 
-def mark_sent(session: Session, message_id: int, wamid: str, *, now: datetime) -> None:
-    mark_sent_many(session, [(message_id, wamid)], now=now)
+def mark_sent(
+    session: Session, message_id: int, wamid: str, *, now: datetime, answered: bool = False
+) -> None:
+    mark_sent_many(session, [(message_id, wamid)], now=now, answered=answered)
 
 
-def mark_sent_many(session: Session, sent: list[tuple[int, str]], *, now: datetime) -> None:
-    """`mark_sent` for many (message id, wamid) pairs with one executemany UPDATE."""
+_messages = cast(Table, Message.__table__)
+# Core, not the ORM's bulk UPDATE by primary key: that runs one statement per row as soon as
+# a value is an expression (the launch mark taken back).
+MARK_SENT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"))
+    .values(
+        status="sent",
+        wamid=bindparam("sent_wamid"),
+        sent_at=bindparam("now"),
+        status_at=bindparam("now"),
+        claimed_by=None,
+        claimed_until=None,
+        error_code=None,
+        error_reason=None,
+        uncertain_attempts=_messages.c.uncertain_attempts - bindparam("taken_back"),
+    )
+)
+
+
+def mark_sent_many(
+    session: Session, sent: list[tuple[int, str]], *, now: datetime, answered: bool = False
+) -> None:
+    """`mark_sent` for many (message id, wamid) pairs with one executemany UPDATE.
+
+    `answered`: these are the answers to requests marked by `launch`; their marks are taken
+    back."""
     if not sent:
         return
-    session.execute(
-        update(Message),
+    taken_back = 1 if answered else 0
+    session.connection().execute(
+        MARK_SENT,
         [
-            {
-                "id": message_id,
-                "status": "sent",
-                "wamid": wamid,
-                "sent_at": now,
-                "status_at": now,
-                "claimed_by": None,
-                "claimed_until": None,
-                "error_code": None,
-                "error_reason": None,
-            }
+            {"message_id": message_id, "sent_wamid": wamid, "now": now, "taken_back": taken_back}
             for message_id, wamid in sent
         ],
     )
@@ -223,10 +269,11 @@ def mark_failed(
     code: int | None,
     reason: str,
     now: datetime,
-    uncertain: bool = False,
+    answered: bool = False,
     worker: str | None = None,
 ) -> None:
-    """Settle a message as failed; `uncertain` when its last request may have reached Meta.
+    """Settle a message as failed; `answered` when this is Meta's answer to a request marked
+    by `launch` (its mark is taken back; a request without an answer stays counted).
 
     With `worker`, only while that worker still holds the claim (see `_held`)."""
     _unclaim(
@@ -237,7 +284,7 @@ def mark_failed(
         status_at=now,
         error_code=code,
         error_reason=reason,
-        **_counted(uncertain),
+        **_taken_back(answered),
     )
 
 
@@ -248,13 +295,13 @@ def retry_at(
     *,
     code: int | None = None,
     reason: str | None = None,
-    uncertain: bool = False,
+    answered: bool = False,
     worker: str | None = None,
 ) -> None:
     """Back to the queue, due at `when`; the last error stays on record meanwhile.
 
-    `uncertain` when the failed request may have reached Meta: it is counted. With
-    `worker`, only while that worker still holds the claim (see `_held`)."""
+    `answered` as for `mark_failed`. With `worker`, only while that worker still holds the
+    claim (see `_held`)."""
     _unclaim(
         session,
         _held(message_id, worker),
@@ -262,7 +309,7 @@ def retry_at(
         next_attempt_at=when,
         error_code=code,
         error_reason=reason,
-        **_counted(uncertain),
+        **_taken_back(answered),
     )
 
 
@@ -276,8 +323,8 @@ def _held(message_id: int, worker: str | None) -> ColumnElement[bool]:
     return and_(Message.id == message_id, Message.claimed_by == worker)
 
 
-def _counted(uncertain: bool) -> dict[str, Any]:
-    return {"uncertain_attempts": Message.uncertain_attempts + 1} if uncertain else {}
+def _taken_back(answered: bool) -> dict[str, Any]:
+    return {"uncertain_attempts": Message.uncertain_attempts - 1} if answered else {}
 
 
 def release(session: Session, message_id: int, *, now: datetime, worker: str | None = None) -> None:
