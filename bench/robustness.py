@@ -61,30 +61,45 @@ WEB_WORKERS = 2
 WEB_THREADS = 4
 
 EVIL_PATTERN = "(a+)+$"
-# Each line is a way a template can try to run long or grow huge: nested loops, width and
-# padding arguments, growth by replace, big integers, exponential recursion, reprs.
-EVIL_TEMPLATE = """\
-{%- macro boom(n) -%}{%- if n > 0 -%}{{ boom(n - 1) }}{{ boom(n - 1) }}{%- endif -%}{%- endmacro -%}
-{%- for i in range(100000) -%}{%- for j in range(100000) -%}{%- endfor -%}{%- endfor -%}
-{{ boom(40) }}
+# The costliest template found: exponential recursion, which no single operation's check
+# stops, so it runs until the render's time bound. The away reply.
+SLOW_TEMPLATE = (
+    "{%- macro boom(n) -%}{%- if n > 0 -%}{{ boom(n - 1) }}{{ boom(n - 1) }}{%- endif -%}"
+    "{%- endmacro -%}{{ boom(40) }}Hallo {{ contact.name }}"
+)
+# Every other way a template can try to run long or grow huge: nested loops, width and padding
+# arguments, growth by replace, big integers, reprs. The keyword rule's answer.
+TRICKS_TEMPLATE = """\
+{{ message.text | wordwrap(1) | indent(100000) }}{{ "%r" % contact }}
 {{ "x" | center(1000000000) }}{{ "%0999999999d" % 1 }}{{ "{:>999999999}".format("x") }}
 {{ ("a" * 5000) | replace("a", "aaaaaaaaaa") | replace("a", "aaaaaaaaaa") | replace("a", "aaaa") }}
-{{ (9 ** 99) ** 99 ** 99 }}{{ "%r" % contact }}{{ message.text | wordwrap(1) | indent(100000) }}
+{{ (9 ** 99) ** 99 ** 99 }}
+{%- for i in range(100000) -%}{%- for j in range(100000) -%}{%- endfor -%}{%- endfor -%}
 Hallo {{ contact.name }}
 """
 
 
 def hostile_yaml(today: datetime) -> str:
-    """settings_yaml with the worst keyword rule first and every reply the worst template."""
+    """settings_yaml with the worst keyword rule first, answered by the tricks, and the
+    slowest template as the away reply."""
     plain = settings_yaml(today)
     hostile = plain.replace(
         "  keywords:\n",
-        f"  keywords:\n    - {{pattern: {json.dumps(EVIL_PATTERN)}, template: evil}}\n",
-    ).replace("template: away,", "template: evil,")
-    return hostile + "templates:\n  evil: " + json.dumps(EVIL_TEMPLATE) + "\n"
+        f"  keywords:\n    - {{pattern: {json.dumps(EVIL_PATTERN)}, template: tricks}}\n",
+    ).replace("template: away,", "template: slow,")
+    return (
+        hostile
+        + "templates:\n"
+        + f"  slow: {json.dumps(SLOW_TEMPLATE)}\n"
+        + f"  tricks: {json.dumps(TRICKS_TEMPLATE)}\n"
+    )
 
 
 def attack_text(seq: int) -> str:
+    """Texts that make the pattern backtrack (and so reach the slow away reply), and now and
+    then one it matches (the tricks)."""
+    if seq % 5 == 4:
+        return "a" * 40
     return "a" * 30 + "!" if seq % 2 == 0 else "a" * 4095 + "!"
 
 

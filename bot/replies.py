@@ -205,9 +205,9 @@ def formatting(settings: BusinessSettings, context: dict[str, Any]) -> dict[str,
     return {**context, _BABEL_KEY: babel_info}
 
 
-# A template that ran over its bounds: the next renders get this long, for ten minutes (see
-# bot.strain). Ordinary replies render in well under a millisecond.
-_strained = Strain(tight=0.03)
+# A template that ran over its bounds: the next renders get this much processor time, for ten
+# minutes (see bot.strain). Ordinary replies render in well under a millisecond.
+_strained = Strain(tight=0.005)
 
 
 def render_source(source: str, variables: dict[str, Any]) -> str:

@@ -54,13 +54,13 @@ RUNAWAY = (
 def test_a_template_that_ran_too_long_is_held_to_the_tight_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    strain = Strain(tight=0.03, clock=Clock())
+    strain = Strain(tight=0.005, clock=Clock())
     monkeypatch.setattr(bot.replies, "_strained", strain)
     with pytest.raises(TemplateLimitError):
         render_source(RUNAWAY, {})
-    assert strain.budget(RUNAWAY, 0.25) == 0.03
+    assert strain.budget(RUNAWAY, 0.05) == 0.005
     # An ordinary template keeps its full bound, and a strained one still renders what fits.
-    assert strain.budget("Hallo {{ name }}", 0.25) == 0.25
+    assert strain.budget("Hallo {{ name }}", 0.05) == 0.05
     assert render_source("Hallo {{ name }}", {"name": "Anna"}) == "Hallo Anna"
 
 
