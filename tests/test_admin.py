@@ -18,7 +18,7 @@ from bot import create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
 from bot.business import BUSINESS_ID, load_settings, seed_demo
 from bot.db import get_db
-from bot.models import Business, Contact, Label, Message, User
+from bot.models import Business, ConsentEvent, Contact, Label, Message, User
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 
@@ -681,6 +681,26 @@ def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient)
         follow_redirects=True,
     )
     assert "Labels not changed" in too_long.get_data(as_text=True)
+
+
+def test_the_admins_opt_in_and_out_is_on_the_consent_record(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    admin.post(f"/admin/inbox/{cid}/optin", data={"opted_in": "y", "csrf_token": csrf_of(html)})
+    app.config["TRESEN_CLOCK"].at = NOW + timedelta(hours=2)
+    admin.post(f"/admin/inbox/{cid}/optin", data={"csrf_token": csrf_of(html)})
+    admin.post(f"/admin/inbox/{cid}/optin", data={"csrf_token": csrf_of(html)})  # no change
+    with get_db(app).session() as session:
+        query = select(ConsentEvent.opted_in, ConsentEvent.source, ConsentEvent.at)
+        events = [tuple(r) for r in session.execute(query.order_by(ConsentEvent.id))]
+        contact = session.get_one(Contact, cid)
+        assert (contact.opted_in, contact.opted_in_source, contact.opted_in_changed_at) == (
+            False,
+            "admin",
+            NOW + timedelta(hours=2),
+        )
+    assert events == [(True, "admin", NOW), (False, "admin", NOW + timedelta(hours=2))]
 
 
 def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:

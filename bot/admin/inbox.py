@@ -24,6 +24,7 @@ from bot.admin.display import (
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
 from bot.business import load_settings
+from bot.contacts_store import set_opt_in
 from bot.db import get_db
 from bot.models import Contact, Label, Message
 from bot.outbound import outbox
@@ -417,9 +418,6 @@ def optin(contact_id: int) -> Response:
     with get_db().session() as session:
         contact = _contact(session, contact_id)
         wanted = bool(form.opted_in.data)
-        if contact.opted_in != wanted:
-            contact.opted_in = wanted
-            contact.opted_in_changed_at = now()
-            contact.opted_in_source = "admin"
+        set_opt_in(session, contact, wanted, "admin", now())
     flash("Gets broadcasts now." if wanted else "Gets no broadcasts now.")
     return redirect(url_for("admin.conversation", contact_id=contact_id))
