@@ -35,12 +35,12 @@ from sqlalchemy.orm import Session
 from bot import replies
 from bot.audiences import Audience, parse_audience, window_start
 from bot.business import load_settings, seed_demo
+from bot.contacts_store import find_label
 from bot.db import Database
 from bot.models import (
     Broadcast,
     BroadcastRun,
     Contact,
-    Label,
     Message,
     UTCDateTime,
     contact_labels,
@@ -467,16 +467,14 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
         (Contact.wa_id.is_not(None)) | (Contact.user_id.is_not(None)),
     )
     if audience.label is not None:
-        label_id = session.scalar(
-            select(Label.id).where(func.lower(Label.name) == audience.label.lower())
-        )
-        if label_id is None:
+        found = find_label(session, audience.label)
+        if found is None:
             run.status, run.finished_at = "written", now
             log.info("run %s: no contact has the label %r", run_id, audience.label)
             return None
         chosen = chosen.where(
             exists().where(
-                contact_labels.c.contact_id == Contact.id, contact_labels.c.label_id == label_id
+                contact_labels.c.contact_id == Contact.id, contact_labels.c.label_id == found.id
             )
         )
     batch = chosen.order_by(Contact.id).limit(batch_size).subquery()

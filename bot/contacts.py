@@ -27,6 +27,12 @@ _TRUE = frozenset({"true", "yes", "ja", "1", "y", "j"})
 _FALSE = frozenset({"false", "no", "nein", "0", "n"})
 
 
+def label_key(name: str) -> str:
+    """What makes two label names the same label: case does not count, in any script
+    ("Stammkunden" is "STAMMKUNDEN", "Straße" is "STRASSE"), so an audience never splits."""
+    return name.casefold()
+
+
 class CsvError(ValueError):
     """The file as a whole cannot be read (no header, no wa_id column)."""
 
@@ -97,7 +103,7 @@ def parse_labels(text: str) -> tuple[str, ...] | None:
             continue
         if len(name) > LABEL_MAX:
             raise ValueError(f"label {name[:20]!r}… is longer than {LABEL_MAX} characters")
-        if name.lower() not in (n.lower() for n in names):
+        if label_key(name) not in (label_key(n) for n in names):
             names.append(name)
     return tuple(names) if names else None
 

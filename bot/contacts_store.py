@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.contacts import ContactRow
+from bot.contacts import ContactRow, label_key
 from bot.models import ConsentEvent, Contact, Label
 from bot.sql import insert_ignore
 
@@ -74,19 +74,37 @@ def _is_latest(session: Session, contact: Contact, at: datetime) -> bool:
     return all(t is None or at >= t for t in (contact.opted_in_changed_at, recorded))
 
 
+def find_label(session: Session, name: str) -> Label | None:
+    """The label of this name, case not counting (`label_key`), or None."""
+    return session.scalar(select(Label).where(Label.name_key == label_key(name)))
+
+
 def label(session: Session, name: str, cache: dict[str, Label] | None = None) -> Label:
-    """The label of this name (compared without case), created if new."""
-    key = name.lower()
+    """The label of this name (case not counting), created with this spelling if new.
+
+    The first spelling stays: `vip` finds the label `VIP`, never makes a second one, so an
+    audience `label:VIP` reaches everyone labelled either way.
+    """
+    key = label_key(name)
     if cache is not None and key in cache:
         return cache[key]
-    found = session.scalar(select(Label).where(func.lower(Label.name) == key))
+    found = find_label(session, name)
     if found is None:
-        session.execute(insert_ignore(session, Label, ["name"]).values(name=name))
-        found = session.scalars(select(Label).where(func.lower(Label.name) == key)).first()
+        # Another request may create it at the same moment: its spelling then wins.
+        values = {"name": name, "name_key": key}
+        session.execute(insert_ignore(session, Label, ["name_key"]).values(**values))
+        found = find_label(session, name)
         assert found is not None
     if cache is not None:
         cache[key] = found
     return found
+
+
+def set_labels(session: Session, contact: Contact, names: Iterable[str]) -> None:
+    """Give the contact exactly these labels (case not counting), creating new ones."""
+    cache: dict[str, Label] = {}
+    found = {lb.id: lb for lb in (label(session, n, cache) for n in names)}
+    contact.labels = sorted(found.values(), key=lambda lb: lb.name)
 
 
 def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> ImportCounts:

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from bot.contacts import label_key
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -96,7 +98,14 @@ class Label(Base):
     __tablename__ = "labels"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # the first spelling
+    # label_key(name): names differing only in case are one label, which the database
+    # enforces too. Case folding can lengthen a name ("ß" is "ss"), at most threefold.
+    name_key: Mapped[str] = mapped_column(
+        String(3 * 64), default=lambda ctx: label_key(ctx.current_parameters["name"])
+    )
+
+    __table_args__ = (Index("uq_labels_name_key", "name_key", unique=True),)
 
 
 class Contact(Base):

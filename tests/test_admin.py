@@ -11,11 +11,12 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask, request
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from bot import create_app, users
+from bot import broadcasts, create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
+from bot.audiences import parse_audience
 from bot.business import BUSINESS_ID, load_settings, seed_demo
 from bot.db import get_db
 from bot.models import Business, ConsentEvent, Contact, Label, Message, User
@@ -701,6 +702,48 @@ def test_the_admins_opt_in_and_out_is_on_the_consent_record(app: Flask, admin: F
             NOW + timedelta(hours=2),
         )
     assert events == [(True, "admin", NOW), (False, "admin", NOW + timedelta(hours=2))]
+
+
+def test_labels_differing_only_in_case_are_one_label_in_admin_import_and_broadcasts(
+    app: Flask, admin: FlaskClient, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    receive(admin, wa_id="4917600000002", name="Carla")
+    receive(admin, wa_id="4915100000001", name="Berta")
+    carla, berta = contact_id(app, "4917600000002"), contact_id(app, "4915100000001")
+    html = admin.get(f"/admin/inbox/{carla}").get_data(as_text=True)
+    for cid, labels in ((carla, "VIP, Straße"), (berta, "vip, Vip, STRASSE")):
+        admin.post(
+            f"/admin/inbox/{cid}/labels", data={"labels": labels, "csrf_token": csrf_of(html)}
+        )
+        admin.post(f"/admin/inbox/{cid}/optin", data={"opted_in": "y", "csrf_token": csrf_of(html)})
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("wa_id,name,labels,opted_in\n+49 151 33333333,Dana,Vip;strasse,true\n")
+    result = runner.invoke(args=["contacts", "import", str(csv_file)])
+    assert result.exit_code == 0, result.output
+    with get_db(app).session() as session:
+        # The first spelling stays, whoever wrote the later ones.
+        assert sorted(session.scalars(select(Label.name))) == ["Straße", "VIP"]
+
+    def names(label: str) -> list[str]:
+        data = admin.get("/admin/inbox.json", query_string={"label": label}).get_json()
+        return [c["name"] for c in data["conversations"]]
+
+    assert names("vip") == names("VIP") == names("STRASSE") == ["Berta", "Carla", "Dana"]
+    with get_db(app).session() as session:
+        content = broadcasts.Content(template="weekly_offer", language="de")
+        b = broadcasts.create(
+            session, content, parse_audience("label:vip"), timezone="Europe/Berlin", now=NOW
+        )
+        run_id = broadcasts.start_run(session, b.id, NOW, NOW)
+    assert run_id is not None
+    broadcasts.write_run(get_db(app), run_id, clock=lambda: NOW)
+    with get_db(app).session() as session:
+        reached = session.scalars(
+            select(Contact.name)
+            .join(Message, Message.contact_id == Contact.id)
+            .where(Message.broadcast_run_id == run_id)
+        )
+        assert sorted(reached) == ["Berta", "Carla", "Dana"]
 
 
 def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:

@@ -72,6 +72,12 @@ def test_an_excel_export_with_bom_and_semicolons_reads_like_a_plain_file() -> No
     assert list(read_contacts(decode(plain))) == expected
 
 
+def test_labels_repeated_in_another_case_are_one_label() -> None:
+    text = "wa_id,labels\n+4915111111111,Stammkunden;STAMMKUNDEN;Straße;STRASSE;strasse\n"
+    [row] = read_contacts(text)
+    assert row.labels == ("Stammkunden", "Straße")
+
+
 def test_windows_1252_files_are_read() -> None:
     data = "wa_id;name\n+4915111111111;Jürgen Weiß\n".encode("cp1252")
     [row] = read_contacts(decode(data))
@@ -227,6 +233,17 @@ def test_import_creates_and_updates_never_duplicates(
     )
     assert (ben.name, ben.opted_in, ben.opted_in_source) == ("Ben", True, "import")
     assert consent(app) == [("4915111111111", True, "import"), ("4915122222222", True, "import")]
+
+
+def test_import_finds_labels_whatever_their_case_and_keeps_the_first_spelling(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    first = write(tmp_path, "wa_id,labels\n+4915111111111,Straße\n")
+    assert runner.invoke(args=["contacts", "import", first]).exit_code == 0
+    second = write(tmp_path, "wa_id,labels\n+4915122222222,STRASSE\n", "again.csv")
+    assert runner.invoke(args=["contacts", "import", second]).exit_code == 0
+    found = contacts(app)
+    assert [lb.name for c in found.values() for lb in c.labels] == ["Straße", "Straße"]
 
 
 def test_import_reports_an_unclosed_quote_and_imports_the_rows_after_it(

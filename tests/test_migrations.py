@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import alembic_config, get_db
-from bot.models import Base
+from bot.models import Base, Label
 
 
 def test_migrations_match_the_models(app: Flask) -> None:
@@ -23,3 +26,55 @@ def test_downgrade_to_nothing_and_up_again(app: Flask) -> None:
     get_db(app).upgrade()
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_labels_differing_only_in_case_are_merged_into_the_first(app: Flask) -> None:
+    engine = get_db(app).engine
+    command.downgrade(alembic_config(engine), "0007_human_pause")
+    contacts, contact_labels = (
+        Base.metadata.tables["contacts"],
+        Base.metadata.tables["contact_labels"],
+    )
+    with engine.begin() as conn:
+        ids = {}
+        for name in ["VIP", "Straße", "vip", "Vip", "STRASSE", "neu"]:  # created in this order
+            conn.execute(text("INSERT INTO labels (name) VALUES (:name)"), {"name": name})
+            ids[name] = conn.scalar(
+                text("SELECT id FROM labels WHERE name = :name"), {"name": name}
+            )
+        # Anna was labelled VIP, Ben vip, Cem every way: each keeps one VIP and one Straße.
+        for wa_id, labels in (
+            ("491511", ["VIP", "Straße"]),
+            ("491512", ["vip", "neu"]),
+            ("491513", ["VIP", "vip", "Vip", "STRASSE"]),
+        ):
+            contact = conn.execute(contacts.insert().values(wa_id=wa_id)).inserted_primary_key[0]
+            conn.execute(
+                contact_labels.insert(),
+                [{"contact_id": contact, "label_id": ids[n]} for n in labels],
+            )
+    get_db(app).upgrade()
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        rows = conn.execute(
+            select(contacts.c.wa_id, Label.name)
+            .join(contact_labels, contact_labels.c.contact_id == contacts.c.id)
+            .join(Label.__table__, Label.id == contact_labels.c.label_id)
+            .order_by(contacts.c.wa_id, Label.name)
+        ).all()
+        assert conn.execute(select(Label.name, Label.name_key).order_by(Label.id)).all() == [
+            ("VIP", "vip"),
+            ("Straße", "strasse"),
+            ("neu", "neu"),
+        ]
+    assert [tuple(r) for r in rows] == [
+        ("491511", "Straße"),
+        ("491511", "VIP"),
+        ("491512", "VIP"),
+        ("491512", "neu"),
+        ("491513", "Straße"),
+        ("491513", "VIP"),
+    ]
+    # And no second spelling can be created, whatever the code that tries.
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(Label).values(name="vIp"))

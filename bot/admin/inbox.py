@@ -24,18 +24,17 @@ from bot.admin.display import (
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
 from bot.business import load_settings
-from bot.contacts_store import set_opt_in
+from bot.contacts import LABEL_MAX, label_key
+from bot.contacts_store import set_labels, set_opt_in
 from bot.db import get_db
 from bot.models import Contact, Label, Message
 from bot.outbound import outbox
 from bot.outbound.graph import body_parameters, template_payload, text_payload
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
-from bot.sql import insert_ignore
 
 LIST_LIMIT = 200
 HISTORY_LIMIT = 500
 LABELS_MAX = 20
-LABEL_MAX = 64
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
@@ -75,7 +74,7 @@ def conversations(
         matches.append(Contact.user_id.ilike(_like(query), escape="\\"))
         stmt = stmt.where(or_(*matches))
     if label:
-        stmt = stmt.where(Contact.labels.any(Label.name == label))
+        stmt = stmt.where(Contact.labels.any(Label.name_key == label_key(label)))
     contacts = list(session.scalars(stmt.options(selectinload(Contact.labels)).limit(LIST_LIMIT)))
     last: dict[int, Message] = {}
     if contacts:
@@ -372,20 +371,12 @@ def reply_template(contact_id: int) -> Any:
     return _queue(contact_id, build, None)
 
 
-def set_labels(session: Session, contact: Contact, names: list[str]) -> None:
-    """Give the contact exactly these labels, creating the ones that do not exist yet."""
-    for name in names:
-        session.execute(insert_ignore(session, Label, ["name"]).values(name=name))
-    found = list(session.scalars(select(Label).where(Label.name.in_(names)))) if names else []
-    contact.labels = sorted(found, key=lambda lbl: lbl.name)
-
-
 def parse_labels(text: str) -> list[str]:
     """Comma-separated label names; raises ValueError for too many or too long ones."""
     names: list[str] = []
     for part in text.split(","):
         name = " ".join(part.split())
-        if not name or name in names:
+        if not name or label_key(name) in (label_key(n) for n in names):
             continue
         if len(name) > LABEL_MAX:
             raise ValueError(f"label '{name[:20]}…' is longer than {LABEL_MAX} characters")
