@@ -8,7 +8,6 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from bot.contacts import label_key
 
 revision = "0008_labels"
 down_revision = "0007_human_pause"
@@ -31,7 +30,9 @@ def upgrade() -> None:
     conn = op.get_bind()
     first: dict[str, int] = {}
     for label_id, name in conn.execute(sa.select(labels.c.id, labels.c.name).order_by(labels.c.id)):
-        key = label_key(name)
+        # bot.contacts.label_key as it is now; a migration keeps its own copy, so that moving
+        # or changing that function later cannot change what this step did.
+        key = name.casefold()
         keep = first.setdefault(key, label_id)
         if keep == label_id:
             conn.execute(labels.update().where(labels.c.id == label_id).values(name_key=key))
