@@ -1,9 +1,15 @@
-"""Fixtures: an app on a fresh database per test (SQLite, or PostgreSQL with TEST_DATABASE_URL)."""
+"""Fixtures: an app on a fresh database per test (SQLite, or PostgreSQL with TEST_DATABASE_URL).
+
+Running the migrations costs a tenth of a second or more; a test process runs them once, into
+a template, and each test that uses `app` gets a copy of it. A test that uses only
+`database_url` gets an empty database, to migrate (or not) as it likes.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +17,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
+from hypothesis import settings
+from sqlalchemy import Engine, create_engine, make_url, text
 
-from bot import create_app
-from bot.db import get_db
+from bot import create_app, private_files
+from bot.db import MIGRATIONS, Database, get_db
 from bot.signature import sign
 from bot.strain import Strain
 
@@ -25,6 +33,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PYWA_UPDATES = Path(__file__).resolve().parent / "fixtures" / "meta" / "pywa"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 APP_SECRET = "test-app-secret"
+
+# Property tests try a fifth of their examples on a developer's machine and all of them in CI
+# (.ci/run sets CI=true); HYPOTHESIS_PROFILE=ci or =dev chooses either way. A test's own
+# `max_examples` is scaled with `examples()`.
+settings.register_profile("ci")
+settings.register_profile("dev", max_examples=20)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+)
+
+
+def examples(count: int) -> int:
+    """A test's `count` examples under the ci profile, as many fewer (but ten) under dev."""
+    scaled = count * settings.default.max_examples // settings.get_profile("ci").max_examples
+    return min(count, max(10, scaled))
 
 
 @pytest.fixture(autouse=True)
@@ -47,20 +71,100 @@ def pg_url() -> str | None:
     return url
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A database of its own for one test: a SQLite file, or a fresh PostgreSQL schema."""
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _pg_engine(url: str) -> Engine:
+    return create_engine(_psycopg(url), isolation_level="AUTOCOMMIT")
+
+
+def _with_database(url: str, name: str) -> str:
+    """`url` naming the database `name` instead of its own (its query kept)."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def migrations_head() -> str:
+    return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
+
+
+# Databases the `app` fixture need not migrate: copies of the migrated template.
+_migrated: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This test process's migrated database, copied for each test that uses `app`.
+
+    SQLite: a file in a folder of its own. PostgreSQL: a database of this process's own (a
+    template must have no other connection while it is copied). Named after the migrations'
+    head, so a template of an older schema is never taken for the current one.
+    """
+    head = migrations_head()
     base = pg_url()
     if base is None:
-        yield f"sqlite:///{tmp_path / 'tresen.db'}"
+        path = tmp_path_factory.mktemp("template") / f"tresen-{head}.db"
+        database = Database(f"sqlite:///{path}")
+        database.upgrade()
+        database.dispose()  # the last connection closed checkpoints and removes -wal and -shm
+        assert not any(path.with_name(path.name + end).exists() for end in ("-wal", "-shm"))
+        yield str(path)
+        return
+    name = f"tmpl_{head[:40]}_{uuid.uuid4().hex[:12]}"  # within 63 characters
+    admin = _pg_engine(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        database = Database(_psycopg(_with_database(base, name)))
+        database.upgrade()
+        database.dispose()
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own for one test: a SQLite file, or PostgreSQL's.
+
+    Empty, unless the test uses `app`: then a copy of the migrated template, as `app` would
+    migrate it anyway. PostgreSQL's empty one is a fresh schema; its copy is a database made
+    from the template, whose URL names the schema all the same, so tests can add options.
+    """
+    template = (
+        request.getfixturevalue("migrated_template") if "app" in request.fixturenames else None
+    )
+    base = pg_url()
+    if base is None:
+        path = tmp_path / "tresen.db"
+        if template is not None:
+            private_files.create_file(path)  # owner-only, as the app makes it
+            shutil.copyfile(template, path)
+            _migrated.add(f"sqlite:///{path}")
+        yield f"sqlite:///{path}"
+        _migrated.discard(f"sqlite:///{path}")
+        return
+    sep = "&" if "?" in base else "?"
+    admin = _pg_engine(base)
+    if template is not None:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        url = f"{_with_database(base, name)}{sep}options={quote('-csearch_path=public')}"
+        _migrated.add(url)
+        yield url
+        _migrated.discard(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
         return
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
+    with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
     yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
+    with admin.connect() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 
@@ -75,7 +179,8 @@ def make_env(database_url: str, **overrides: str) -> dict[str, str]:
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     app = create_app(make_env(database_url), instance_path=tmp_path / "instance")
     app.config["TESTING"] = True
-    get_db(app).upgrade()
+    if database_url not in _migrated:  # `app` asked for late (getfixturevalue)
+        get_db(app).upgrade()
     yield app
     get_db(app).dispose()
 

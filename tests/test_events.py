@@ -38,6 +38,7 @@ from bot.events import (
     UserPreference,
     parse,
 )
+from tests.conftest import examples
 
 FIXTURES = Path(__file__).parent / "fixtures" / "meta"
 PYWA = FIXTURES / "pywa"
@@ -959,13 +960,13 @@ def _only_payload_errors(doc: object) -> None:
     )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_random_json_raises_only_payload_error(doc: object) -> None:
     _only_payload_errors(doc)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4))
 def test_random_envelopes_raise_only_payload_error(extra: dict[str, Any]) -> None:
     _only_payload_errors({"object": "whatsapp_business_account", **extra})
@@ -997,7 +998,7 @@ def _paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_real_notifications_raise_only_payload_error(data: st.DataObject) -> None:
     doc = copy.deepcopy(data.draw(st.sampled_from(DOCUMENTS), label="document"))
@@ -1139,7 +1140,7 @@ random_notifications = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=list(HealthCheck))
 @given(random_notifications)
 def test_random_notifications_raise_only_payload_error(doc: object) -> None:
     _only_payload_errors(doc)

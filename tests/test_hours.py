@@ -21,6 +21,7 @@ from bot.hours import (
     parse_interval,
     week_lines,
 )
+from tests.conftest import examples
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TICK = timedelta(microseconds=1)
@@ -553,7 +554,7 @@ def sample_between(a: datetime, b: datetime, n: int = 8) -> list[datetime]:
     return [a + step * i for i in range(n)] + [b - TICK]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hours=schedules(ZONES), t=instants)
 def test_next_open_properties(hours: OpeningHours, t: datetime) -> None:
     opens = as_utc(next_open(hours, t))
@@ -573,7 +574,7 @@ def test_next_open_properties(hours: OpeningHours, t: datetime) -> None:
         assert not any(is_open(hours, x) for x in sample_between(t, opens))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hours=schedules(ZONES), t=instants)
 def test_next_close_properties(hours: OpeningHours, t: datetime) -> None:
     closes = as_utc(next_close(hours, t))
@@ -613,7 +614,7 @@ def brute_force(hours: OpeningHours, t: datetime, minutes: int) -> tuple[datetim
     return found_open, found_close
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hours=schedules(ZONES),
     transition=st.sampled_from(TRANSITIONS),
@@ -644,7 +645,7 @@ def wall_clock_open(hours: OpeningHours, at: datetime) -> bool:
     return False
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     hours=schedules(["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata"]).map(
         lambda h: OpeningHours(h.timezone, h.weekly)

@@ -22,6 +22,7 @@ from bot.settings import (
     dump_settings,
     parse_settings,
 )
+from tests.conftest import examples
 
 # The example of the operator contract (one long comment shortened).
 CONTRACT_EXAMPLE = dedent(
@@ -696,7 +697,7 @@ def _settings(draw: st.DrawFn) -> BusinessSettings:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_settings())
 def test_round_trip_of_generated_settings(s: BusinessSettings) -> None:
     assert parse_settings(dump_settings(s)) == s

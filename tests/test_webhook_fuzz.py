@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot.business import seed_demo
 from bot.db import get_db
-from tests.conftest import PYWA_UPDATES, load_json, post_notification
+from tests.conftest import PYWA_UPDATES, examples, load_json, post_notification
 
 json_values = st.recursive(
     st.none()
@@ -67,7 +67,7 @@ def app(app: Flask) -> Flask:
 
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
