@@ -15,6 +15,7 @@ from bot.business import BUSINESS_ID
 from bot.db import get_db
 from bot.models import Business, Contact, Message
 from tests.test_autoreply import SHOP
+from tests.test_settings import CONTRACT_EXAMPLE
 
 
 def write(tmp_path: Path, text: str, name: str = "shop.yaml") -> str:
@@ -219,41 +220,10 @@ def test_simulate_shows_why_a_stored_template_fell_back(
     )
 
 
-# The example of the operator contract's "Settings file (YAML)", as it stands there.
-CONTRACT_FILE = """\
-business:
-  name: Blumen Müller
-  timezone: Europe/Berlin          # IANA name
-  locale: de_DE                    # used to format dates and times in replies
-hours:                             # weekly opening hours in local time; a missing day is closed
-  mon: ["09:00-12:30", "14:00-18:00"]
-  fri: ["09:00-18:00", "22:00-02:00"]   # an interval may run past midnight into the next day
-  sat: ["10:00-14:00"]
-  sun: []
-public_holidays: {country: DE, subdivision: BY}   # optional: closed on public holidays
-closures:                          # optional: closed on these whole days (inclusive)
-  - {from: 2026-12-24, to: 2026-12-26, reason: Weihnachten}
-special_hours:                     # optional: these hours replace the weekly ones on that date
-  - {date: 2026-12-31, hours: ["09:00-12:00"]}
-replies:
-  optout: {stop: ["STOP", "ABMELDEN"], start: ["START", "ANMELDEN"]}
-  keywords:                        # first match wins; `when`: always (default), open or closed
-    - {match: ["öffnungszeiten", "hours"], template: hours}
-    - {pattern: "(?i)bestellung\\\\s*#?\\\\d+", template: order, when: open}
-  away: {template: away, cooldown_hours: 12}        # omit the key to turn it off
-  greeting: {template: greeting, after_inactive_days: 14}
-  stale_after_minutes: 60          # no away or greeting reply to a message older than this when processed
-  human_pause_minutes: 120         # after a person answers, away and greeting pause for that contact
-retention: {messages_days: 730, media_days: 365}   # optional: older messages and media are deleted
-templates:                         # Jinja source; names not given here fall back to templates/replies/
-  away: "Hallo {{ contact.name }}, wir sind ab {{ next_open | format_datetime }} wieder da."
-"""
-
-
 def test_the_contracts_example_file_imports_and_exports_back(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    result = runner.invoke(args=["settings", "import", write(tmp_path, CONTRACT_FILE)])
+    result = runner.invoke(args=["settings", "import", write(tmp_path, CONTRACT_EXAMPLE)])
     assert result.exit_code == 0, result.output
     exported = runner.invoke(args=["settings", "export"]).output
     assert "  stale_after_minutes: 60\n  human_pause_minutes: 120\n" in exported
@@ -274,10 +244,10 @@ def test_the_contracts_example_file_imports_and_exports_back(
 def test_settings_import_checks_the_pause_and_the_retention_by_line(
     runner: FlaskCliRunner, tmp_path: Path, value: str, reason: str
 ) -> None:
-    runner.invoke(args=["settings", "import", write(tmp_path, CONTRACT_FILE)])
+    runner.invoke(args=["settings", "import", write(tmp_path, CONTRACT_EXAMPLE)])
     before = runner.invoke(args=["settings", "export"]).output
-    pause = CONTRACT_FILE.replace("human_pause_minutes: 120", f"human_pause_minutes: {value}")
-    kept = CONTRACT_FILE.replace("media_days: 365", f"media_days: {value}")
+    pause = CONTRACT_EXAMPLE.replace("human_pause_minutes: 120", f"human_pause_minutes: {value}")
+    kept = CONTRACT_EXAMPLE.replace("media_days: 365", f"media_days: {value}")
     for text, line, key in (
         (pause, 23, "replies.human_pause_minutes"),
         (kept, 24, "retention.media_days"),
@@ -291,14 +261,14 @@ def test_settings_import_checks_the_pause_and_the_retention_by_line(
 def test_retention_keeps_at_least_a_day_and_may_be_left_out(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    none = CONTRACT_FILE.replace("messages_days: 730", "messages_days: 0")
+    none = CONTRACT_EXAMPLE.replace("messages_days: 730", "messages_days: 0")
     result = runner.invoke(args=["settings", "import", write(tmp_path, none)])
     assert result.exit_code == 1
     assert "line 24: retention.messages_days must be at least 1" in result.output
-    media_only = CONTRACT_FILE.replace("messages_days: 730", "messages_days: null")
+    media_only = CONTRACT_EXAMPLE.replace("messages_days: 730", "messages_days: null")
     assert runner.invoke(args=["settings", "import", write(tmp_path, media_only)]).exit_code == 0
     exported = runner.invoke(args=["settings", "export"]).output
     assert "\nretention: {media_days: 365}\n" in exported
-    without = re.sub(r"(?m)^retention:.*\n", "", CONTRACT_FILE)
+    without = re.sub(r"(?m)^retention:.*\n", "", CONTRACT_EXAMPLE)
     assert runner.invoke(args=["settings", "import", write(tmp_path, without)]).exit_code == 0
     assert "retention" not in runner.invoke(args=["settings", "export"]).output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, time
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -24,36 +25,9 @@ from bot.settings import (
 )
 from tests.conftest import examples
 
-# The example of the operator contract (one long comment shortened).
-CONTRACT_EXAMPLE = dedent(
-    """\
-    business:
-      name: Blumen Müller
-      timezone: Europe/Berlin          # IANA name
-      locale: de_DE                    # used to format dates and times in replies
-    hours:                             # weekly opening hours in local time; a missing day is closed
-      mon: ["09:00-12:30", "14:00-18:00"]
-      fri: ["09:00-18:00", "22:00-02:00"]   # an interval may run past midnight into the next day
-      sat: ["10:00-14:00"]
-      sun: []
-    public_holidays: {country: DE, subdivision: BY}   # optional: closed on public holidays
-    closures:                          # optional: closed on these whole days (inclusive)
-      - {from: 2026-12-24, to: 2026-12-26, reason: Weihnachten}
-    special_hours:                     # optional: these hours replace the weekly ones on that date
-      - {date: 2026-12-31, hours: ["09:00-12:00"]}
-    replies:
-      optout: {stop: ["STOP", "ABMELDEN"], start: ["START", "ANMELDEN"]}
-      keywords:                        # first match wins; `when`: always (default), open or closed
-        - {match: ["öffnungszeiten", "hours"], template: hours}
-        - {pattern: "(?i)bestellung\\\\s*#?\\\\d+", template: order, when: open}
-      away: {template: away, cooldown_hours: 12}        # omit the key to turn it off
-      greeting: {template: greeting, after_inactive_days: 14}
-      stale_after_minutes: 60          # no away or greeting reply to a message older than this
-      human_pause_minutes: 120         # after a person answers, away and greeting pause
-    retention: {messages_days: 730, media_days: 365}   # optional
-    templates:                         # Jinja source; other names: templates/replies/
-      away: "Hallo {{ contact.name }}, wir sind ab {{ next_open | format_datetime }} wieder da."
-    """
+# The example of the operator contract's "Settings file (YAML)", as it stands there.
+CONTRACT_EXAMPLE = (Path(__file__).parent / "fixtures" / "contract_settings.yaml").read_text(
+    encoding="utf-8"
 )
 
 
