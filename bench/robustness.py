@@ -44,7 +44,7 @@ from bench.common import (
     wait_for_output,
     workdir,
 )
-from bench.webhook_ack import _exchange, request_bytes, settings_yaml
+from bench.webhook_ack import Load, request_bytes, send_all, settings_yaml
 from bot.business import save_settings
 from bot.db import Database
 from tests import payloads
@@ -115,36 +115,9 @@ def _notification(wa_id: str, wamid: str, body: str) -> bytes:
     return json.dumps(payloads.notification(message, wa_id=wa_id, name="Kunde")).encode()
 
 
-async def _paced(
-    host: str, port: int, requests: list[bytes], rate: float, duration: float, into: Posts
-) -> None:
-    """Post `requests` on a steady schedule from several connections, recording latencies
-    from each post's due time."""
-    loop = asyncio.get_running_loop()
-    begin = loop.time()
-    lanes = 8
-
-    async def lane(k: int) -> None:
-        connection = None
-        for i in range(k, len(requests), lanes):
-            due = begin + i / rate
-            if due - begin >= duration:
-                break
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            try:
-                connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await _exchange(*connection, requests[i])
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status, keep = 0, False
-            into.latencies_ms.append((loop.time() - due) * 1000)
-            into.statuses[status] = into.statuses.get(status, 0) + 1
-            if not keep and connection is not None:
-                connection[1].close()
-                connection = None
-        if connection is not None:
-            connection[1].close()
-
-    await asyncio.gather(*(lane(k) for k in range(lanes)))
+def _paced(host: str, port: int, requests: list[bytes], rate: float, duration: float) -> Any:
+    """send_all's senders for a steady stream of `requests` (8 connections)."""
+    return send_all(host, port, [requests[k::8] for k in range(8)], duration, rate)
 
 
 def warm_up(url: str, run: str) -> None:
@@ -160,7 +133,7 @@ def warm_up(url: str, run: str) -> None:
         )
         for seq in range(64)
     ]
-    asyncio.run(_paced(host, port, requests, 32.0, 3.0, Posts([], {}, [])))
+    asyncio.run(_paced(host, port, requests, 32.0, 3.0))
 
 
 def mixed_load(url: str, duration: float, run: str) -> tuple[Posts, Posts]:
@@ -181,13 +154,17 @@ def mixed_load(url: str, duration: float, run: str) -> tuple[Posts, Posts]:
         customer_requests.append(request_bytes(hostport, address.path, body))
         customers.wamids.append(wamid)
 
-    async def both() -> None:
-        await asyncio.gather(
-            _paced(host, port, attack_requests, ATTACK_RATE, duration, attack),
-            _paced(host, port, customer_requests, CUSTOMER_RATE, duration, customers),
+    async def both() -> list[Load]:
+        return list(
+            await asyncio.gather(
+                _paced(host, port, attack_requests, ATTACK_RATE, duration),
+                _paced(host, port, customer_requests, CUSTOMER_RATE, duration),
+            )
         )
 
-    asyncio.run(both())
+    attacked, served = asyncio.run(both())
+    for posts, load in ((attack, attacked), (customers, served)):
+        posts.latencies_ms, posts.statuses = load.latencies_ms, load.statuses
     return attack, customers
 
 

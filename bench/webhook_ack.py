@@ -143,7 +143,7 @@ async def _exchange(
     return status, keep
 
 
-async def _send_all(
+async def send_all(
     host: str, port: int, requests: list[list[bytes]], duration: float, rate: float | None
 ) -> Load:
     latencies: list[float] = []
@@ -152,10 +152,12 @@ async def _send_all(
     begin = loop.time()
     deadline = begin + duration
 
+    senders = len(requests)
+
     async def sender(k: int) -> None:
         connection = None
         for seq, request in enumerate(requests[k]):
-            i = seq * SENDERS + k  # this post's place among all senders' posts
+            i = seq * senders + k  # this post's place among all senders' posts
             due = begin + i / rate if rate else loop.time()
             if due >= deadline:
                 break
@@ -176,7 +178,7 @@ async def _send_all(
         if connection is not None:
             connection[1].close()
 
-    await asyncio.gather(*(sender(k) for k in range(SENDERS)))
+    await asyncio.gather(*(sender(k) for k in range(senders)))
     return Load(latencies, statuses, loop.time() - begin, 0.0)
 
 
@@ -202,7 +204,7 @@ def send_load(url: str, total: int, duration: float, run: str, rate: float | Non
         for k in range(SENDERS)
     ]
     cpu = own_cpu_seconds()
-    load = asyncio.run(_send_all(host, port, requests, duration, rate))
+    load = asyncio.run(send_all(host, port, requests, duration, rate))
     load.client_cpu_ms = 1000 * (own_cpu_seconds() - cpu) / max(len(load.latencies_ms), 1)
     return load
 
