@@ -9,6 +9,7 @@ a batch of contacts at a time, never the audience.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,12 +42,15 @@ from bot.models import (
     Broadcast,
     BroadcastRun,
     Contact,
+    Direction,
     Message,
+    MessageStatus,
     UTCDateTime,
     contact_labels,
     utcnow,
 )
 from bot.outbound.graph import body_parameters, template_payload, text_payload
+from bot.rules import Rule
 from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
 
@@ -55,11 +59,37 @@ log = logging.getLogger("tresen.broadcasts")
 BATCH_SIZE = 1000
 # Broadcasts queue behind replies a customer is waiting for (priority 0).
 PRIORITY = 1
-PENDING = ("draft", "queued", "sending")
-SENT = ("sent", "delivered", "read")
+PENDING = (MessageStatus.DRAFT, MessageStatus.QUEUED, MessageStatus.SENDING)
+SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
 OUTSIDE_WINDOW = "outside the 24-hour customer-service window"
 CANCELLED = "broadcast cancelled"
-STATUSES = ("scheduled", "running", "done", "cancelled")
+
+
+class BroadcastKind(enum.StrEnum):
+    """What a broadcast sends; stored, and each message's Cloud API type."""
+
+    TEXT = "text"
+    TEMPLATE = "template"
+
+
+class RunStatus(enum.StrEnum):
+    """A run writes its recipients to the outbox until written, or until cancelled."""
+
+    WRITING = "writing"
+    WRITTEN = "written"
+    CANCELLED = "cancelled"
+
+
+class BroadcastStatus(enum.StrEnum):
+    """Where a broadcast stands, from its runs and messages; `broadcast show --json` prints it."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+STATUSES = tuple(BroadcastStatus)
 
 
 class BroadcastError(ValueError):
@@ -76,8 +106,8 @@ class Content:
     params: tuple[str, ...] = ()
 
     @property
-    def kind(self) -> str:
-        return "text" if self.text is not None else "template"
+    def kind(self) -> BroadcastKind:
+        return BroadcastKind.TEXT if self.text is not None else BroadcastKind.TEMPLATE
 
     def check(self, settings: BusinessSettings | None = None, now: datetime | None = None) -> None:
         """Raise BroadcastError unless exactly one form is given and every source compiles;
@@ -104,7 +134,7 @@ class Content:
 @dataclass(frozen=True)
 class Funnel:
     id: int
-    status: str
+    status: BroadcastStatus
     total: int = 0
     pending: int = 0
     sent: int = 0
@@ -230,7 +260,7 @@ def create(
 
 
 def content_of(broadcast: Broadcast) -> Content:
-    if broadcast.kind == "text":
+    if broadcast.kind == BroadcastKind.TEXT:
         return Content(text=broadcast.text or "")
     return Content(
         template=broadcast.template_name,
@@ -258,10 +288,10 @@ def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funn
             func.count(Message.id),
             count(*PENDING),
             count(*SENT),
-            count("delivered", "read"),
-            count("read"),
-            count("failed"),
-            count("skipped"),
+            count(MessageStatus.DELIVERED, MessageStatus.READ),
+            count(MessageStatus.READ),
+            count(MessageStatus.FAILED),
+            count(MessageStatus.SKIPPED),
         )
         .join(Message, Message.broadcast_run_id == BroadcastRun.id)
         .where(BroadcastRun.broadcast_id.in_(by_id))
@@ -283,13 +313,13 @@ def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funn
         )
         states = run_states.get(broadcast_id, set())
         if broadcast.cancelled_at is not None:
-            state = "cancelled"
-        elif "writing" in states or pending > 0:
-            state = "running"
+            state = BroadcastStatus.CANCELLED
+        elif RunStatus.WRITING in states or pending > 0:
+            state = BroadcastStatus.RUNNING
         elif broadcast.cron is None and states:
-            state = "done"
+            state = BroadcastStatus.DONE
         else:
-            state = "scheduled"
+            state = BroadcastStatus.SCHEDULED
         result[broadcast_id] = Funnel(
             broadcast_id, state, total, pending, sent, delivered, read, failed, skipped
         )
@@ -315,21 +345,24 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
     if broadcast.cancelled_at is not None:
         return 0
     state = funnels(session, [broadcast])[broadcast_id].status
-    if state == "done":
+    if state == BroadcastStatus.DONE:
         raise BroadcastError(f"broadcast {broadcast_id} is done already")
     broadcast.cancelled_at = now
     runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast_id)
     session.execute(
         update(BroadcastRun)
-        .where(BroadcastRun.broadcast_id == broadcast_id, BroadcastRun.status == "writing")
-        .values(status="cancelled", finished_at=now)
+        .where(BroadcastRun.broadcast_id == broadcast_id, BroadcastRun.status == RunStatus.WRITING)
+        .values(status=RunStatus.CANCELLED, finished_at=now)
         .execution_options(synchronize_session=False)
     )
     # Messages a dispatcher has claimed ("sending") are on their way and stay so.
     result = session.execute(
         update(Message)
-        .where(Message.broadcast_run_id.in_(runs), Message.status.in_(("draft", "queued")))
-        .values(status="skipped", status_at=now, error_reason=CANCELLED)
+        .where(
+            Message.broadcast_run_id.in_(runs),
+            Message.status.in_((MessageStatus.DRAFT, MessageStatus.QUEUED)),
+        )
+        .values(status=MessageStatus.SKIPPED, status_at=now, error_reason=CANCELLED)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -345,7 +378,11 @@ def start_run(session: Session, broadcast_id: int, due_at: datetime, now: dateti
         return None
     session.execute(
         insert_ignore(session, BroadcastRun, ["broadcast_id", "due_at"]).values(
-            broadcast_id=broadcast_id, due_at=due_at, status="writing", cursor=0, started_at=now
+            broadcast_id=broadcast_id,
+            due_at=due_at,
+            status=RunStatus.WRITING,
+            cursor=0,
+            started_at=now,
         )
     )
     return session.scalar(
@@ -359,7 +396,7 @@ def unfinished_runs(session: Session) -> list[int]:
     return list(
         session.scalars(
             select(BroadcastRun.id)
-            .where(BroadcastRun.status == "writing")
+            .where(BroadcastRun.status == RunStatus.WRITING)
             .order_by(BroadcastRun.id)
         )
     )
@@ -406,7 +443,7 @@ def write_batch(
                 Message.broadcast_run_id == run_id,
                 Message.contact_id > batch.after,
                 Message.contact_id <= batch.last,
-                Message.status == "draft",
+                Message.status == MessageStatus.DRAFT,
             )
         ).all()
     renderer = Renderer(batch.content, batch.settings, now)
@@ -414,7 +451,7 @@ def write_batch(
     for message_id, name, wa_id, user_id in drafts:
         change: dict[str, Any] = {
             "b_id": message_id,
-            "status": "queued",
+            "status": MessageStatus.QUEUED,
             "payload": None,
             "text": None,
             "error_reason": None,
@@ -426,14 +463,14 @@ def write_batch(
             )
         except ValueError as exc:
             # This contact's message cannot be built; it fails with the reason, the rest go.
-            change.update(status="failed", error_reason=str(exc)[:500], failed_at=now)
+            change.update(status=MessageStatus.FAILED, error_reason=str(exc)[:500], failed_at=now)
         changes.append(change)
     with database.session() as session:
         if changes:
             # Only drafts: a cancel meanwhile has turned them to skipped, and that stands.
             session.connection().execute(
                 update(Message)
-                .where(Message.id == bindparam("b_id"), Message.status == "draft")
+                .where(Message.id == bindparam("b_id"), Message.status == MessageStatus.DRAFT)
                 .values(
                     status=bindparam("status"),
                     payload=bindparam("payload", type_=JSON()),
@@ -454,11 +491,11 @@ def write_batch(
 
 def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int) -> _Batch | None:
     run = session.get(BroadcastRun, run_id, with_for_update=True, populate_existing=True)
-    if run is None or run.status != "writing":
+    if run is None or run.status != RunStatus.WRITING:
         return None
     broadcast = session.get_one(Broadcast, run.broadcast_id)
     if broadcast.cancelled_at is not None:
-        run.status, run.finished_at = "cancelled", now
+        run.status, run.finished_at = RunStatus.CANCELLED, now
         return None
     audience = parse_audience(broadcast.audience)
     chosen = select(Contact.id).where(
@@ -469,7 +506,7 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
     if audience.label is not None:
         found = find_label(session, audience.label)
         if found is None:
-            run.status, run.finished_at = "written", now
+            run.status, run.finished_at = RunStatus.WRITTEN, now
             log.info("run %s: no contact has the label %r", run_id, audience.label)
             return None
         chosen = chosen.where(
@@ -480,26 +517,29 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
     batch = chosen.order_by(Contact.id).limit(batch_size).subquery()
     last = session.scalar(select(func.max(batch.c.id)))
     if last is None:
-        run.status, run.finished_at = "written", now
+        run.status, run.finished_at = RunStatus.WRITTEN, now
         log.info("run %s of broadcast %s: all recipients written", run_id, broadcast.id)
         return None
 
     when = literal(now, UTCDateTime())
     status: Any
     reason: Any
-    if broadcast.kind == "text":
+    if broadcast.kind == BroadcastKind.TEXT:
         inside = and_(
             Contact.last_inbound_at.is_not(None), Contact.last_inbound_at > window_start(now)
         )
-        status = case((inside, literal("draft")), else_=literal("skipped"))
+        status = case(
+            (inside, literal(MessageStatus.DRAFT, String())),
+            else_=literal(MessageStatus.SKIPPED, String()),
+        )
         reason = case((inside, null()), else_=literal(OUTSIDE_WINDOW))
     else:
-        status, reason = literal("draft", String()), literal(None, Text())
+        status, reason = literal(MessageStatus.DRAFT, String()), literal(None, Text())
     columns = {
         "contact_id": Contact.id,
-        "direction": literal("out"),
+        "direction": literal(Direction.OUT, String()),
         "type": literal(broadcast.kind),
-        "rule": literal("broadcast"),
+        "rule": literal(Rule.BROADCAST, String()),
         "status": status,
         "error_reason": reason,
         "created_at": when,

@@ -195,7 +195,7 @@ def broadcast_cancel(broadcast_id: int) -> None:
 
 
 def _describe(b: Broadcast) -> dict[str, str]:
-    if b.kind == "text":
+    if b.kind == broadcasts.BroadcastKind.TEXT:
         what = f"text: {(b.text or '')[:60]!r}"
     else:
         what = f"template {b.template_name} ({b.language}) {list(b.params or [])!r}"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.commands import migrated
 from bot.db import get_db
-from bot.models import Contact, Message
+from bot.models import Contact, Direction, Message, MessageStatus
 
 log = logging.getLogger("tresen.outbox")
 
@@ -39,10 +39,10 @@ class Row:
 def stuck_condition(now: datetime) -> ColumnElement[bool]:
     """Queued or sending for more than STUCK_AFTER, or sending under a claim that ran out."""
     return and_(
-        Message.status.in_(("queued", "sending")),
+        Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
         or_(
             Message.created_at < now - STUCK_AFTER,
-            and_(Message.status == "sending", Message.claimed_until < now),
+            and_(Message.status == MessageStatus.SENDING, Message.claimed_until < now),
         ),
     )
 
@@ -50,13 +50,13 @@ def stuck_condition(now: datetime) -> ColumnElement[bool]:
 def find(session: Session, *, failed: bool, stuck: bool, now: datetime) -> list[Row]:
     wanted = []
     if failed:
-        wanted.append(Message.status == "failed")
+        wanted.append(Message.status == MessageStatus.FAILED)
     if stuck:
         wanted.append(stuck_condition(now))
     query = (
         select(Message, Contact.wa_id, Contact.user_id)
         .join(Contact, Contact.id == Message.contact_id)
-        .where(Message.direction == "out", or_(*wanted))
+        .where(Message.direction == Direction.OUT, or_(*wanted))
         .order_by(Message.id)
     )
     return [
@@ -79,9 +79,11 @@ def retry(session: Session, ids: list[int] | None, *, now: datetime) -> tuple[li
     Returns what was requeued and a line for each id that was not (unknown, inbound, not
     failed). The last error stays on the row until the message settles again.
     """
-    query = select(Message).where(Message.direction == "out")
+    query = select(Message).where(Message.direction == Direction.OUT)
     query = (
-        query.where(Message.status == "failed") if ids is None else query.where(Message.id.in_(ids))
+        query.where(Message.status == MessageStatus.FAILED)
+        if ids is None
+        else query.where(Message.id.in_(ids))
     )
     found = {m.id: m for m in session.scalars(query.with_for_update())}
     refused = []
@@ -89,15 +91,15 @@ def retry(session: Session, ids: list[int] | None, *, now: datetime) -> tuple[li
         message = found.get(wanted)
         if message is None:
             refused.append(f"{wanted}: no outbound message with this id")
-        elif message.status != "failed":
+        elif message.status != MessageStatus.FAILED:
             refused.append(f"{wanted}: not failed (status {message.status})")
-    requeue = [m for m in found.values() if m.status == "failed"]
+    requeue = [m for m in found.values() if m.status == MessageStatus.FAILED]
     if requeue:
         session.execute(
             update(Message)
-            .where(Message.id.in_([m.id for m in requeue]), Message.status == "failed")
+            .where(Message.id.in_([m.id for m in requeue]), Message.status == MessageStatus.FAILED)
             .values(
-                status="queued",
+                status=MessageStatus.QUEUED,
                 status_at=now,
                 attempts=0,
                 # Sent by hand: the operator takes the risk of a duplicate that made the
@@ -115,7 +117,7 @@ def retry(session: Session, ids: list[int] | None, *, now: datetime) -> tuple[li
         log.warning("message %s queued again by hand; last error: %s", m.id, _error(m) or "none")
         contact = session.get(Contact, m.contact_id)
         who = (contact.wa_id or contact.user_id) if contact else None
-        rows.append(Row(m.id, who, "queued", 0, m.created_at.isoformat(), _error(m)))
+        rows.append(Row(m.id, who, MessageStatus.QUEUED, 0, m.created_at.isoformat(), _error(m)))
     return rows, refused
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,20 @@ from bot.contacts import ContactRow, label_key
 from bot.models import ConsentEvent, Contact, Label
 from bot.sql import insert_ignore
 
-SOURCES = ("keyword", "import", "admin", "whatsapp")
+
+class ConsentSource(enum.StrEnum):
+    """How a contact's broadcast opt-in came to change, stored with each change."""
+
+    KEYWORD = "keyword"  # the customer's stop or start word
+    IMPORT = "import"  # a contacts CSV
+    ADMIN = "admin"  # an administrator on the contact's page
+    WHATSAPP = "whatsapp"  # the marketing preference set in WhatsApp (user_preferences)
+
+
+SOURCES = frozenset(ConsentSource)
 # The customer's own words: a stop or start keyword, or the marketing preference they set in
 # WhatsApp. Each is kept on record, even one that changes nothing, with when they said it.
-CUSTOMER_SOURCES = frozenset({"keyword", "whatsapp"})
+CUSTOMER_SOURCES = frozenset({ConsentSource.KEYWORD, ConsentSource.WHATSAPP})
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class ImportCounts:
 
 
 def set_opt_in(
-    session: Session, contact: Contact, opted_in: bool, source: str, at: datetime
+    session: Session, contact: Contact, opted_in: bool, source: ConsentSource, at: datetime
 ) -> bool:
     """Opt a contact in or out of broadcasts, recording when and how; False if no change.
 
@@ -133,7 +144,9 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
             if {lb.id for lb in contact.labels} != {lb.id for lb in wanted}:
                 contact.labels = wanted
                 changed = True
-        if row.opted_in is not None and set_opt_in(session, contact, row.opted_in, "import", now):
+        if row.opted_in is not None and set_opt_in(
+            session, contact, row.opted_in, ConsentSource.IMPORT, now
+        ):
             changed = True
         if is_new:
             created += 1

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import heartbeat
 from bot.db import get_db
-from bot.models import Message
+from bot.models import Direction, Message, MessageStatus
 from bot.outbound import outbox
 
 log = logging.getLogger("tresen.health")
@@ -43,11 +43,16 @@ def outbox_health(session: Session, now: datetime) -> OutboxHealth:
     counts = dict(
         session.execute(
             select(Message.status, func.count())
-            .where(Message.direction == "out", Message.status.in_(("queued", "sending", "failed")))
+            .where(
+                Message.direction == Direction.OUT,
+                Message.status.in_(
+                    (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.FAILED)
+                ),
+            )
             .group_by(Message.status)
         ).all()
     )
-    queued = int(counts.get("queued", 0)) + int(counts.get("sending", 0))
+    queued = int(counts.get(MessageStatus.QUEUED, 0)) + int(counts.get(MessageStatus.SENDING, 0))
     oldest_age = (now - oldest).total_seconds() if oldest else None
     beat_age = (now - beat).total_seconds() if beat else None
     problems = []
@@ -61,7 +66,7 @@ def outbox_health(session: Session, now: datetime) -> OutboxHealth:
         oldest_unsent_age=oldest_age,
         heartbeat_age=beat_age,
         queued=queued,
-        failed=int(counts.get("failed", 0)),
+        failed=int(counts.get(MessageStatus.FAILED, 0)),
         problems=tuple(problems),
     )
 

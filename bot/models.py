@@ -6,6 +6,7 @@ event that caused it, and the dispatcher moves it on to `sent` or `failed`.
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -36,8 +37,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# The status of a customer's message they deleted for everyone: its content is gone.
-REVOKED = "revoked"
+class Direction(enum.StrEnum):
+    """Which way a message went: from a customer to the business, or back."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a message stands; stored as its value, so the values never change.
+
+    In: received, or revoked once the customer deleted it for everyone (its content is gone).
+    Out: queued -> sending -> sent -> delivered -> read, or failed; a broadcast's rows start as
+    drafts and those a cancel or the 24-hour window stops are skipped.
+    """
+
+    RECEIVED = "received"
+    REVOKED = "revoked"
+    DRAFT = "draft"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -147,7 +171,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    direction: Mapped[str] = mapped_column(String(3))  # a Direction
     # Meta's message id: unique, so a redelivered notification cannot store a message twice.
     wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Inbound: the business number it was sent to (metadata.phone_number_id), so a message to
@@ -157,12 +181,11 @@ class Message(Base):
     text: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any] | None]
     payload: Mapped[dict[str, Any] | None]
-    rule: Mapped[str | None] = mapped_column(String(16))
+    rule: Mapped[str | None] = mapped_column(String(16))  # a bot.rules.Rule
     in_reply_to: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
-    # in: received | out: queued -> sending -> sent -> delivered -> read, or failed
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # a MessageStatus
     status_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
@@ -261,7 +284,7 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     opted_in: Mapped[bool] = mapped_column(Boolean)
-    # keyword | import | admin | whatsapp (Meta's user_preferences notification)
+    # a bot.contacts_store.ConsentSource
     source: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
 
@@ -274,7 +297,7 @@ class Broadcast(Base):
     __tablename__ = "broadcasts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "text" | "template"
+    kind: Mapped[str] = mapped_column(String(16))  # a bot.broadcasts.BroadcastKind
     text: Mapped[str | None] = mapped_column(Text)
     template_name: Mapped[str | None] = mapped_column(String(512))
     language: Mapped[str | None] = mapped_column(String(16))
@@ -297,7 +320,7 @@ class BroadcastRun(Base):
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
     # The occurrence; unique per broadcast, so an occurrence fired twice is one run.
     due_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))  # writing | written | cancelled
+    status: Mapped[str] = mapped_column(String(16))  # a bot.broadcasts.RunStatus
     # Recipients are written in contact id order; a restarted run goes on after this id.
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime]

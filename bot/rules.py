@@ -5,6 +5,7 @@ Pure: the message, the contact's history, the settings and `now` in; a decision 
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -55,9 +56,26 @@ class History:
     last_human_reply_at: datetime | None = None
 
 
+class Rule(enum.StrEnum):
+    """What wrote an outbound message, stored with it: one of the auto-replies, a person's
+    answer from the inbox (MANUAL), or a broadcast."""
+
+    OPTOUT = "optout"
+    OPTIN = "optin"
+    KEYWORD = "keyword"
+    AWAY = "away"
+    GREETING = "greeting"
+    MANUAL = "manual"
+    BROADCAST = "broadcast"
+
+
+# The rules the bot answers by itself.
+AUTO_RULES = frozenset({Rule.OPTOUT, Rule.OPTIN, Rule.KEYWORD, Rule.AWAY, Rule.GREETING})
+
+
 @dataclass(frozen=True)
 class Decision:
-    rule: str  # "optout", "optin", "keyword", "away" or "greeting"
+    rule: Rule  # one of AUTO_RULES
     template: str
     opt_in: bool | None  # False: opt out of broadcasts, True: opt in, None: unchanged
     # False for an opt-out or opt-in word that came too late for its reply, or after a later
@@ -202,8 +220,8 @@ def choose(
             )
             due = age <= MAX_AGE and not superseded
             if bare in stop:
-                return Decision("optout", "optout", opt_in=False, reply_due=due)
-            return Decision("optin", "optin", opt_in=True, reply_due=due)
+                return Decision(Rule.OPTOUT, "optout", opt_in=False, reply_due=due)
+            return Decision(Rule.OPTIN, "optin", opt_in=True, reply_due=due)
     if age > MAX_AGE:
         return None
 
@@ -220,7 +238,7 @@ def choose(
                     open_now = is_open(settings.hours, now)
                 if open_now != (when == "open"):
                     continue
-            return Decision(rule="keyword", template=rule.template, opt_in=None)
+            return Decision(rule=Rule.KEYWORD, template=rule.template, opt_in=None)
 
     # "We are closed" or "welcome" would answer a conversation that has moved on.
     if age.total_seconds() / 60 > settings.stale_after_minutes:
@@ -244,7 +262,7 @@ def choose(
             and _hours_between(history.last_away_at, now) < away.cooldown_hours
         ):
             return None
-        return Decision(rule="away", template=away.template, opt_in=None)
+        return Decision(rule=Rule.AWAY, template=away.template, opt_in=None)
 
     greeting = settings.greeting
     if greeting is None:
@@ -253,7 +271,7 @@ def choose(
         history.last_inbound_at is None
         or _hours_between(history.last_inbound_at, now) > greeting.after_inactive_days * 24
     ):
-        return Decision(rule="greeting", template=greeting.template, opt_in=None)
+        return Decision(rule=Rule.GREETING, template=greeting.template, opt_in=None)
     return None
 
 

@@ -21,14 +21,14 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from bot import business, events, storable
-from bot.contacts_store import set_opt_in
+from bot.contacts_store import ConsentSource, set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
-from bot.models import REVOKED, ConsentEvent, Contact, Message, utcnow
+from bot.models import ConsentEvent, Contact, Direction, Message, MessageStatus, utcnow
 from bot.outbound import outbox
 from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
-from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, choose, keyword_hits
+from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, Rule, choose, keyword_hits
 from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
 
@@ -422,7 +422,7 @@ def store_message(
     queued = reply.row if reply is not None else None
     message = {
         "contact_id": contact.id,
-        "direction": "in",
+        "direction": Direction.IN,
         "wamid": event.id,
         # Shown, never matched: a cut one is still the truth as far as it goes.
         "phone_number_id": event.phone_number_id[:_PHONE_NUMBER_ID_LENGTH],
@@ -431,7 +431,7 @@ def store_message(
         "raw": event.raw,
         "created_at": now,
         "timestamp": event.timestamp,
-        "status": "received",
+        "status": MessageStatus.RECEIVED,
         "priority": 0,
         "attempts": 0,
     }
@@ -442,7 +442,9 @@ def store_message(
         "last_message_at": _latest(
             contact.last_message_at, event.timestamp, now if queued else None
         ),
-        "last_away_at": now if reply and queued and reply.rule == "away" else contact.last_away_at,
+        "last_away_at": now
+        if reply and queued and reply.rule == Rule.AWAY
+        else contact.last_away_at,
     }
     if not answer:
         touch = None  # the contact's conversation with our number is unchanged
@@ -463,7 +465,7 @@ def store_message(
         # when they sent it, so that of two words arriving out of order the later one wins.
         full = session.get(Contact, contact.id, populate_existing=True)
         assert full is not None
-        set_opt_in(session, full, reply.opt_in, "keyword", event.timestamp)
+        set_opt_in(session, full, reply.opt_in, ConsentSource.KEYWORD, event.timestamp)
     return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 
@@ -634,7 +636,7 @@ _TOMBSTONE_KEYS = ("id", "from", "from_user_id", "timestamp", "type")
 
 def apply_revoke(conn: Connection, contact_id: int, event: events.Message, now: datetime) -> None:
     """Honour a customer's "delete for everyone": the message (and any edit of it) keeps its
-    ids and times, but its text and content are gone and its status is REVOKED.
+    ids and times, but its text and content are gone and its status is revoked.
 
     A revocation can overtake its message: then a tombstone with the message's wamid takes
     its place, and the message, when it comes, is dropped like a redelivery.
@@ -646,7 +648,7 @@ def apply_revoke(conn: Connection, contact_id: int, event: events.Message, now: 
     rows = conn.execute(
         select(columns.id, columns.wamid, columns.raw).where(
             columns.contact_id == contact_id,
-            columns.direction == "in",
+            columns.direction == Direction.IN,
             (columns.wamid == original) | (columns.type == "edit"),
         )
     ).all()
@@ -664,14 +666,14 @@ def apply_revoke(conn: Connection, contact_id: int, event: events.Message, now: 
             insert_ignore(conn, Message, ["wamid"]),
             {
                 "contact_id": contact_id,
-                "direction": "in",
+                "direction": Direction.IN,
                 "wamid": original,
                 "type": events.MessageType.UNKNOWN.value,
                 "text": None,
                 "raw": {"id": original, "revoked": revoked},
                 "created_at": now,
                 "timestamp": event.timestamp,
-                "status": REVOKED,
+                "status": MessageStatus.REVOKED,
                 "priority": 0,
                 "attempts": 0,
             },
@@ -687,7 +689,7 @@ def _tombstone(conn: Connection, message_id: int, raw: dict[str, Any], revoked: 
     conn.execute(
         update(_messages)
         .where(_messages.c.id == message_id)
-        .values(text=None, raw={**kept, "revoked": revoked}, status=REVOKED)
+        .values(text=None, raw={**kept, "revoked": revoked}, status=MessageStatus.REVOKED)
     )
 
 
@@ -700,7 +702,7 @@ def _edit_of_revoked(conn: Connection, contact_id: int, event: events.Message) -
         select(columns.raw).where(
             columns.wamid == event.edit.original_message_id,
             columns.contact_id == contact_id,
-            columns.status == REVOKED,
+            columns.status == MessageStatus.REVOKED,
         )
     ).one_or_none()
     if original is None:
@@ -716,7 +718,7 @@ def apply_status(session: Session, event: events.Status) -> None:
         return  # longer than any wamid of ours
     query = (
         select(Message)
-        .where(Message.wamid == event.message_id, Message.direction == "out")
+        .where(Message.wamid == event.message_id, Message.direction == Direction.OUT)
         .with_for_update(of=Message)
     )
     message = session.scalars(query).one_or_none()
@@ -751,7 +753,7 @@ def apply_preference(session: Session, event: events.UserPreference) -> None:
     if not (wa_id or user_id):
         return  # no id that could key a contact, so no contact of ours
     contact = find_or_create_contact(session, wa_id, user_id)
-    set_opt_in(session, contact, event.value == "resume", "whatsapp", event.timestamp)
+    set_opt_in(session, contact, event.value == "resume", ConsentSource.WHATSAPP, event.timestamp)
 
 
 # Meta's reasons are a line or two; this keeps one that is not from filling the row.

@@ -50,7 +50,7 @@ def _settings() -> BusinessSettings:
 
 
 def _describe(b: Broadcast, local: Local, at: datetime) -> dict[str, Any]:
-    if b.kind == "text":
+    if b.kind == broadcasts.BroadcastKind.TEXT:
         what, detail = "Text", b.text or ""
     else:
         what = f"Template {b.template_name} ({b.language})"
@@ -103,7 +103,7 @@ def _page(form: dict[str, str], errors: dict[str, str], status: int = 200) -> tu
 
 @bp.get("/broadcasts")
 def broadcasts_page() -> tuple[str, int]:
-    return _page({"kind": "text", "when": "now", "audience": "all"}, {})
+    return _page({"kind": broadcasts.BroadcastKind.TEXT, "when": "now", "audience": "all"}, {})
 
 
 def _instant(text: str, timezone: str) -> datetime:
@@ -118,7 +118,7 @@ def broadcast_create() -> Any:
     )}  # fmt: skip
     errors: dict[str, str] = {}
     settings = _settings()
-    if form["kind"] == "template":
+    if form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
         params = tuple(p.strip() for p in form["params"].splitlines() if p.strip())
         content = broadcasts.Content(
             template=form["template"].strip() or None,

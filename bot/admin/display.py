@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 
 import babel.dates
 
-from bot.models import REVOKED
+from bot.models import Direction, MessageStatus
+from bot.rules import AUTO_RULES, Rule
 
 # Customer-service window: free text is allowed this long after the customer's last message.
 WINDOW = timedelta(hours=24)
-AUTO_RULES = frozenset({"optout", "optin", "keyword", "away", "greeting"})
-MANUAL_RULE = "manual"
 
 _MEDIA = {
     "image": "📷 Photo",
@@ -33,22 +32,16 @@ REVOKED_NOTE = {
     "en": "🗑 Message deleted by the customer",
     "de": "🗑 Nachricht vom Kunden gelöscht",
 }
-_TICKS = {
-    "queued": "…",
-    "sending": "…",
-    "sent": "✓",
-    "delivered": "✓✓",
-    "read": "✓✓",
-    "failed": "!",
+_TICKS: dict[str, str] = {
+    MessageStatus.QUEUED: "…",
+    MessageStatus.SENDING: "…",
+    MessageStatus.SENT: "✓",
+    MessageStatus.DELIVERED: "✓✓",
+    MessageStatus.READ: "✓✓",
+    MessageStatus.FAILED: "!",
 }
-_STATUS_WORDS = {
-    "queued": "queued",
-    "sending": "sending",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "failed": "failed",
-}
+# The admin pages are English: the words are the statuses themselves.
+_STATUS_WORDS: dict[str, str] = {status: str(status) for status in _TICKS}
 
 
 @dataclass(frozen=True)
@@ -118,7 +111,7 @@ def window_closes(last_inbound_at: datetime) -> datetime:
 def rule_label(rule: str | None) -> str | None:
     if rule is None:
         return None
-    if rule == MANUAL_RULE:
+    if rule == Rule.MANUAL:
         return "by hand"
     if rule in AUTO_RULES:
         return f"auto-reply: {rule}"
@@ -223,10 +216,10 @@ def message_view(
     quoted: str | None = None,
 ) -> dict[str, Any]:
     """One message as the inbox shows it; JSON-serialisable, every value plain text."""
-    if direction == "in" and status == REVOKED:
+    if direction == Direction.IN and status == MessageStatus.REVOKED:
         # Whatever is left of it is not shown: the customer took it back.
         body = {"text": None, "note": REVOKED_NOTE["en"], "link": None, "link_label": None}
-    elif direction == "in":
+    elif direction == Direction.IN:
         body = _inbound(kind, raw if isinstance(raw, dict) else {}, text)
     else:
         body = _outbound(payload, text)
@@ -238,12 +231,12 @@ def message_view(
         "quoted": quoted,
         "time": local.time(timestamp, now),
         "at": timestamp.isoformat(),
-        "status": status if direction == "out" else None,
-        "tick": _TICKS.get(status) if direction == "out" else None,
-        "status_word": _STATUS_WORDS.get(status, status) if direction == "out" else None,
-        "error": error_reason if status == "failed" else None,
-        "rule": rule_label(rule) if direction == "out" else None,
-        "auto": direction == "out" and rule in AUTO_RULES,
+        "status": status if direction == Direction.OUT else None,
+        "tick": _TICKS.get(status) if direction == Direction.OUT else None,
+        "status_word": _STATUS_WORDS.get(status, status) if direction == Direction.OUT else None,
+        "error": error_reason if status == MessageStatus.FAILED else None,
+        "rule": rule_label(rule) if direction == Direction.OUT else None,
+        "auto": direction == Direction.OUT and rule in AUTO_RULES,
     }
 
 

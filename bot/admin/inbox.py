@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 
 from bot.admin.blueprint import bp, now
 from bot.admin.display import (
-    MANUAL_RULE,
     Local,
     message_view,
     reacted_to,
@@ -25,11 +24,12 @@ from bot.admin.display import (
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
 from bot.business import load_settings
 from bot.contacts import LABEL_MAX, label_key
-from bot.contacts_store import set_labels, set_opt_in
+from bot.contacts_store import ConsentSource, set_labels, set_opt_in
 from bot.db import get_db
-from bot.models import Contact, Label, Message
+from bot.models import Contact, Direction, Label, Message
 from bot.outbound import outbox
 from bot.outbound.graph import body_parameters, template_payload, text_payload
+from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 
 LIST_LIMIT = 200
@@ -93,8 +93,8 @@ def conversations(
         if latest is not None:
             view = _view(latest, local, at)
             preview = snippet(view["text"] or view["note"] or "")
-            if latest.direction == "out":
-                preview = f"You: {preview}" if latest.rule == MANUAL_RULE else f"Auto: {preview}"
+            if latest.direction == Direction.OUT:
+                preview = f"You: {preview}" if latest.rule == Rule.MANUAL else f"Auto: {preview}"
         out.append(
             {
                 "id": contact.id,
@@ -174,7 +174,7 @@ def _all_labels(session: Session) -> list[str]:
 def _recent_templates(session: Session) -> list[str]:
     payloads = session.scalars(
         select(Message.payload)
-        .where(Message.direction == "out", Message.type == "template")
+        .where(Message.direction == Direction.OUT, Message.type == "template")
         .order_by(Message.id.desc())
         .limit(200)
     )
@@ -277,11 +277,11 @@ def conversation_json(contact_id: int) -> Response:
         contact = _contact(session, contact_id)
         local = local_of(session)
         messages = history(session, contact, local, at, after=after_id)
-        if any(m["direction"] == "in" for m in messages):
+        if any(m["direction"] == Direction.IN for m in messages):
             contact.unread = 0  # shown on an open page: seen
         recent = session.scalars(
             select(Message)
-            .where(Message.contact_id == contact.id, Message.direction == "out")
+            .where(Message.contact_id == contact.id, Message.direction == Direction.OUT)
             .order_by(Message.id.desc())
             .limit(100)
         )
@@ -330,7 +330,7 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
         except ValueError as exc:
             session.rollback()
             return _answer(contact_id, str(exc))
-        message = outbox.enqueue(session, contact, payload, now=at, text=text, rule=MANUAL_RULE)
+        message = outbox.enqueue(session, contact, payload, now=at, text=text, rule=Rule.MANUAL)
         # A person has taken over the conversation: away and greeting pause (bot.rules).
         contact.last_human_reply_at = at
         view = _view(message, local_of(session), at)
@@ -409,6 +409,6 @@ def optin(contact_id: int) -> Response:
     with get_db().session() as session:
         contact = _contact(session, contact_id)
         wanted = bool(form.opted_in.data)
-        set_opt_in(session, contact, wanted, "admin", now())
+        set_opt_in(session, contact, wanted, ConsentSource.ADMIN, now())
     flash("Gets broadcasts now." if wanted else "Gets no broadcasts now.")
     return redirect(url_for("admin.conversation", contact_id=contact_id))

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from bot import events
 from bot.admin.blueprint import bp, now
-from bot.admin.display import AUTO_RULES, MANUAL_RULE
 from bot.business import load_settings, seed_demo
 from bot.db import get_db
 from bot.hours import OpeningHours, is_open
-from bot.models import Message
+from bot.models import Direction, Message
+from bot.rules import AUTO_RULES, Rule
 from bot.settings import DAYS
 
 WEEKS = (4, 8, 12, 26)
@@ -73,7 +73,7 @@ def heatmap(session: Session, hours: OpeningHours, *, since: datetime, until: da
     stamps = session.scalars(
         select(Message.timestamp)
         .where(
-            Message.direction == "in",
+            Message.direction == Direction.IN,
             Message.timestamp >= since,
             Message.timestamp <= until,
             Message.type.not_in(NOT_WRITTEN),
@@ -103,9 +103,9 @@ def replies_by(session: Session, *, since: datetime) -> Counter[str]:
     rows = session.execute(
         select(Message.rule, func.count())
         .where(
-            Message.direction == "out",
+            Message.direction == Direction.OUT,
             Message.timestamp >= since,
-            Message.rule.in_([*AUTO_RULES, MANUAL_RULE]),
+            Message.rule.in_([*AUTO_RULES, Rule.MANUAL]),
         )
         .group_by(Message.rule)
     )
@@ -129,7 +129,7 @@ def insights() -> str:
         assert settings is not None
         grid = heatmap(session, settings.hours, since=since, until=at + events.AHEAD)
         by_rule = replies_by(session, since=since)
-    manual = by_rule.get(MANUAL_RULE, 0)
+    manual = by_rule.get(Rule.MANUAL, 0)
     auto = sum(count for rule, count in by_rule.items() if rule in AUTO_RULES)
     return render_template(
         "admin/insights.html",

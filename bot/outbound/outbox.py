@@ -31,14 +31,25 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from bot import storable
-from bot.models import Contact, HeldStatus, Message
+from bot.events import StatusKind
+from bot.models import Contact, Direction, HeldStatus, Message, MessageStatus
 from bot.sql import dialect_name
 
-PENDING = ("queued", "sending")
-# Statuses only move forward; "failed" is handled on its own.
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
+PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+# Statuses only move forward; failed is handled on its own. Meta's "played" (a voice message
+# listened to) counts as read.
+STATUS_RANK: dict[str, int] = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.READ: 4,
+    StatusKind.PLAYED: 4,
+}
 # Statuses worth holding when they arrive before the wamid is recorded.
-HELD_KINDS = frozenset({"sent", "delivered", "read", "played", "failed"})
+HELD_KINDS: frozenset[str] = frozenset(
+    {StatusKind.SENT, StatusKind.DELIVERED, StatusKind.READ, StatusKind.PLAYED, StatusKind.FAILED}
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ def row(
     """The outbox row of one message to send now (QUEUE inserts it; add `in_reply_to`)."""
     return {
         "contact_id": contact_id,
-        "direction": "out",
+        "direction": Direction.OUT,
         "wamid": None,
         "type": str(payload.get("type", "text")),
         "text": text,
@@ -98,7 +109,7 @@ def row(
         "rule": rule,
         "created_at": now,
         "timestamp": now,
-        "status": "queued",
+        "status": MessageStatus.QUEUED,
         "status_at": now,
         "priority": priority,
         "attempts": 0,
@@ -118,11 +129,11 @@ def claim(
     `limit` rows however long the queue is (one query with an OR would sort the whole backlog).
     """
     expired = _candidates(
-        session, and_(Message.status == "sending", Message.claimed_until < now), limit
+        session, and_(Message.status == MessageStatus.SENDING, Message.claimed_until < now), limit
     )
     queued = _candidates(
         session,
-        and_(Message.status == "queued", Message.next_attempt_at <= now),
+        and_(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now),
         limit - len(expired),
     )
     ids = expired + queued
@@ -132,7 +143,7 @@ def claim(
         update(Message)
         .where(Message.id.in_(ids))
         .values(
-            status="sending",
+            status=MessageStatus.SENDING,
             claimed_by=worker,
             claimed_until=now + lease,
             attempts=Message.attempts + 1,
@@ -172,7 +183,11 @@ def launch(session: Session, worker: str, ids: list[int]) -> set[int]:
         return set()
     marked = session.execute(
         update(Message)
-        .where(Message.id.in_(ids), Message.claimed_by == worker, Message.status == "sending")
+        .where(
+            Message.id.in_(ids),
+            Message.claimed_by == worker,
+            Message.status == MessageStatus.SENDING,
+        )
         .values(uncertain_attempts=Message.uncertain_attempts + 1)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
@@ -184,7 +199,7 @@ def renew(session: Session, worker: str, *, now: datetime, lease: timedelta) -> 
     """Extend `worker`'s claims on the messages it is still sending until `now + lease`."""
     session.execute(
         update(Message)
-        .where(Message.status == "sending", Message.claimed_by == worker)
+        .where(Message.status == MessageStatus.SENDING, Message.claimed_by == worker)
         .values(claimed_until=now + lease)
         .execution_options(synchronize_session=False)
     )
@@ -229,7 +244,7 @@ MARK_SENT = (
     update(_messages)
     .where(_messages.c.id == bindparam("message_id"))
     .values(
-        status="sent",
+        status=MessageStatus.SENT,
         wamid=bindparam("sent_wamid"),
         sent_at=bindparam("now"),
         status_at=bindparam("now"),
@@ -279,7 +294,7 @@ def mark_failed(
     _unclaim(
         session,
         _held(message_id, worker),
-        status="failed",
+        status=MessageStatus.FAILED,
         failed_at=now,
         status_at=now,
         error_code=code,
@@ -305,7 +320,7 @@ def retry_at(
     _unclaim(
         session,
         _held(message_id, worker),
-        status="queued",
+        status=MessageStatus.QUEUED,
         next_attempt_at=when,
         error_code=code,
         error_reason=reason,
@@ -331,8 +346,8 @@ def release(session: Session, message_id: int, *, now: datetime, worker: str | N
     """Give a claimed message back untried (shutdown): due now, this attempt not counted."""
     _unclaim(
         session,
-        and_(_held(message_id, worker), Message.status == "sending"),
-        status="queued",
+        and_(_held(message_id, worker), Message.status == MessageStatus.SENDING),
+        status=MessageStatus.QUEUED,
         next_attempt_at=now,
         attempts=Message.attempts - 1,
     )
@@ -356,7 +371,7 @@ def oldest_unsent(session: Session) -> datetime | None:
     """When the oldest message still waiting to go out was queued."""
     return session.scalar(
         select(Message.created_at)
-        .where(Message.direction == "out", Message.status.in_(PENDING))
+        .where(Message.direction == Direction.OUT, Message.status.in_(PENDING))
         .order_by(Message.id)
         .limit(1)
     )
@@ -371,10 +386,10 @@ def advance(
     error_reason: str | None = None,
 ) -> None:
     """Move an outbound message along sent → delivered → read, or to failed; never back."""
-    if kind == "failed":
-        if message.status in ("delivered", "read"):
+    if kind == StatusKind.FAILED:
+        if message.status in (MessageStatus.DELIVERED, MessageStatus.READ):
             return
-        message.status = "failed"
+        message.status = MessageStatus.FAILED
         message.failed_at = at
         message.status_at = at
         message.error_code, message.error_reason = _storable_error(
@@ -386,14 +401,14 @@ def advance(
     # Statuses arrive out of order; each moment is the earliest evidence of it (a read
     # implies delivered and sent).
     message.sent_at = _earliest(message.sent_at, at)
-    if kind in ("delivered", "read", "played"):
+    if kind in (StatusKind.DELIVERED, StatusKind.READ, StatusKind.PLAYED):
         message.delivered_at = _earliest(message.delivered_at, at)
-    if kind in ("read", "played"):
+    if kind in (StatusKind.READ, StatusKind.PLAYED):
         message.read_at = _earliest(message.read_at, at)
-    if message.status == "failed":
+    if message.status == MessageStatus.FAILED:
         return
     if STATUS_RANK[kind] > STATUS_RANK.get(message.status, -1):
-        message.status = "read" if kind == "played" else kind
+        message.status = MessageStatus.READ if kind == StatusKind.PLAYED else MessageStatus(kind)
         message.status_at = at
 
 
