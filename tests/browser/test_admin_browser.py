@@ -173,8 +173,10 @@ def test_inbox_screenshots_at_phone_and_desktop_width(
         tab.locator(".conversations li").first.wait_for()
         tab.screenshot(path=str(ARTIFACTS / "inbox-phone.png"), full_page=True)
         tab.click("text=Karl Huber")
+        tab.wait_for_load_state("load")  # the conversation page with its stylesheet applied
         tab.locator(".msg.in").first.wait_for()
         # On a phone the conversation takes the whole screen.
+        tab.locator(".list-pane").wait_for(state="hidden", timeout=5000)
         assert not tab.locator(".list-pane").is_visible()
         tab.screenshot(path=str(ARTIFACTS / "conversation-phone.png"))
     finally:
