@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
@@ -50,6 +51,18 @@ def pg_base_url() -> str:
 
 def _driver_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def read_rows(url: str, sql: str) -> list[Any]:
+    """The rows of one query on a plain engine of its own, disposed afterwards: not the app's,
+    whose SQLite transactions begin IMMEDIATE and would take the write lock from what is
+    measured."""
+    engine = create_engine(_driver_url(url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        engine.dispose()
 
 
 def postgres_version() -> str | None:
@@ -362,17 +375,14 @@ def backend_cpu_seconds(url: str) -> dict[int, float]:
     empty for SQLite or when the server's processes are not on this machine."""
     if not url.startswith("postgresql"):
         return {}
-    engine = create_engine(_driver_url(url))
-    try:
-        with engine.connect() as conn:
-            pids = conn.scalars(
-                text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    pids = [
+        row[0]
+        for row in read_rows(
+            url,
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+    ]
     seconds = {}
     for pid in pids:
         fields = _stat_fields(Path(f"/proc/{pid}/stat"))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bench.common import (
     app_env,
@@ -39,6 +39,7 @@ from bench.common import (
     fresh_database,
     group_peak_rss_mb,
     print_table,
+    read_rows,
     run_alone,
     summarize,
     wait_for_output,
@@ -170,18 +171,14 @@ def mixed_load(url: str, duration: float, run: str) -> tuple[Posts, Posts]:
 
 def answered(url: str, wamids: Sequence[str]) -> int:
     """How many of these customer messages have a reply the Graph API accepted."""
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT m.wamid FROM messages m JOIN messages r ON r.in_reply_to = m.id "
-                    "WHERE m.direction = 'in' AND r.status IN ('sent', 'delivered', 'read')"
-                )
-            ).scalars()
-            done = set(rows)
-    finally:
-        engine.dispose()
+    done = {
+        row[0]
+        for row in read_rows(
+            url,
+            "SELECT m.wamid FROM messages m JOIN messages r ON r.in_reply_to = m.id "
+            "WHERE m.direction = 'in' AND r.status IN ('sent', 'delivered', 'read')",
+        )
+    }
     return sum(1 for w in wamids if w in done)
 
 

@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import create_engine, text
-
 from bench.common import (
     APP_SECRET,
     app_env,
@@ -43,6 +41,7 @@ from bench.common import (
     gunicorn_config_without_tresen,
     own_cpu_seconds,
     print_table,
+    read_rows,
     run_alone,
     summarize,
     wait_for_output,
@@ -211,19 +210,13 @@ def send_load(url: str, total: int, duration: float, run: str, rate: float | Non
 
 def replies(url: str) -> tuple[int, int, int]:
     """(customer messages stored, replies queued, replies sent so far)."""
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT sum(CASE WHEN direction = 'in' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN direction = 'out' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN direction = 'out' AND status = 'sent' THEN 1 ELSE 0 END) "
-                    "FROM messages"
-                )
-            ).one()
-    finally:
-        engine.dispose()
+    [row] = read_rows(
+        url,
+        "SELECT sum(CASE WHEN direction = 'in' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN direction = 'out' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN direction = 'out' AND status = 'sent' THEN 1 ELSE 0 END) "
+        "FROM messages",
+    )
     return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 
