@@ -19,7 +19,7 @@ import psycopg
 from flask import Flask, Response, request
 from sqlalchemy.engine import make_url
 
-from bot.signature import verify
+from bot.whatsapp.signature import verify
 
 URL = os.environ["FLOOR_DATABASE_URL"]
 SECRET = os.environ["WHATSAPP_APP_SECRET"]

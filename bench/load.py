@@ -39,7 +39,7 @@ from bench.common import (
 from bot.business import save_settings
 from bot.db import Database
 from bot.models import Message
-from bot.signature import sign
+from bot.whatsapp.signature import sign
 from tests import payloads
 from tests.processes import BIN, Process, free_port, wait_healthy
 

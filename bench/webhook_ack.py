@@ -50,7 +50,7 @@ from bench.common import (
 from bench.load import write_script, wrk
 from bot.business import save_settings
 from bot.db import Database
-from bot.signature import sign
+from bot.whatsapp.signature import sign
 from tests import payloads
 from tests.processes import BIN, Process, free_port, gunicorn, wait_healthy
 

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bot import signature, storable
-from bot.events import Event, Malformed, PayloadError, parse
+from bot import storable
+from bot.whatsapp import signature
+from bot.whatsapp.events import Event, Malformed, PayloadError, parse
 
 log = logging.getLogger("tresen.webhook")
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bot import business, events, storable
+from bot import business, storable
 from bot.contacts_store import ConsentSource, set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
@@ -31,6 +31,7 @@ from bot.replies import build_context, render
 from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, Rule, choose, keyword_hits
 from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
+from bot.whatsapp import events
 
 log = logging.getLogger("tresen.store")
 

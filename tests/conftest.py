@@ -25,8 +25,8 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from bot import create_app, private_files
 from bot.db import MIGRATIONS, Database, get_db
-from bot.signature import sign
 from bot.strain import Strain
+from bot.whatsapp.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 # pywa's real notification corpus (MIT), kept in the repository: see fixtures/meta/README.md.

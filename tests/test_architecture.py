@@ -16,9 +16,9 @@ PURE = {
     "bot.sandbox",
     "bot.strain",
     "bot.storable",
-    "bot.events",
+    "bot.whatsapp.events",
     "bot.wild",
-    "bot.signature",
+    "bot.whatsapp.signature",
     "bot.outbound.errors",
     "bot.outbound.backoff",
 }

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.events import (
+from bot.whatsapp.events import (
     Context,
     Event,
     GraphErrorInfo,

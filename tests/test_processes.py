@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func, select
 from bot.config import load
 from bot.db import make_engine, upgrade
 from bot.models import Message
-from bot.signature import sign
+from bot.whatsapp.signature import sign
 from tests.conftest import APP_SECRET
 from tests.payloads import notification
 from tests.processes import ROOT, Process, free_port, gunicorn, wait_healthy

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from bot.signature import sign, verify
+from bot.whatsapp.signature import sign, verify
 
 SECRET = "6c2b9a4f0e1d8c7b5a3f2e1d0c9b8a7f"
 BODY = (

@@ -18,7 +18,7 @@ from sqlalchemy.orm import joinedload
 from bot import create_app, warn_console_mode
 from bot.db import get_db
 from bot.models import ConsentEvent, Contact, Message
-from bot.signature import sign
+from bot.whatsapp.signature import sign
 from tests.conftest import (
     APP_SECRET,
     PYWA_UPDATES,

@@ -31,9 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from bot import storable
-from bot.events import StatusKind
 from bot.models import Contact, Direction, HeldStatus, Message, MessageStatus
 from bot.sql import dialect_name
+from bot.whatsapp.events import StatusKind
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 # Statuses only move forward; failed is handled on its own. Meta's "played" (a voice message
