@@ -48,7 +48,7 @@ from bench.common import (
 from bot.db import Database
 from bot.models import Contact
 from bot.outbound import outbox
-from bot.outbound.graph import text_payload
+from bot.whatsapp.payloads import text_payload
 from tests.processes import Process
 
 LATENCY = 0.1

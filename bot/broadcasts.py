@@ -49,10 +49,10 @@ from bot.models import (
     contact_labels,
     utcnow,
 )
-from bot.outbound.graph import body_parameters, template_payload, text_payload
 from bot.rules import Rule
 from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
+from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
 
 log = logging.getLogger("tresen.broadcasts")
 

@@ -26,12 +26,12 @@ from bot.db import Database
 from bot.inbound import StoreUnavailable
 from bot.models import ConsentEvent, Contact, Direction, Message, MessageStatus, utcnow
 from bot.outbound import outbox
-from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
 from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, Rule, choose, keyword_hits
 from bot.settings import BusinessSettings
 from bot.sql import insert_ignore
 from bot.whatsapp import events
+from bot.whatsapp.payloads import text_payload
 
 log = logging.getLogger("tresen.store")
 

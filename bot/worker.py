@@ -11,14 +11,16 @@ from types import FrameType
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
+from bot.channels.console import ConsoleTransport
+from bot.channels.transport import Transport
 from bot.config import Config
 from bot.db import Database, get_db
 from bot.heap import freeze_startup_objects
 from bot.heartbeat import start_thread as start_heartbeat
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
-from bot.outbound.graph import ConsoleTransport, GraphClient, Transport
 from bot.outbound.ratelimit import SharedRate
 from bot.scheduler import start_thread as start_scheduler
+from bot.whatsapp.graph import GraphClient
 
 log = logging.getLogger("tresen.worker")
 

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Self
 
-from bot.outbound.graph import describe
+from bot.whatsapp.payloads import describe
 
 __all__ = ["FakeGraph", "Received", "Reply", "graph_error"]
 

@@ -16,10 +16,13 @@ PURE = {
     "bot.sandbox",
     "bot.strain",
     "bot.storable",
-    "bot.whatsapp.events",
     "bot.wild",
     "bot.whatsapp.signature",
-    "bot.outbound.errors",
+    "bot.whatsapp.events",
+    "bot.whatsapp.payloads",
+    "bot.whatsapp.errors",
+    "bot.channels.transport",
+    "bot.channels.errors",
     "bot.outbound.backoff",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}

@@ -21,7 +21,7 @@ from bot.contacts_store import label
 from bot.db import get_db
 from bot.models import Broadcast, BroadcastRun, Contact, Message
 from bot.outbound import outbox
-from bot.outbound.graph import body_parameters, template_payload
+from bot.whatsapp.payloads import body_parameters, template_payload
 from tests.conftest import post_notification
 from tests.payloads import status_notification
 from tests.test_autoreply import SHOP

@@ -14,7 +14,7 @@ from flask.testing import FlaskCliRunner
 from bot.db import get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
-from bot.outbound.graph import text_payload
+from bot.whatsapp.payloads import text_payload
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NUMBERS = itertools.count(1)

@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session
 
 from bot import broadcasts
 from bot.audiences import parse_audience
+from bot.channels.errors import AuthError, RetryLater, SendError
+from bot.channels.transport import Transport
 from bot.db import Database, get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
 from bot.outbound.dispatcher import UNCERTAIN_WAIT, Dispatcher, Outcome
-from bot.outbound.errors import AuthError, GraphError, RetryLater
-from bot.outbound.graph import GraphClient, Transport, text_payload
 from bot.outbound.ratelimit import SharedRate
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.payloads import text_payload
 from tests.fakegraph import FakeGraph, Reply, graph_error
 from tests.processes import Process, free_port
 
@@ -423,7 +425,7 @@ def test_a_reply_does_not_wait_behind_the_contacts_broadcast_message(app: Flask)
     ids=["retry-later", "token refused"],
 )
 def test_a_message_retried_for_24_hours_ends_failed_with_the_reason(
-    app: Flask, error: GraphError
+    app: Flask, error: SendError
 ) -> None:
     dispatcher = Dispatcher(
         get_db(app), GraphClient("http://127.0.0.1:9", "v24.0", PHONE, TOKEN), rate=None

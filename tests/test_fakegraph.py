@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.outbound.errors import AuthError, PermanentError, RecipientRateLimited, RetryLater
-from bot.outbound.graph import GraphClient, read_payload, text_payload
+from bot.channels.errors import AuthError, PermanentError, RecipientRateLimited, RetryLater
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.payloads import read_payload, text_payload
 from tests.fakegraph import FakeGraph, Reply, graph_error
 
 TOKEN = "fake-graph-test-token"

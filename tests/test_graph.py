@@ -21,20 +21,19 @@ from responses import matchers
 from responses.registries import OrderedRegistry
 from urllib3.exceptions import MaxRetryError
 
-from bot.outbound.backoff import MAX_RETRY_AFTER, delay
-from bot.outbound.errors import (
+from bot.channels.console import ConsoleTransport
+from bot.channels.errors import (
     AuthError,
-    GraphError,
     PermanentError,
     RecipientRateLimited,
     RetryLater,
-    classify,
-    parse_retry_after,
+    SendError,
 )
-from bot.outbound.graph import (
-    ConsoleTransport,
-    GraphClient,
-    Transport,
+from bot.channels.transport import Transport
+from bot.outbound.backoff import MAX_RETRY_AFTER, delay
+from bot.whatsapp.errors import classify, parse_retry_after
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.payloads import (
     body_parameters,
     buttons_payload,
     describe,
@@ -368,7 +367,7 @@ def test_no_body_parameters_means_no_components() -> None:
 # --- errors: real Meta answers, classified ----------------------------------------------
 
 ERROR_CASES: list[
-    tuple[str, int, Any, dict[str, str], type[GraphError], int | None, float | None, str]
+    tuple[str, int, Any, dict[str, str], type[SendError], int | None, float | None, str]
 ] = [
     (
         "131047 outside the 24-hour window",
@@ -502,7 +501,7 @@ def test_refusals_raise_the_classified_error(
     status: int,
     body: Any,
     headers: dict[str, str],
-    kind: type[GraphError],
+    kind: type[SendError],
     code: int | None,
     retry_after: float | None,
     reason: str,
@@ -512,7 +511,7 @@ def test_refusals_raise_the_classified_error(
     else:
         mocked.post(URL, status=status, body=body, headers=headers)
 
-    with pytest.raises(GraphError) as caught:
+    with pytest.raises(SendError) as caught:
         client.send(text_payload(TO, "Hallo"))
 
     error = caught.value
@@ -524,7 +523,7 @@ def test_refusals_raise_the_classified_error(
     assert str(error) == error.reason
     assert error.maybe_sent is False
     if isinstance(body, dict):
-        assert error.fbtrace_id == "Az8or2yhqkZfEZ-_4Qn_Bam"
+        assert error.trace_id == "Az8or2yhqkZfEZ-_4Qn_Bam"
 
 
 def test_error_fields_carry_meta_json(client: GraphClient, mocked: responses.RequestsMock) -> None:
@@ -720,9 +719,9 @@ def test_the_token_never_appears_in_logs_or_errors(
     mocked.post(URL, body=requests.ConnectionError("connection reset"))
 
     client.send(text_payload(TO, "Hallo"))
-    errors: list[GraphError] = []
+    errors: list[SendError] = []
     for _ in range(2):
-        with pytest.raises(GraphError) as caught:
+        with pytest.raises(SendError) as caught:
             client.send(text_payload(TO, "Hallo"))
         errors.append(caught.value)
 
@@ -863,7 +862,7 @@ def test_a_given_session_is_used_and_left_open(mocked: responses.RequestsMock) -
         (400, "[1, 2]", PermanentError, None),
     ],
 )
-def test_classify(status: int, body: Any, kind: type[GraphError], code: int | None) -> None:
+def test_classify(status: int, body: Any, kind: type[SendError], code: int | None) -> None:
     error = classify(status, body, None)
 
     assert type(error) is kind

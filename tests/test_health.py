@@ -17,7 +17,7 @@ from bot import heartbeat
 from bot.db import Database, get_db
 from bot.models import Contact, Message, WorkerHeartbeat
 from bot.outbound import outbox
-from bot.outbound.graph import text_payload
+from bot.whatsapp.payloads import text_payload
 from tests.processes import free_port
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

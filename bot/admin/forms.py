@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from bot.outbound.graph import TEXT_MAX
+from bot.whatsapp.payloads import TEXT_MAX
 
 
 class LoginForm(FlaskForm):

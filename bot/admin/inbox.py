@@ -28,9 +28,9 @@ from bot.contacts_store import ConsentSource, set_labels, set_opt_in
 from bot.db import get_db
 from bot.models import Contact, Direction, Label, Message
 from bot.outbound import outbox
-from bot.outbound.graph import body_parameters, template_payload, text_payload
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
 
 LIST_LIMIT = 200
 HISTORY_LIMIT = 500

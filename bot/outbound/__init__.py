@@ -1,1 +1,1 @@
-"""Outbound side: Graph API client, error classes and backoff for the WhatsApp Cloud API."""
+"""Outbound side: the outbox, its dispatcher (sending through a channel), rate limit, backoff."""

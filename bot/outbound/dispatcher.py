@@ -33,10 +33,10 @@ from typing import Literal
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from bot.channels.errors import AuthError, RecipientRateLimited, RetryLater, SendError
+from bot.channels.transport import Transport
 from bot.db import Database
 from bot.outbound import backoff, outbox
-from bot.outbound.errors import AuthError, GraphError, RecipientRateLimited, RetryLater
-from bot.outbound.graph import Transport
 from bot.outbound.ratelimit import SharedRate
 
 log = logging.getLogger("tresen.dispatcher")
@@ -391,7 +391,7 @@ class Dispatcher:
             return Outcome(message.id, "released")
         try:
             wamid = self.transport.send(message.payload)
-        except GraphError as exc:
+        except SendError as exc:
             return replace(self._after_error(message, exc), launched=True)
         return Outcome(message.id, "sent", wamid=wamid, launched=True)
 
@@ -408,7 +408,7 @@ class Dispatcher:
                 return launch.done.is_set() and launch.marked
         return launch.marked
 
-    def _after_error(self, message: outbox.Claimed, exc: GraphError) -> Outcome:
+    def _after_error(self, message: outbox.Claimed, exc: SendError) -> Outcome:
         now = datetime.now(UTC)
         reason = exc.reason
         if isinstance(exc, AuthError | RetryLater) and now - message.created_at > GIVE_UP_AFTER:
@@ -454,7 +454,7 @@ class Dispatcher:
         log.warning("message %s failed: %s", message.id, reason)
         return Outcome(message.id, "failed", code=exc.code, reason=reason)
 
-    def _after_uncertain(self, message: outbox.Claimed, exc: GraphError, now: datetime) -> Outcome:
+    def _after_uncertain(self, message: outbox.Claimed, exc: SendError, now: datetime) -> Outcome:
         """The request may have reached Meta: one more try for a reply, none for a broadcast.
 
         No wamid came back, so a later status notification for this request cannot be matched

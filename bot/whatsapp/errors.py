@@ -1,21 +1,8 @@
-"""Graph API errors, classified by what the sender should do next.
+"""Graph API errors: `classify` turns a refusal of the Cloud API into a channel send error.
 
-The class says what to do; the fields say why (Meta's code, details and trace id)::
-
-    GraphError                     anything the Graph API or the way to it refused
-    ├── RetryLater                 HTTP 429/5xx, timeouts, connection errors, throughput
-    │   │                          and temporary Graph codes: back off, then send again;
-    │   │                          with ``maybe_sent`` (no answer to a request that may
-    │   │                          have reached Meta) sending again may duplicate it
-    │   └── RecipientRateLimited   131056, pair rate limit: wait for this recipient only,
-    │                              others may go on
-    ├── PermanentError             bad number, outside the 24-hour window, template or
-    │                              parameter errors: record the reason, never resend
-    └── AuthError                  token, permission or account problems: every further
-                                   send fails the same way; stop sending, alert the operator
-
-`classify` turns an HTTP status, a response body and a ``Retry-After`` header into one
-of these; `GraphError.reason` is the short text to store on a failed message.
+Meta's codes decide the class (see `bot.channels.errors` for the tree and what each asks of the
+sender): throughput and temporary codes retry later, the pair rate limit waits for the one
+recipient, token and account codes stop sending, parameter and template codes are permanent.
 """
 
 from __future__ import annotations
@@ -25,134 +12,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
-__all__ = [
-    "AuthError",
-    "GraphError",
-    "PermanentError",
-    "RecipientRateLimited",
-    "RetryLater",
-    "classify",
-    "parse_retry_after",
-]
+from bot.channels.errors import (
+    AuthError,
+    PermanentError,
+    RecipientRateLimited,
+    RetryLater,
+    SendError,
+)
 
-# Longest reason stored on a message; Meta's details can run to several sentences.
-_REASON_LIMIT: Final = 300
-
-
-class GraphError(Exception):
-    """A request the Graph API, or the network on the way to it, did not accept.
-
-    ``http_status`` is None when no answer came (timeout, connection error).
-    ``retry_after`` is the least number of seconds to wait before the next try: the
-    ``Retry-After`` header, else what Meta documents for the code, else None.
-    ``maybe_sent`` is true when the request may have reached Meta before it failed
-    (a read timeout, a connection dropped mid-answer): a resend may then duplicate it.
-    """
-
-    retryable: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        code: int | None = None,
-        subcode: int | None = None,
-        error_type: str | None = None,
-        details: str | None = None,
-        fbtrace_id: str | None = None,
-        retry_after: float | None = None,
-        maybe_sent: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-        self.code = code
-        self.subcode = subcode
-        self.error_type = error_type
-        self.details = details
-        self.fbtrace_id = fbtrace_id
-        self.retry_after = retry_after
-        self.maybe_sent = maybe_sent
-
-    @property
-    def title(self) -> str:
-        """Meta's title for the code: the message without its ``(#code)`` prefix."""
-        text = self.message.strip()
-        if text.startswith("(#"):
-            _, _, rest = text.partition(")")
-            text = rest.strip()
-        return text
-
-    @property
-    def reason(self) -> str:
-        """Short human text for a failed message, e.g. ``131047: Re-engagement message — …``."""
-        if self.code is not None:
-            head = str(self.code)
-        elif self.http_status is not None:
-            head = f"HTTP {self.http_status}"
-        else:
-            head = "network"
-        text = f"{head}: {self.title or 'error'}"
-        if self.details and self.details.strip() not in self.title:
-            text = f"{text} — {self.details.strip()}"
-        if len(text) > _REASON_LIMIT:
-            text = text[: _REASON_LIMIT - 1].rstrip() + "…"
-        return text
-
-    def __str__(self) -> str:
-        return self.reason
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(http_status={self.http_status!r}, code={self.code!r}, "
-            f"message={self.message!r}, retry_after={self.retry_after!r})"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only fields: without this a pickled error (multiprocessing,
-        # logging queues) could not be rebuilt.
-        return (_rebuild, (type(self), self.message, self._fields()))
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "http_status": self.http_status,
-            "code": self.code,
-            "subcode": self.subcode,
-            "error_type": self.error_type,
-            "details": self.details,
-            "fbtrace_id": self.fbtrace_id,
-            "retry_after": self.retry_after,
-            "maybe_sent": self.maybe_sent,
-        }
-
-
-def _rebuild(cls: type[GraphError], message: str, fields: dict[str, Any]) -> GraphError:
-    return cls(message, **fields)
-
-
-class RetryLater(GraphError):
-    """Temporary: send the same payload again after a backoff (at least ``retry_after``)."""
-
-    retryable = True
-
-
-class RecipientRateLimited(RetryLater):
-    """Pair rate limit (131056): too many messages to this one recipient; others may go on."""
-
-
-class PermanentError(GraphError):
-    """This message can never be sent as it is: record the reason and do not resend."""
-
-
-class AuthError(GraphError):
-    """The account cannot send at all (token, permission, registration, billing, policy).
-
-    Every further request fails the same way: stop sending and alert the operator.
-    """
-
+__all__ = ["classify", "parse_retry_after"]
 
 # Graph codes, looked up in Meta's WhatsApp Cloud API error-code reference and the
 # Graph API error-handling guide. Build on codes, not on titles: Meta says titles change.
@@ -242,7 +112,7 @@ _CODE_RETRY_AFTER: Final[Mapping[int, float]] = {
 }
 
 
-def _kind_of_code(code: int) -> type[GraphError] | None:
+def _kind_of_code(code: int) -> type[SendError] | None:
     if code in RECIPIENT_RATE_CODES:
         return RecipientRateLimited
     if code in RETRY_CODES:
@@ -254,7 +124,7 @@ def _kind_of_code(code: int) -> type[GraphError] | None:
     return None
 
 
-def _kind_of_status(http_status: int) -> type[GraphError]:
+def _kind_of_status(http_status: int) -> type[SendError]:
     if http_status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.REQUEST_TIMEOUT):
         return RetryLater
     if http_status >= 500:
@@ -324,8 +194,8 @@ def classify(
     retry_after_header: str | None = None,
     *,
     now: datetime | None = None,
-) -> GraphError:
-    """Build the right `GraphError` subclass for a non-success Graph API answer.
+) -> SendError:
+    """Build the right `SendError` subclass for a non-success Graph API answer.
 
     The Graph code decides when it is known; otherwise the HTTP status does: 429, 408
     and 5xx retry later, 401/403 are auth errors, any other 4xx is permanent. A body
@@ -365,6 +235,6 @@ def classify(
         subcode=subcode,
         error_type=error_type,
         details=details,
-        fbtrace_id=fbtrace_id,
+        trace_id=fbtrace_id,
         retry_after=retry_after,
     )
