@@ -21,6 +21,9 @@ PURE = {
     "bot.signature",
     "bot.outbound.errors",
     "bot.outbound.backoff",
+    "bot.contacts.csvfile",
+    "bot.contacts.label_names",
+    "bot.contacts.audiences",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -9,8 +9,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.cli.common import migrated
-from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
-from bot.contacts_store import ImportCounts, import_rows
+from bot.contacts.csvfile import BadRow, ContactRow, CsvError, decode, read_contacts
+from bot.contacts.importing import ImportCounts, import_rows
 from bot.db import get_db
 from bot.models import utcnow
 
