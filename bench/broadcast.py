@@ -34,8 +34,8 @@ from bench.common import (
     workdir,
 )
 from bot import broadcasts
-from bot.audiences import Audience
 from bot.business import seed_demo
+from bot.contacts.audiences import Audience
 from bot.db import Database
 from bot.models import Contact, utcnow
 from tests.processes import BIN, Process

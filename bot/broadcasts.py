@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot import replies
-from bot.audiences import Audience, parse_audience, window_start
 from bot.business import load_settings, seed_demo
-from bot.contacts_store import find_label
+from bot.contacts.audiences import Audience, parse_audience, window_start
+from bot.contacts.labels import find_label
 from bot.db import Database
 from bot.models import (
     Broadcast,

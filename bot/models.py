@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bot.contacts import label_key
+from bot.contacts.label_names import label_key
 
 
 def utcnow() -> datetime:
@@ -284,7 +284,7 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     opted_in: Mapped[bool] = mapped_column(Boolean)
-    # a bot.contacts_store.ConsentSource
+    # a bot.contacts.consent.ConsentSource
     source: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from bot import business, storable
-from bot.contacts_store import ConsentSource, set_opt_in
+from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
 from bot.models import ConsentEvent, Contact, Direction, Message, MessageStatus, utcnow

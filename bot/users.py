@@ -1,4 +1,4 @@
-"""Users of the admin pages: hashed passwords, their sessions, and the `users` commands."""
+"""Users of the admin pages: hashed passwords and their sessions."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import click
-from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from bot.commands import migrated
-from bot.db import get_db
 from bot.models import User, UserSession
 
 NAME_MAX = 64
@@ -35,6 +30,15 @@ class SessionUser:
 
     id: int
     name: str
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """A user as `users list` shows it."""
+
+    name: str
+    last_login_at: datetime | None
+    open_sessions: int
 
 
 def hash_password(password: str) -> str:
@@ -114,6 +118,22 @@ def find(session: Session, name: str) -> tuple[int, str] | None:
     return (row.id, row.password_hash) if row is not None else None
 
 
+def summaries(session: Session, *, now: datetime, lifetime: timedelta) -> list[UserSummary]:
+    """Every user by name, with the last login and the sessions not yet past `lifetime`."""
+    sessions = (
+        select(UserSession.user_id, func.count().label("n"))
+        .where(UserSession.created_at > now - lifetime)
+        .group_by(UserSession.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0))
+        .outerjoin(sessions, sessions.c.user_id == User.id)
+        .order_by(User.name)
+    ).all()
+    return [UserSummary(name, last_login, int(n)) for name, last_login, n in rows]
+
+
 # --- sessions ---------------------------------------------------------------------------------
 # The cookie carries a random token and nothing else about the user; the database keeps only
 # the token's hash, so a copy of the table logs nobody in.
@@ -155,70 +175,3 @@ def end_sessions(session: Session, user_id: int) -> int:
     """End every session of `user_id`; returns how many there were."""
     result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-# --- commands ---------------------------------------------------------------------------------
-
-users_cli = AppGroup("users", help="Users of the admin pages.")
-
-
-def _now() -> datetime:
-    value: datetime = current_app.config["TRESEN_CLOCK"]()
-    return value
-
-
-@users_cli.command("create")
-@click.argument("name")
-@click.option("--password", help="The password; without it you are asked twice.")
-@migrated
-def users_create(name: str, password: str | None) -> None:
-    """Create user NAME for the admin pages, or give an existing one a new password."""
-    try:
-        check_name(name)
-        pw = password
-        if pw is None:
-            pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        with get_db(current_app).session() as session:
-            created = create_or_reset(session, name, pw, now=_now())
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from exc
-    verb = "created" if created else "updated (new password, logged out everywhere)"
-    click.echo(f"user {name.strip()} {verb}: log in at /admin/login")
-
-
-@users_cli.command("delete")
-@click.argument("name")
-@migrated
-def users_delete(name: str) -> None:
-    """Remove user NAME; its sessions end at once."""
-    try:
-        with get_db(current_app).session() as session:
-            delete_user(session, name)
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"user {name.strip()} deleted and logged out everywhere")
-
-
-@users_cli.command("list")
-@migrated
-def users_list() -> None:
-    """List the users of the admin pages: name, last login, open sessions."""
-    with get_db(current_app).session() as session:
-        started_after = _now() - current_app.permanent_session_lifetime
-        sessions = (
-            select(UserSession.user_id, func.count().label("n"))
-            .where(UserSession.created_at > started_after)
-            .group_by(UserSession.user_id)
-            .subquery()
-        )
-        rows = session.execute(
-            select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0))
-            .outerjoin(sessions, sessions.c.user_id == User.id)
-            .order_by(User.name)
-        ).all()
-    if not rows:
-        click.echo("no users yet: create one with `flask --app app users create NAME`")
-        return
-    for name, last_login, open_sessions in rows:
-        seen = last_login.strftime("%Y-%m-%d %H:%M UTC") if last_login else "never"
-        click.echo(f"{name}\tlast login {seen}\t{open_sessions} open session(s)")

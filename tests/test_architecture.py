@@ -24,6 +24,9 @@ PURE = {
     "bot.channels.transport",
     "bot.channels.errors",
     "bot.outbound.backoff",
+    "bot.contacts.csvfile",
+    "bot.contacts.label_names",
+    "bot.contacts.audiences",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

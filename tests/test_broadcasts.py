@@ -15,9 +15,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from bot import broadcasts
-from bot.audiences import Audience, parse_audience, window_open
 from bot.business import save_settings
-from bot.contacts_store import label
+from bot.contacts.audiences import Audience, parse_audience, window_open
+from bot.contacts.labels import label
 from bot.db import get_db
 from bot.models import Broadcast, BroadcastRun, Contact, Message
 from bot.outbound import outbox

@@ -11,7 +11,14 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.contacts import BadRow, ContactRow, CsvError, decode, normalize_wa_id, read_contacts
+from bot.contacts.csvfile import (
+    BadRow,
+    ContactRow,
+    CsvError,
+    decode,
+    normalize_wa_id,
+    read_contacts,
+)
 from bot.db import get_db
 from bot.models import ConsentEvent, Contact
 from tests.conftest import PYWA_UPDATES, load_json, post_notification

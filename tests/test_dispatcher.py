@@ -20,9 +20,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import broadcasts
-from bot.audiences import parse_audience
 from bot.channels.errors import AuthError, RetryLater, SendError
 from bot.channels.transport import Transport
+from bot.contacts.audiences import parse_audience
 from bot.db import Database, get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox

@@ -18,7 +18,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from bot import broadcasts, scheduler
-from bot.audiences import Audience
+from bot.contacts.audiences import Audience
 from bot.db import Database, get_db
 from bot.models import Broadcast, BroadcastRun, Contact, Message, apscheduler_jobs
 from bot.scheduler import LeaseLock, SchedulerService, cron_trigger, make_lock, next_times

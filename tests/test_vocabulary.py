@@ -9,7 +9,7 @@ from enum import StrEnum
 import pytest
 
 from bot.broadcasts import BroadcastKind, BroadcastStatus, RunStatus
-from bot.contacts_store import ConsentSource
+from bot.contacts.consent import ConsentSource
 from bot.models import Direction, MessageStatus
 from bot.rules import AUTO_RULES, Rule
 

@@ -23,8 +23,9 @@ from bot.admin.display import (
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
 from bot.business import load_settings
-from bot.contacts import LABEL_MAX, label_key
-from bot.contacts_store import ConsentSource, set_labels, set_opt_in
+from bot.contacts.consent import ConsentSource, set_opt_in
+from bot.contacts.label_names import clean_label, label_key
+from bot.contacts.labels import set_labels
 from bot.db import get_db
 from bot.models import Contact, Direction, Label, Message
 from bot.outbound import outbox
@@ -375,11 +376,9 @@ def parse_labels(text: str) -> list[str]:
     """Comma-separated label names; raises ValueError for too many or too long ones."""
     names: list[str] = []
     for part in text.split(","):
-        name = " ".join(part.split())
+        name = clean_label(part)
         if not name or label_key(name) in (label_key(n) for n in names):
             continue
-        if len(name) > LABEL_MAX:
-            raise ValueError(f"label '{name[:20]}…' is longer than {LABEL_MAX} characters")
         names.append(name)
     if len(names) > LABELS_MAX:
         raise ValueError(f"at most {LABELS_MAX} labels per contact")

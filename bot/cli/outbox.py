@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.commands import migrated
+from bot.cli.common import migrated
 from bot.db import get_db
 from bot.models import Contact, Direction, Message, MessageStatus
 
@@ -174,7 +174,3 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     click.echo(f"{len(rows)} message(s) queued again")
     if refused:
         raise SystemExit(1)
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(outbox_cli)

@@ -1,79 +1,25 @@
-"""The `contacts import` and `broadcast create|list|show|cancel` commands."""
+"""`flask --app app broadcast create|list|show|cancel`: broadcasts and their funnels."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from itertools import islice
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from bot import broadcasts
-from bot.audiences import parse_audience
 from bot.business import load_settings, seed_demo
-from bot.commands import migrated, parse_at
-from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
-from bot.contacts_store import ImportCounts, import_rows
+from bot.cli.common import migrated, parse_at
+from bot.contacts.audiences import parse_audience
 from bot.db import get_db
 from bot.models import Broadcast, utcnow
 from bot.scheduler import cron_trigger, next_times, trigger_for
 
-IMPORT_BATCH = 1000
-
-contacts_cli = AppGroup("contacts", help="Contacts: import from CSV.")
 broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, cancel.")
-
-
-@contacts_cli.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@migrated
-def contacts_import(file: str) -> None:
-    """Create or update contacts from FILE.csv (header wa_id,name,labels,opted_in).
-
-    Rows are matched by phone number; bad rows are reported by line and the rest imported.
-    """
-    try:
-        with click.open_file(file, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise click.ClickException(f"{file}: cannot read: {exc}") from exc
-    rows = read_contacts(decode(data))
-    bad = 0
-    total = ImportCounts(0, 0, 0)
-    database = get_db(current_app)
-    try:
-        while chunk := list(islice(rows, IMPORT_BATCH)):
-            good: list[ContactRow] = []
-            for row in chunk:
-                if isinstance(row, BadRow):
-                    bad += 1
-                    click.echo(f"line {row.line}: {row.reason}; row skipped")
-                    continue
-                if row.duplicate_of is not None:
-                    click.echo(
-                        f"line {row.line}: same number as line {row.duplicate_of}; "
-                        f"line {row.line} wins"
-                    )
-                good.append(row)
-            if good:
-                with database.session() as session:
-                    counts = import_rows(session, good, utcnow())
-                total = ImportCounts(
-                    total.created + counts.created,
-                    total.updated + counts.updated,
-                    total.unchanged + counts.unchanged,
-                )
-    except CsvError as exc:
-        raise click.ClickException(f"{file}: {exc}; nothing imported") from exc
-    imported = total.created + total.updated + total.unchanged
-    click.echo(
-        f"{imported} contacts imported: {total.created} new, {total.updated} updated, "
-        f"{total.unchanged} unchanged; {bad} bad rows skipped"
-    )
 
 
 @broadcast_cli.command("create")
@@ -206,8 +152,3 @@ def _describe(b: Broadcast) -> dict[str, str]:
     else:
         when = "now"
     return {"what": what, "audience": b.audience, "when": when}
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(contacts_cli)
-    app.cli.add_command(broadcast_cli)

@@ -12,12 +12,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bot.contacts.label_names import clean_label, label_key
+
 COLUMNS = ("wa_id", "name", "labels", "opted_in")
 # E.164: at most 15 digits with the country code; no country code is shorter than this.
 MIN_DIGITS = 8
 MAX_DIGITS = 15
 NAME_MAX = 256
-LABEL_MAX = 64
 # A quoted cell may hold line breaks (Excel writes a cell's Alt+Enter so), but no contact
 # field needs many; a quote still open after this many lines is taken as never closed.
 MAX_CELL_LINES = 20
@@ -25,12 +26,6 @@ MAX_CELL_LINES = 20
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0\u2009\u202f]+")
 _TRUE = frozenset({"true", "yes", "ja", "1", "y", "j"})
 _FALSE = frozenset({"false", "no", "nein", "0", "n"})
-
-
-def label_key(name: str) -> str:
-    """What makes two label names the same label: case does not count, in any script
-    ("Stammkunden" is "STAMMKUNDEN", "Straße" is "STRASSE"), so an audience never splits."""
-    return name.casefold()
 
 
 class CsvError(ValueError):
@@ -98,11 +93,9 @@ def parse_labels(text: str) -> tuple[str, ...] | None:
     """Labels separated by `;` (`,` too), trimmed, without repeats; None when empty."""
     names: list[str] = []
     for part in re.split(r"[;,]", text):
-        name = " ".join(part.split())
+        name = clean_label(part)
         if not name:
             continue
-        if len(name) > LABEL_MAX:
-            raise ValueError(f"label {name[:20]!r}… is longer than {LABEL_MAX} characters")
         if label_key(name) not in (label_key(n) for n in names):
             names.append(name)
     return tuple(names) if names else None

@@ -10,9 +10,12 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
+from sqlalchemy.orm import Session
 
 from bot import logs
+from bot.business import load_settings
 from bot.db import get_db
+from bot.settings import BusinessSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,3 +46,10 @@ def parse_at(text: str, timezone: str, option: str = "--at") -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone))
     return value
+
+
+def load_settings_or_fail(session: Session) -> BusinessSettings:
+    settings = load_settings(session)
+    if settings is None:
+        raise click.ClickException("no business settings yet: run `settings import FILE`")
+    return settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.contacts import LABEL_MAX
+from bot.contacts.label_names import clean_label
 
 # WhatsApp's customer-service window: free text only within 24 hours of the customer's last
 # message; outside it only an approved template may be sent.
@@ -25,11 +25,8 @@ def parse_audience(text: str) -> Audience:
     value = text.strip()
     if value.lower() == "all":
         return Audience()
-    kind, sep, name = value.partition(":")
-    name = " ".join(name.split())
-    if sep and kind.strip().lower() == "label" and name:
-        if len(name) > LABEL_MAX:
-            raise ValueError(f"label {name[:20]!r}… is longer than {LABEL_MAX} characters")
+    kind, sep, rest = value.partition(":")
+    if sep and kind.strip().lower() == "label" and (name := clean_label(rest)):
         return Audience(label=name)
     raise ValueError(f"audience {text!r} is neither `all` nor `label:NAME`")
 

@@ -1,0 +1,67 @@
+"""`flask --app app users create|delete|list`: the users of the admin pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bot.cli.common import migrated
+from bot.db import get_db
+from bot.users import UserError, check_name, create_or_reset, delete_user, summaries
+
+users_cli = AppGroup("users", help="Users of the admin pages.")
+
+
+def _now() -> datetime:
+    value: datetime = current_app.config["TRESEN_CLOCK"]()
+    return value
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--password", help="The password; without it you are asked twice.")
+@migrated
+def users_create(name: str, password: str | None) -> None:
+    """Create user NAME for the admin pages, or give an existing one a new password."""
+    try:
+        check_name(name)
+        pw = password
+        if pw is None:
+            pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        with get_db(current_app).session() as session:
+            created = create_or_reset(session, name, pw, now=_now())
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verb = "created" if created else "updated (new password, logged out everywhere)"
+    click.echo(f"user {name.strip()} {verb}: log in at /admin/login")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+@migrated
+def users_delete(name: str) -> None:
+    """Remove user NAME; its sessions end at once."""
+    try:
+        with get_db(current_app).session() as session:
+            delete_user(session, name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {name.strip()} deleted and logged out everywhere")
+
+
+@users_cli.command("list")
+@migrated
+def users_list() -> None:
+    """List the users of the admin pages: name, last login, open sessions."""
+    with get_db(current_app).session() as session:
+        rows = summaries(session, now=_now(), lifetime=current_app.permanent_session_lifetime)
+    if not rows:
+        click.echo("no users yet: create one with `flask --app app users create NAME`")
+        return
+    for row in rows:
+        last = row.last_login_at
+        seen = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
+        click.echo(f"{row.name}\tlast login {seen}\t{row.open_sessions} open session(s)")

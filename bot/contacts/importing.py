@@ -1,0 +1,63 @@
+"""Importing contacts read from a CSV: create or update each by number, with its labels and
+opt-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.contacts.consent import ConsentSource, set_opt_in
+from bot.contacts.csvfile import ContactRow
+from bot.contacts.labels import label
+from bot.models import Contact, Label
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> ImportCounts:
+    """Create or update a contact per row (by wa_id), in the caller's transaction."""
+    created = updated = unchanged = 0
+    labels: dict[str, Label] = {}
+    batch = list(rows)
+    wa_ids = {r.wa_id for r in batch}
+    existing = {
+        c.wa_id: c for c in session.scalars(select(Contact).where(Contact.wa_id.in_(wa_ids)))
+    }
+    for row in batch:
+        contact = existing.get(row.wa_id)
+        is_new = contact is None
+        if contact is None:
+            contact = Contact(wa_id=row.wa_id, name=row.name, created_at=now, opted_in=False)
+            session.add(contact)
+            session.flush()
+            existing[row.wa_id] = contact
+        changed = is_new
+        if row.name is not None and contact.name != row.name:
+            contact.name = row.name
+            changed = True
+        if row.labels is not None:
+            wanted = [label(session, n, labels) for n in row.labels]
+            if {lb.id for lb in contact.labels} != {lb.id for lb in wanted}:
+                contact.labels = wanted
+                changed = True
+        if row.opted_in is not None and set_opt_in(
+            session, contact, row.opted_in, ConsentSource.IMPORT, now
+        ):
+            changed = True
+        if is_new:
+            created += 1
+        elif changed:
+            updated += 1
+        else:
+            unchanged += 1
+    session.flush()
+    return ImportCounts(created, updated, unchanged)
