@@ -13,13 +13,14 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cli_broadcasts, cli_outbox
+from bot import cli_broadcasts, cli_inbound, cli_outbox
+from bot.autoreply import simulate
 from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.commands import migrated, parse_at
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
 from bot.replies import render_problems
-from bot.rules import NO_HISTORY, History, simulate
+from bot.rules import NO_HISTORY, History
 from bot.settings import BusinessSettings, SettingsError, dump_settings
 from bot.users import users_cli
 
@@ -173,3 +174,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     cli_broadcasts.init_app(app)
     cli_outbox.init_app(app)
+    cli_inbound.init_app(app)
