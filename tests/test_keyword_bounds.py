@@ -17,9 +17,9 @@ from sqlalchemy import event, select
 
 import bot.autoreply
 import bot.rules
+from bot.autoreply import simulate
 from bot.db import get_db
 from bot.models import Business, Message, utcnow
-from bot.autoreply import simulate
 from bot.rules import KeywordHits, choose
 from bot.settings import KeywordRule, SettingsError, parse_settings
 from tests.test_autoreply import SHOP, TUESDAY_MORNING, at, replies, say
