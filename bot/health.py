@@ -1,5 +1,5 @@
 """The health checks that load balancers, Heroku's router and monitoring ask: the database,
-and whether the outbox is moving."""
+and whether the journal and the outbox are moving."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import heartbeat
 from bot.db import get_db
+from bot.inbound import journal
 from bot.models import Direction, Message, MessageStatus
 from bot.outbound import outbox
 
@@ -90,3 +91,23 @@ def healthz_outbox() -> tuple[Response, int]:
     doc = asdict(health)
     doc["problems"] = list(health.problems)
     return jsonify(doc), 200 if health.status == "ok" else 503
+
+
+@bp.get("/healthz/inbound")
+def healthz_inbound() -> tuple[Response, int]:
+    """Acknowledgements stay green while the processor is dead: this is where it shows."""
+    now = current_app.config["TRESEN_CLOCK"]()
+    try:
+        with get_db().session() as session:
+            health = journal.health(session, now)
+    except DBAPIError:
+        log.warning("inbound health: database does not answer", exc_info=True)
+        return jsonify(status="unavailable", reason="database does not answer"), 503
+    doc = {
+        "status": "ok" if health.ok else "stale",
+        "oldest_unprocessed_age": health.oldest_waiting_age,
+        "unprocessed": health.waiting,
+        "failed": health.failed,
+        "problems": list(health.problems),
+    }
+    return jsonify(doc), 200 if health.ok else 503

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Unicode,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -345,6 +346,51 @@ class HeldStatus(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationState(enum.StrEnum):
+    """Where a journalled webhook notification stands; stored as its value."""
+
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"  # parked with its error until `inbound retry`
+
+
+class InboundNotification(Base):
+    """A webhook notification as it came, committed before Meta gets its 200: the journal the
+    inbound processor works through. Meta keeps no history, so until processed this row is the
+    only copy of the customer's message."""
+
+    __tablename__ = "inbound_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # SHA-256 of the body: a redelivery of the same notification is the same row.
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # Emptied once processed: the messages it held are stored, and retention applies there.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
+    # 0: holds a customer message; 1: statuses and other callbacks only, which wait behind them.
+    priority: Mapped[int] = mapped_column(Integer)
+    # Its earliest event's time: a contact's messages are processed in this order.
+    sort_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))  # a NotificationState
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # Only waiting rows: the processor's next batch, in order, without a sort.
+        Index(
+            "ix_inbound_waiting",
+            "priority",
+            "sort_at",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        # The oldest waiting one and the failed count (health), old processed ones (pruning).
+        Index("ix_inbound_state_received", "state", "received_at"),
+    )
 
 
 class SchedulerLock(Base):

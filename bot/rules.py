@@ -15,8 +15,7 @@ from typing import Any
 
 import regex
 
-from bot.hours import is_open, next_open
-from bot.replies import build_context, render
+from bot.hours import is_open
 from bot.settings import BusinessSettings, KeywordRule, bare_word, fold_text
 from bot.strain import Strain
 
@@ -81,14 +80,6 @@ class Decision:
     # False for an opt-out or opt-in word that came too late for its reply, or after a later
     # one: it is recorded (and a late one applies), only its reply is not sent.
     reply_due: bool = True
-
-
-@dataclass(frozen=True)
-class Simulation:
-    rule: str | None
-    text: str | None
-    is_open: bool
-    next_open: datetime | None  # None while open
 
 
 NO_HISTORY = History(last_inbound_at=None, last_away_at=None)
@@ -278,36 +269,3 @@ def choose(
 def _hours_between(earlier: datetime, later: datetime) -> float:
     # In float hours rather than timedelta(hours=...), which overflows for huge settings.
     return (later - earlier).total_seconds() / 3600
-
-
-def simulate(
-    settings: BusinessSettings,
-    *,
-    text: str | None,
-    at: datetime,
-    history: History = NO_HISTORY,
-    contact_name: str | None = None,
-    wa_id: str | None = None,
-    sent_at: datetime | None = None,
-) -> Simulation:
-    """The reply a text message arriving at `at` would get; sends and stores nothing.
-
-    `sent_at` (default: `at`) is when the customer sent it: a message arriving late gets no
-    away or greeting reply, and after a day none at all; an opt-out word then shows its rule
-    with no text.
-    """
-    inbound = Inbound(text=text, kind="text", sent_at=at if sent_at is None else sent_at)
-    decision = choose(inbound, history, settings, at)
-    open_now = is_open(settings.hours, at)
-    reply = None
-    if decision is not None and decision.reply_due:
-        context = build_context(
-            settings, now=at, contact_name=contact_name, wa_id=wa_id, message_text=text
-        )
-        reply = render(settings, decision.template, context)
-    return Simulation(
-        rule=decision.rule if decision else None,
-        text=reply,
-        is_open=open_now,
-        next_open=None if open_now else next_open(settings.hours, at),
-    )

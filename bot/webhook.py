@@ -1,14 +1,14 @@
-"""The WhatsApp webhook blueprint: Meta's subscription check, and notifications handed on."""
+"""The WhatsApp webhook blueprint: Meta's subscription check, and notifications journalled."""
 
 from __future__ import annotations
 
 import hmac
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import DBAPIError
 
-from bot import inbound
 from bot.db import get_db
-from bot.store import store_events
+from bot.inbound import journal, receive
 
 bp = Blueprint("webhook", __name__, url_prefix="/webhooks")
 
@@ -33,17 +33,24 @@ def verify_subscription() -> Response:
 def notification() -> Response:
     config = current_app.config["TRESEN"]
     if config.app_secret is None:
-        refused = inbound.refuse_unsigned(request.remote_addr, request.headers.keys())
+        refused = receive.refuse_unsigned(request.remote_addr, request.headers.keys())
         if refused is not None:
             return Response(refused.body, refused.status, mimetype="text/plain")
     database = get_db()
-    clock = current_app.config["TRESEN_CLOCK"]
-    answer = inbound.receive(
+    now = current_app.config["TRESEN_CLOCK"]()
+
+    def record(body: bytes, arrival: journal.Arrival) -> None:
+        try:
+            journal.record(database, body, arrival, now)
+        except DBAPIError as exc:
+            receive.log.error("notification not journalled: %s", exc.__class__.__name__)
+            raise receive.StoreUnavailable(str(exc)) from exc
+
+    answer = receive.receive(
         request.get_data(cache=False),
         request.headers.get("X-Hub-Signature-256"),
         app_secret=config.app_secret,
-        store=lambda events: store_events(
-            database, events, now=clock(), phone_number_id=config.phone_number_id
-        ),
+        now=now,
+        journal=record,
     )
     return Response(answer.body, answer.status, mimetype="text/plain")

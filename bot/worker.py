@@ -1,4 +1,5 @@
-"""The worker process: the outbound dispatcher (and, with broadcasts, the scheduler)."""
+"""The worker process: the inbound processor, the outbound dispatcher and the broadcast
+scheduler."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.config import Config
 from bot.db import Database, get_db
 from bot.heap import freeze_startup_objects
 from bot.heartbeat import start_thread as start_heartbeat
+from bot.inbound.processor import start_thread as start_processor
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
 from bot.scheduler import start_thread as start_scheduler
@@ -89,19 +91,35 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
         dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, beating
     )
     scheduler = start_scheduler(Database(get_db(app).url, pool_size=3), stop)
+    processor = start_inbound(app, stop, dispatcher)
     freeze_startup_objects()
     dispatcher.run(stop)
+    processor.join(30)
     beating.set()
     heartbeat.join(10)
     scheduler.join(30)
 
 
 def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
-    """The embedded default: the dispatcher on a thread of the web process."""
+    """The embedded default: the processor and the dispatcher on threads of the web process."""
     dispatcher = make_dispatcher(app)
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
+    start_inbound(app, stop, dispatcher)
     start_scheduler(Database(get_db(app).url, pool_size=3), stop)
     start_heartbeat(dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, stop)
     return thread, stop
+
+
+def start_inbound(app: Flask, stop: threading.Event, dispatcher: Dispatcher) -> threading.Thread:
+    """The inbound processor on a thread, with a database engine of its own; it tells the
+    dispatcher of this process when it queued replies."""
+    config: Config = app.config["TRESEN"]
+    thread, _processor = start_processor(
+        Database(config.database_url, pool_size=2),
+        stop,
+        ours=config.phone_number_id,
+        on_queued=dispatcher.wake,
+    )
+    return thread

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from bot import create_app, private_files
 from bot.db import MIGRATIONS, Database, get_db
+from bot.inbound.processor import process_batch
 from bot.strain import Strain
 from bot.whatsapp.signature import sign
 
@@ -200,8 +201,23 @@ def signed_headers(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
 
 
 def post_notification(client: FlaskClient, doc: Any, secret: str = APP_SECRET) -> Any:
+    """Post as Meta does, then process what was journalled, as the worker would at once."""
     body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    return client.post("/webhooks/whatsapp", data=body, headers=signed_headers(body, secret))
+    response = client.post("/webhooks/whatsapp", data=body, headers=signed_headers(body, secret))
+    if response.status_code == 200:
+        process_inbound(client.application)
+    return response
+
+
+def process_inbound(app: Flask) -> int:
+    """Process every waiting notification, at the app's clock; how many were taken."""
+    config = app.config["TRESEN"]
+    total = 0
+    while taken := process_batch(
+        get_db(app), app.config["TRESEN_CLOCK"](), ours=config.phone_number_id
+    ):
+        total += taken
+    return total
 
 
 def load_json(path: Path) -> Any:

@@ -12,6 +12,7 @@ PURE = {
     "bot.hours",
     "bot.settings",
     "bot.rules",
+    "bot.autoreply",
     "bot.replies",
     "bot.sandbox",
     "bot.strain",

@@ -191,8 +191,8 @@ def test_a_known_contacts_message_and_reply_are_one_write_on_postgresql(
     shop: Flask, client: FlaskClient
 ) -> None:
     """After the contact's lock, the message, its reply and the contact's times are written
-    by one statement on PostgreSQL: each round trip cost the web process about as much CPU
-    as deciding and rendering the reply. SQLite, inside the process, runs them one by one."""
+    by one statement on PostgreSQL: each round trip cost the processor about as much CPU as
+    deciding and rendering the reply. SQLite, inside the process, runs them one by one."""
     at(shop, SUNDAY_EVENING)
     say(client, "Hallo", SUNDAY_EVENING, name="Anna")
     engine = get_db(shop).engine
@@ -207,7 +207,12 @@ def test_a_known_contacts_message_and_reply_are_one_write_on_postgresql(
         say(client, "Öffnungszeiten?", SUNDAY_EVENING + timedelta(minutes=1))
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == {"postgresql": 2, "sqlite": 4}[engine.dialect.name]
+    writes = [s for s in statements if "INSERT INTO messages" in s or "UPDATE contacts" in s]
+    if engine.dialect.name == "postgresql":
+        [write] = writes
+        assert write.count("INSERT INTO messages") == 2 and "UPDATE contacts" in write
+    else:
+        assert len(writes) == 3
     away, hours = replies(shop)
     assert (away.rule, hours.rule) == ("away", "keyword")
     with get_db(shop).session() as session:

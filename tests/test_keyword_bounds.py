@@ -15,11 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import event, select
 
+import bot.autoreply
 import bot.rules
-import bot.store
+from bot.autoreply import simulate
 from bot.db import get_db
 from bot.models import Business, Message, utcnow
-from bot.rules import KeywordHits, choose, simulate
+from bot.rules import KeywordHits, choose
 from bot.settings import KeywordRule, SettingsError, parse_settings
 from tests.test_autoreply import SHOP, TUESDAY_MORNING, at, replies, say
 from tests.test_cli import write
@@ -76,6 +77,15 @@ def recorded(steps: list[str], where: str, real: Any) -> Any:
     return call
 
 
+def assert_between_transactions(steps: list[str], step: str) -> None:
+    """`step` ran once, after the processor read its batch and before the transaction that
+    writes it began: in neither."""
+    assert steps.count(step) == 1, steps
+    at = steps.index(step)
+    assert "begin" in steps[:at], steps
+    assert steps[at + 1] == "begin", steps
+
+
 def steps_of_a_message(app: Flask, client: FlaskClient, steps: list[str], text: str) -> None:
     """Post `text` as a customer's message, noting in `steps` where a transaction begins."""
 
@@ -98,12 +108,14 @@ def test_the_text_is_matched_before_the_database_is_locked(
     at(app, TUESDAY_MORNING)
     say(client, "Hallo", TUESDAY_MORNING)  # this process learns the shop's keyword rules
     steps: list[str] = []
-    monkeypatch.setattr(bot.store, "keyword_hits", recorded(steps, "match", bot.store.keyword_hits))
+    monkeypatch.setattr(
+        bot.autoreply, "keyword_hits", recorded(steps, "match", bot.autoreply.keyword_hits)
+    )
     monkeypatch.setattr(
         bot.rules, "keyword_hits", recorded(steps, "match while locked", bot.rules.keyword_hits)
     )
     steps_of_a_message(app, client, steps, "Wann habt ihr Öffnungszeiten?")
-    assert steps == ["match", "begin"]
+    assert_between_transactions(steps, "match")
     assert replies(app)[-1].rule == "keyword"
 
 
@@ -116,9 +128,9 @@ def test_the_reply_is_rendered_before_the_database_is_locked(
     at(app, TUESDAY_MORNING)
     say(client, "Hallo", TUESDAY_MORNING)  # this process learns the shop's settings
     steps: list[str] = []
-    monkeypatch.setattr(bot.store, "render", recorded(steps, "render", bot.store.render))
+    monkeypatch.setattr(bot.autoreply, "render", recorded(steps, "render", bot.autoreply.render))
     steps_of_a_message(app, client, steps, "Wann habt ihr Öffnungszeiten?")
-    assert steps == ["render", "begin"]
+    assert_between_transactions(steps, "render")
     assert replies(app)[-1].rule == "keyword"
     assert replies(app)[-1].text.startswith("Unsere Öffnungszeiten")
 

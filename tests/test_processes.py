@@ -14,8 +14,9 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from bot.config import load
-from bot.db import make_engine, upgrade
-from bot.models import Message
+from bot.db import Database, make_engine, upgrade
+from bot.inbound.processor import process_batch
+from bot.models import InboundNotification, Message, utcnow
 from bot.whatsapp.signature import sign
 from tests.conftest import APP_SECRET
 from tests.payloads import notification
@@ -52,6 +53,11 @@ def test_concurrent_redelivery_to_two_processes_stores_each_message_once(
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(post, jobs))
     assert statuses == [200] * len(jobs)
+    with engine.connect() as conn:
+        journalled = conn.execute(select(func.count()).select_from(InboundNotification)).scalar()
+    assert journalled == len(docs)  # each redelivery is the row already there
+    while process_batch(Database(url), utcnow(), ours=None):
+        pass
     with engine.connect() as conn:
         stored = conn.execute(select(Message.wamid, func.count()).group_by(Message.wamid)).all()
     assert sorted(stored) == sorted(

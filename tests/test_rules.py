@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.rules import Decision, History, Inbound, Simulation, choose, simulate
+from bot.autoreply import Simulation, simulate
+from bot.rules import Decision, History, Inbound, choose
 from bot.settings import BusinessSettings, parse_settings
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -25,6 +25,7 @@ from tests.conftest import (
     load_json,
     make_env,
     post_notification,
+    process_inbound,
     signed_headers,
 )
 from tests.payloads import notification, status_notification
@@ -39,6 +40,8 @@ def messages(app: Flask) -> list[Message]:
 
 
 def count(app: Flask) -> int:
+    """Messages stored once what was journalled is processed."""
+    process_inbound(app)
     with get_db(app).session() as session:
         return session.scalar(select(func.count()).select_from(Message)) or 0
 

@@ -1,7 +1,7 @@
 """The settings page: the form is written out as a settings file and saved like `settings import`.
 
 The form becomes YAML one field per line, so a SettingsError's line names the form field it
-came from and the error is shown next to that field. The previews run `bot.rules.simulate`,
+came from and the error is shown next to that field. The previews run `bot.autoreply.simulate`,
 the code behind the `simulate` command, on the settings as they stand in the form.
 """
 
@@ -24,11 +24,12 @@ from werkzeug.wrappers import Response
 
 from bot import replies
 from bot.admin.blueprint import bp, now
+from bot.autoreply import simulate
 from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.db import get_db
 from bot.hours import format_interval, is_open, next_close, next_open
 from bot.models import Business
-from bot.rules import keyword_hits, simulate
+from bot.rules import keyword_hits
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError, parse_settings
 
 DAY_NAMES = {

@@ -108,6 +108,10 @@ def default_concurrency(send_rate: float) -> int:
     return max(4, min(256, int(send_rate * 0.3) + 4))
 
 
+# Put in the dispatcher's inbox by wake(): ends its wait for results early.
+_WAKE = None
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -131,7 +135,7 @@ class Dispatcher:
         self.uncertain_wait = uncertain_wait
         self.sent = 0
         # Finished requests and launch requests, for the database thread.
-        self._inbox: queue.SimpleQueue[Outcome | Launch] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Outcome | Launch | None] = queue.SimpleQueue()
         self._launches: list[Launch] = []  # received, not yet marked (database thread only)
         self._closed = False  # the database thread has returned: no launch is marked any more
         self._paused_until = 0.0
@@ -279,10 +283,14 @@ class Dispatcher:
         with contextlib.suppress(queue.Empty):
             self._take(self._inbox.get(timeout=timeout), into)
 
-    def _take(self, item: Outcome | Launch, done: list[Outcome]) -> None:
+    def wake(self) -> None:
+        """New messages were queued in this process: look now rather than at the next poll."""
+        self._inbox.put(_WAKE)
+
+    def _take(self, item: Outcome | Launch | None, done: list[Outcome]) -> None:
         if isinstance(item, Launch):
             self._launches.append(item)
-        else:
+        elif item is not None:
             done.append(item)
 
     def _mark_launched(self) -> None:

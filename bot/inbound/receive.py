@@ -1,7 +1,8 @@
-"""Receiving a notification, framework-free: check the signature, decode, parse, store.
+"""Receiving a notification, framework-free: check the signature, decode, check its shape,
+journal it as it came.
 
 The web layer hands over the raw body and the signature header and sends back the Answer; the
-customer message is stored (committed) before any 200 leaves.
+notification is committed to the journal before any 200 leaves, and processed after it.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot import storable
+from bot.inbound.journal import Arrival, Priority
 from bot.whatsapp import signature
-from bot.whatsapp.events import Event, Malformed, PayloadError, parse
+from bot.whatsapp.events import Event, Malformed, Message, PayloadError, Unhandled, parse, plausible
 
 log = logging.getLogger("tresen.webhook")
 
@@ -50,8 +53,10 @@ def receive(
     signature_header: str | None,
     *,
     app_secret: str | None,
-    store: Callable[[tuple[Event, ...]], None],
+    now: datetime,
+    journal: Callable[[bytes, Arrival], None],
 ) -> Answer:
+    """Check, then journal: `journal` commits the body (or raises StoreUnavailable)."""
     if app_secret is not None and not signature.verify(body, signature_header, app_secret):
         log.warning("webhook post refused: missing or wrong X-Hub-Signature-256")
         return Answer(401, "bad signature")
@@ -70,22 +75,24 @@ def receive(
     except PayloadError as exc:
         log.warning("webhook post refused: %s", exc)
         return Answer(400, f"unexpected notification shape: {exc}")
-    readable: list[Event] = []
-    for event in events:
-        if isinstance(event, Malformed):
-            log.warning(
-                "skipped an event of the wrong shape, stored the rest: %s: %s; its JSON: %s",
-                event.path,
-                event.problem,
-                storable.for_log(event.raw),
-            )
-        else:
-            readable.append(event)
     try:
-        store(tuple(readable))
+        journal(body, arrival(events, now))
     except StoreUnavailable:
         return Answer(503, "storage unavailable, deliver again later")
     return Answer(200, "ok")
+
+
+def arrival(events: Sequence[Event | Malformed], now: datetime) -> Arrival:
+    """Its place in the processor's line: customer messages before callbacks, oldest first."""
+    times = [
+        plausible(event.timestamp, now)
+        for event in events
+        if not isinstance(event, Malformed | Unhandled)
+    ]
+    has_message = any(isinstance(event, Message) for event in events)
+    return Arrival(
+        Priority.MESSAGES if has_message else Priority.CALLBACKS, min(times, default=now)
+    )
 
 
 def refuse_unsigned(peer: str | None, header_names: Iterable[str]) -> Answer | None:

@@ -1,0 +1,1 @@
+"""The inbound pipeline: webhook → journal → processor → one handler per event kind."""
