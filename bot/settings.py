@@ -25,11 +25,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot import replies
 from bot.hours import Closure, Interval, OpeningHours, SpecialDay, format_interval, parse_interval
+from bot.replies import DEFAULT_LOCALE
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WHEN = ("always", "open", "closed")
 DEFAULT_TIMEZONE = "Europe/Berlin"
-DEFAULT_LOCALE = "de_DE"
 DEFAULT_STOP = ("STOP", "ABMELDEN")
 DEFAULT_START = ("START", "ANMELDEN")
 DEFAULT_COOLDOWN_HOURS = 12.0
