@@ -35,9 +35,9 @@ from bench.common import (
 )
 from bot import broadcasts
 from bot.audiences import Audience
-from bot.business import seed_demo
 from bot.db import Database
 from bot.models import Contact, utcnow
+from bot.settings.stored import seed_demo
 from tests.processes import BIN, Process
 
 LATENCY = 0.1

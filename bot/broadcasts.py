@@ -35,7 +35,6 @@ from sqlalchemy.orm import Session
 
 from bot import replies
 from bot.audiences import Audience, parse_audience, window_start
-from bot.business import load_settings, seed_demo
 from bot.contacts_store import find_label
 from bot.db import Database
 from bot.models import (
@@ -52,6 +51,7 @@ from bot.models import (
 from bot.outbound.graph import body_parameters, template_payload, text_payload
 from bot.rules import Rule
 from bot.settings import BusinessSettings
+from bot.settings.stored import load_settings, seed_demo
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.broadcasts")

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import cli_broadcasts, cli_outbox
-from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.commands import migrated, parse_at
 from bot.db import alembic_config, get_db
 from bot.models import Business, Contact
 from bot.replies import render_problems
 from bot.rules import NO_HISTORY, History, simulate
 from bot.settings import BusinessSettings, SettingsError, dump_settings
+from bot.settings.stored import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.users import users_cli
 
 db_cli = AppGroup("db", help="Database migrations.")

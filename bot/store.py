@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bot import business, events, storable
+from bot import events, storable
 from bot.contacts_store import ConsentSource, set_opt_in
 from bot.db import Database
 from bot.inbound import StoreUnavailable
@@ -30,6 +30,7 @@ from bot.outbound.graph import text_payload
 from bot.replies import build_context, render
 from bot.rules import NO_HISTORY, History, Inbound, KeywordHits, Rule, choose, keyword_hits
 from bot.settings import BusinessSettings
+from bot.settings import stored as business
 from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.store")

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 
 from bot import broadcasts
 from bot.audiences import Audience, parse_audience, window_open
-from bot.business import save_settings
 from bot.contacts_store import label
 from bot.db import get_db
 from bot.models import Broadcast, BroadcastRun, Contact, Message
 from bot.outbound import outbox
 from bot.outbound.graph import body_parameters, template_payload
+from bot.settings.stored import save_settings
 from tests.conftest import post_notification
 from tests.payloads import status_notification
 from tests.test_autoreply import SHOP

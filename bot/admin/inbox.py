@@ -22,7 +22,6 @@ from bot.admin.display import (
     window_open,
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
-from bot.business import load_settings
 from bot.contacts import LABEL_MAX, label_key
 from bot.contacts_store import ConsentSource, set_labels, set_opt_in
 from bot.db import get_db
@@ -31,6 +30,7 @@ from bot.outbound import outbox
 from bot.outbound.graph import body_parameters, template_payload, text_payload
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+from bot.settings.stored import load_settings
 
 LIST_LIMIT = 200
 HISTORY_LIMIT = 500
