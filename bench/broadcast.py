@@ -34,10 +34,10 @@ from bench.common import (
     workdir,
 )
 from bot import broadcasts
-from bot.business import seed_demo
 from bot.contacts.audiences import Audience
 from bot.db import Database
 from bot.models import Contact, utcnow
+from bot.settings.stored import seed_demo
 from tests.processes import BIN, Process
 
 LATENCY = 0.1

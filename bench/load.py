@@ -36,9 +36,9 @@ from bench.common import (
     wait_for_output,
     workdir,
 )
-from bot.business import save_settings
 from bot.db import Database
 from bot.models import Message
+from bot.settings.stored import save_settings
 from bot.whatsapp.signature import sign
 from tests import payloads
 from tests.processes import BIN, Process, free_port, wait_healthy

@@ -46,8 +46,8 @@ from bench.common import (
     workdir,
 )
 from bench.webhook_ack import Load, request_bytes, send_all, settings_yaml
-from bot.business import save_settings
 from bot.db import Database
+from bot.settings.stored import save_settings
 from tests import payloads
 from tests.processes import Process, gunicorn
 

@@ -48,8 +48,8 @@ from bench.common import (
     workdir,
 )
 from bench.load import write_script, wrk
-from bot.business import save_settings
 from bot.db import Database
+from bot.settings.stored import save_settings
 from bot.whatsapp.signature import sign
 from tests import payloads
 from tests.processes import BIN, Process, free_port, gunicorn, wait_healthy

@@ -34,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot import replies
-from bot.business import load_settings, seed_demo
 from bot.contacts.audiences import Audience, parse_audience, window_start
 from bot.contacts.labels import find_label
 from bot.db import Database
@@ -51,6 +50,7 @@ from bot.models import (
 )
 from bot.rules import Rule
 from bot.settings import BusinessSettings
+from bot.settings.stored import load_settings, seed_demo
 from bot.sql import insert_ignore
 from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
 

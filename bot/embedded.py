@@ -10,10 +10,10 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from bot import warn_console_mode
-from bot.business import seed_demo
 from bot.db import get_db
 from bot.heap import freeze_startup_objects
 from bot.models import utcnow
+from bot.settings.stored import seed_demo
 from bot.users import first_user
 from bot.worker import start_in_background
 

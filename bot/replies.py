@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import babel.dates
@@ -34,21 +34,42 @@ from bot.sandbox import (
 )
 from bot.strain import Strain
 
-if TYPE_CHECKING:
-    from bot.settings import BusinessSettings
-
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "replies"
 LANGUAGES = ("de", "en")
 # Template names double as file names, so they are kept to a safe alphabet.
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+# The locale of a business whose settings name none, and of a text rendered without a
+# business: German, as the shops this is made for.
+DEFAULT_LOCALE = "de_DE"
 
 _FALLBACK_TEXT = {
     "de": "Danke für Ihre Nachricht! Wir melden uns so bald wie möglich.",
     "en": "Thanks for your message! We will get back to you as soon as we can.",
 }
 _BABEL_KEY = "_babel"
+
+
+class ReplySettings(Protocol):
+    """What a reply reads of the business's settings; bot.settings.BusinessSettings is one.
+    Declared here so that the replies need nothing of the settings file and its parsing, which
+    in turn checks templates with the replies."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def hours(self) -> OpeningHours: ...
+    @property
+    def optout_stop(self) -> tuple[str, ...]: ...
+    @property
+    def optout_start(self) -> tuple[str, ...]: ...
+    @property
+    def templates(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,7 @@ def _babel_of(context: Context) -> _Babel:
     found = context.get(_BABEL_KEY)
     if isinstance(found, _Babel):
         return found
-    return _Babel(Locale.parse("en_US"), ZoneInfo("UTC"))
+    return _Babel(Locale.parse(DEFAULT_LOCALE), ZoneInfo("UTC"))
 
 
 def _missing(value: object) -> bool:
@@ -169,7 +190,7 @@ def _week_lines(hours: OpeningHours, locale: str) -> tuple[str, ...]:
 
 
 def build_context(
-    settings: BusinessSettings,
+    settings: ReplySettings,
     *,
     now: datetime,
     contact_name: str | None,
@@ -196,12 +217,12 @@ def build_context(
     }
 
 
-def formatting(settings: BusinessSettings, context: dict[str, Any]) -> dict[str, Any]:
+def formatting(settings: ReplySettings, context: dict[str, Any]) -> dict[str, Any]:
     """`context` plus what the format filters need: the business locale and time zone."""
     try:
         babel_info = _Babel(_locale(settings.locale), ZoneInfo(settings.timezone))
     except Exception:  # settings are validated on import; this is only a safety net
-        babel_info = _Babel(_locale("en_US"), ZoneInfo("UTC"))
+        babel_info = _Babel(_locale(DEFAULT_LOCALE), ZoneInfo("UTC"))
     return {**context, _BABEL_KEY: babel_info}
 
 
@@ -261,7 +282,7 @@ def render_problems() -> Iterator[list[str]]:
         _problems.lists = outer
 
 
-def render(settings: BusinessSettings, template_name: str, context: dict[str, Any]) -> str:
+def render(settings: ReplySettings, template_name: str, context: dict[str, Any]) -> str:
     """Render a reply; on any error fall back to the default template, then to a fixed text.
 
     Never raises: a broken template must not cost the contact their reply.
@@ -295,7 +316,7 @@ _LONG_NAME = "Anna-Lena Maria " * 8
 _LONG_TEXT = ("Guten Tag, ich hätte gern einen Strauß Tulpen für Samstag. " * 20)[:1000]
 
 
-def _samples(settings: BusinessSettings) -> list[tuple[str, dict[str, Any]]]:
+def _samples(settings: ReplySettings) -> list[tuple[str, dict[str, Any]]]:
     start = datetime.combine(_SAMPLE_DAY, time(12), tzinfo=ZoneInfo(settings.timezone))
     opened = start if is_open(settings.hours, start) else next_open(settings.hours, start)
     closed = next_close(settings.hours, start) if opened == start else start
@@ -326,7 +347,7 @@ def _samples(settings: BusinessSettings) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def template_problem(settings: BusinessSettings, name: str) -> str | None:
+def template_problem(settings: ReplySettings, name: str) -> str | None:
     """Why the settings' template `name` cannot be used, or None: it is rendered for sample
     contacts and messages, open and closed, and must finish within the bounds of a render."""
     source = settings.templates.get(name)

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from bot import broadcasts, create_app, users
 from bot.admin.auth import REFUSED_MESSAGE
-from bot.business import BUSINESS_ID, load_settings, seed_demo
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
 from bot.models import Business, ConsentEvent, Contact, Label, Message, User
+from bot.settings.stored import BUSINESS_ID, load_settings, seed_demo
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 

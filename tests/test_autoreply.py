@@ -12,10 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
-from bot.business import BUSINESS_ID, save_settings
 from bot.contacts.consent import set_opt_in
 from bot.db import get_db
 from bot.models import Business, ConsentEvent, Contact, Message
+from bot.settings.stored import BUSINESS_ID, save_settings
 from tests.conftest import post_notification
 from tests.payloads import notification
 

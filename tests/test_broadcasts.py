@@ -15,12 +15,12 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from bot import broadcasts
-from bot.business import save_settings
 from bot.contacts.audiences import Audience, parse_audience, window_open
 from bot.contacts.labels import label
 from bot.db import get_db
 from bot.models import Broadcast, BroadcastRun, Contact, Message
 from bot.outbound import outbox
+from bot.settings.stored import save_settings
 from bot.whatsapp.payloads import body_parameters, template_payload
 from tests.conftest import post_notification
 from tests.payloads import status_notification

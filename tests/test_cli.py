@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from bot.business import BUSINESS_ID
 from bot.db import get_db
 from bot.models import Business, Contact, Message
+from bot.settings.stored import BUSINESS_ID
 from tests.test_autoreply import SHOP
 from tests.test_settings import CONTRACT_EXAMPLE
 

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot.business import save_settings
 from bot.db import get_db
 from bot.models import Contact
+from bot.settings.stored import save_settings
 from tests.test_admin import contact_id, csrf_of, login, make_user
 from tests.test_autoreply import SHOP, SUNDAY_EVENING, TUESDAY_MORNING, at, replies, say
 

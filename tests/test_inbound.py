@@ -40,7 +40,7 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture
 def shop(app: Flask) -> Flask:
-    from bot.business import save_settings
+    from bot.settings.stored import save_settings
 
     with get_db(app).session() as session:
         save_settings(session, SHOP)

@@ -20,9 +20,9 @@ import requests
 from flask import Flask
 from sqlalchemy import create_engine, func, select, text
 
-from bot.business import save_settings
 from bot.db import get_db
 from bot.models import Message
+from bot.settings.stored import save_settings
 from tests.conftest import APP_SECRET, signed_headers
 from tests.fakegraph import FakeGraph
 from tests.payloads import notification

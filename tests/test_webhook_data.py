@@ -15,10 +15,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from bot import create_app
-from bot.business import save_settings
 from bot.db import get_db
 from bot.models import Contact, Message
 from bot.outbound import outbox
+from bot.settings.stored import save_settings
 from tests.conftest import PYWA_UPDATES, load_json, make_env, post_notification
 from tests.fakegraph import FakeGraph, Reply, graph_error
 from tests.payloads import notification, status_notification

@@ -11,8 +11,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.business import seed_demo
 from bot.db import get_db
+from bot.settings.stored import seed_demo
 from tests.conftest import PYWA_UPDATES, examples, load_json, post_notification
 
 json_values = st.recursive(

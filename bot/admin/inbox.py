@@ -22,7 +22,6 @@ from bot.admin.display import (
     window_open,
 )
 from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
-from bot.business import load_settings
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
@@ -31,6 +30,7 @@ from bot.models import Contact, Direction, Label, Message
 from bot.outbound import outbox
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
+from bot.settings.stored import load_settings
 from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
 
 LIST_LIMIT = 200

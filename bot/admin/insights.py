@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.admin.blueprint import bp, now
-from bot.business import load_settings, seed_demo
 from bot.db import get_db
 from bot.hours import OpeningHours, is_open
 from bot.models import Direction, Message
 from bot.rules import AUTO_RULES, Rule
 from bot.settings import DAYS
+from bot.settings.stored import load_settings, seed_demo
 from bot.whatsapp import events
 
 WEEKS = (4, 8, 12, 26)

@@ -25,12 +25,12 @@ from werkzeug.wrappers import Response
 from bot import replies
 from bot.admin.blueprint import bp, now
 from bot.autoreply import simulate
-from bot.business import BUSINESS_ID, load_settings, save_settings, seed_demo
 from bot.db import get_db
 from bot.hours import format_interval, is_open, next_close, next_open
 from bot.models import Business
 from bot.rules import keyword_hits
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError, parse_settings
+from bot.settings.stored import BUSINESS_ID, load_settings, save_settings, seed_demo
 
 DAY_NAMES = {
     "mon": "Monday",

@@ -13,9 +13,9 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from bot import logs
-from bot.business import load_settings
 from bot.db import get_db
 from bot.settings import BusinessSettings
+from bot.settings.stored import load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

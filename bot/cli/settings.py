@@ -7,11 +7,11 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from bot.business import BUSINESS_ID, save_settings, seed_demo
 from bot.cli.common import load_settings_or_fail, migrated
 from bot.db import get_db
 from bot.models import Business
 from bot.settings import SettingsError, dump_settings
+from bot.settings.stored import BUSINESS_ID, save_settings, seed_demo
 
 settings_cli = AppGroup("settings", help="The business settings file (YAML).")
 

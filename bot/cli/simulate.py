@@ -12,12 +12,12 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from bot.autoreply import simulate
-from bot.business import seed_demo
 from bot.cli.common import load_settings_or_fail, migrated, parse_at
 from bot.db import get_db
 from bot.models import Contact
 from bot.replies import render_problems
 from bot.rules import NO_HISTORY, History
+from bot.settings.stored import seed_demo
 
 
 @click.command("simulate")

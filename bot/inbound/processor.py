@@ -24,7 +24,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bot import business, storable
+from bot import storable
 from bot.autoreply import Ready, prepare
 from bot.db import Database
 from bot.inbound import journal
@@ -34,6 +34,7 @@ from bot.inbound.statuses import apply_status
 from bot.models import utcnow
 from bot.rules import Inbound
 from bot.settings import BusinessSettings
+from bot.settings import stored as business
 from bot.whatsapp import events
 
 log = logging.getLogger("tresen.inbound")

@@ -20,8 +20,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bot.business import seed_demo
 from bot.db import get_db
+from bot.settings.stored import seed_demo
 from tests.conftest import ROOT, post_notification
 from tests.fakegraph import FakeGraph
 from tests.payloads import notification

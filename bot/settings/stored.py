@@ -1,4 +1,5 @@
-"""The business's settings as stored: load (parsed once per version), replace, seed the demo."""
+"""The business's settings as stored in the database: load (parsed once per version), replace,
+seed the demo."""
 
 from __future__ import annotations
 
