@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -104,7 +105,8 @@ def cron_trigger(expr: str, timezone: str) -> CronTrigger:
 def trigger_for(broadcast: Broadcast) -> BaseTrigger:
     if broadcast.cron is not None:
         return cron_trigger(broadcast.cron, broadcast.timezone)
-    return DateTrigger(run_date=broadcast.at or utcnow(), timezone=UTC)
+    # A one-off without a time was due when it was created.
+    return DateTrigger(run_date=broadcast.at or broadcast.created_at, timezone=UTC)
 
 
 def job_options(broadcast: Broadcast) -> dict[str, Any]:
@@ -275,7 +277,7 @@ def fire(broadcast_id: int) -> None:
     if service is None:
         log.warning("broadcast %s fired with no scheduler running", broadcast_id)
         return
-    service.start_occurrence(broadcast_id, utcnow())
+    service.start_occurrence(broadcast_id, service.clock())
 
 
 class SchedulerService:
@@ -290,8 +292,10 @@ class SchedulerService:
         lease: float = 10.0,
         batch_size: int = broadcasts.BATCH_SIZE,
         name: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
+        self.clock = clock
         self.tick = tick
         self.lease = timedelta(seconds=lease)
         self.batch_size = batch_size
@@ -311,7 +315,7 @@ class SchedulerService:
         runner.start()
         try:
             while not stop.is_set():
-                now = utcnow()
+                now = self.clock()
                 try:
                     if self.leading:
                         if not self.lock.renew(now):
@@ -361,14 +365,21 @@ class SchedulerService:
             if stop.is_set() or not self.leading:
                 continue
             try:
-                self.sync_jobs()
-                self.process_runs(stop)
-                with self.database.session() as session:
-                    outbox.reconcile_held(session)
-                    outbox.prune_held(session, utcnow() - HOLD_STATUSES_FOR)
+                self.tend(stop)
             except Exception:  # the runner must outlive a bad moment of the database
                 log.exception("scheduler runner: error; trying again")
                 stop.wait(1.0)
+
+    def tend(self, stop: threading.Event) -> None:
+        """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
+        written, held statuses applied or, once old, forgotten."""
+        self.sync_jobs()
+        self.process_runs(stop)
+        # Read after the runs, which may have taken long.
+        now = self.clock()
+        with self.database.session() as session:
+            outbox.reconcile_held(session)
+            outbox.prune_held(session, now - HOLD_STATUSES_FOR)
 
     def sync_jobs(self) -> None:
         """Give every broadcast still to start its APScheduler job; drop cancelled ones'."""
@@ -419,14 +430,17 @@ class SchedulerService:
             broadcasts.write_run(
                 self.database,
                 run_id,
+                clock=self.clock,
                 batch_size=self.batch_size,
                 keep_going=lambda: self.leading and not stop.is_set(),
             )
 
 
-def start_thread(database: Database, stop: threading.Event) -> threading.Thread:
+def start_thread(
+    database: Database, stop: threading.Event, *, clock: Callable[[], datetime] = utcnow
+) -> threading.Thread:
     """The scheduler service on a daemon thread of this process."""
-    service = SchedulerService(database)
+    service = SchedulerService(database, clock=clock)
     thread = threading.Thread(target=service.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
     return thread

@@ -48,6 +48,7 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
         rate=rate,
         concurrency=concurrency,
         lease=timedelta(seconds=lease),
+        clock=app.config["TRESEN_CLOCK"],
     )
 
 
@@ -84,9 +85,15 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     # Its own event: the row goes only once the dispatcher has drained what was in flight.
     beating = threading.Event()
     heartbeat = start_heartbeat(
-        dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, beating
+        dispatcher.database,
+        dispatcher.worker,
+        lambda: dispatcher.sent,
+        beating,
+        clock=dispatcher.clock,
     )
-    scheduler = start_scheduler(Database(get_db(app).url, pool_size=3), stop)
+    scheduler = start_scheduler(
+        Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock
+    )
     freeze_startup_objects()
     dispatcher.run(stop)
     beating.set()
@@ -100,6 +107,12 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
-    start_scheduler(Database(get_db(app).url, pool_size=3), stop)
-    start_heartbeat(dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, stop)
+    start_scheduler(Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock)
+    start_heartbeat(
+        dispatcher.database,
+        dispatcher.worker,
+        lambda: dispatcher.sent,
+        stop,
+        clock=dispatcher.clock,
+    )
     return thread, stop
