@@ -14,13 +14,13 @@ from sqlalchemy import select
 
 from bot import broadcasts
 from bot.audiences import parse_audience
+from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.business import load_settings, seed_demo
 from bot.commands import migrated, parse_at
 from bot.contacts import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts_store import ImportCounts, import_rows
 from bot.db import get_db
 from bot.models import Broadcast, utcnow
-from bot.scheduler import cron_trigger, next_times, trigger_for
 
 IMPORT_BATCH = 1000
 

@@ -11,6 +11,7 @@ from types import FrameType
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
+from bot.broadcasts.scheduler import start_thread as start_scheduler
 from bot.config import Config
 from bot.db import Database, get_db
 from bot.heap import freeze_startup_objects
@@ -18,7 +19,6 @@ from bot.heartbeat import start_thread as start_heartbeat
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.graph import ConsoleTransport, GraphClient, Transport
 from bot.outbound.ratelimit import SharedRate
-from bot.scheduler import start_thread as start_scheduler
 
 log = logging.getLogger("tresen.worker")
 

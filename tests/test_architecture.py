@@ -21,6 +21,7 @@ PURE = {
     "bot.signature",
     "bot.outbound.errors",
     "bot.outbound.backoff",
+    "bot.broadcasts.cron",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -18,8 +18,12 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from bot import broadcasts, scheduler
+from bot import broadcasts
 from bot.audiences import Audience
+from bot.broadcasts import cron, scheduler
+from bot.broadcasts.cron import cron_trigger, next_times
+from bot.broadcasts.leader import LeaseLock, make_lock
+from bot.broadcasts.scheduler import SchedulerService
 from bot.db import Database, get_db
 from bot.models import (
     Broadcast,
@@ -29,7 +33,6 @@ from bot.models import (
     Message,
     apscheduler_jobs,
 )
-from bot.scheduler import LeaseLock, SchedulerService, cron_trigger, make_lock, next_times
 from tests.fakegraph import FakeGraph
 from tests.processes import Process
 from tests.test_dispatcher import (
@@ -74,7 +77,7 @@ def test_cron_times_in_the_business_time_zone(
 def test_a_one_off_time_already_past_still_fires() -> None:
     at = utc(2026, 12, 1, 8)
     b = Broadcast(at=at, cron=None, timezone=BERLIN)
-    assert next_times(scheduler.trigger_for(b), at + timedelta(hours=5), 1) == [at]
+    assert next_times(cron.trigger_for(b), at + timedelta(hours=5), 1) == [at]
 
 
 @pytest.fixture
@@ -339,7 +342,7 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
     ],
 )
 def test_cron_weekdays_mean_what_cron_means(dow: str, names: str) -> None:
-    assert scheduler._weekdays(dow) == names
+    assert cron._weekdays(dow) == names
 
 
 @pytest.mark.slow

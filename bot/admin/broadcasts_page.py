@@ -15,10 +15,10 @@ from bot import broadcasts
 from bot.admin.blueprint import bp, now
 from bot.admin.display import Local
 from bot.audiences import parse_audience
+from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.business import load_settings, seed_demo
 from bot.db import get_db
 from bot.models import Broadcast, Label
-from bot.scheduler import cron_trigger, next_times, trigger_for
 from bot.settings import BusinessSettings
 
 LIST_LIMIT = 100
