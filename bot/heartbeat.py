@@ -96,9 +96,10 @@ def start_thread(
     stop: threading.Event,
     *,
     interval: float = INTERVAL,
+    clock: Callable[[], datetime] = utcnow,
 ) -> threading.Thread:
     """Beat on a daemon thread of its own until `stop` is set."""
-    heartbeat = Heartbeat(database, name, sent, interval=interval)
+    heartbeat = Heartbeat(database, name, sent, interval=interval, clock=clock)
     thread = threading.Thread(target=heartbeat.run, args=(stop,), name="heartbeat", daemon=True)
     thread.start()
     return thread

@@ -12,6 +12,7 @@ from types import FrameType
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
+from bot.broadcasts.scheduler import start_thread as start_scheduler
 from bot.channels.console import ConsoleTransport
 from bot.channels.transport import Transport
 from bot.config import Config
@@ -21,7 +22,6 @@ from bot.heartbeat import start_thread as start_heartbeat
 from bot.inbound.processor import start_thread as start_processor
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
-from bot.scheduler import start_thread as start_scheduler
 from bot.whatsapp.graph import GraphClient
 
 log = logging.getLogger("tresen.worker")
@@ -52,6 +52,7 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
         rate=rate,
         concurrency=concurrency,
         lease=timedelta(seconds=lease),
+        clock=app.config["TRESEN_CLOCK"],
     )
 
 
@@ -88,9 +89,15 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     # Its own event: the row goes only once the dispatcher has drained what was in flight.
     beating = threading.Event()
     heartbeat = start_heartbeat(
-        dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, beating
+        dispatcher.database,
+        dispatcher.worker,
+        lambda: dispatcher.sent,
+        beating,
+        clock=dispatcher.clock,
     )
-    scheduler = start_scheduler(Database(get_db(app).url, pool_size=3), stop)
+    scheduler = start_scheduler(
+        Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock
+    )
     processor = start_inbound(app, stop, dispatcher)
     freeze_startup_objects()
     dispatcher.run(stop)
@@ -107,8 +114,14 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
     start_inbound(app, stop, dispatcher)
-    start_scheduler(Database(get_db(app).url, pool_size=3), stop)
-    start_heartbeat(dispatcher.database, dispatcher.worker, lambda: dispatcher.sent, stop)
+    start_scheduler(Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock)
+    start_heartbeat(
+        dispatcher.database,
+        dispatcher.worker,
+        lambda: dispatcher.sent,
+        stop,
+        clock=dispatcher.clock,
+    )
     return thread, stop
 
 
@@ -121,5 +134,6 @@ def start_inbound(app: Flask, stop: threading.Event, dispatcher: Dispatcher) -> 
         stop,
         ours=config.phone_number_id,
         on_queued=dispatcher.wake,
+        clock=dispatcher.clock,
     )
     return thread

@@ -34,6 +34,7 @@ PURE = {
     "bot.contacts.csvfile",
     "bot.contacts.label_names",
     "bot.contacts.audiences",
+    "bot.broadcasts.cron",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from bot import broadcasts
+from bot.broadcasts import runs
 from bot.contacts.audiences import Audience, parse_audience, window_open
 from bot.contacts.labels import label
 from bot.db import get_db
@@ -278,7 +279,7 @@ def test_a_run_resumes_after_its_last_batch_and_writes_no_one_twice(shop: Flask)
     assert broadcasts.write_batch(get_db(shop), run_id, NOW, batch_size=3)
     # The next batch dies after writing its drafts, before rendering them.
     with get_db(shop).session() as session:
-        assert broadcasts._insert_drafts(session, run_id, NOW, 3) is not None
+        assert runs._insert_drafts(session, run_id, NOW, 3) is not None
     with get_db(shop).session() as session:
         assert session.get_one(BroadcastRun, run_id).cursor == 3  # ids 1-3; 4-6 are drafts
         # As if a batch were written again (a second leader): the unique key ignores it.

@@ -43,9 +43,11 @@ def graph() -> Iterator[FakeGraph]:
         yield fake
 
 
-def queue(app: Flask, n: int, *, prefix: str = "49151000") -> list[int]:
+def queue(
+    app: Flask, n: int, *, prefix: str = "49151000", now: datetime | None = None
+) -> list[int]:
     ids = []
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     with get_db(app).session() as session:
         for i in range(n):
             contact = Contact(wa_id=f"{prefix}{i:05d}", name=f"Kunde {i}")
@@ -168,6 +170,32 @@ def test_a_permanent_error_is_tried_once_and_recorded(app: Flask, graph: FakeGra
     assert message.error_code == 131026
     assert message.error_reason and "131026" in message.error_reason
     assert graph.count == 1
+
+
+def test_claims_settlements_and_due_times_follow_the_dispatchers_clock(
+    app: Flask, graph: FakeGraph
+) -> None:
+    """At an instant far from the wall clock's, a message queued then is due, its retry is
+    due on the same clock's time, and what is recorded carries that clock's instants."""
+    far = datetime(2100, 1, 1, 12, tzinfo=UTC)
+    moment = [far]
+    graph.script([Reply(500, "<html>Internal Server Error</html>")])
+    queue(app, 1, now=far)
+    with Running(app, graph, clock=lambda: moment[0]):
+        wait_until(lambda: rows(app)[0].error_reason is not None)
+        [retried] = rows(app)
+        assert retried.status == "queued"
+        assert retried.next_attempt_at is not None
+        assert far <= retried.next_attempt_at <= far + timedelta(seconds=2)
+        # The backoff's real seconds pass, the clock does not: not due yet.
+        time.sleep(1.2)
+        assert graph.count == 1
+        moment[0] = far + timedelta(minutes=1)
+        wait_until(lambda: settled(app))
+    [sent] = rows(app)
+    assert sent.status == "sent"
+    assert sent.sent_at == sent.status_at == far + timedelta(minutes=1)
+    assert graph.count == 2
 
 
 def test_an_outage_holds_replies_and_then_all_go_out(app: Flask, graph: FakeGraph) -> None:
@@ -433,8 +461,8 @@ def test_a_message_retried_for_24_hours_ends_failed_with_the_reason(
     now = datetime.now(UTC)
     fresh = outbox.Claimed(1, {}, attempts=3, created_at=now - timedelta(hours=1))
     stale = outbox.Claimed(2, {}, attempts=40, created_at=now - timedelta(hours=25))
-    assert dispatcher._after_error(fresh, error).kind == "retry"
-    outcome = dispatcher._after_error(stale, error)
+    assert dispatcher._after_error(fresh, error, now).kind == "retry"
+    outcome = dispatcher._after_error(stale, error, now)
     assert outcome.kind == "failed"
     assert outcome.code == error.code
     assert outcome.reason is not None and outcome.reason.startswith("gave up after 40 attempts: ")
@@ -751,13 +779,13 @@ def test_after_an_uncertain_request_a_reply_waits_and_a_broadcast_message_fails(
         1, {}, attempts=1, created_at=now, uncertain=uncertain, broadcast=broadcast
     )
     timed_out = RetryLater("timeout: ReadTimeout", maybe_sent=True)
-    outcome = dispatcher._after_error(message, timed_out)
+    outcome = dispatcher._after_error(message, timed_out, now)
     assert (outcome.kind, outcome.uncertain) == (kind, True)
     if kind == "retry":
         assert outcome.due is not None and outcome.due >= now + UNCERTAIN_WAIT
     # A request that never left (a refused connection) is retried as before, broadcast or not.
     refused = RetryLater("connection error: NewConnectionError", maybe_sent=False)
-    outcome = dispatcher._after_error(message, refused)
+    outcome = dispatcher._after_error(message, refused, now)
     assert (outcome.kind, outcome.uncertain) == ("retry", False)
     assert outcome.due is not None and outcome.due <= now + timedelta(seconds=2)
 

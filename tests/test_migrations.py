@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
+from datetime import UTC, datetime
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from bot.broadcasts.scheduler import fire, job_options
 from bot.db import alembic_config, get_db
-from bot.models import Base, Label
+from bot.models import Base, Broadcast, Label, apscheduler_jobs
 
 
 def test_migrations_match_the_models(app: Flask) -> None:
@@ -78,3 +85,26 @@ def test_labels_differing_only_in_case_are_merged_into_the_first(app: Flask) -> 
     # And no second spelling can be created, whatever the code that tries.
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(Label).values(name="vIp"))
+
+
+def test_stored_broadcast_jobs_find_their_function_where_it_moved(app: Flask) -> None:
+    engine = get_db(app).engine
+    command.downgrade(alembic_config(engine), "0009_inbound_journal")
+    scheduler = BackgroundScheduler(timezone=UTC)
+    weekly = Broadcast(id=7, cron="0 9 * * 1", timezone="Europe/Berlin")
+    due = datetime(2026, 12, 7, 8, tzinfo=UTC)
+    state = Job(scheduler, **job_options(weekly), next_run_time=due).__getstate__()
+    state["func"] = "bot.scheduler:fire"  # as a worker stored it before the move
+    with engine.begin() as conn:
+        conn.execute(
+            apscheduler_jobs.insert().values(
+                id=state["id"],
+                next_run_time=due.timestamp(),
+                job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+            )
+        )
+    get_db(app).upgrade()
+    store = SQLAlchemyJobStore(engine=engine)
+    store.start(scheduler, "default")
+    [job] = store.get_all_jobs()
+    assert (job.id, job.func, job.next_run_time) == ("broadcast:7", fire, due)

@@ -3,6 +3,7 @@ downtime runs once, the one-scheduler lock, and real worker processes (two of th
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,11 +18,21 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from bot import broadcasts, scheduler
+from bot import broadcasts
+from bot.broadcasts import cron, scheduler
+from bot.broadcasts.cron import cron_trigger, next_times
+from bot.broadcasts.leader import LeaseLock, make_lock
+from bot.broadcasts.scheduler import SchedulerService
 from bot.contacts.audiences import Audience
 from bot.db import Database, get_db
-from bot.models import Broadcast, BroadcastRun, Contact, Message, apscheduler_jobs
-from bot.scheduler import LeaseLock, SchedulerService, cron_trigger, make_lock, next_times
+from bot.models import (
+    Broadcast,
+    BroadcastRun,
+    Contact,
+    HeldStatus,
+    Message,
+    apscheduler_jobs,
+)
 from tests.fakegraph import FakeGraph
 from tests.processes import Process
 from tests.test_dispatcher import (
@@ -33,6 +44,7 @@ from tests.test_dispatcher import (
 )
 
 BERLIN = "Europe/Berlin"
+DAY = timedelta(days=1)
 
 
 def utc(*args: int) -> datetime:
@@ -65,7 +77,7 @@ def test_cron_times_in_the_business_time_zone(
 def test_a_one_off_time_already_past_still_fires() -> None:
     at = utc(2026, 12, 1, 8)
     b = Broadcast(at=at, cron=None, timezone=BERLIN)
-    assert next_times(scheduler.trigger_for(b), at + timedelta(hours=5), 1) == [at]
+    assert next_times(cron.trigger_for(b), at + timedelta(hours=5), 1) == [at]
 
 
 @pytest.fixture
@@ -168,6 +180,38 @@ def test_sync_gives_new_broadcasts_their_job_and_a_due_one_runs_now(
         jobs = set(session.scalars(select(apscheduler_jobs.c.id)))
     assert jobs == {f"{scheduler.JOB_PREFIX}{later}"}
     assert runs(app)[0][0] == b
+
+
+def test_runs_their_messages_and_pruning_follow_the_schedulers_clock(app: Flask) -> None:
+    """Driven by a clock far in the past, the scheduler starts the run, writes its messages
+    and keeps held statuses on that clock's time, not the wall clock's."""
+    past = utc(2001, 2, 3, 4, 5, 6)
+    with get_db(app).session() as session:
+        session.add(Contact(wa_id="4915111111111", name="Anna", opted_in=True))
+        # A day old at `past`: kept (statuses are held two days); years old by the wall clock.
+        session.add(
+            HeldStatus(wamid="wamid.ELSEWHERE", status="delivered", at=past, received_at=past - DAY)
+        )
+    b = new_broadcast(app, at=past)
+    service = SchedulerService(Database(get_db(app).url), tick=0.1, clock=lambda: past)
+    try:
+        assert service.lock.acquire(past)
+        service._lead()
+        service.sync_jobs()
+        wait_until(lambda: len(runs(app)) == 1, timeout=10)
+        service.tend(threading.Event())
+    finally:
+        service._step_down()
+        service.lock.release()
+        service.database.dispose()
+    with get_db(app).session() as session:
+        run = session.scalars(select(BroadcastRun)).one()
+        message = session.scalars(select(Message)).one()
+        held = session.scalar(select(func.count()).select_from(HeldStatus))
+    assert (run.broadcast_id, run.due_at, run.started_at) == (b, past, past)
+    assert (run.status, run.finished_at) == ("written", past)
+    assert message.created_at == message.next_attempt_at == message.status_at == past
+    assert held == 1
 
 
 def test_only_one_holder_of_the_scheduler_lock(app: Flask) -> None:
@@ -298,7 +342,7 @@ def test_sigkill_mid_broadcast_then_restart_reaches_everyone_once(
     ],
 )
 def test_cron_weekdays_mean_what_cron_means(dow: str, names: str) -> None:
-    assert scheduler._weekdays(dow) == names
+    assert cron._weekdays(dow) == names
 
 
 @pytest.mark.slow

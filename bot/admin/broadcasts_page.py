@@ -14,10 +14,10 @@ from werkzeug.wrappers import Response
 from bot import broadcasts
 from bot.admin.blueprint import bp, now
 from bot.admin.display import Local
+from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
 from bot.models import Broadcast, Label
-from bot.scheduler import cron_trigger, next_times, trigger_for
 from bot.settings import BusinessSettings
 from bot.settings.stored import load_settings, seed_demo
 

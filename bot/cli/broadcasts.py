@@ -12,11 +12,11 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from bot import broadcasts
+from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.cli.common import migrated, parse_at
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
 from bot.models import Broadcast, utcnow
-from bot.scheduler import cron_trigger, next_times, trigger_for
 from bot.settings.stored import load_settings, seed_demo
 
 broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, cancel.")

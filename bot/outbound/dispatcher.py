@@ -12,6 +12,10 @@ message is not sent again. Either then fails with a reason saying so, rather tha
 duplicate. What counts is only what went out: each request is marked launched in the database
 before it is posted, and the mark is taken back when Meta's answer is recorded; a message its
 dead sender had claimed but not launched (still waiting for its send slot) is sent normally.
+
+The instants it stores and compares with stored times (claims, leases, settlements, due
+times) come from its `clock`. The shared send rate and the pause after a refused token follow
+the real clock: they pace requests to Meta in real seconds, whatever instant is injected.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +40,7 @@ from sqlalchemy.orm import Session
 from bot.channels.errors import AuthError, RecipientRateLimited, RetryLater, SendError
 from bot.channels.transport import Transport
 from bot.db import Database
+from bot.models import utcnow
 from bot.outbound import backoff, outbox
 from bot.outbound.ratelimit import SharedRate
 
@@ -124,6 +129,7 @@ class Dispatcher:
         poll: float = 0.25,
         worker: str | None = None,
         uncertain_wait: timedelta = UNCERTAIN_WAIT,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.transport = transport
@@ -133,12 +139,13 @@ class Dispatcher:
         self.poll = poll
         self.worker = worker or worker_name()
         self.uncertain_wait = uncertain_wait
+        self.clock = clock
         self.sent = 0
         # Finished requests and launch requests, for the database thread.
         self._inbox: queue.SimpleQueue[Outcome | Launch | None] = queue.SimpleQueue()
         self._launches: list[Launch] = []  # received, not yet marked (database thread only)
         self._closed = False  # the database thread has returned: no launch is marked any more
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # monotonic
         self._renew_at = 0.0  # monotonic
 
     # --- the database thread ---------------------------------------------------------------
@@ -159,10 +166,13 @@ class Dispatcher:
                 done.extend(self._drain())
                 if self._launches:
                     self._mark_launched()
+                # One instant per pass: a pass is a few short transactions, and the next one
+                # starts with a new instant.
+                now = self.clock()
                 if inflight > len(done):
-                    self._renew(inflight - len(done))
+                    self._renew(inflight - len(done), now)
                 if stop.is_set():
-                    if done and self._settle(done):
+                    if done and self._settle(done, now):
                         inflight -= len(done)
                         done = []
                     if inflight == 0:
@@ -180,7 +190,7 @@ class Dispatcher:
                 lingered = time.monotonic() - oldest
                 full = False
                 if want or (done and lingered >= SETTLE_AFTER):
-                    started = self._turn(pool, done, want, stop)
+                    started = self._turn(pool, done, want, stop, now)
                     if started is not None:
                         inflight += started - len(done)
                         done = []
@@ -200,15 +210,19 @@ class Dispatcher:
             self._closed = True
 
     def _turn(
-        self, pool: ThreadPoolExecutor, done: list[Outcome], want: int, stop: threading.Event
+        self,
+        pool: ThreadPoolExecutor,
+        done: list[Outcome],
+        want: int,
+        stop: threading.Event,
+        now: datetime,
     ) -> int | None:
         """Record `done` and claim up to `want` more in one transaction, and start those.
 
         Returns how many were started, or None when the database failed (nothing recorded).
         """
-        if time.time() < self._paused_until:
+        if time.monotonic() < self._paused_until:
             want = 0
-        now = datetime.now(UTC)
         try:
             with self.database.session() as session:
                 self._record(session, done, now)
@@ -226,6 +240,7 @@ class Dispatcher:
             return None
         self._recorded(done)
         try:
+            # Send slots are unix times of the real clock, shared by all processes.
             starts = (
                 self.rate.reserve(len(claimed), time.time())
                 if self.rate and claimed
@@ -247,7 +262,7 @@ class Dispatcher:
             pool.submit(self._send, message, start, stop)
         return len(claimed)
 
-    def _renew(self, holding: int) -> None:
+    def _renew(self, holding: int, now: datetime) -> None:
         """Every third of the lease, extend the claims of the messages still being sent.
 
         A claim that runs out is taken over as possibly sent; while this process lives, a
@@ -255,7 +270,6 @@ class Dispatcher:
         """
         if time.monotonic() < self._renew_at:
             return
-        now = datetime.now(UTC)
         try:
             with self.database.session() as session:
                 outbox.renew(session, self.worker, now=now, lease=self.lease)
@@ -311,10 +325,10 @@ class Dispatcher:
             launch.marked = launch.message_id in marked
             launch.done.set()
 
-    def _settle(self, outcomes: list[Outcome]) -> bool:
+    def _settle(self, outcomes: list[Outcome], now: datetime) -> bool:
         try:
             with self.database.session() as session:
-                self._record(session, outcomes, datetime.now(UTC))
+                self._record(session, outcomes, now)
         except DBAPIError as exc:
             # Kept in memory and written when the database is back; if this process dies
             # first, the lease runs out and the messages are sent again by someone.
@@ -367,7 +381,8 @@ class Dispatcher:
     def _settle_before_exit(self, outcomes: list[Outcome]) -> None:
         """On shutdown, try a little longer to record the last results."""
         for _ in range(10):
-            if self._settle(outcomes):
+            # Each try is its own instant: they are half a second apart.
+            if self._settle(outcomes, self.clock()):
                 return
             time.sleep(0.5)
         log.error("stopping with %d results unrecorded; their leases will expire", len(outcomes))
@@ -383,10 +398,10 @@ class Dispatcher:
         self._inbox.put(outcome)
 
     def _attempt(self, message: outbox.Claimed, start: float, stop: threading.Event) -> Outcome:
-        wait = start - time.time()
+        wait = start - time.time()  # `start` is a slot of the shared rate, in real time
         if wait > 0 and stop.wait(wait):
             return Outcome(message.id, "released")
-        if time.time() < self._paused_until:
+        if time.monotonic() < self._paused_until:
             return Outcome(message.id, "released")
         if not may_send_again(message, message.uncertain):
             # Its claim ran out while it was being sent: the process sending it died.
@@ -400,7 +415,9 @@ class Dispatcher:
         try:
             wamid = self.transport.send(message.payload)
         except SendError as exc:
-            return replace(self._after_error(message, exc), launched=True)
+            # Read when the answer is in, not with the claim: the wait for a send slot and
+            # the request itself may have taken a while, and the next try counts from now.
+            return replace(self._after_error(message, exc, self.clock()), launched=True)
         return Outcome(message.id, "sent", wamid=wamid, launched=True)
 
     def _launch(self, message_id: int) -> bool:
@@ -416,8 +433,7 @@ class Dispatcher:
                 return launch.done.is_set() and launch.marked
         return launch.marked
 
-    def _after_error(self, message: outbox.Claimed, exc: SendError) -> Outcome:
-        now = datetime.now(UTC)
+    def _after_error(self, message: outbox.Claimed, exc: SendError, now: datetime) -> Outcome:
         reason = exc.reason
         if isinstance(exc, AuthError | RetryLater) and now - message.created_at > GIVE_UP_AFTER:
             log.warning(
@@ -430,7 +446,7 @@ class Dispatcher:
                 reason=f"gave up after {message.attempts} attempts: {reason}",
             )
         if isinstance(exc, AuthError):
-            self._paused_until = time.time() + AUTH_PAUSE
+            self._paused_until = time.monotonic() + AUTH_PAUSE
             log.error(
                 "the Graph API refused the access token (%s): sending paused for %ds; "
                 "check WHATSAPP_TOKEN",

@@ -1,0 +1,124 @@
+"""What a broadcast sends: a Jinja text or an approved template with Jinja parameters, checked
+when it is created and rendered for one contact after another."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import replies
+from bot.settings import BusinessSettings
+from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
+
+
+class BroadcastKind(enum.StrEnum):
+    """What a broadcast sends; stored, and each message's Cloud API type."""
+
+    TEXT = "text"
+    TEMPLATE = "template"
+
+
+class BroadcastError(ValueError):
+    """A broadcast cannot be created or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Content:
+    """What is sent: a Jinja text, or an approved template with Jinja body parameters."""
+
+    text: str | None = None
+    template: str | None = None
+    language: str | None = None
+    params: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> BroadcastKind:
+        return BroadcastKind.TEXT if self.text is not None else BroadcastKind.TEMPLATE
+
+    def check(self, settings: BusinessSettings | None = None, now: datetime | None = None) -> None:
+        """Raise BroadcastError unless exactly one form is given and every source compiles;
+        with the settings, also unless each renders within the bounds for sample contacts."""
+        if (self.text is None) == (self.template is None):
+            raise BroadcastError("give either --text or --wa-template")
+        if self.template is not None and not (self.language or "").strip():
+            raise BroadcastError("--wa-template needs --language (e.g. de or en_US)")
+        if self.text is not None and self.params:
+            raise BroadcastError("--param goes with --wa-template, not with --text")
+        if self.text is not None and not self.text.strip():
+            raise BroadcastError("--text is empty")
+        sources = [("--text", self.text)] if self.text is not None else []
+        sources += [(f"--param {i}", p) for i, p in enumerate(self.params, start=1)]
+        for what, source in sources:
+            try:
+                replies.compile_check(source or "")
+            except Exception as exc:  # TemplateSyntaxError and its kin
+                raise BroadcastError(f"{what} is not a valid template: {exc}") from exc
+        if settings is not None and now is not None:
+            _check_bounds(self, settings, now)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Renders one broadcast for one contact after another; the context is built once."""
+
+    content: Content
+    settings: BusinessSettings
+    now: datetime
+    _base: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        base = replies.build_context(
+            self.settings, now=self.now, contact_name=None, wa_id=None, message_text=None
+        )
+        object.__setattr__(self, "_base", replies.formatting(self.settings, base))
+
+    def render(self, source: str, name: str | None, wa_id: str | None) -> str:
+        variables = {
+            **self._base,
+            "contact": replies.Contact(name=name or "", wa_id=wa_id or ""),
+        }
+        return replies.render_source(source, variables)
+
+    def payload(
+        self, recipient: str, name: str | None, wa_id: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The message for one contact and its text; ValueError (with the reason) if the
+        template fails or renders an empty text or parameter, which Meta would refuse."""
+        c = self.content
+        try:
+            if c.text is not None:
+                text = self.render(c.text, name, wa_id)
+                if not text:
+                    raise ValueError("the text rendered empty")
+                return text_payload(recipient, text), text
+            values = [self.render(p, name, wa_id) for p in c.params]
+            assert c.template is not None and c.language is not None
+            return template_payload(
+                recipient, c.template, c.language, body_parameters(values)
+            ), None
+        except ValueError:
+            raise
+        except Exception as exc:  # a sandbox violation or a runtime error in the template
+            raise ValueError(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+
+_SAMPLE_NAMES = ("Anna", "Anna-Lena Maria " * 8, "")
+
+
+def _check_bounds(content: Content, settings: BusinessSettings, now: datetime) -> None:
+    """Raise BroadcastError for a text or parameter that goes over the bounds of a render for
+    sample contacts, before it is sent to a whole audience; a failure that depends on the
+    contact (an empty name) is recorded on that contact's message when the run sends."""
+    renderer = Renderer(content, settings, now)
+    sources = [("--text", content.text)] if content.text is not None else []
+    sources += [(f"--param {i}", p) for i, p in enumerate(content.params, start=1)]
+    for what, source in sources:
+        for name in _SAMPLE_NAMES:
+            try:
+                renderer.render(source or "", name, "491700000000")
+            except replies.TemplateLimitError as exc:
+                raise BroadcastError(f"{what} goes over the bounds of a message: {exc}") from None
+            except Exception:  # noqa: S110 - any other failure is the contact's, see above
+                pass
