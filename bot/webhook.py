@@ -39,7 +39,7 @@ def notification() -> Response:
     database = get_db()
     now = current_app.config["TRESEN_CLOCK"]()
 
-    def record(body: bytes, arrival: journal.Arrival) -> None:
+    def record(body: bytes, arrival: receive.Arrival) -> None:
         try:
             journal.record(database, body, arrival, now)
         except DBAPIError as exc:

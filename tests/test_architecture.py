@@ -19,6 +19,7 @@ PURE = {
     "bot.settings.demo",
     "bot.rules",
     "bot.autoreply",
+    "bot.inbound.receive",
     "bot.replies",
     "bot.sandbox",
     "bot.strain",

@@ -21,6 +21,7 @@ from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.db import get_db
 from bot.inbound import journal
 from bot.inbound.processor import Processor, process_batch
+from bot.inbound.receive import Arrival, Priority
 from bot.models import (
     ConsentEvent,
     Contact,
@@ -359,7 +360,7 @@ def test_a_processor_killed_mid_batch_and_restarted_stores_and_replies_each_mess
     for n in range(count):
         doc = message_doc("Öffnungszeiten?", now, wa_id=f"4915400{n:06d}", wamid=f"wamid.k{n}")
         body = json.dumps(doc).encode()
-        journal.record(database, body, journal.Arrival(journal.Priority.MESSAGES, now), now)
+        journal.record(database, body, Arrival(Priority.MESSAGES, now), now)
     env = {"DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "instance")}
 
     def processed() -> int:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.db import Database
+from bot.inbound.receive import Arrival
 from bot.models import InboundNotification, NotificationState
 from bot.sql import insert_ignore
 
@@ -35,23 +36,6 @@ ERROR_LENGTH = 2000
 
 _journal = cast(Table, InboundNotification.__table__)
 _c = _journal.c
-
-
-class Priority:
-    """Customer messages are processed before status callbacks: a broadcast's 30,000 statuses
-    must not stand between a customer and their answer."""
-
-    MESSAGES = 0
-    CALLBACKS = 1
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """What the web process tells the journal of a notification it parsed: whether a customer
-    message is in it, and its earliest event's time."""
-
-    priority: int
-    sort_at: datetime
 
 
 def digest(body: bytes) -> str:

@@ -15,11 +15,27 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import storable
-from bot.inbound.journal import Arrival, Priority
-from bot.whatsapp import signature
 from bot.whatsapp.events import Event, Malformed, Message, PayloadError, Unhandled, parse, plausible
+from bot.whatsapp.signature import verify
 
 log = logging.getLogger("tresen.webhook")
+
+
+class Priority:
+    """Customer messages are processed before status callbacks: a broadcast's 30,000 statuses
+    must not stand between a customer and their answer."""
+
+    MESSAGES = 0
+    CALLBACKS = 1
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the web process tells the journal of a notification it parsed: whether a customer
+    message is in it, and its earliest event's time."""
+
+    priority: int
+    sort_at: datetime
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,7 @@ def receive(
     journal: Callable[[bytes, Arrival], None],
 ) -> Answer:
     """Check, then journal: `journal` commits the body (or raises StoreUnavailable)."""
-    if app_secret is not None and not signature.verify(body, signature_header, app_secret):
+    if app_secret is not None and not verify(body, signature_header, app_secret):
         log.warning("webhook post refused: missing or wrong X-Hub-Signature-256")
         return Answer(401, "bad signature")
     try:
