@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import click
@@ -13,10 +12,10 @@ from sqlalchemy import select
 
 from bot import broadcasts
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
-from bot.cli.common import migrated, parse_at
+from bot.cli.common import clock_now, migrated, parse_at
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
-from bot.models import Broadcast, utcnow
+from bot.models import Broadcast
 from bot.settings.stored import load_settings, seed_demo
 
 broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, cancel.")
@@ -69,7 +68,7 @@ def broadcast_create(
                 content,
                 chosen,
                 timezone=settings.timezone,
-                now=utcnow(),
+                now=clock_now(),
                 at=at,
                 cron=cron,
             )
@@ -119,7 +118,7 @@ def broadcast_show(broadcast_id: int, as_json: bool) -> None:
     click.echo(f"  audience:  {d['audience']}")
     click.echo(f"  when:      {d['when']}")
     if broadcast.cron is not None and broadcast.cancelled_at is None:
-        upcoming = next_times(trigger_for(broadcast), datetime.now(UTC), 1)
+        upcoming = next_times(trigger_for(broadcast), clock_now(), 1)
         if upcoming:
             tz = ZoneInfo(broadcast.timezone)
             click.echo(f"  next:      {upcoming[0].astimezone(tz).isoformat()}")
@@ -134,7 +133,7 @@ def broadcast_cancel(broadcast_id: int) -> None:
     """Cancel a broadcast: no further runs; messages not yet on their way are not sent."""
     try:
         with get_db(current_app).session() as session:
-            withdrawn = broadcasts.cancel(session, broadcast_id, utcnow())
+            withdrawn = broadcasts.cancel(session, broadcast_id, clock_now())
     except broadcasts.BroadcastError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"broadcast {broadcast_id} cancelled; {withdrawn} messages withdrawn")

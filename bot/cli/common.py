@@ -53,3 +53,9 @@ def load_settings_or_fail(session: Session) -> BusinessSettings:
     if settings is None:
         raise click.ClickException("no business settings yet: run `settings import FILE`")
     return settings
+
+
+def clock_now() -> datetime:
+    """The app's clock: commands read the time here only, so tests can fix it."""
+    now: datetime = current_app.config["TRESEN_CLOCK"]()
+    return now

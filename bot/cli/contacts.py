@@ -8,11 +8,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import migrated
+from bot.cli.common import clock_now, migrated
 from bot.contacts.csvfile import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts.importing import ImportCounts, import_rows
 from bot.db import get_db
-from bot.models import utcnow
 
 IMPORT_BATCH = 1000
 
@@ -52,7 +51,7 @@ def contacts_import(file: str) -> None:
                 good.append(row)
             if good:
                 with database.session() as session:
-                    counts = import_rows(session, good, utcnow())
+                    counts = import_rows(session, good, clock_now())
                 total = ImportCounts(
                     total.created + counts.created,
                     total.updated + counts.updated,

@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import migrated
+from bot.cli.common import clock_now, migrated
 from bot.db import get_db
 from bot.inbound import journal
 from bot.inbound.processor import process_batch
@@ -25,7 +25,7 @@ inbound_cli = AppGroup("inbound", help="Webhook notifications waiting or failed.
 @migrated
 def list_command(failed: bool, as_json: bool) -> None:
     """List notifications not processed yet, and those that failed with their error."""
-    now: datetime = current_app.config["TRESEN_CLOCK"]()
+    now: datetime = clock_now()
     with get_db(current_app).session() as session:
         entries = journal.entries(session, failed_only=failed)
     if as_json:
@@ -62,7 +62,6 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     if bool(ids) == all_failed:
         raise click.UsageError("give notification ids or --all-failed (one of the two)")
     config = current_app.config["TRESEN"]
-    clock = current_app.config["TRESEN_CLOCK"]
     database = get_db(current_app)
     refused = []
     with database.session() as session:
@@ -83,7 +82,7 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     # Processed here and now, in the processor's order; a running worker may take some first.
     for start in range(0, len(chosen), 200):
         process_batch(
-            database, clock(), ours=config.phone_number_id, only=chosen[start : start + 200]
+            database, clock_now(), ours=config.phone_number_id, only=chosen[start : start + 200]
         )
     with database.session() as session:
         states = journal.known_ids(session, chosen)

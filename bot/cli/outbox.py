@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.cli.common import migrated
+from bot.cli.common import clock_now, migrated
 from bot.db import get_db
 from bot.models import Contact, Direction, Message, MessageStatus
 
@@ -141,7 +141,7 @@ def list_command(failed: bool, stuck: bool, as_json: bool) -> None:
     """List failed and stuck outbound messages (both unless one is chosen)."""
     if not failed and not stuck:
         failed = stuck = True
-    now = current_app.config["TRESEN_CLOCK"]()
+    now = clock_now()
     with get_db(current_app).session() as session:
         rows = find(session, failed=failed, stuck=stuck, now=now)
     if as_json:
@@ -164,7 +164,7 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed messages IDS (or --all-failed) back in the queue, attempts from zero."""
     if bool(ids) == all_failed:
         raise click.UsageError("give message ids or --all-failed (one of the two)")
-    now = current_app.config["TRESEN_CLOCK"]()
+    now = clock_now()
     with get_db(current_app).session() as session:
         rows, refused = retry(session, None if all_failed else list(ids), now=now)
     for r in rows:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from bot.autoreply import simulate
-from bot.cli.common import load_settings_or_fail, migrated, parse_at
+from bot.cli.common import clock_now, load_settings_or_fail, migrated, parse_at
 from bot.db import get_db
 from bot.models import Contact
 from bot.replies import render_problems
@@ -84,4 +84,4 @@ def simulate_command(
 
 
 def _instant(text: str | None, timezone: str) -> datetime:
-    return datetime.now(UTC) if text is None else parse_at(text, timezone)
+    return clock_now() if text is None else parse_at(text, timezone)

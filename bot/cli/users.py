@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import migrated
+from bot.cli.common import clock_now, migrated
 from bot.db import get_db
 from bot.users import UserError, check_name, create_or_reset, delete_user, summaries
 
 users_cli = AppGroup("users", help="Users of the admin pages.")
-
-
-def _now() -> datetime:
-    value: datetime = current_app.config["TRESEN_CLOCK"]()
-    return value
 
 
 @users_cli.command("create")
@@ -32,7 +25,7 @@ def users_create(name: str, password: str | None) -> None:
         if pw is None:
             pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         with get_db(current_app).session() as session:
-            created = create_or_reset(session, name, pw, now=_now())
+            created = create_or_reset(session, name, pw, now=clock_now())
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     verb = "created" if created else "updated (new password, logged out everywhere)"
@@ -57,7 +50,7 @@ def users_delete(name: str) -> None:
 def users_list() -> None:
     """List the users of the admin pages: name, last login, open sessions."""
     with get_db(current_app).session() as session:
-        rows = summaries(session, now=_now(), lifetime=current_app.permanent_session_lifetime)
+        rows = summaries(session, now=clock_now(), lifetime=current_app.permanent_session_lifetime)
     if not rows:
         click.echo("no users yet: create one with `flask --app app users create NAME`")
         return

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import ConsentEvent, Contact, Message, utcnow
+from bot.models import ConsentEvent, Contact, Message
 from bot.sql import insert_ignore
 
 _contacts = cast(Table, Contact.__table__)
@@ -46,20 +46,20 @@ _TAKEN = {
 
 
 def find_or_create_contact(
-    session: Session, wa_id: str | None, user_id: str | None, name: str | None = None
+    session: Session, wa_id: str | None, user_id: str | None, now: datetime, name: str | None = None
 ) -> Contact:
     """The contact for a business-scoped user id or a phone number, locked for this transaction
     (see locked_contact)."""
     if session.new or session.dirty:
         session.flush()  # the reload below must not drop changes of this transaction
-    row = locked_contact(session.connection(), wa_id, user_id, name)
+    row = locked_contact(session.connection(), wa_id, user_id, now, name)
     contact = session.get(Contact, row.id, populate_existing=True)
     assert contact is not None
     return contact
 
 
 def locked_contact(
-    conn: Connection, wa_id: str | None, user_id: str | None, name: str | None = None
+    conn: Connection, wa_id: str | None, user_id: str | None, now: datetime, name: str | None = None
 ) -> ContactRow:
     """The contact row for a business-scoped user id or a phone number, created if new and
     locked for this transaction.
@@ -75,7 +75,7 @@ def locked_contact(
         # with the one row instead of one of them failing on a unique key.
         conn.execute(
             insert_ignore(conn, Contact, None),
-            {"wa_id": wa_id, "user_id": user_id, "name": name, "created_at": utcnow()},
+            {"wa_id": wa_id, "user_id": user_id, "name": name, "created_at": now},
         )
         row = _locked(conn, user_id, wa_id)
         assert row is not None

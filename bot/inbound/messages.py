@@ -117,7 +117,7 @@ def store_message(
         session.flush()  # earlier events of this notification, before SQL that bypasses them
     conn = session.connection()
     profile_name = storable.clipped(event.profile_name, NAME_LENGTH)
-    contact = locked_contact(conn, wa_id, user_id, profile_name)
+    contact = locked_contact(conn, wa_id, user_id, now, profile_name)
     name = profile_name or contact.name
     reply = None
     if settings is not None and answer:

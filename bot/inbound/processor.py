@@ -127,7 +127,7 @@ def _status(session: Session, event: events.Status, batch: Batch) -> None:
 def _preference(session: Session, event: events.UserPreference, batch: Batch) -> None:
     # Stopping another number's offers is no word about ours.
     if batch.ours is None or event.phone_number_id in (None, batch.ours):
-        apply_preference(session, event)
+        apply_preference(session, event, batch.now)
 
 
 def _unhandled(_session: Session, _event: events.Unhandled, _batch: Batch) -> None:
