@@ -207,10 +207,12 @@ def test_connections_cut_during_traffic_answer_503_and_lose_nothing(
             assert sum(cut) > 0, "no connection was cut"
             assert set(statuses) <= {200, 503}, Counter(statuses)
             accepted = {f"wamid.{run}.{i:05d}" for i, s in enumerate(statuses) if s == 200}
-            assert accepted <= set(inbound_wamids(app))
+            # Journalled before the 200; stored once processed, cuts and all.
+            wait_until(lambda: accepted <= set(inbound_wamids(app)), 60, "accepted stored")
             refused = [b for b, s in zip(bodies, statuses, strict=True) if s == 503]
             # Meta delivers again what got a 503; now that the database answers, it is stored.
             assert Counter(post_all(urls, refused, 8)) == ({200: len(refused)} if refused else {})
+            wait_until(lambda: len(inbound_wamids(app)) == 600, 60, "all stored")
             stored = inbound_wamids(app)
             assert len(stored) == 600 and set(stored.values()) == {1}
             wait_until(lambda: graph.count >= 600, 40, "600 replies sent")
