@@ -158,12 +158,13 @@ class FakeGraph:
     """A real HTTP server answering ``POST /{version}/{phone_number_id}/messages``.
 
     Success answers have Meta's shape, with a unique ``wamid.`` id per message; read
-    receipts answer ``{"success": true}``. With ``journal`` set, each accepted message appends
-    a line ``<time.monotonic()> <to> <wamid>`` to that file as it arrives (the clock is the
-    machine's, so other processes can tell how long a message took to get here). Scripted answers (`script`) are used first,
+    receipts answer ``{"success": true}``. Scripted answers (`script`) are used first,
     in order; `fail_all` answers every request with one error until `recover`.
     With ``token`` set, a request without ``Authorization: Bearer <token>`` gets 401,
     Graph code 190. With ``record=False`` only counters are kept (for benchmarks).
+    With ``journal`` set, each accepted message appends a line ``<time.monotonic()> <to>
+    <wamid>`` to that file as it arrives: the clock is the machine's, so another process can
+    tell when its message got here.
     """
 
     def __init__(
@@ -339,7 +340,7 @@ class FakeGraph:
         return reply
 
     def _write_journal(self, payload: Any, body: Mapping[str, Any] | str | None) -> None:
-        """One line per accepted message, flushed at once so it can be read meanwhile (lock held)."""
+        """One line per accepted message, flushed so it can be read meanwhile (lock held)."""
         if self._journal is None or not isinstance(body, Mapping) or not body.get("messages"):
             return
         to = payload.get("to") if isinstance(payload, dict) else None
