@@ -304,28 +304,41 @@ def wait_for_output(process: Process, needle: str, timeout: float = 30.0) -> Non
 
 
 @contextlib.contextmanager
-def fake_graph(latency: float, where: Path) -> Iterator[tuple[Process, str]]:
-    """tests.fakegraph as a process of its own (it must not share a GIL with what is measured)."""
+def fake_graph(
+    latency: float, where: Path, journal: Path | None = None
+) -> Iterator[tuple[Process, str]]:
+    """tests.fakegraph as a process of its own (it must not share a GIL with what is measured),
+    answering each message after `latency` seconds; with `journal`, a line per accepted message
+    in that file (see read_journal)."""
     port = free_port()
-    process = Process(
-        [
-            PYTHON,
-            "-m",
-            "tests.fakegraph",
-            "--port",
-            str(port),
-            "--latency",
-            str(latency),
-            "--token",
-            TOKEN,
-            "--quiet",
-        ],
-        {},
-        where / f"fakegraph-{port}.log",
-    )
+    args = [PYTHON, "-m", "tests.fakegraph", "--port", str(port), "--latency", str(latency)]
+    args += ["--token", TOKEN, "--quiet"]
+    if journal is not None:
+        args += ["--journal", str(journal)]
+    process = Process(args, {}, where / f"fakegraph-{port}.log")
     with process:
         wait_for_port(port, process)
         yield process, f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the fake Graph API accepted: when it arrived (time.monotonic), to whom, and
+    the wamid it answered with."""
+
+    at: float
+    to: str
+    wamid: str
+
+
+def read_journal(journal: Path) -> list[Sent]:
+    """The messages the fake Graph API accepted so far, oldest first."""
+    try:
+        raw = journal.read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    whole = raw[: raw.rfind("\n") + 1]  # a line being written is not whole yet
+    return [Sent(float(at), to, wamid) for at, to, wamid in map(str.split, whole.splitlines())]
 
 
 def _stat_fields(path: Path) -> list[str] | None:

@@ -121,7 +121,7 @@ def request_bytes(host: str, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> tuple[int, bool]:
     """Send one request and read its whole answer: the status code, and whether the server
@@ -166,7 +166,7 @@ async def send_all(
                 # Connected when there is something to send, as HTTP clients do: gunicorn gives
                 # a new connection a thread that waits for its first request.
                 connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await _exchange(*connection, request)
+                status, keep = await exchange(*connection, request)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 status, keep = 0, False
             latencies.append((loop.time() - due) * 1000)
