@@ -17,6 +17,11 @@ Next to Tresen's closed loop, the same wrk load against this machine's floor (be
 Flask under the same gunicorn settings checking the signature and committing the raw body in
 one INSERT to the same database. What the floor misses, no design that stores a message before
 acknowledging it meets on this machine with this stack.
+
+Last, per database, the broadcast status burst (bench.status_burst): Meta's sent, delivered and
+read callbacks of a 5,000-recipient broadcast going out at SEND_RATE=80, with customers'
+texts at 20/s; also whether the broadcast's funnel ends exact and how soon after its
+acknowledgement each customer's reply is in the outbox (goal: p99 at most 1 s).
 """
 
 from __future__ import annotations
