@@ -42,7 +42,7 @@ def signed(body: bytes, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(header.encode(), expected.encode())
 
 
-def customer_texts(notification: Any) -> Iterator[str]:
+def text_senders(notification: Any) -> Iterator[str]:
     """The sender of each customer text message in a notification."""
     if not isinstance(notification, dict):
         return
@@ -62,7 +62,7 @@ def webhook() -> Response:
         notification = json.loads(body)
     except ValueError:
         return Response("body is not valid JSON", 400)
-    for sender in customer_texts(notification):
+    for sender in text_senders(notification):
         payload = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
