@@ -309,7 +309,7 @@ def fake_graph(
 ) -> Iterator[tuple[Process, str]]:
     """tests.fakegraph as a process of its own (it must not share a GIL with what is measured),
     answering each message after `latency` seconds; with `journal`, a line per accepted message
-    in that file (see read_journal)."""
+    in that file (see JournalTail)."""
     port = free_port()
     args = [PYTHON, "-m", "tests.fakegraph", "--port", str(port), "--latency", str(latency)]
     args += ["--token", TOKEN, "--quiet"]
@@ -331,14 +331,25 @@ class Sent:
     wamid: str
 
 
-def read_journal(journal: Path) -> list[Sent]:
-    """The messages the fake Graph API accepted so far, oldest first."""
-    try:
-        raw = journal.read_text("utf-8")
-    except FileNotFoundError:
-        return []
-    whole = raw[: raw.rfind("\n") + 1]  # a line being written is not whole yet
-    return [Sent(float(at), to, wamid) for at, to, wamid in map(str.split, whole.splitlines())]
+class JournalTail:
+    """The fake Graph API's journal read as it grows: each `new()` gives the messages accepted
+    since the last, so a sender polling it often does not reread it all."""
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self._offset = 0
+
+    def new(self) -> list[Sent]:
+        try:
+            with self.journal.open("rb") as f:
+                f.seek(self._offset)
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        whole = raw[: raw.rfind(b"\n") + 1]  # a line being written is not whole yet
+        self._offset += len(whole)
+        lines = whole.decode("utf-8").splitlines()
+        return [Sent(float(at), to, wamid) for at, to, wamid in map(str.split, lines)]
 
 
 def _stat_fields(path: Path) -> list[str] | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    JournalTail,
     Sent,
     app_env,
     backend_cpu_seconds,
@@ -38,7 +39,6 @@ from bench.common import (
     own_cpu_seconds,
     percentile,
     print_table,
-    read_journal,
     run_alone,
     wait_for_output,
     workdir,
@@ -203,9 +203,14 @@ def closed_loop(
 def wait_for_replies(journal: Path, wanted: set[str], deadline: float) -> list[Sent]:
     """The fake's accepted messages once every contact in `wanted` has had one, or at the
     deadline (time.monotonic)."""
+    tail = JournalTail(journal)
+    sent: list[Sent] = []
+    waiting = set(wanted)
     while True:
-        sent = read_journal(journal)
-        if wanted <= {s.to for s in sent} or time.monotonic() >= deadline:
+        new = tail.new()
+        sent += new
+        waiting.difference_update(s.to for s in new)
+        if not waiting or time.monotonic() >= deadline:
             return sent
         time.sleep(0.1)
 

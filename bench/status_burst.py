@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    JournalTail,
     app_env,
     backend_cpu_seconds,
     fake_graph,
     fresh_database,
     group_cpu_seconds,
     own_cpu_seconds,
-    read_journal,
     read_rows,
     wait_for_output,
 )
@@ -189,6 +189,7 @@ async def _load(
         """Customers' texts on their schedule, and the callbacks of each broadcast message
         the fake accepts, until every recipient's message was accepted (or the deadline)."""
         seen: set[str] = set()
+        tail = JournalTail(journal)
         next_customer = 0
         while len(seen) < len(recipients) and loop.time() < deadline:
             horizon = loop.time() + 0.2
@@ -199,7 +200,7 @@ async def _load(
                     due, False, customer(next_customer), request_bytes(hostport, PATH, body)
                 )
                 next_customer += 1
-            for sent in read_journal(journal):
+            for sent in tail.new():
                 if sent.to in recipients and sent.to not in seen:
                     seen.add(sent.to)
                     wall = int(time.time())
