@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--db sqlite|postgresql|both] [NAME ...]`: the benchmarks, one
 table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack,
-broadcast, robustness (each also runs alone as `python -m bench.NAME`)."""
+broadcast, robustness, end_to_end (each also runs alone as `python -m bench.NAME`)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def _robustness(quick: bool, databases: list[str]) -> None:
     robustness.run(quick, databases)
 
 
+def _end_to_end(quick: bool, databases: list[str]) -> None:
+    from bench import end_to_end
+
+    end_to_end.run(quick, databases)
+
+
 def _broadcast(quick: bool, databases: list[str]) -> None:
     try:
         module = importlib.import_module("bench.broadcast")
@@ -55,6 +61,7 @@ BENCHMARKS: dict[str, Callable[[bool, list[str]], None]] = {
     "webhook_ack": _webhook_ack,
     "broadcast": _broadcast,
     "robustness": _robustness,
+    "end_to_end": _end_to_end,
 }
 
 

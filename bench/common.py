@@ -304,28 +304,52 @@ def wait_for_output(process: Process, needle: str, timeout: float = 30.0) -> Non
 
 
 @contextlib.contextmanager
-def fake_graph(latency: float, where: Path) -> Iterator[tuple[Process, str]]:
-    """tests.fakegraph as a process of its own (it must not share a GIL with what is measured)."""
+def fake_graph(
+    latency: float, where: Path, journal: Path | None = None
+) -> Iterator[tuple[Process, str]]:
+    """tests.fakegraph as a process of its own (it must not share a GIL with what is measured),
+    answering each message after `latency` seconds; with `journal`, a line per accepted message
+    in that file (see JournalTail)."""
     port = free_port()
-    process = Process(
-        [
-            PYTHON,
-            "-m",
-            "tests.fakegraph",
-            "--port",
-            str(port),
-            "--latency",
-            str(latency),
-            "--token",
-            TOKEN,
-            "--quiet",
-        ],
-        {},
-        where / f"fakegraph-{port}.log",
-    )
+    args = [PYTHON, "-m", "tests.fakegraph", "--port", str(port), "--latency", str(latency)]
+    args += ["--token", TOKEN, "--quiet"]
+    if journal is not None:
+        args += ["--journal", str(journal)]
+    process = Process(args, {}, where / f"fakegraph-{port}.log")
     with process:
         wait_for_port(port, process)
         yield process, f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the fake Graph API accepted: when it arrived (time.monotonic), to whom, and
+    the wamid it answered with."""
+
+    at: float
+    to: str
+    wamid: str
+
+
+class JournalTail:
+    """The fake Graph API's journal read as it grows: each `new()` gives the messages accepted
+    since the last, so a sender polling it often does not reread it all."""
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self._offset = 0
+
+    def new(self) -> list[Sent]:
+        try:
+            with self.journal.open("rb") as f:
+                f.seek(self._offset)
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        whole = raw[: raw.rfind(b"\n") + 1]  # a line being written is not whole yet
+        self._offset += len(whole)
+        lines = whole.decode("utf-8").splitlines()
+        return [Sent(float(at), to, wamid) for at, to, wamid in map(str.split, lines)]
 
 
 def _stat_fields(path: Path) -> list[str] | None:

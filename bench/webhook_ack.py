@@ -17,6 +17,11 @@ Next to Tresen's closed loop, the same wrk load against this machine's floor (be
 Flask under the same gunicorn settings checking the signature and committing the raw body in
 one INSERT to the same database. What the floor misses, no design that stores a message before
 acknowledging it meets on this machine with this stack.
+
+Last, per database, the broadcast status burst (bench.status_burst): Meta's sent, delivered and
+read callbacks of a 5,000-recipient broadcast going out at SEND_RATE=80, with customers'
+texts at 20/s; also whether the broadcast's funnel ends exact and how soon after its
+acknowledgement each customer's reply is in the outbox (goal: p99 at most 1 s).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ PACED_RATES = (100.0, 200.0)
 WRK_THREADS = 2
 CLOSED_LOOP = "as fast as answered (wrk)"
 FLOOR = "floor: one INSERT (wrk)"
+BURST = "broadcast status burst"
+GOAL_REPLY_QUEUED_MS = 1000.0
 
 
 def settings_yaml(today: datetime) -> str:
@@ -121,7 +128,7 @@ def request_bytes(host: str, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> tuple[int, bool]:
     """Send one request and read its whole answer: the status code, and whether the server
@@ -166,7 +173,7 @@ async def send_all(
                 # Connected when there is something to send, as HTTP clients do: gunicorn gives
                 # a new connection a thread that waits for its first request.
                 connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await _exchange(*connection, request)
+                status, keep = await exchange(*connection, request)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 status, keep = 0, False
             latencies.append((loop.time() - due) * 1000)
@@ -396,6 +403,45 @@ def run_one(
     return results, totals
 
 
+def burst(kind: str, where: Path, quick: bool) -> tuple[Result, str]:
+    """The broadcast status burst (bench.status_burst) as a row, and a note on its funnel and
+    on how soon the customers' replies were in the outbox."""
+    # Imported here: it builds on this module's senders.
+    from bench import status_burst
+
+    b = status_burst.measure(kind, where, quick)
+    load = Load(
+        [1000 * (p.acked - p.due) for p in b.posts],
+        {},
+        b.seconds,
+        1000 * b.senders_cpu_seconds / max(len(b.posts), 1),
+    )
+    for p in b.posts:
+        load.statuses[p.status] = load.statuses.get(p.status, 0) + 1
+    web, worker, database = b.cpu_seconds
+    n = max(len(b.posts), 1)
+    cpu = CpuPerPost(
+        1000 * web / n, 1000 * worker / n, None if database is None else 1000 * database / n
+    )
+    result = Result.of(kind, BURST, load, cpu)
+    delays = b.reply_delays_ms
+    reply_p99 = summarize(delays).p99 if delays else None
+    replies_ok = reply_p99 is not None and reply_p99 <= GOAL_REPLY_QUEUED_MS
+    replies_ok = replies_ok and len(delays) == b.customers
+    f = b.funnel
+    note = (
+        f"{kind}, {BURST}: {len(b.posts) - b.customers:,} callbacks for a broadcast to "
+        f"{b.recipients:,} at SEND_RATE={status_burst.SEND_RATE} and {b.customers:,} customer "
+        f"texts at {status_burst.CUSTOMER_RATE:g}/s; funnel at the end: total {f.get('total')}, "
+        f"sent {f.get('sent')}, delivered {f.get('delivered')}, read {f.get('read')}, failed "
+        f"{f.get('failed')}: {'exact' if b.funnel_exact else 'NOT EXACT'}; a customer's reply "
+        f"in the outbox {'-' if reply_p99 is None else f'{reply_p99:.0f}'} ms after the ack "
+        f"at p99 ({len(delays):,} of {b.customers:,} found; goal <= "
+        f"{GOAL_REPLY_QUEUED_MS:g} ms: {'met' if replies_ok else 'MISSED'})"
+    )
+    return result, note
+
+
 def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")) -> list[Result]:
     duration = 3.0 if quick else 10.0
     results: list[Result] = []
@@ -418,6 +464,9 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             more, counted = run_one(kind, graph_url, where, duration, scripts)
             results += more
             totals.append(counted)
+            result, note = burst(kind, where, quick)
+            results.append(result)
+            notes.append(note)
     floors = {r.database: r.requests / r.seconds for r in results if r.mode == FLOOR}
     rows: list[list[Any]] = []
     verdicts = []

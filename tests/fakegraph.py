@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Self
+from pathlib import Path
+from typing import Any, NamedTuple, Self, TextIO
 
 from bot.whatsapp.payloads import describe
 
@@ -161,6 +162,9 @@ class FakeGraph:
     in order; `fail_all` answers every request with one error until `recover`.
     With ``token`` set, a request without ``Authorization: Bearer <token>`` gets 401,
     Graph code 190. With ``record=False`` only counters are kept (for benchmarks).
+    With ``journal`` set, each accepted message appends a line ``<time.monotonic()> <to>
+    <wamid>`` to that file as it arrives: the clock is the machine's, so another process can
+    tell when its message got here.
     """
 
     def __init__(
@@ -172,8 +176,11 @@ class FakeGraph:
         token: str | None = None,
         verbose: bool = False,
         host: str = "127.0.0.1",
+        journal: Path | None = None,
     ) -> None:
         self.latency = latency
+        self._journal_path = journal
+        self._journal: TextIO | None = None
         self.record = record
         self.token = token
         self.verbose = verbose
@@ -198,6 +205,8 @@ class FakeGraph:
     def start(self) -> Self:
         if self._server is not None:
             return self
+        if self._journal_path is not None:
+            self._journal = self._journal_path.open("a", encoding="utf-8")
         server = _Server((self._host, self._port), _Handler)
         server.fake = self
         self._server = server
@@ -222,6 +231,10 @@ class FakeGraph:
                 connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._lock:
+            journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -320,10 +333,19 @@ class FakeGraph:
                 reply = self._natural(path, headers, payload)
             if 200 <= reply.status < 300:
                 self._accepted += 1
+                self._write_journal(payload, reply.body)
         if self.verbose:
             what = describe(payload) if isinstance(payload, dict) else repr(raw[:80])
             logger.info("%s %s -> %d %s", path, what, reply.status, _short(reply.body))
         return reply
+
+    def _write_journal(self, payload: Any, body: Mapping[str, Any] | str | None) -> None:
+        """One line per accepted message, flushed so it can be read meanwhile (lock held)."""
+        if self._journal is None or not isinstance(body, Mapping) or not body.get("messages"):
+            return
+        to = payload.get("to") if isinstance(payload, dict) else None
+        self._journal.write(f"{time.monotonic():.6f} {to} {body['messages'][0]['id']}\n")
+        self._journal.flush()
 
     def _natural(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply:
         """What Meta would answer, absent a script or an outage (lock held)."""
@@ -368,6 +390,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     parser.add_argument("--token", default=None, help="require this bearer token")
     parser.add_argument("--quiet", action="store_true", help="do not log each message")
+    parser.add_argument(
+        "--journal", type=Path, default=None, help="append a line per accepted message to this file"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     fake = FakeGraph(
@@ -377,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         token=args.token,
         verbose=not args.quiet,
         host=args.host,
+        journal=args.journal,
     )
     with fake:
         print(f"fake Graph API on {fake.url} (latency {args.latency}s); Ctrl-C stops", flush=True)

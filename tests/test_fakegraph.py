@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,19 @@ def test_stop_ends_idle_keep_alive_connections() -> None:
 
         with pytest.raises(RetryLater):
             graph.send(text_payload(TO, "Hallo"))
+
+
+def test_a_journal_holds_a_line_per_accepted_message(tmp_path: Path) -> None:
+    journal = tmp_path / "sends.txt"
+    with (
+        FakeGraph(journal=journal) as fake,
+        GraphClient(fake.url, "v23.0", "106540352242922", "t") as graph,
+    ):
+        before = time.monotonic()
+        wamid = graph.send(text_payload(TO, "Hallo"))
+        graph.mark_read("wamid.IN")
+        [line] = journal.read_text().splitlines()
+
+    at, to, logged = line.split()
+    assert (to, logged) == (TO, wamid)
+    assert before <= float(at) <= time.monotonic()
