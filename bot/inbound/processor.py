@@ -41,7 +41,7 @@ log = logging.getLogger("tresen.inbound")
 
 # How many notifications one transaction takes. SQLite has one writer: a transaction holds
 # the web's journal INSERTs up, so its batches are kept short.
-BATCH = {"postgresql": 200, "sqlite": 50}
+BATCH = {"postgresql": 200, "sqlite": 10}
 # SQLite has no LISTEN: the processor of another process looks this often.
 SQLITE_POLL = 0.05
 # PostgreSQL wakes it by NOTIFY; this only bounds how long a lost one could delay it.
