@@ -1013,7 +1013,7 @@ def test_preview_renders_each_rule_for_the_chosen_time(admin: FlaskClient) -> No
     previews = result["previews"]
     assert previews["custom"]["rule"] == "greeting"
     assert previews["away"]["rule"] == "away"
-    assert "Mittwoch, 11. März 2026, 12:30 (closed)" in previews["away"]["when"]
+    assert "Mittwoch, 11. März 2026, 12:30 (geschlossen)" in previews["away"]["when"]
     assert "Blumen Müller" in previews["away"]["text"]
     assert previews["greeting"]["rule"] == "greeting"
     assert previews["kw-0"]["rule"] == "keyword"

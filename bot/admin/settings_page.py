@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,10 +26,17 @@ from bot import replies
 from bot.admin.blueprint import bp, now
 from bot.autoreply import simulate
 from bot.db import get_db
-from bot.hours import format_interval, is_open, next_close, next_open
+from bot.hours import OpeningHours, format_interval, is_open, next_close, next_open
 from bot.models import Business
-from bot.rules import keyword_hits
-from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError, parse_settings
+from bot.rules import Rule, keyword_hits
+from bot.settings import (
+    DAYS,
+    WHEN,
+    BusinessSettings,
+    KeywordRule,
+    SettingsError,
+    parse_settings,
+)
 from bot.settings.stored import BUSINESS_ID, load_settings, save_settings, seed_demo
 
 DAY_NAMES = {
@@ -371,6 +378,104 @@ def validate(state: FormState) -> tuple[str, BusinessSettings | None, dict[str, 
 
 # --- previews ---------------------------------------------------------------------------------
 
+# How late the late-message previews arrive: past the usual limit for away and greeting
+# (an hour) but within the day keyword answers keep coming, and past that day.
+LATE = timedelta(hours=2)
+VERY_LATE = timedelta(days=2)
+LATE_ROWS = ("late-away", "late-keyword", "late-old", "late-optout")
+
+# What the previews say, in the business's language (German for de*, else English), as the
+# reply texts they show are: the shop owner reads both side by side.
+WORDS: dict[str, dict[str, str]] = {
+    "open": {"en": "open", "de": "geöffnet"},
+    "closed": {"en": "closed", "de": "geschlossen"},
+    "never_closed": {
+        "en": "never closed within a year",
+        "de": "innerhalb eines Jahres nie geschlossen",
+    },
+    "never_open": {
+        "en": "never open within a year",
+        "de": "innerhalb eines Jahres nie geöffnet",
+    },
+    "never_matching_time": {
+        "en": "never at a matching time within a year",
+        "de": "innerhalb eines Jahres nie zur passenden Zeit",
+    },
+    "type_matching": {
+        "en": "type a matching message into the test box to see this reply",
+        "de": "Geben Sie oben eine passende Testnachricht ein, um diese Antwort zu sehen",
+    },
+    "title:late-away": {
+        "en": "Arrives 2 hours late, while you are closed:",
+        "de": "Kommt 2 Stunden zu spät an, während geschlossen ist:",
+    },
+    "title:late-keyword": {
+        "en": "A keyword question, 2 hours late:",
+        "de": "Eine Frage mit Stichwort, 2 Stunden zu spät:",
+    },
+    "title:late-old": {
+        "en": "Arrives 2 days late:",
+        "de": "Kommt 2 Tage zu spät an:",
+    },
+    "title:late-optout": {
+        "en": "A stop word, 2 days late:",
+        "de": "Ein Stopp-Wort, 2 Tage zu spät:",
+    },
+    "late_unanswered": {
+        "en": "Kept in the inbox, no automatic reply: it was sent more than {minutes} minutes "
+        "before it arrived, too late for an away or greeting message.",
+        "de": "Landet im Posteingang, ohne automatische Antwort: Die Nachricht wurde mehr als "
+        "{minutes} Minuten vor dem Eintreffen geschickt – zu spät für eine Abwesenheits- oder "
+        "Begrüßungsnachricht.",
+    },
+    "day_old_unanswered": {
+        "en": "Kept in the inbox, no automatic reply at all: after a day nothing is answered "
+        "automatically, not even a keyword.",
+        "de": "Landet im Posteingang, ganz ohne automatische Antwort: Nach einem Tag wird "
+        "nichts mehr automatisch beantwortet, auch kein Stichwort.",
+    },
+    "never_answered": {
+        "en": "Kept in the inbox, no automatic reply (there would be none on time either).",
+        "de": "Landet im Posteingang, ohne automatische Antwort (auch pünktlich käme keine).",
+    },
+    "still_answered_keyword": {
+        "en": "Still answered: keyword questions get their answer for up to a day.",
+        "de": "Wird trotzdem beantwortet: Fragen mit Stichwort bekommen bis zu einen Tag lang "
+        "ihre Antwort.",
+    },
+    "still_answered": {
+        "en": "Still answered: it arrived within {minutes} minutes of being sent.",
+        "de": "Wird trotzdem beantwortet: Die Nachricht kam binnen {minutes} Minuten nach dem "
+        "Absenden an.",
+    },
+    "optout_applied": {
+        "en": "Unsubscribed: this customer gets no more offers and news. No confirmation is "
+        "sent, the word came more than a day late.",
+        "de": "Abgemeldet: Dieser Kunde bekommt keine Angebote und Neuigkeiten mehr. Eine "
+        "Bestätigung geht nicht mehr raus, das Wort kam über einen Tag zu spät.",
+    },
+    "no_keywords": {
+        "en": "Add a keyword rule with words to see this.",
+        "de": "Legen Sie eine Stichwort-Regel mit Wörtern an, um das hier zu sehen.",
+    },
+    "no_stop_words": {
+        "en": "No stop words set.",
+        "de": "Keine Stopp-Wörter eingetragen.",
+    },
+}
+
+
+def say(key: str, lang: str, **values: object) -> str:
+    """A preview's wording in `lang` ("de" or "en")."""
+    texts = WORDS[key]
+    return texts.get(lang, texts["en"]).format(**values)
+
+
+def late_titles(locale: str) -> dict[str, str]:
+    """The late-message previews' headings, in the language of `locale`."""
+    lang = replies.language(locale)
+    return {key: say(f"title:{key}", lang) for key in LATE_ROWS}
+
 
 def _preview_at(text: str, tz: ZoneInfo, default: datetime) -> datetime:
     try:
@@ -380,62 +485,144 @@ def _preview_at(text: str, tz: ZoneInfo, default: datetime) -> datetime:
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
 
+def _keyword_moment(
+    rule: KeywordRule, hours: OpeningHours, at: datetime, open_now: bool
+) -> datetime | None:
+    # The first moment from `at` on when the rule answers at all.
+    if rule.when == "open" and not open_now:
+        return next_open(hours, at)
+    if rule.when == "closed" and open_now:
+        return next_close(hours, at)
+    return at
+
+
 def previews(settings: BusinessSettings, *, at: datetime, text: str) -> dict[str, dict[str, Any]]:
-    """What each rule would send, each at a moment it applies, through `simulate`."""
+    """What each rule would send, each at a moment it applies, and what happens to a message
+    that arrives late; all through `simulate`."""
     tz = ZoneInfo(settings.timezone)
     hours = settings.hours
+    lang = replies.language(settings.locale)
     open_now = is_open(hours, at)
+    out: dict[str, dict[str, Any]] = {}
 
-    def run(key: str, message: str | None, moment: datetime | None, label: str) -> None:
+    def when(moment: datetime, open_then: bool) -> str:
+        return _when(moment, tz, settings.locale, say("open" if open_then else "closed", lang))
+
+    def run(key: str, message: str | None, moment: datetime | None, *, missing: str) -> None:
         if moment is None:
-            out[key] = {"rule": None, "text": None, "when": "", "note": label}
+            out[key] = {"rule": None, "text": None, "when": "", "note": say(missing, lang)}
             return
         result = simulate(settings, text=message, at=moment)
         out[key] = {
             "rule": result.rule,
             "text": result.text,
-            "when": _when(moment, tz, settings.locale, result.is_open),
+            "when": when(moment, result.is_open),
             "note": None,
         }
 
-    out: dict[str, dict[str, Any]] = {}
-    run("custom", text or None, at, "")
+    def late(
+        key: str,
+        message: str | None,
+        moment: datetime | None,
+        sent_before: timedelta,
+        *,
+        missing: str,
+        unanswered: str,
+    ) -> None:
+        # The message once on time and once late: the difference is the late policy's
+        # doing, so the rules stay in one place and only their outcome is put into words.
+        title = say(f"title:{key}", lang)
+        if moment is None:
+            out[key] = {
+                "title": title,
+                "rule": None,
+                "text": None,
+                "when": "",
+                "note": say(missing, lang),
+            }
+            return
+        on_time = simulate(settings, text=message, at=moment)
+        result = simulate(settings, text=message, at=moment, sent_at=moment - sent_before)
+        minutes = settings.stale_after_minutes
+        if result.text is not None:
+            note = "still_answered_keyword" if result.rule == Rule.KEYWORD else "still_answered"
+        elif result.rule == Rule.OPTOUT:
+            note = "optout_applied"
+        elif on_time.rule is not None:
+            note = unanswered
+        else:
+            note = "never_answered"
+        out[key] = {
+            "title": title,
+            "rule": result.rule,
+            "text": result.text,
+            "when": when(moment, result.is_open),
+            "note": say(note, lang, minutes=minutes),
+        }
+
+    run("custom", text or None, at, missing="")  # `at` itself: never missing
     closed_at = at if not open_now else next_close(hours, at)
-    run("away", None, closed_at, "never closed within a year")
+    run("away", None, closed_at, missing="never_closed")
     opened_at = at if open_now else next_open(hours, at)
-    run("greeting", None, opened_at, "never open within a year")
+    run("greeting", None, opened_at, missing="never_open")
     # The same bounded search as for a customer's message: a test text is as untrusted.
     hits = keyword_hits(settings.keywords, text)
+    question: tuple[str, datetime | None] | None = None  # the first keyword rule's question
     for i, rule in enumerate(settings.keywords):
-        moment: datetime | None = at
-        if rule.when == "open" and not open_now:
-            moment = next_open(hours, at)
-        elif rule.when == "closed" and open_now:
-            moment = next_close(hours, at)
+        moment = _keyword_moment(rule, hours, at, open_now)
         if rule.pattern is not None:
             if i not in hits.found:
-                out[f"kw-{i}"] = {
-                    "rule": None,
-                    "text": None,
-                    "when": "",
-                    "note": "type a matching message into the test box to see this reply",
-                }
+                note = say("type_matching", lang)
+                out[f"kw-{i}"] = {"rule": None, "text": None, "when": "", "note": note}
                 continue
             sample = text
         else:
             sample = rule.match[0]
-        run(f"kw-{i}", sample, moment, "never at a matching time within a year")
+        if question is None:
+            question = (sample, moment)
+        run(f"kw-{i}", sample, moment, missing="never_matching_time")
+
+    late("late-away", None, closed_at, LATE, missing="never_closed", unanswered="late_unanswered")
+    sample_text, sample_at = question or (None, None)
+    late(
+        "late-keyword",
+        sample_text,
+        sample_at,
+        LATE,
+        missing="no_keywords" if question is None else "never_matching_time",
+        unanswered="late_unanswered",
+    )
+    # The keyword question if there is one: after a day not even that is answered.
+    if sample_at is None:
+        sample_text, sample_at = None, closed_at
+    late(
+        "late-old",
+        sample_text,
+        sample_at,
+        VERY_LATE,
+        missing="never_closed",
+        unanswered="day_old_unanswered",
+    )
+    stop = settings.optout_stop[0] if settings.optout_stop else None
+    late(
+        "late-optout",
+        stop,
+        at if stop else None,
+        VERY_LATE,
+        missing="no_stop_words",
+        unanswered="day_old_unanswered",
+    )
     return out
 
 
-def _when(moment: datetime, tz: ZoneInfo, locale: str, open_then: bool) -> str:
+def _when(moment: datetime, tz: ZoneInfo, locale: str, open_word: str) -> str:
     local = moment.astimezone(tz)
     try:
         day = babel.dates.format_date(local, "full", locale=locale)
         text = f"{day}, {babel.dates.format_time(local, 'short', locale=locale)}"
     except (ValueError, LookupError):
         text = local.strftime("%a %Y-%m-%d %H:%M")
-    return f"{text} ({'open' if open_then else 'closed'})"
+    return f"{text} ({open_word})"
 
 
 # --- choices ----------------------------------------------------------------------------------
@@ -472,6 +659,7 @@ def _render(state: FormState, errors: dict[str, str], status: int = 200) -> tupl
             countries=[code for code, _ in countries()],
             subdivisions=subdivisions,
             locales=LOCALES,
+            late_titles=late_titles(state.locale),
             preview_at=now()
             .astimezone(ZoneInfo(state.timezone or "UTC"))
             .strftime("%Y-%m-%dT%H:%M")

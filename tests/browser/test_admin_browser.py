@@ -233,6 +233,28 @@ def test_edit_the_hours_and_see_the_preview_change(app: Flask, page: Any, site: 
     page.locator(".flash", has_text="Settings saved.").wait_for()
     assert page.input_value("input[name=hours-sun-0-start]") == "10:00"
     assert page.input_value("input[name=hours-wed-0-start]") == ""
+
+
+def test_the_late_message_previews_follow_the_form(app: Flask, page: Any, site: str) -> None:
+    log_in(page, site)
+    page.click("nav >> text=Settings")
+    page.wait_for_url(re.compile(r"/admin/settings$"))
+    page.fill("input[name=preview_at]", "2026-03-11T10:00")
+    late = page.locator('[data-preview="late-away"]')
+    page.wait_for_function(
+        "() => document.querySelector('[data-preview=late-away] .p-rule').textContent"
+        ".includes('mehr als 60 Minuten')"
+    )
+    assert late.locator(".p-title").inner_text().startswith("Kommt 2 Stunden zu spät")
+    # An English locale and a longer limit, not saved: the row follows both, live.
+    page.fill("input[name=locale]", "en_US")
+    page.fill("input[name=stale_minutes]", "180")
+    page.wait_for_function(
+        "() => document.querySelector('[data-preview=late-away] .p-rule').textContent"
+        ".startsWith('Still answered')"
+    )
+    assert late.locator(".p-title").inner_text().startswith("Arrives 2 hours late")
+    assert "Blumen Müller" in late.locator(".p-text").inner_text()
     page.set_viewport_size(PHONE)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "settings-phone.png"))

@@ -256,6 +256,8 @@
           var p = (result.previews || {})[box.dataset.preview];
           box.classList.remove("stale");
           box.classList.toggle("none", !p || !p.text);
+          // The late-message previews name their case in the business's language, which the form can change.
+          if (p && p.title) box.querySelector(".p-title").textContent = p.title;
           box.querySelector(".p-when").textContent = p ? (p.when ? "at " + p.when : "") : "";
           box.querySelector(".p-rule").textContent = p ? (p.note || (p.rule ? "rule: " + p.rule : "no automatic reply")) : (result.ok ? "" : "fix the error above to see the preview");
           box.querySelector(".p-text").textContent = p && p.text ? p.text : "";

@@ -1,0 +1,127 @@
+"""The settings page's previews of late messages: what the late policy does with the settings
+as they stand in the form, worded in the business's language."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bot.admin.settings_page import LATE_ROWS, WORDS
+from bot.db import get_db
+from bot.settings.stored import seed_demo
+from tests.test_admin import NOW, Clock, csrf_of, login, make_user, settings_form
+
+# The demo shop is open on Wednesday 11 March 2026 at 10:00 and closes at 12:30.
+AT = "2026-03-11T10:00"
+
+
+@pytest.fixture
+def owner(app: Flask, client: FlaskClient) -> FlaskClient:
+    app.config["TRESEN_CLOCK"] = Clock(NOW)
+    make_user(app)
+    with get_db(app).session() as session:
+        seed_demo(session)
+    assert login(client).status_code == 302
+    return client
+
+
+def late_previews(owner: FlaskClient, **changes: str) -> dict[str, dict[str, object]]:
+    data, _ = settings_form(owner)
+    data.update({"preview_text": "Hallo", "preview_at": AT, **changes})
+    result = owner.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is True, result["errors"]
+    return {key: result["previews"][key] for key in LATE_ROWS}
+
+
+def without(data: dict[str, str], *prefixes: str) -> dict[str, str]:
+    return {k: v for k, v in data.items() if not k.startswith(prefixes)}
+
+
+def test_late_messages_in_german(owner: FlaskClient) -> None:
+    rows = late_previews(owner)
+    away = rows["late-away"]
+    assert away["title"] == "Kommt 2 Stunden zu spät an, während geschlossen ist:"
+    assert (away["rule"], away["text"]) == (None, None)
+    assert "Landet im Posteingang" in str(away["note"])
+    assert "mehr als 60 Minuten" in str(away["note"])
+    assert "12:30 (geschlossen)" in str(away["when"])
+    keyword = rows["late-keyword"]
+    assert keyword["rule"] == "keyword"
+    assert "Unsere Öffnungszeiten" in str(keyword["text"])
+    assert str(keyword["note"]).startswith("Wird trotzdem beantwortet")
+    old = rows["late-old"]
+    assert (old["rule"], old["text"]) == (None, None)
+    assert "Nach einem Tag" in str(old["note"])
+    assert "auch kein Stichwort" in str(old["note"])
+    optout = rows["late-optout"]
+    assert (optout["rule"], optout["text"]) == ("optout", None)
+    assert str(optout["note"]).startswith("Abgemeldet")
+    assert "keine Angebote und Neuigkeiten mehr" in str(optout["note"])
+
+
+def test_late_messages_in_english_with_the_limit_from_the_form(owner: FlaskClient) -> None:
+    # Not saved: the previews use the form as it stands.
+    rows = late_previews(owner, locale="en_US", stale_minutes="90")
+    away = rows["late-away"]
+    assert away["title"] == "Arrives 2 hours late, while you are closed:"
+    assert away["rule"] is None
+    assert "Kept in the inbox" in str(away["note"])
+    assert "more than 90 minutes" in str(away["note"])
+    assert "(closed)" in str(away["when"])
+    assert rows["late-keyword"]["rule"] == "keyword"
+    assert str(rows["late-keyword"]["note"]).startswith("Still answered")
+    assert rows["late-old"]["rule"] is None
+    assert "after a day nothing is answered" in str(rows["late-old"]["note"])
+    assert (rows["late-optout"]["rule"], rows["late-optout"]["text"]) == ("optout", None)
+    assert str(rows["late-optout"]["note"]).startswith("Unsubscribed")
+
+
+def test_a_longer_limit_still_gets_the_away_reply(owner: FlaskClient) -> None:
+    away = late_previews(owner, stale_minutes="180")["late-away"]
+    assert away["rule"] == "away"
+    assert "Blumen Müller" in str(away["text"])
+    assert "binnen 180 Minuten" in str(away["note"])
+
+
+def test_late_previews_without_away_greeting_keywords_or_stop_words(owner: FlaskClient) -> None:
+    data, _ = settings_form(owner)
+    data = without(data, "away_on", "greeting_on", "kw-")
+    data.update({"optout_stop": "", "optout_start": "", "preview_at": AT, "locale": "en_GB"})
+    result = owner.post("/admin/settings/preview", data=data).get_json()
+    assert result["ok"] is True, result["errors"]
+    rows = result["previews"]
+    assert rows["late-away"]["rule"] is None
+    assert "there would be none on time either" in rows["late-away"]["note"]
+    assert rows["late-keyword"]["note"] == "Add a keyword rule with words to see this."
+    assert rows["late-optout"]["note"] == "No stop words set."
+    # Saved like that, the page still shows the late-message previews.
+    saved = owner.post("/admin/settings", data=data)
+    assert saved.status_code == 302
+    page = owner.get("/admin/settings")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-preview="late-away"' in html
+    assert "A stop word, 2 days late:" in html
+
+
+def test_the_page_shows_the_late_previews_in_the_business_language(owner: FlaskClient) -> None:
+    html = owner.get("/admin/settings").get_data(as_text=True)
+    csrf_of(html)  # the form still carries its token
+    for key in LATE_ROWS:
+        assert f'data-preview="{key}"' in html
+    assert "Kommt 2 Stunden zu spät an, während geschlossen ist:" in html
+    assert "Ein Stopp-Wort, 2 Tage zu spät:" in html
+    assert "Arrives 2 hours late" not in html
+
+
+def test_every_preview_wording_is_in_german_and_english() -> None:
+    fields = string.Formatter()
+    for key, texts in WORDS.items():
+        assert set(texts) == {"de", "en"}, key
+        assert all(t.strip() for t in texts.values()), key
+        # The same values go into both.
+        names = {lang: {f for _, f, _, _ in fields.parse(t) if f} for lang, t in texts.items()}
+        assert names["de"] == names["en"], key
