@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,6 +61,13 @@ class Database:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._turn, self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success: for a write that needs
+        no ORM session, on the paths where a session's own cost shows (the webhook's)."""
+        with self._turn, self.engine.begin() as conn:
+            yield conn
 
     def ping(self) -> bool:
         try:

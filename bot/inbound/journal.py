@@ -119,8 +119,8 @@ def _insert(database: Database, params: dict[str, Any]) -> None:
         with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(_PG_RECORD, params)
     else:
-        with database.session() as session:
-            session.execute(insert_ignore(session, InboundNotification, ["digest"]), params)
+        with database.transaction() as conn:
+            conn.execute(insert_ignore(conn, InboundNotification, ["digest"]), params)
 
 
 # --- the processor's reads and marks -----------------------------------------------------------
