@@ -68,6 +68,16 @@ def echo_table(header: str, lines: Iterable[str]) -> None:
         click.echo(line.rstrip())
 
 
+def retry_choice(what: str) -> Callable[[F], F]:
+    """A `retry` command's parameters: the ids of the failed `what`s, or --all-failed."""
+
+    def add(func: F) -> F:
+        func = click.option("--all-failed", is_flag=True, help=f"Every failed {what}.")(func)
+        return click.argument("ids", nargs=-1, type=int)(func)
+
+    return add
+
+
 def check_retry_choice(ids: tuple[int, ...], all_failed: bool, what: str) -> None:
     """A `retry` command takes ids or --all-failed, exactly one of the two."""
     if bool(ids) == all_failed:

@@ -10,7 +10,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import check_retry_choice, clock_now, echo_table, finish_retry, migrated
+from bot.cli.common import (
+    check_retry_choice,
+    clock_now,
+    echo_table,
+    finish_retry,
+    migrated,
+    retry_choice,
+)
 from bot.db import get_db
 from bot.inbound import journal
 from bot.inbound.processor import process_batch
@@ -57,8 +64,7 @@ def list_command(failed: bool, as_json: bool) -> None:
 
 
 @inbound_cli.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all-failed", is_flag=True, help="Every failed notification.")
+@retry_choice("notification")
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Process failed notifications IDS (or --all-failed) again, now."""

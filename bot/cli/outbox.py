@@ -14,7 +14,14 @@ from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.cli.common import check_retry_choice, clock_now, echo_table, finish_retry, migrated
+from bot.cli.common import (
+    check_retry_choice,
+    clock_now,
+    echo_table,
+    finish_retry,
+    migrated,
+    retry_choice,
+)
 from bot.db import get_db
 from bot.models import Contact, Direction, Message, MessageStatus
 
@@ -160,8 +167,7 @@ def list_command(failed: bool, stuck: bool, as_json: bool) -> None:
 
 
 @outbox_cli.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all-failed", is_flag=True, help="Every failed message.")
+@retry_choice("message")
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed messages IDS (or --all-failed) back in the queue, attempts from zero."""
