@@ -69,19 +69,21 @@ def echo_table(header: str, lines: Iterable[str]) -> None:
 
 
 def retry_choice(what: str) -> Callable[[F], F]:
-    """A `retry` command's parameters: the ids of the failed `what`s, or --all-failed."""
+    """A `retry` command's parameters: the ids of the failed `what`s, or --all-failed;
+    exactly one of the two."""
 
     def add(func: F) -> F:
-        func = click.option("--all-failed", is_flag=True, help=f"Every failed {what}.")(func)
-        return click.argument("ids", nargs=-1, type=int)(func)
+        @functools.wraps(func)
+        def checked(ids: tuple[int, ...], all_failed: bool) -> Any:
+            if bool(ids) == all_failed:
+                raise click.UsageError(f"give {what} ids or --all-failed (one of the two)")
+            return func(ids, all_failed)
+
+        with_flag = click.option("--all-failed", is_flag=True, help=f"Every failed {what}.")
+        with_ids = click.argument("ids", nargs=-1, type=int)
+        return with_ids(with_flag(checked))  # type: ignore[return-value]
 
     return add
-
-
-def check_retry_choice(ids: tuple[int, ...], all_failed: bool, what: str) -> None:
-    """A `retry` command takes ids or --all-failed, exactly one of the two."""
-    if bool(ids) == all_failed:
-        raise click.UsageError(f"give {what} ids or --all-failed (one of the two)")
 
 
 def finish_retry(refused: Iterable[str], summary: str, *, all_done: bool = True) -> None:

@@ -11,7 +11,6 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.cli.common import (
-    check_retry_choice,
     clock_now,
     echo_table,
     finish_retry,
@@ -68,7 +67,6 @@ def list_command(failed: bool, as_json: bool) -> None:
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Process failed notifications IDS (or --all-failed) again, now."""
-    check_retry_choice(ids, all_failed, "notification")
     config = current_app.config["TRESEN"]
     database = get_db(current_app)
     refused = []

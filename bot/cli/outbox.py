@@ -15,7 +15,6 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.cli.common import (
-    check_retry_choice,
     clock_now,
     echo_table,
     finish_retry,
@@ -171,7 +170,6 @@ def list_command(failed: bool, stuck: bool, as_json: bool) -> None:
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed messages IDS (or --all-failed) back in the queue, attempts from zero."""
-    check_retry_choice(ids, all_failed, "message")
     now = clock_now()
     with get_db(current_app).session() as session:
         rows, refused = retry(session, None if all_failed else list(ids), now=now)
