@@ -55,3 +55,16 @@ def status_notification(wamid: str, status: str, ts: int, **extra: Any) -> dict[
         }
     ]
     return doc
+
+
+def json_paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside a JSON document, as a tuple of keys and indexes; the
+    empty path is the document itself."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found += json_paths(child, (*prefix, key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += json_paths(child, (*prefix, index))
+    return found

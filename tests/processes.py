@@ -15,6 +15,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# This interpreter's scripts (flask, gunicorn) first, then the system's.
+PATH = f"{BIN}:/usr/bin:/bin"
 
 
 def free_port() -> int:
@@ -23,13 +25,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def run(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end in the checkout, its output captured as text."""
+    return subprocess.run(
+        args, cwd=ROOT, env={"PATH": PATH, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
 class Process:
     """A child process with its output in a file, stopped (and reaped) on exit."""
 
     def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
         self.log_path = log
         self._log = log.open("wb")
-        full_env = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **env}
+        full_env = {"PATH": PATH, "PYTHONUNBUFFERED": "1", **env}
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,

@@ -97,6 +97,13 @@ def contact_id(app: Flask, wa_id: str = "4915112345678") -> int:
     return found
 
 
+def conversation(app: Flask, admin: FlaskClient, *, at: datetime = NOW) -> tuple[int, str]:
+    """A customer writes at `at`; their contact id and the conversation page the admin sees."""
+    receive(admin, at=at)
+    cid = contact_id(app)
+    return cid, admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+
+
 def outbound(app: Flask) -> list[Message]:
     with get_db(app).session() as session:
         query = select(Message).where(Message.direction == "out").order_by(Message.id)
@@ -562,9 +569,7 @@ def test_poll_returns_only_new_messages(app: Flask, admin: FlaskClient) -> None:
 
 
 def test_reply_by_hand_is_queued_in_the_outbox(app: Flask, admin: FlaskClient) -> None:
-    receive(admin)
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin)
     response = admin.post(
         f"/admin/inbox/{cid}/reply",
         data={"text": "  Ja, rote und weiße.  ", "csrf_token": csrf_of(html)},
@@ -583,9 +588,7 @@ def test_reply_by_hand_is_queued_in_the_outbox(app: Flask, admin: FlaskClient) -
 
 
 def test_reply_as_json_for_the_page_script(app: Flask, admin: FlaskClient) -> None:
-    receive(admin)
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin)
     answer = admin.post(
         f"/admin/inbox/{cid}/reply",
         data={"text": "Gern!", "csrf_token": csrf_of(html)},
@@ -604,9 +607,7 @@ def test_reply_as_json_for_the_page_script(app: Flask, admin: FlaskClient) -> No
 def test_outside_the_24_hour_window_only_a_template_is_offered(
     app: Flask, admin: FlaskClient
 ) -> None:
-    receive(admin, at=NOW - timedelta(hours=25))
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin, at=NOW - timedelta(hours=25))
     assert 'id="reply-form"' not in html
     assert "only allows an approved message template" in html
     refused = admin.post(
@@ -643,9 +644,7 @@ def test_outside_the_24_hour_window_only_a_template_is_offered(
 
 
 def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
-    receive(admin)
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin)
     response = admin.post(
         f"/admin/inbox/{cid}/template",
         data={"name": "", "language": "de", "csrf_token": csrf_of(html)},
@@ -655,9 +654,7 @@ def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
 
 
 def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient) -> None:
-    receive(admin)
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin)
     admin.post(
         f"/admin/inbox/{cid}/labels",
         data={"labels": "Stammkunde, Hochzeit , Stammkunde", "csrf_token": csrf_of(html)},
@@ -685,9 +682,7 @@ def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient)
 
 
 def test_the_admins_opt_in_and_out_is_on_the_consent_record(app: Flask, admin: FlaskClient) -> None:
-    receive(admin)
-    cid = contact_id(app)
-    html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    cid, html = conversation(app, admin)
     admin.post(f"/admin/inbox/{cid}/optin", data={"opted_in": "y", "csrf_token": csrf_of(html)})
     app.config["TRESEN_CLOCK"].at = NOW + timedelta(hours=2)
     admin.post(f"/admin/inbox/{cid}/optin", data={"csrf_token": csrf_of(html)})

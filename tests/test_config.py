@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError, load
+from tests.processes import run
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL = {
     "WHATSAPP_TOKEN": "EAAG-token",
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
@@ -89,7 +88,6 @@ def test_a_missing_variable_stops_the_start_with_one_line(
     tmp_path: Path, command: list[str]
 ) -> None:
     env = {
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "WHATSAPP_TOKEN": "EAAG-token",
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "WHATSAPP_VERIFY_TOKEN": "verify-me",
@@ -98,7 +96,7 @@ def test_a_missing_variable_stops_the_start_with_one_line(
     }
     if command[0] == "python":
         command = [sys.executable, *command[1:]]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = run(command, env)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert lines == [

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
@@ -186,10 +187,20 @@ def test_a_file_without_a_wa_id_header_is_refused(text: str, message: str) -> No
         list(read_contacts(text))
 
 
-def write(tmp_path: Path, text: str, name: str = "contacts.csv") -> str:
-    path = tmp_path / name
+def import_csv(
+    runner: FlaskCliRunner, folder: Path, text: str, name: str = "contacts.csv"
+) -> Result:
+    """`contacts import` of a file holding `text`."""
+    path = folder / name
     path.write_bytes(text.encode())
-    return str(path)
+    return runner.invoke(args=["contacts", "import", str(path)])
+
+
+def imported(runner: FlaskCliRunner, folder: Path, text: str, name: str = "contacts.csv") -> str:
+    """What a `contacts import` that must succeed prints."""
+    result = import_csv(runner, folder, text, name)
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def contacts(app: Flask) -> dict[str, Contact]:
@@ -211,25 +222,23 @@ def consent(app: Flask) -> list[tuple[str, bool, str]]:
 def test_import_creates_and_updates_never_duplicates(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    first = write(
+    output = imported(
+        runner,
         tmp_path,
         "wa_id,name,labels,opted_in\n"
         "+49 151 11111111,Anna,vip;Stammkunde,true\n"
         "+49 151 22222222,Ben,,false\n"
         "0151 3333333,Cem,,true\n",
     )
-    result = runner.invoke(args=["contacts", "import", first])
-    assert result.exit_code == 0, result.output
-    assert "line 4: '0151 3333333' has no country code" in result.output
-    assert "2 contacts imported: 2 new, 0 updated, 0 unchanged; 1 bad rows skipped" in result.output
-    second = write(
+    assert "line 4: '0151 3333333' has no country code" in output
+    assert "2 contacts imported: 2 new, 0 updated, 0 unchanged; 1 bad rows skipped" in output
+    output = imported(
+        runner,
         tmp_path,
         "\ufeffwa_id;name;labels;opted_in\n4915111111111;Anna Müller;VIP;\n+4915122222222;;;ja\n",
         "again.csv",
     )
-    result = runner.invoke(args=["contacts", "import", second])
-    assert result.exit_code == 0, result.output
-    assert "2 contacts imported: 0 new, 2 updated" in result.output
+    assert "2 contacts imported: 0 new, 2 updated" in output
     found = contacts(app)
     assert set(found) == {"4915111111111", "4915122222222"}
     anna, ben = found["4915111111111"], found["4915122222222"]
@@ -245,10 +254,8 @@ def test_import_creates_and_updates_never_duplicates(
 def test_import_finds_labels_whatever_their_case_and_keeps_the_first_spelling(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    first = write(tmp_path, "wa_id,labels\n+4915111111111,Straße\n")
-    assert runner.invoke(args=["contacts", "import", first]).exit_code == 0
-    second = write(tmp_path, "wa_id,labels\n+4915122222222,STRASSE\n", "again.csv")
-    assert runner.invoke(args=["contacts", "import", second]).exit_code == 0
+    imported(runner, tmp_path, "wa_id,labels\n+4915111111111,Straße\n")
+    imported(runner, tmp_path, "wa_id,labels\n+4915122222222,STRASSE\n", "again.csv")
     found = contacts(app)
     assert [lb.name for c in found.values() for lb in c.labels] == ["Straße", "Straße"]
 
@@ -256,7 +263,8 @@ def test_import_finds_labels_whatever_their_case_and_keeps_the_first_spelling(
 def test_import_reports_an_unclosed_quote_and_imports_the_rows_after_it(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    path = write(
+    output = imported(
+        runner,
         tmp_path,
         "wa_id,name,labels,opted_in\n"
         "+49 151 11111111,Anna,,true\n"
@@ -265,10 +273,8 @@ def test_import_reports_an_unclosed_quote_and_imports_the_rows_after_it(
         "+49 151 44444444,Dana,,true\n"
         "+49 151 55555555,Emil,,false\n",
     )
-    result = runner.invoke(args=["contacts", "import", path])
-    assert result.exit_code == 0, result.output
-    assert "line 3: unclosed quote" in result.output
-    assert "4 contacts imported: 4 new, 0 updated, 0 unchanged; 1 bad rows skipped" in result.output
+    assert "line 3: unclosed quote" in output
+    assert "4 contacts imported: 4 new, 0 updated, 0 unchanged; 1 bad rows skipped" in output
     assert set(contacts(app)) == {
         "4915111111111",
         "4915133333333",
@@ -280,9 +286,7 @@ def test_import_reports_an_unclosed_quote_and_imports_the_rows_after_it(
 def test_import_of_a_file_without_the_header_changes_nothing(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    result = runner.invoke(
-        args=["contacts", "import", write(tmp_path, "phone,name\n+4915111111111,A\n")]
-    )
+    result = import_csv(runner, tmp_path, "phone,name\n+4915111111111,A\n")
     assert result.exit_code != 0
     assert "no wa_id column" in result.output
     assert contacts(app) == {}

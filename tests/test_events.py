@@ -39,6 +39,7 @@ from bot.whatsapp.events import (
     parse,
 )
 from tests.conftest import examples
+from tests.payloads import json_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "meta"
 PYWA = FIXTURES / "pywa"
@@ -986,24 +987,12 @@ def _step(node: Any, key: Any) -> Any:
     return node[key]
 
 
-def _paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path to a value inside a JSON document, as a tuple of keys and indexes."""
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
 @settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_real_notifications_raise_only_payload_error(data: st.DataObject) -> None:
     doc = copy.deepcopy(data.draw(st.sampled_from(DOCUMENTS), label="document"))
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        path = data.draw(st.sampled_from(_paths(doc)), label="path")
+        path = data.draw(st.sampled_from(json_paths(doc)), label="path")
         if not path:
             doc = data.draw(json_values, label="replacement")
             continue
@@ -1046,7 +1035,7 @@ def _without(doc: object, path: tuple[Any, ...]) -> object:
 def test_every_value_of_every_notification_replaced_or_removed(index: int) -> None:
     """Each value of a real notification swapped for an odd one, and each key or item dropped."""
     doc = DOCUMENTS[index]
-    for path in _paths(doc):
+    for path in json_paths(doc):
         for value in ODD_VALUES:
             _only_payload_errors(_replaced(doc, path, value))
         if path:

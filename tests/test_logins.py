@@ -76,6 +76,13 @@ def browser_with(app: Flask, cookie: str) -> FlaskClient:
     return other
 
 
+def logged_in_twice(app: Flask, client: FlaskClient) -> FlaskClient:
+    """The owner logs in with `client`; another browser, given a copy of its session cookie."""
+    make_user(app)
+    assert log_in(client).status_code == 302
+    return browser_with(app, cookie_of(client))
+
+
 # --- throttling -------------------------------------------------------------------------------
 
 
@@ -279,9 +286,7 @@ def test_proxy_address_is_believed_only_from_a_proxy(app: Flask) -> None:
 def test_logout_ends_the_session_for_a_copied_cookie_too(
     app: Flask, client: FlaskClient, clock: Clock
 ) -> None:
-    make_user(app)
-    assert log_in(client).status_code == 302
-    copy = browser_with(app, cookie_of(client))
+    copy = logged_in_twice(app, client)
     assert copy.get("/admin/inbox").status_code == 200
     logout = client.post("/admin/logout", data={"csrf_token": token(client, "/admin/inbox")})
     assert logout.status_code == 302
@@ -293,9 +298,7 @@ def test_logout_ends_the_session_for_a_copied_cookie_too(
 def test_a_new_password_from_the_command_line_ends_every_session(
     app: Flask, client: FlaskClient, clock: Clock
 ) -> None:
-    make_user(app)
-    assert log_in(client).status_code == 302
-    copy = browser_with(app, cookie_of(client))
+    copy = logged_in_twice(app, client)
     result = app.test_cli_runner().invoke(
         args=["users", "create", "owner", "--password", "a new password"]
     )

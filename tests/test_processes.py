@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ from bot.models import InboundNotification, Message, utcnow
 from bot.whatsapp.signature import sign
 from tests.conftest import APP_SECRET
 from tests.payloads import notification
-from tests.processes import ROOT, Process, free_port, gunicorn, wait_healthy
+from tests.processes import Process, free_port, gunicorn, run, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -67,15 +66,8 @@ def test_concurrent_redelivery_to_two_processes_stores_each_message_once(
 
 
 def test_release_command_migrates_an_empty_database(database_url: str, tmp_path: Path) -> None:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "DATABASE_URL": database_url}
-    done = subprocess.run(
-        ["flask", "--app", "app", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"DATABASE_URL": database_url}
+    done = run(["flask", "--app", "app", "db", "upgrade"], env)
     assert done.returncode == 0, done.stderr
     engine = create_engine(load(env, tmp_path).database_url)
     with engine.connect() as conn:
@@ -135,18 +127,10 @@ def test_procfile_processes_answer_a_customer_through_the_graph_api(
             "GRAPH_API_URL": graph.url,
             "GRAPH_API_VERSION": "v24.0",
         }
-        path_env = {**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
         settings_file = tmp_path / "shop.yaml"
         settings_file.write_text(SHOP, encoding="utf-8")
         for command in (["db", "upgrade"], ["settings", "import", str(settings_file)]):
-            done = subprocess.run(
-                ["flask", "--app", "app", *command],
-                cwd=ROOT,
-                env=path_env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            done = run(["flask", "--app", "app", *command], env)
             assert done.returncode == 0, done.stderr
         web, url = gunicorn(env, tmp_path / "web.log")
         worker = Process(["flask", "--app", "app", "worker"], env, tmp_path / "worker.log")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bot.db import get_db
 from bot.settings.stored import seed_demo
 from tests.conftest import PYWA_UPDATES, examples, load_json, post_notification
+from tests.payloads import json_paths
 
 json_values = st.recursive(
     st.none()
@@ -30,22 +31,11 @@ json_values = st.recursive(
 REAL = [body for path in sorted(PYWA_UPDATES.glob("*.json")) for body in load_json(path).values()]
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            found += _paths(value, (*prefix, i))
-    return found
-
-
 @st.composite
 def mutated_notifications(draw: st.DrawFn) -> Any:
     doc = copy.deepcopy(draw(st.sampled_from(REAL)))
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(doc)))
+        path = draw(st.sampled_from(json_paths(doc)))
         if not path:
             return draw(json_values)
         parent = doc

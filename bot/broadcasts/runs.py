@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -97,17 +97,7 @@ class Funnel:
     skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "total": self.total,
-            "pending": self.pending,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "read": self.read,
-            "failed": self.failed,
-            "skipped": self.skipped,
-        }
+        return asdict(self)
 
 
 # --- broadcasts ------------------------------------------------------------------------------

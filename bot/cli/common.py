@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -59,3 +59,39 @@ def clock_now() -> datetime:
     """The app's clock: commands read the time here only, so tests can fix it."""
     now: datetime = current_app.config["TRESEN_CLOCK"]()
     return now
+
+
+def echo_table(header: str, lines: Iterable[str]) -> None:
+    """A `list` command's table: the header, then one line a row (no trailing blanks)."""
+    click.echo(header)
+    for line in lines:
+        click.echo(line.rstrip())
+
+
+def retry_choice(what: str) -> Callable[[F], F]:
+    """A `retry` command's parameters: the ids of the failed `what`s, or --all-failed;
+    exactly one of the two."""
+
+    def add(func: F) -> F:
+        @functools.wraps(func)
+        def checked(ids: tuple[int, ...], all_failed: bool) -> Any:
+            if bool(ids) == all_failed:
+                raise click.UsageError(f"give {what} ids or --all-failed (one of the two)")
+            return func(ids, all_failed)
+
+        with_flag = click.option("--all-failed", is_flag=True, help=f"Every failed {what}.")
+        with_ids = click.argument("ids", nargs=-1, type=int)
+        return with_ids(with_flag(checked))  # type: ignore[return-value]
+
+    return add
+
+
+def finish_retry(refused: Iterable[str], summary: str, *, all_done: bool = True) -> None:
+    """End a `retry` command: the refused ids on stderr, the summary, and exit status 1 when
+    an id was refused or a chosen one did not go through."""
+    refused = list(refused)
+    for line in refused:
+        click.echo(line, err=True)
+    click.echo(summary)
+    if refused or not all_done:
+        raise SystemExit(1)

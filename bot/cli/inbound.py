@@ -10,7 +10,13 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import clock_now, migrated
+from bot.cli.common import (
+    clock_now,
+    echo_table,
+    finish_retry,
+    migrated,
+    retry_choice,
+)
 from bot.db import get_db
 from bot.inbound import journal
 from bot.inbound.processor import process_batch
@@ -46,21 +52,21 @@ def list_command(failed: bool, as_json: bool) -> None:
     if not entries:
         click.echo("no failed notifications" if failed else "no waiting or failed notifications")
         return
-    click.echo(f"{'id':>8}  {'state':<9} {'received (UTC)':<20} {'attempts':>8}  error")
-    for e in entries:
-        received = e.received_at.strftime("%Y-%m-%d %H:%M:%S")
-        line = f"{e.id:>8}  {e.state.value:<9} {received:<20} {e.attempts:>8}  {e.error or ''}"
-        click.echo(line.rstrip())
+    echo_table(
+        f"{'id':>8}  {'state':<9} {'received (UTC)':<20} {'attempts':>8}  error",
+        (
+            f"{e.id:>8}  {e.state.value:<9} {e.received_at.strftime('%Y-%m-%d %H:%M:%S'):<20} "
+            f"{e.attempts:>8}  {e.error or ''}"
+            for e in entries
+        ),
+    )
 
 
 @inbound_cli.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all-failed", is_flag=True, help="Every failed notification.")
+@retry_choice("notification")
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Process failed notifications IDS (or --all-failed) again, now."""
-    if bool(ids) == all_failed:
-        raise click.UsageError("give notification ids or --all-failed (one of the two)")
     config = current_app.config["TRESEN"]
     database = get_db(current_app)
     refused = []
@@ -97,8 +103,6 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
         else:
             done += 1
             click.echo(f"{notification_id}: processed")
-    for line in refused:
-        click.echo(line, err=True)
-    click.echo(f"{done} of {len(chosen)} notification(s) processed")
-    if refused or done < len(chosen):
-        raise SystemExit(1)
+    finish_retry(
+        refused, f"{done} of {len(chosen)} notification(s) processed", all_done=done == len(chosen)
+    )

@@ -14,7 +14,13 @@ from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.cli.common import clock_now, migrated
+from bot.cli.common import (
+    clock_now,
+    echo_table,
+    finish_retry,
+    migrated,
+    retry_choice,
+)
 from bot.db import get_db
 from bot.models import Contact, Direction, Message, MessageStatus
 
@@ -150,27 +156,23 @@ def list_command(failed: bool, stuck: bool, as_json: bool) -> None:
     if not rows:
         click.echo("no failed or stuck messages")
         return
-    click.echo(f"{'id':>8}  {'contact':<16} {'status':<8} {'attempts':>8}  error")
-    for r in rows:
-        line = f"{r.id:>8}  {r.contact or '-':<16} {r.status:<8} {r.attempts:>8}  {r.error or ''}"
-        click.echo(line.rstrip())
+    echo_table(
+        f"{'id':>8}  {'contact':<16} {'status':<8} {'attempts':>8}  error",
+        (
+            f"{r.id:>8}  {r.contact or '-':<16} {r.status:<8} {r.attempts:>8}  {r.error or ''}"
+            for r in rows
+        ),
+    )
 
 
 @outbox_cli.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all-failed", is_flag=True, help="Every failed message.")
+@retry_choice("message")
 @migrated
 def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed messages IDS (or --all-failed) back in the queue, attempts from zero."""
-    if bool(ids) == all_failed:
-        raise click.UsageError("give message ids or --all-failed (one of the two)")
     now = clock_now()
     with get_db(current_app).session() as session:
         rows, refused = retry(session, None if all_failed else list(ids), now=now)
     for r in rows:
         click.echo(f"{r.id}: queued again (was: {r.error or 'no error recorded'})")
-    for line in refused:
-        click.echo(line, err=True)
-    click.echo(f"{len(rows)} message(s) queued again")
-    if refused:
-        raise SystemExit(1)
+    finish_retry(refused, f"{len(rows)} message(s) queued again")

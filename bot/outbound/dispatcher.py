@@ -97,6 +97,11 @@ def _sent(outcomes: list[Outcome]) -> list[tuple[int, str]]:
     return [(o.message_id, o.wamid) for o in outcomes if o.kind == "sent" and o.wamid]
 
 
+def _retry(message: outbox.Claimed, exc: SendError, due: datetime) -> Outcome:
+    """Back in the queue at `due`, with what the channel said on record meanwhile."""
+    return Outcome(message.id, "retry", code=exc.code, reason=exc.reason, due=due)
+
+
 def may_send_again(message: outbox.Claimed, uncertain: int) -> bool:
     """Whether `message` may be sent once more with `uncertain` requests behind it that may
     have reached Meta."""
@@ -453,13 +458,7 @@ class Dispatcher:
                 reason,
                 AUTH_PAUSE,
             )
-            return Outcome(
-                message.id,
-                "retry",
-                code=exc.code,
-                reason=reason,
-                due=now + timedelta(seconds=AUTH_PAUSE),
-            )
+            return _retry(message, exc, now + timedelta(seconds=AUTH_PAUSE))
         if isinstance(exc, RetryLater) and exc.maybe_sent:
             return self._after_uncertain(message, exc, now)
         if isinstance(exc, RetryLater):
@@ -468,13 +467,7 @@ class Dispatcher:
                 retry_after = max(retry_after or 0.0, PAIR_RATE_WAIT)
             wait = backoff.delay(message.attempts, retry_after=retry_after)
             log.info("message %s: %s; trying again in %.1fs", message.id, reason, wait)
-            return Outcome(
-                message.id,
-                "retry",
-                code=exc.code,
-                reason=reason,
-                due=now + timedelta(seconds=wait),
-            )
+            return _retry(message, exc, now + timedelta(seconds=wait))
         log.warning("message %s failed: %s", message.id, reason)
         return Outcome(message.id, "failed", code=exc.code, reason=reason)
 
@@ -499,11 +492,8 @@ class Dispatcher:
             exc.reason,
             wait,
         )
-        return Outcome(
-            message.id,
-            "retry",
-            code=exc.code,
+        return replace(
+            _retry(message, exc, now + timedelta(seconds=wait)),
             reason=f"uncertain: {exc.reason}",
-            due=now + timedelta(seconds=wait),
             uncertain=True,
         )

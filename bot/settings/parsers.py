@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
+from typing import TypeVar
 
 import holidays
 import jinja2
@@ -326,44 +327,35 @@ def _keywords(node: Node, d: _Draft) -> None:
     d.keywords = tuple(out)
 
 
-def _away(node: Node, d: _Draft) -> None:
+_Rule = TypeVar("_Rule", AwayRule, GreetingRule)
+
+
+def _rule(node: Node, d: _Draft, kind: type[_Rule], where: str, number: str) -> _Rule | None:
+    """`away` or `greeting`: off, on with its defaults, or its template and its one number."""
+    default = kind()
     switch = switch_of(node)
     if switch is not None:
-        d.away = AwayRule() if switch else None
         if switch:
-            d.references.append(("away", node))
-        return
-    rule = AwayRule()
+            d.references.append((default.template, node))
+        return default if switch else None
+    rule = default
     template_node: Node = node
-    for key, _key_node, value in pairs_of(node, "replies.away", ("template", "cooldown_hours")):
+    for key, _key_node, value in pairs_of(node, where, ("template", number)):
         if key == "template":
-            rule = AwayRule(text_of(value, "template"), rule.cooldown_hours)
+            rule = replace(rule, template=text_of(value, "template"))
             template_node = value
         else:
-            rule = AwayRule(rule.template, number_of(value, "cooldown_hours"))
+            rule = kind(rule.template, number_of(value, number))
     d.references.append((rule.template, template_node))
-    d.away = rule
+    return rule
+
+
+def _away(node: Node, d: _Draft) -> None:
+    d.away = _rule(node, d, AwayRule, "replies.away", "cooldown_hours")
 
 
 def _greeting(node: Node, d: _Draft) -> None:
-    switch = switch_of(node)
-    if switch is not None:
-        d.greeting = GreetingRule() if switch else None
-        if switch:
-            d.references.append(("greeting", node))
-        return
-    rule = GreetingRule()
-    template_node: Node = node
-    for key, _key_node, value in pairs_of(
-        node, "replies.greeting", ("template", "after_inactive_days")
-    ):
-        if key == "template":
-            rule = GreetingRule(text_of(value, "template"), rule.after_inactive_days)
-            template_node = value
-        else:
-            rule = GreetingRule(rule.template, number_of(value, "after_inactive_days"))
-    d.references.append((rule.template, template_node))
-    d.greeting = rule
+    d.greeting = _rule(node, d, GreetingRule, "replies.greeting", "after_inactive_days")
 
 
 def _stale_after(node: Node, d: _Draft) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -575,54 +575,15 @@ def _content(msg: Wild, msg_type: MessageType) -> dict[str, Any]:
     The object named by the type is optional (Meta leaves it out of some messages it could
     not render, see the errors); when present it must have the right shape.
     """
-    if msg_type in MEDIA_TYPES:
-        media = msg.get(msg_type.value)
-        return {"media": _media(media)} if media is not None else {}
-    match msg_type:
-        case MessageType.TEXT:
-            text = msg.get("text")
-            return {"_text": text["body"].as_str()} if text is not None else {}
-        case MessageType.LOCATION:
-            loc = msg.get("location")
-            return {"location": _location(loc)} if loc is not None else {}
-        case MessageType.CONTACTS:
-            return {"contacts": tuple(_shared_contact(c) for c in msg.opt_list("contacts"))}
-        case MessageType.INTERACTIVE:
-            interactive = msg.get("interactive")
-            reply = _reply(interactive) if interactive is not None else None
-            return {"reply": reply} if reply is not None else {}
-        case MessageType.BUTTON:
-            button = msg.get("button")
-            if button is None:
-                return {}
-            return {
-                "button": TemplateButton(
-                    payload=button.opt_str("payload"), text=button["text"].as_str()
-                )
-            }
-        case MessageType.REACTION:
-            reaction = msg.get("reaction")
-            if reaction is None:
-                return {}
-            # An empty or missing emoji is how Meta reports a removed reaction.
-            emoji = reaction.opt_str("emoji") or None
-            return {"reaction": Reaction(message_id=reaction["message_id"].as_str(), emoji=emoji)}
-        case MessageType.ORDER:
-            order = msg.get("order")
-            return {"order": _order(order)} if order is not None else {}
-        case MessageType.SYSTEM:
-            system = msg.get("system")
-            if system is None:
-                return {}
-            return {
-                "system": System(
-                    body=system.opt_str("body"),
-                    type=system.opt_str("type"),
-                    new_wa_id=system.opt_str("wa_id"),
-                )
-            }
-        case _:
-            return {}
+    if msg_type is MessageType.CONTACTS:
+        return {"contacts": tuple(_shared_contact(c) for c in msg.opt_list("contacts"))}
+    found = _PARTS.get(msg_type)
+    if found is None:
+        return {}
+    name, read = found
+    sub = msg.get(msg_type.value)
+    part = read(sub) if sub is not None else None
+    return {name: part} if part is not None else {}
 
 
 def _text_of(msg_type: MessageType, parts: dict[str, Any]) -> str | None:
@@ -656,6 +617,28 @@ def _media(media: Wild) -> Media:
         url=media.opt_str("url"),
         voice=media.opt_bool("voice"),
         animated=media.opt_bool("animated"),
+    )
+
+
+def _text_body(text: Wild) -> str:
+    return text["body"].as_str()
+
+
+def _button(button: Wild) -> TemplateButton:
+    return TemplateButton(payload=button.opt_str("payload"), text=button["text"].as_str())
+
+
+def _reaction(reaction: Wild) -> Reaction:
+    # An empty or missing emoji is how Meta reports a removed reaction.
+    emoji = reaction.opt_str("emoji") or None
+    return Reaction(message_id=reaction["message_id"].as_str(), emoji=emoji)
+
+
+def _system(system: Wild) -> System:
+    return System(
+        body=system.opt_str("body"),
+        type=system.opt_str("type"),
+        new_wa_id=system.opt_str("wa_id"),
     )
 
 
@@ -717,6 +700,20 @@ def _order(order: Wild) -> Order:
         product_items=tuple(items),
         text=order.opt_str("text"),
     )
+
+
+# Each type's sub-object (named as the type) and the Message field it fills; "_text" is the
+# body of a text message, taken out again by _text_of.
+_PARTS: dict[MessageType, tuple[str, Callable[[Wild], object]]] = {
+    **{kind: ("media", _media) for kind in MEDIA_TYPES},
+    MessageType.TEXT: ("_text", _text_body),
+    MessageType.LOCATION: ("location", _location),
+    MessageType.INTERACTIVE: ("reply", _reply),
+    MessageType.BUTTON: ("button", _button),
+    MessageType.REACTION: ("reaction", _reaction),
+    MessageType.ORDER: ("order", _order),
+    MessageType.SYSTEM: ("system", _system),
+}
 
 
 def _context(ctx: Wild) -> Context:
