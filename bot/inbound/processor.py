@@ -46,8 +46,9 @@ log = logging.getLogger("tresen.inbound")
 BATCH = {"postgresql": 200, "sqlite": 10}
 # SQLite has no LISTEN: the processor of another process looks this often.
 SQLITE_POLL = 0.05
-# PostgreSQL wakes it by NOTIFY; this only bounds how long a lost one could delay it.
-PG_POLL = 1.0
+# PostgreSQL wakes it by NOTIFY, sent at most every journal.NOTIFY_EVERY per web process: a
+# notification committed just after a NOTIFY is found by this look, well inside 100 ms.
+PG_POLL = 0.05
 # One processor at a time on PostgreSQL keeps each contact's order exact; the others wait
 # as standbys and take over when its session ends (the lock goes with it).
 LEADER_LOCK = 0x7472_6573_656E_0001

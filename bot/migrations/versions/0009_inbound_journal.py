@@ -35,18 +35,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("digest"),
     )
     op.create_index(
-        "ix_inbound_waiting",
+        "ix_inbound_open",
         "inbound_notifications",
         ["priority", "sort_at", "id"],
-        postgresql_where=sa.text("state = 'pending'"),
-        sqlite_where=sa.text("state = 'pending'"),
-    )
-    op.create_index(
-        "ix_inbound_state_received", "inbound_notifications", ["state", "received_at"]
+        postgresql_where=sa.text("state <> 'processed'"),
+        sqlite_where=sa.text("state <> 'processed'"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_inbound_state_received", table_name="inbound_notifications")
-    op.drop_index("ix_inbound_waiting", table_name="inbound_notifications")
+    op.drop_index("ix_inbound_open", table_name="inbound_notifications")
     op.drop_table("inbound_notifications")
