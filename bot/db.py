@@ -62,6 +62,10 @@ class Database:
         with self._turn, self.sessions() as session, session.begin():
             yield session
 
+    def turn(self) -> contextlib.AbstractContextManager[Any]:
+        """This process's turn at writing to a SQLite file (see SQLiteTurn); nothing elsewhere."""
+        return self._turn
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A Core connection in a transaction that commits on success: for a write that needs

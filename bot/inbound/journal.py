@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from bot.db import Database
 from bot.inbound.receive import Arrival
 from bot.models import InboundNotification, NotificationState
-from bot.sql import insert_ignore
 
 log = logging.getLogger("tresen.inbound")
 
@@ -91,6 +90,15 @@ def _pg_record(notify: bool) -> Any:
 
 
 _PG_RECORD = {True: _pg_record(True), False: _pg_record(False)}
+_PG_INSERT = (
+    "INSERT INTO inbound_notifications (digest, body, received_at, priority, sort_at, state) "
+    "VALUES (%(digest)s, %(body)s, %(received_at)s, %(priority)s, %(sort_at)s, %(state)s) "
+    "ON CONFLICT (digest) DO NOTHING"
+)
+_PG_SQL = {
+    False: _PG_INSERT,
+    True: f"WITH new AS ({_PG_INSERT} RETURNING id) SELECT pg_notify('{CHANNEL}', '') FROM new",  # noqa: S608 (constants)
+}
 # PostgreSQL serialises the commits of transactions that NOTIFY: under a burst, one NOTIFY per
 # notification capped the webhook's rate. A process notifies at most this often; the
 # processor, once woken, works until nothing waits, and looks every PG_POLL seconds anyway.
@@ -123,18 +131,61 @@ def record(database: Database, body: bytes, arrival: Arrival, now: datetime) -> 
 
 
 def _insert(database: Database, params: dict[str, Any]) -> None:
+    """The one INSERT, on the driver's connection with no transaction around it: the
+    statement is its own (SQLAlchemy's execution around it cost the webhook half its rate).
+    Errors come out as SQLAlchemy's, a broken connection invalidated, as from any query."""
     if database.dialect == "postgresql":
         global _notified_at
         started = time.monotonic()
         notify = started - _notified_at >= NOTIFY_EVERY
         if notify:
             _notified_at = started
-        # Autocommit: the statement is its own transaction, without BEGIN and COMMIT round trips.
-        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(_PG_RECORD[notify], params)
+        _autocommit(database, _PG_SQL[notify], params)
     else:
-        with database.transaction() as conn:
-            conn.execute(insert_ignore(conn, InboundNotification, ["digest"]), params)
+        # Times as SQLAlchemy stores them there (naive UTC text), so that they read back.
+        dialect = database.engine.dialect
+        for name in ("received_at", "sort_at"):
+            bind = _c[name].type.bind_processor(dialect)
+            if bind is not None:
+                params[name] = bind(params[name])
+        # In this process's turn at the file: no other writer of ours holds SQLite's lock.
+        with database.turn():
+            _autocommit(database, _SQLITE_INSERT, params)
+
+
+def _autocommit(database: Database, sql: str, params: dict[str, Any]) -> None:
+    dialect = database.engine.dialect
+    try:
+        raw = database.engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # the database does not answer
+        raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error) from exc
+    try:
+        driver: Any = raw.driver_connection
+        try:
+            if dialect.name == "postgresql":
+                driver.autocommit = True
+                try:
+                    driver.execute(sql, params)
+                finally:
+                    driver.autocommit = False
+            else:  # pysqlite without a transaction of its own (bot.db): the INSERT is one
+                driver.execute(sql, params)
+        except dialect.loaded_dbapi.Error as exc:
+            broken = dialect.is_disconnect(exc, driver, None)
+            if broken:
+                raw.invalidate(exc)
+            raise DBAPIError.instance(
+                sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=broken
+            ) from exc
+    finally:
+        raw.close()
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO inbound_notifications (digest, body, received_at, priority, sort_at, state) "
+    "VALUES (:digest, :body, :received_at, :priority, :sort_at, :state) "
+    "ON CONFLICT (digest) DO NOTHING"
+)
 
 
 # --- the processor's reads and marks -----------------------------------------------------------
