@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -306,9 +307,30 @@ class Result:
 @dataclass(frozen=True)
 class Totals:
     database: str
+    journalled: int  # notifications acknowledged (each once, redeliveries being the same row)
+    waiting: int  # of them not processed when the run ended
     stored: int
     queued: int
     sent: int
+
+
+def journal(url: str) -> tuple[int, int]:
+    """(notifications journalled, of them not processed yet)."""
+    [row] = read_rows(
+        url,
+        "SELECT count(*), sum(CASE WHEN state <> 'processed' THEN 1 ELSE 0 END) "
+        "FROM inbound_notifications",
+    )
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def processed_totals(kind: str, url: str, patience: float = 120.0) -> Totals:
+    """What was stored and queued once the worker has processed what was acknowledged (or
+    `patience` seconds have passed): acknowledging first must not mean answering never."""
+    deadline = time.monotonic() + patience
+    while journal(url)[1] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return Totals(kind, *journal(url), *replies(url))
 
 
 def closed_loop(
@@ -396,7 +418,7 @@ def run_one(
                         before, Cpu.now(web, worker, url), len(load.latencies_ms)
                     )
                     results.append(Result.of(kind, mode, load, cpu))
-                totals = Totals(kind, *replies(url))
+                totals = processed_totals(kind, url)
         if scripts is not None:
             # After Tresen's runs, on the same database: its tables hold what they wrote.
             results.append(floor(kind, url, where, scripts, duration))
@@ -526,8 +548,9 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             "senders themselves. On a shared machine the same work may take more or less CPU "
             "time from one run to the next.",
             *(
-                f"{t.database}: {t.stored} customer messages stored, {t.queued} replies "
-                f"queued, {t.sent} accepted by the slow fake by the end"
+                f"{t.database}: {t.journalled} notifications acknowledged, "
+                f"{t.journalled - t.waiting} processed; {t.stored} customer messages stored, "
+                f"{t.queued} replies queued, {t.sent} accepted by the slow fake by the end"
                 for t in totals
             ),
         ],

@@ -12,8 +12,10 @@ and never two at once.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -128,14 +130,8 @@ def claim(
     Each is its own query walking the (status, priority, id) index, so a claim stops after
     `limit` rows however long the queue is (one query with an OR would sort the whole backlog).
     """
-    expired = _candidates(
-        session, and_(Message.status == MessageStatus.SENDING, Message.claimed_until < now), limit
-    )
-    queued = _candidates(
-        session,
-        and_(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now),
-        limit - len(expired),
-    )
+    expired = _candidates(session, _Due.EXPIRED, limit, now)
+    queued = _candidates(session, _Due.QUEUED, limit - len(expired), now)
     ids = expired + queued
     if not ids:
         return []
@@ -205,9 +201,27 @@ def renew(session: Session, worker: str, *, now: datetime, lease: timedelta) -> 
     )
 
 
-def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[int]:
+class _Due(enum.Enum):
+    EXPIRED = "expired"  # being sent under a claim that ran out
+    QUEUED = "queued"  # queued and due
+
+
+def _candidates(session: Session, due: _Due, limit: int, now: datetime) -> list[int]:
     if limit <= 0:
         return []
+    query = _candidates_query(due, dialect_name(session) == "postgresql")
+    return list(session.scalars(query, {"now": now, "limit": limit}))
+
+
+@lru_cache(maxsize=4)
+def _candidates_query(due: _Due, skip_locked: bool) -> Any:
+    """Built once: building this ORM query was a tenth of the dispatcher's processor time."""
+    now = bindparam("now", type_=Message.__table__.c.created_at.type)
+    condition = (
+        and_(Message.status == MessageStatus.SENDING, Message.claimed_until < now)
+        if due is _Due.EXPIRED
+        else and_(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now)
+    )
     older = aliased(Message)
     # A contact's messages go out in order, one at a time; but a reply the customer waits
     # for goes before that contact's broadcast message, not behind it.
@@ -221,14 +235,14 @@ def _candidates(session: Session, due: ColumnElement[bool], limit: int) -> list[
     )
     query = (
         select(Message.id)
-        .where(due, ~behind_another)
+        .where(condition, ~behind_another)
         .order_by(Message.priority, Message.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if dialect_name(session) == "postgresql":
+    if skip_locked:
         # Other dispatchers skip what this one is claiming instead of waiting for it.
         query = query.with_for_update(skip_locked=True, of=Message)
-    return list(session.scalars(query))
+    return query
 
 
 def mark_sent(
