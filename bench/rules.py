@@ -1,4 +1,4 @@
-"""Rule choice plus reply rendering per inbound message, as the webhook does it.
+"""Rule choice plus reply rendering per inbound message, as the inbound processor does it.
 
 Run: ``python -m bench.rules [--quick]``. Goal: median under 5 ms per message.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bench.common import arguments, print_environment, print_table, summarize
-from bot.replies import build_context, render
-from bot.rules import History, Inbound, choose
+from bot.autoreply import reply_for
+from bot.rules import History, Inbound
 from bot.settings import DEMO_SETTINGS, BusinessSettings, parse_settings
 
 GOAL_MS = 5.0
@@ -203,18 +203,16 @@ def cases(n: int, seed: int = 20260310) -> list[Case]:
 
 
 def reply_once(settings: BusinessSettings, case: Case) -> tuple[str | None, str | None]:
-    """What store.auto_reply computes for one message: the rule and the rendered text."""
-    decision = choose(Inbound(case.text, case.kind, case.now), case.history, settings, case.now)
-    if decision is None:
-        return None, None
-    context = build_context(
+    """What the inbound processor works out for one message: the rule and the rendered text."""
+    reply = reply_for(
         settings,
-        now=case.now,
+        Inbound(case.text, case.kind, case.now),
+        case.history,
+        case.now,
         contact_name="Anna Huber",
         wa_id="4915112345678",
-        message_text=case.text,
     )
-    return decision.rule, render(settings, decision.template, context)
+    return (reply.decision.rule, reply.text) if reply is not None else (None, None)
 
 
 def measure(settings: BusinessSettings, batch: Sequence[Case]) -> tuple[list[float], Counter[str]]:
