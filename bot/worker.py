@@ -1,11 +1,18 @@
-"""The worker process: the inbound processor, the outbound dispatcher and the broadcast
-scheduler."""
+"""The worker process: the outbound dispatcher and the broadcast scheduler, and the inbound
+processor in a child process of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 
@@ -19,6 +26,7 @@ from bot.config import Config
 from bot.db import Database, get_db
 from bot.heap import freeze_startup_objects
 from bot.heartbeat import start_thread as start_heartbeat
+from bot.inbound.processor import Processor
 from bot.inbound.processor import start_thread as start_processor
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
@@ -85,7 +93,10 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     if not migrate_when_ready(get_db(app), stop):
         return
     get_db(app).dispose()  # the dispatcher, heartbeat and scheduler have engines of their own
+    # Forked first, while this process has no other thread and no open connection.
+    inbound = InboundProcess.start(app)
     dispatcher = make_dispatcher(app, concurrency, lease)
+    inbound.watch(dispatcher.wake, stop)
     # Its own event: the row goes only once the dispatcher has drained what was in flight.
     beating = threading.Event()
     heartbeat = start_heartbeat(
@@ -98,13 +109,14 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     scheduler = start_scheduler(
         Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock
     )
-    processor = start_inbound(app, stop, dispatcher)
     freeze_startup_objects()
     dispatcher.run(stop)
-    processor.join(30)
+    inbound.stop(30)
     beating.set()
     heartbeat.join(10)
     scheduler.join(30)
+    if inbound.failed:
+        sys.exit(1)  # the platform starts the worker again, processor and all
 
 
 def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
@@ -137,3 +149,113 @@ def start_inbound(app: Flask, stop: threading.Event, dispatcher: Dispatcher) -> 
         clock=dispatcher.clock,
     )
     return thread
+
+
+class InboundProcess:
+    """The inbound processor in a child process of the worker: an interpreter of its own, so
+    that storing and deciding never wait for the dispatcher's threads, nor they for it. It
+    writes a byte to a pipe whenever it queued replies, and the worker wakes its dispatcher.
+    If it dies, the worker stops too (exit status 1), for the platform to start it anew: a
+    worker that sends but no longer processes would hide behind green acknowledgements.
+    """
+
+    def __init__(self, pid: int, wakes: int) -> None:
+        self.pid = pid
+        self._wakes = wakes
+        self._stopping = False
+        self.failed = False
+
+    @classmethod
+    def start(cls, app: Flask) -> InboundProcess:
+        read_end, write_end = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(read_end)
+            status = 1
+            try:
+                _run_processor(app, write_end, parent)
+                status = 0
+            except BaseException:
+                log.exception("inbound processor failed")
+            finally:
+                os._exit(status)  # nothing of the parent's (atexit, open engines) runs here
+        os.close(write_end)
+        return cls(pid, read_end)
+
+    def watch(self, wake: Callable[[], None], stop: threading.Event) -> None:
+        def relay() -> None:
+            while True:
+                try:
+                    data = os.read(self._wakes, 512)
+                except OSError:
+                    data = b""
+                if not data:  # the child is gone
+                    if not self._stopping and not stop.is_set():
+                        log.error("the inbound processor ended; stopping the worker")
+                        self.failed = True
+                        stop.set()
+                    return
+                wake()
+
+        threading.Thread(target=relay, name="inbound-wakes", daemon=True).start()
+
+    def stop(self, timeout: float) -> None:
+        self._stopping = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                if os.waitstatus_to_exitcode(status) != 0:
+                    self.failed = True
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+
+
+def _run_processor(app: Flask, wakes: int, parent: int) -> None:
+    """The child's life: until SIGTERM (or its parent's death), process the journal."""
+    _die_with_parent()
+    if os.getppid() != parent:
+        return  # the worker died before the line above took effect
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    os.set_blocking(wakes, False)
+
+    def queued() -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(wakes, b".")  # a full pipe has wakes enough
+
+    config: Config = app.config["TRESEN"]
+    processor = Processor(
+        Database(config.database_url, pool_size=2),
+        ours=config.phone_number_id,
+        clock=app.config["TRESEN_CLOCK"],
+        on_queued=queued,
+    )
+    # On a thread: the main thread only waits, so the signal handler that sets `stop` never
+    # interrupts a thread inside `stop`'s own lock (Event.set from a handler could deadlock).
+    thread = threading.Thread(target=processor.run, args=(stop,), name="inbound")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the worker dies, however it dies (SIGKILL too)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(libc_name, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -4,9 +4,14 @@ failed notification parked instead of holding the others up."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -385,3 +390,47 @@ def test_a_processor_killed_mid_batch_and_restarted_stores_and_replies_each_mess
     assert len(answers) == count
     assert {a.in_reply_to for a in answers} == {m.id for m in stored}
     assert {a.rule for a in answers} == {"keyword"}
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" in status.read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process handling")
+def test_the_worker_and_its_processor_process_end_together(
+    app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    """A worker whose processor died stops with status 1, for the platform to start it
+    anew; a processor whose worker died (even by SIGKILL) ends too."""
+    env = {"DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "instance")}
+    with Process(["flask", "--app", "app", "worker"], env, tmp_path / "w1.log") as worker:
+        assert _wait_for(lambda: bool(_children(worker.proc.pid)), 20), worker.output()
+        [child] = _children(worker.proc.pid)
+        os.kill(child, signal.SIGKILL)
+        assert worker.proc.wait(30) == 1, worker.output()
+        assert "the inbound processor ended; stopping the worker" in worker.output()
+    with Process(["flask", "--app", "app", "worker"], env, tmp_path / "w2.log") as worker:
+        assert _wait_for(lambda: bool(_children(worker.proc.pid)), 20), worker.output()
+        [child] = _children(worker.proc.pid)
+        os.kill(worker.proc.pid, signal.SIGKILL)  # the worker alone, not its group
+        worker.proc.wait(10)
+        assert _wait_for(lambda: _gone(child), 15), "the processor outlived its worker"
