@@ -170,13 +170,23 @@ async def send_all(
                 break
             if rate:
                 await asyncio.sleep(max(0.0, due - loop.time()))
-            try:
-                # Connected when there is something to send, as HTTP clients do: gunicorn gives
-                # a new connection a thread that waits for its first request.
-                connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await exchange(*connection, request)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status, keep = 0, False
+            status, keep = 0, False
+            # A kept-alive connection the server closed while idle fails before any answer:
+            # once more on a new one, as HTTP clients (and Meta) do. A new one that fails counts.
+            for fresh in (connection is None, True):
+                try:
+                    # Connected when there is something to send, as HTTP clients do: gunicorn
+                    # gives a new connection a thread that waits for its first request.
+                    connection = connection or await asyncio.open_connection(host, port)
+                    status, keep = await exchange(*connection, request)
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    status, keep = 0, False
+                    if connection is not None:
+                        connection[1].close()
+                    connection = None
+                    if fresh:
+                        break
             latencies.append((loop.time() - due) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
             if not keep and connection is not None:
