@@ -91,14 +91,11 @@ def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
             database, clock_now(), ours=config.phone_number_id, only=chosen[start : start + 200]
         )
     with database.session() as session:
-        states = journal.known_ids(session, chosen)
-        errors = {
-            e.id: e.error for e in journal.entries(session, failed_only=True, limit=1_000_000)
-        }
+        failed = journal.entries(session, failed_only=True, limit=len(chosen), only=chosen)
+    errors = {e.id: e.error for e in failed}
     done = 0
     for notification_id in chosen:
-        state = states.get(notification_id)
-        if state == NotificationState.FAILED:
+        if notification_id in errors:
             click.echo(f"{notification_id}: failed again: {errors.get(notification_id) or ''}")
         else:
             done += 1

@@ -275,12 +275,19 @@ class Entry:
     size: int
 
 
-def entries(session: Session, *, failed_only: bool, limit: int = 1000) -> list[Entry]:
-    """Notifications not processed yet and those that failed, oldest first."""
+def entries(
+    session: Session,
+    *,
+    failed_only: bool,
+    limit: int = 1000,
+    only: Sequence[int] | None = None,
+) -> list[Entry]:
+    """Notifications not processed yet and those that failed, oldest first (`only`: of
+    these ids)."""
     states = [NotificationState.FAILED.value]
     if not failed_only:
         states.append(NotificationState.PENDING.value)
-    rows = session.execute(
+    query = (
         select(
             _c.id,
             _c.state,
@@ -292,7 +299,10 @@ def entries(session: Session, *, failed_only: bool, limit: int = 1000) -> list[E
         .where(_OPEN, _c.state.in_(states))
         .order_by(_c.received_at, _c.id)
         .limit(limit)
-    ).all()
+    )
+    if only is not None:
+        query = query.where(_c.id.in_(list(only)))
+    rows = session.execute(query).all()
     return [
         Entry(r.id, NotificationState(r.state), r.received_at, r.attempts, r.error, int(r.size))
         for r in rows
@@ -320,13 +330,12 @@ def health(session: Session, now: datetime) -> Health:
     counts: dict[str, int] = dict(
         session.execute(select(_c.state, func.count()).where(_OPEN).group_by(_c.state)).all()
     )
-    oldest = session.execute(
-        select(func.min(_c.received_at)).where(_OPEN, _c.state == NotificationState.PENDING.value)
-    ).scalar_one_or_none()
-    if isinstance(oldest, str):  # SQLite's MIN() loses the column's type
-        oldest = _journal.c.received_at.type.process_result_value(  # type: ignore[attr-defined]
-            datetime.fromisoformat(oldest), session.get_bind().dialect
-        )
+    oldest = session.scalar(
+        select(_c.received_at)
+        .where(_OPEN, _c.state == NotificationState.PENDING.value)
+        .order_by(_c.received_at)
+        .limit(1)
+    )
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
     waiting_count = int(counts.get(NotificationState.PENDING.value, 0))
     failed = int(counts.get(NotificationState.FAILED.value, 0))

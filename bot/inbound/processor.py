@@ -9,7 +9,6 @@ as failed with its error, and the others go on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -32,11 +31,12 @@ from bot.db import Database
 from bot.inbound import journal
 from bot.inbound.messages import Stored, store_message
 from bot.inbound.preferences import apply_preference
+from bot.inbound.receive import decode
 from bot.inbound.statuses import apply_status
 from bot.models import utcnow
 from bot.rules import Inbound
 from bot.settings import BusinessSettings
-from bot.settings import stored as business
+from bot.settings.stored import load_settings
 from bot.whatsapp import events
 
 log = logging.getLogger("tresen.inbound")
@@ -87,12 +87,7 @@ class Batch:
 def read(row: journal.Waiting) -> tuple[events.Event, ...]:
     """A journalled body's events, as the webhook checked them, with plausible timestamps."""
     try:
-        doc = json.loads(
-            row.body, parse_float=storable.finite_float, parse_constant=storable.no_constant
-        )
-        if storable.may_need_cleaning(row.body):
-            doc = storable.json_value(doc)
-        parsed = events.parse(doc)
+        parsed = events.parse(decode(row.body))
     except (ValueError, RecursionError, events.PayloadError) as exc:
         raise Unprocessable(f"{exc.__class__.__name__}: {exc}") from exc
     out: list[events.Event] = []
@@ -175,8 +170,7 @@ def process_batch(
         rows = journal.waiting(session, limit, only)
         if not rows:
             return 0
-        text = session.connection().execute(business.SETTINGS_TEXT).scalar()
-    settings = None if text is None else business.parsed(text)
+        settings = load_settings(session)
     parsed: list[Parsed] = []
     unreadable: list[tuple[int, str]] = []
     for row in rows:
@@ -464,11 +458,10 @@ class Processor:
 
 def _lower_priority(by: int) -> None:
     """Lower this thread's scheduling priority (Linux: per thread; elsewhere left as it is)."""
-    get_native_id = getattr(threading, "get_native_id", None)
-    if not sys.platform.startswith("linux") or get_native_id is None:
+    if not sys.platform.startswith("linux"):
         return
     try:
-        thread = get_native_id()
+        thread = threading.get_native_id()
         os.setpriority(
             os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by)
         )

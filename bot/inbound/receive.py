@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot import storable
 from bot.whatsapp.events import Event, Malformed, Message, PayloadError, Unhandled, parse, plausible
@@ -77,13 +78,7 @@ def receive(
         log.warning("webhook post refused: missing or wrong X-Hub-Signature-256")
         return Answer(401, "bad signature")
     try:
-        doc = json.loads(
-            body, parse_float=storable.finite_float, parse_constant=storable.no_constant
-        )
-        if storable.may_need_cleaning(body):
-            # Once here, so that every string stored of it (texts, names, ids, the raw JSON)
-            # is one PostgreSQL takes: a refusal would be a 503 Meta repeats for a week.
-            doc = storable.json_value(doc)
+        doc = decode(body)
     except (ValueError, RecursionError):
         return Answer(400, "body is not valid JSON")
     try:
@@ -96,6 +91,17 @@ def receive(
     except StoreUnavailable:
         return Answer(503, "storage unavailable, deliver again later")
     return Answer(200, "ok")
+
+
+def decode(body: bytes) -> Any:
+    """A notification's JSON, as the webhook checks it and the processor reads it. Raises
+    ValueError or RecursionError for what is not JSON (or holds NaN, Infinity)."""
+    doc = json.loads(body, parse_float=storable.finite_float, parse_constant=storable.no_constant)
+    if storable.may_need_cleaning(body):
+        # So that every string stored of it (texts, names, ids, the raw JSON) is one
+        # PostgreSQL takes: a refusal would be an event lost, or a 503 Meta repeats for a week.
+        doc = storable.json_value(doc)
+    return doc
 
 
 def arrival(events: Sequence[Event | Malformed], now: datetime) -> Arrival:
