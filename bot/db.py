@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,13 +65,6 @@ class Database:
     def turn(self) -> contextlib.AbstractContextManager[Any]:
         """This process's turn at writing to a SQLite file (see SQLiteTurn); nothing elsewhere."""
         return self._turn
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A Core connection in a transaction that commits on success: for a write that needs
-        no ORM session, on the paths where a session's own cost shows (the webhook's)."""
-        with self._turn, self.engine.begin() as conn:
-            yield conn
 
     def ping(self) -> bool:
         try:
