@@ -650,7 +650,8 @@ def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
         data={"name": "", "language": "de", "csrf_token": csrf_of(html)},
         follow_redirects=True,
     )
-    assert "Template name: This field is required." in response.get_data(as_text=True)
+    # The field's label, then WTForms' own German for a required field.
+    assert "Template name: Dieses Feld wird benötigt." in response.get_data(as_text=True)
 
 
 def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient) -> None:

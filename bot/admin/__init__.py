@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import i18n
 
 # The pages register their routes on `bp` when imported.
 from bot.admin import auth, broadcasts_page, inbox, insights, settings_page  # noqa: F401
 from bot.admin.blueprint import bp
+from bot.db import get_db
+from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE, BusinessSettings
+from bot.settings.stored import load_settings
 
 
 def init_app(app: Flask) -> None:
@@ -26,8 +33,36 @@ def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
     csrf.exempt("webhook")
     auth.init_login(app)
+    i18n.init_app(app, choose=page_locale, timezone=business_timezone)
     app.register_blueprint(bp)
 
     @app.errorhandler(CSRFError)
     def csrf_refused(error: CSRFError) -> tuple[str, int]:
         return render_template("admin/error.html", reason=error.description), 400
+
+
+def business() -> BusinessSettings | None:
+    """The business's settings, read once per request."""
+    if "business_settings" not in g:
+        try:
+            with get_db().session() as session:
+                g.business_settings = load_settings(session)
+        except SQLAlchemyError:
+            # A page about a database that does not answer still needs a language.
+            g.business_settings = None
+    settings: BusinessSettings | None = g.business_settings
+    return settings
+
+
+def page_locale() -> str:
+    """The admin's locale for this request: the user's choice, else the business's."""
+    chosen = getattr(current_user, "locale", None) if current_user else None
+    if chosen:
+        return str(chosen)
+    settings = business()
+    return settings.locale if settings else DEFAULT_LOCALE
+
+
+def business_timezone() -> str:
+    settings = business()
+    return settings.timezone if settings else DEFAULT_TIMEZONE

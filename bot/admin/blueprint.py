@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, current_app, redirect, request, url_for
+from flask_babel import lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
@@ -59,6 +62,45 @@ def headers(response: Response) -> Response:
     return response
 
 
+# What admin.js shows (confirmations, hints), in the page's language: each area adds its own
+# with lazy_gettext; base.html hands them to the script as JSON.
+SCRIPT_TEXTS: dict[str, Any] = {
+    "unsaved": lazy_gettext("You have changes that are not saved. Leave anyway?"),
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: Any  # a lazy translation
+    # The endpoints (by prefix) under which this item is the current one.
+    prefixes: tuple[str, ...]
+
+
+# The main menu, in its order; an item whose page is not registered is left out.
+NAV = (
+    NavItem("admin.inbox", lazy_gettext("Inbox"), ("admin.inbox", "admin.conversation")),
+    NavItem("admin.contacts", lazy_gettext("Contacts"), ("admin.contact", "admin.label")),
+    NavItem("admin.broadcasts_page", lazy_gettext("Broadcasts"), ("admin.broadcast",)),
+    NavItem("admin.settings", lazy_gettext("Settings"), ("admin.settings", "admin.quick_repl")),
+    NavItem("admin.insights", lazy_gettext("Insights"), ("admin.insights",)),
+    NavItem("admin.account", lazy_gettext("Account"), ("admin.account", "admin.users")),
+)
+
+
 @bp.context_processor
-def navigation() -> dict[str, bool]:
-    return {"has_broadcasts": "admin.broadcasts_page" in current_app.view_functions}
+def navigation() -> dict[str, Any]:
+    endpoint = request.endpoint or ""
+    items = [
+        {
+            "url": url_for(item.endpoint),
+            "label": str(item.label),
+            "current": endpoint.startswith(item.prefixes),
+        }
+        for item in NAV
+        if item.endpoint in current_app.view_functions
+    ]
+    return {
+        "nav_items": items,
+        "js_texts": {key: str(text) for key, text in SCRIPT_TEXTS.items()},
+    }

@@ -1,0 +1,269 @@
+"""Every admin text is translated: into German in the catalogue, and on every page.
+
+Two checks. The catalogue check extracts every text the code and templates mark for
+translation and wants a German one for each. The page check renders every admin page with
+pseudo translations (each translated text comes out as ⟦…⟧) and fails on any word outside the
+marks: a text that was never marked at all. Data (names, messages, numbers, dates) is not a
+text of ours: the pages mark it `translate="no"` (the HTML attribute for exactly that) or put
+it in a `<time>` element.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bot import i18n
+from tests.conftest import ROOT
+from tests.test_admin import admin, clock, receive  # noqa: F401  (fixtures)
+
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "lazy_gettext": None,
+    "pgettext": ((1, "c"), 2),
+    "lazy_ngettext": (1, 2),
+}
+METHODS = [("bot/**.py", "python"), ("templates/admin/**.html", "jinja2")]
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|%[sd]")
+
+
+def extracted() -> dict[str, list[str]]:
+    """Every marked text: msgid → where it was found."""
+    found: dict[str, list[str]] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(ROOT), METHODS, keywords=KEYWORDS
+    ):
+        ids = message if isinstance(message, tuple) else (message,)
+        for msgid in ids:
+            if msgid:
+                found.setdefault(msgid, []).append(f"{filename}:{lineno}")
+    return found
+
+
+def test_every_marked_text_has_a_german_translation() -> None:
+    german = i18n.read_catalogue("de")
+    missing = []
+    for msgid, where in sorted(extracted().items()):
+        message = german.get(msgid)
+        if message is None or not message.string or message.fuzzy:
+            missing.append(f"{where[0]}: {msgid!r}")
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            if sorted(PLACEHOLDER.findall(text)) != sorted(PLACEHOLDER.findall(msgid)):
+                missing.append(f"{where[0]}: {msgid!r} has other placeholders in German")
+    assert not missing, "texts without German (add them to translations/de/*.po):\n" + "\n".join(
+        missing
+    )
+
+
+def test_no_text_is_in_two_catalogue_files_and_none_is_unused() -> None:
+    seen: dict[str, str] = {}
+    twice = []
+    from babel.messages.pofile import read_po
+
+    for path in i18n.catalogue_files("de"):
+        with path.open("rb") as fp:
+            for message in read_po(fp, locale="de"):
+                if not message.id:
+                    continue
+                key = message.id if isinstance(message.id, str) else message.id[0]
+                if key in seen:
+                    twice.append(f"{key!r} in {seen[key]} and {path.name}")
+                seen[key] = path.name
+    assert not twice
+    used = {msgid for msgid in extracted()}
+    unused = sorted(set(seen) - used)
+    assert not unused, f"German texts no code uses any more: {unused}"
+
+
+def test_german_is_chosen_by_the_business_locale_and_html_lang_follows(
+    admin: FlaskClient,  # noqa: F811
+) -> None:
+    html = admin.get("/admin/inbox").get_data(as_text=True)
+    assert '<html lang="de">' in html
+    assert "Posteingang" in html and "Abmelden" in html
+
+
+# --- the page check ---------------------------------------------------------------------------
+
+LETTER = re.compile(r"[^\W\d_]")
+MARKED = re.compile(f"{i18n.PSEUDO_OPEN}[^{i18n.PSEUDO_CLOSE}]*{i18n.PSEUDO_CLOSE}")
+CHECKED_ATTRIBUTES = ("placeholder", "title", "aria-label", "alt")
+# Names that read the same in every language.
+PROPER_NAMES = re.compile(r"\b(?:Tresen|WhatsApp|CSV|YAML|Jinja|cron)\b")
+SKIPPED = {"script", "style", "time", "textarea"}
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class Unmarked(HTMLParser):
+    """Collects visible texts and labelled attributes that came through no translation."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, bool]] = []  # (tag, skipped)
+        self.found: list[str] = []
+
+    def _skipping(self) -> bool:
+        return bool(self.stack) and self.stack[-1][1]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        skipped = self._skipping() or tag in SKIPPED or values.get("translate") == "no"
+        if not skipped:
+            for name in CHECKED_ATTRIBUTES:
+                self._check(values.get(name), f"<{tag} {name}>")
+            if tag == "input" and values.get("type") in ("submit", "button"):
+                self._check(values.get("value"), "<input value>")
+        if tag == "script" and values.get("id") == "texts":
+            self.stack.append((tag, True))
+            self.script_texts = True
+            return
+        if tag not in VOID:
+            self.stack.append((tag, skipped))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID and self.stack:
+            self.stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1][0] == "script" and getattr(self, "script_texts", False):
+            self.script_texts = False
+            for key, text in json.loads(data).items():
+                self._check(text, f"script text {key}")
+            return
+        if not self._skipping():
+            self._check(data, "text")
+
+    def _check(self, text: str | None, where: str) -> None:
+        if text and LETTER.search(PROPER_NAMES.sub("", MARKED.sub("", text))):
+            self.found.append(f"{where}: {text.strip()!r}")
+
+
+def unmarked(html: str) -> list[str]:
+    parser = Unmarked()
+    parser.feed(html)
+    return parser.found
+
+
+def test_the_page_check_finds_an_unmarked_text() -> None:
+    assert unmarked("<p>⟦Posteingang⟧</p><p translate='no'>Anna</p><time>Mo.</time>") == []
+    assert unmarked("<p>⟦Posteingang⟧ Inbox</p>") == ["text: '⟦Posteingang⟧ Inbox'"]
+    assert unmarked('<input placeholder="Search">') == ["<input placeholder>: 'Search'"]
+    assert unmarked("<p>12:30 · 3 ✓✓</p>") == []
+
+
+# Values for the routes' parameters: (parameter, example maker). A new page with a parameter
+# not named here fails the check until it gets one, so no page goes unchecked.
+def examples(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
+    from sqlalchemy import select
+
+    from bot.db import get_db
+    from bot.models import Contact
+
+    receive(admin)
+    with get_db(app).session() as session:
+        contact = session.scalar(select(Contact.id))
+    values: dict[str, list[str]] = {"contact_id": [str(contact)]}
+    for hook in EXAMPLE_HOOKS:
+        values.update(hook(app, admin))
+    return values
+
+
+# Areas with pages of their own add a function here that makes their example data.
+EXAMPLE_HOOKS: list[Any] = []
+
+
+def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:
+    paths = []
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin/") or "GET" not in (rule.methods or ()):
+            continue
+        if rule.endpoint == "admin.static" or rule.rule.endswith(".json"):
+            continue
+        if rule.endpoint in NOT_PAGES or rule.endpoint.startswith(tuple(PENDING)):
+            continue
+        if not rule.arguments:
+            paths.append(rule.rule)
+            continue
+        unknown = [a for a in rule.arguments if a not in values]
+        if unknown:
+            missing.append(f"{rule.rule}: no example for {unknown}")
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = re.sub(rf"<(?:\w+:)?{argument}>", values[argument][0], path)
+        paths.append(path)
+    assert not missing, "\n".join(missing)
+    return paths
+
+
+# Pages not translated yet, by endpoint prefix: each area removes itself when its pages are.
+PENDING: set[str] = {
+    "admin.inbox",
+    "admin.conversation",
+    "admin.settings",
+    "admin.broadcast",
+    "admin.insights",
+}
+
+# GET routes that answer with data or a file, not a page.
+NOT_PAGES = {"admin.logout", "admin.login"}
+
+
+@pytest.mark.parametrize("locale", ["de_DE", "en_GB"])
+def test_every_admin_page_says_only_translated_texts(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+    locale: str,
+) -> None:
+    from bot.db import get_db
+    from bot.settings.stored import load_settings, save_settings
+    from bot.settings.writer import dump_settings
+
+    values = examples(app, admin)
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+        assert settings is not None
+        save_settings(session, dump_settings(settings).replace(settings.locale, locale, 1))
+    app.config[i18n.PSEUDO] = True
+    problems = []
+    pages = admin_pages(app, values)
+    for path in pages:
+        response = admin.get(path, follow_redirects=True)
+        kind = response.mimetype
+        endpoint, _args = app.url_map.bind("localhost").match(response.request.path)
+        if kind != "text/html" or endpoint.startswith(tuple(PENDING)):
+            continue
+        assert response.status_code == 200, path
+        problems += [f"{path} {found}" for found in unmarked(response.get_data(as_text=True))]
+    assert not problems, "texts that are not translated:\n" + "\n".join(problems)
+
+
+def test_login_and_error_pages_say_only_translated_texts(app: Flask, client: FlaskClient) -> None:
+    app.config[i18n.PSEUDO] = True
+    for path in ("/admin/login", "/admin/no-such-page")[: 0 if PENDING else 2]:
+        html = client.get(path, follow_redirects=True).get_data(as_text=True)
+        assert not unmarked(html), path
+
+
+def test_catalogue_paths_exist() -> None:
+    assert Path(i18n.TRANSLATIONS, "de").is_dir()
