@@ -136,8 +136,33 @@ def format_time(context: Context, value: time | datetime | None, format: str = "
     return babel.dates.format_time(value, format, tzinfo=b.tz, locale=b.locale)
 
 
+def opening_phrase(value: datetime, locale: Locale, tz: tzinfo) -> str:
+    """When a shop opens, as people say it: "Montag, 30. November, 9 Uhr", "Monday 30
+    November, 9:30 am"."""
+    local = value.astimezone(tz)
+    if locale.language == "de":
+        day = babel.dates.format_date(local, "EEEE, d. MMMM", locale=locale)
+        clock = f"{local.hour}" if local.minute == 0 else f"{local.hour}:{local.minute:02d}"
+        return f"{day}, {clock} Uhr"
+    pattern = "EEEE, MMMM d" if locale.territory == "US" else "EEEE d MMMM"
+    day = babel.dates.format_date(local, pattern, locale=locale)
+    clock = babel.dates.format_skeleton(
+        "h" if local.minute == 0 else "hm", local, tzinfo=tz, locale=locale
+    )
+    return f"{day}, {clock}"
+
+
+@pass_context
+def format_opening(context: Context, value: datetime | None) -> str:
+    if value is None or isinstance(value, Undefined):
+        return ""
+    b = _babel_of(context)
+    return opening_phrase(value, b.locale, b.tz)
+
+
 def _make_env() -> BoundedSandbox:
     env = make_env()
+    env.filters["format_opening"] = format_opening
     env.filters["format_datetime"] = format_datetime
     env.filters["format_date"] = format_date
     env.filters["format_time"] = format_time
