@@ -11,7 +11,9 @@ from flask.cli import AppGroup
 from bot.cli.common import clock_now, migrated
 from bot.contacts.csvfile import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts.importing import ImportCounts, import_rows
+from bot.contacts.numbers import settings_region
 from bot.db import get_db
+from bot.settings.stored import load_settings
 
 IMPORT_BATCH = 1000
 
@@ -25,16 +27,19 @@ def contacts_import(file: str) -> None:
     """Create or update contacts from FILE.csv (header wa_id,name,labels,opted_in).
 
     Rows are matched by phone number; bad rows are reported by line and the rest imported.
+    A national number (0151 …) is read in the business's country.
     """
     try:
         with click.open_file(file, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise click.ClickException(f"{file}: cannot read: {exc}") from exc
-    rows = read_contacts(decode(data))
+    database = get_db(current_app)
+    with database.session() as session:
+        region = settings_region(load_settings(session))
+    rows = read_contacts(decode(data), region)
     bad = 0
     total = ImportCounts(0, 0, 0)
-    database = get_db(current_app)
     try:
         while chunk := list(islice(rows, IMPORT_BATCH)):
             good: list[ContactRow] = []

@@ -36,14 +36,22 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
         contact = existing.get(row.wa_id)
         is_new = contact is None
         if contact is None:
-            contact = Contact(wa_id=row.wa_id, name=row.name, created_at=now, opted_in=False)
+            contact = Contact(
+                wa_id=row.wa_id,
+                name=row.name,
+                name_by_shop=row.name is not None,
+                created_at=now,
+                opted_in=False,
+            )
             session.add(contact)
             session.flush()
             existing[row.wa_id] = contact
         changed = is_new
-        if row.name is not None and contact.name != row.name:
+        if row.name is not None and (contact.name != row.name or not contact.name_by_shop):
+            # The shop's name: kept from now on whatever the customer's profile says.
+            changed = changed or contact.name != row.name
             contact.name = row.name
-            changed = True
+            contact.name_by_shop = True
         if row.labels is not None:
             wanted = [label(session, n, labels) for n in row.labels]
             if {lb.id for lb in contact.labels} != {lb.id for lb in wanted}:
