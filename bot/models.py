@@ -25,8 +25,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    false,
     Unicode,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from bot import storable
 from bot.autoreply import Ready, reply_for
 from bot.contacts.consent import ConsentSource, set_opt_in
-from bot.contacts.names import name_after_message
 from bot.contacts.lookup import (
     NAME_LENGTH,
     PHONE_NUMBER_ID_LENGTH,
@@ -26,6 +25,7 @@ from bot.contacts.lookup import (
     latest,
     locked_contact,
 )
+from bot.contacts.names import name_after_message
 from bot.models import Contact, Direction, Message, MessageStatus
 from bot.outbound import outbox
 from bot.rules import History, Inbound, Rule
