@@ -10,7 +10,7 @@ import csv
 import enum
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.contacts.label_names import clean_label, label_key
@@ -26,7 +26,12 @@ _FALSE = frozenset({"false", "no", "nein", "0", "n"})
 
 
 class CsvError(ValueError):
-    """The file as a whole cannot be read (no header, no wa_id column)."""
+    """The file as a whole cannot be read (no header, no wa_id column); `problem` says which,
+    for a message in the reader's language: "empty", "quote" or "no_wa_id"."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -111,15 +116,16 @@ def read_contacts(text: str, region: str | None = None) -> Iterator[ContactRow |
     records = _records(text, sniff_delimiter(first_line))
     first = next(records, None)
     if first is None:
-        raise CsvError("the file is empty; expected the header wa_id,name,labels,opted_in")
+        raise CsvError("the file is empty; expected the header wa_id,name,labels,opted_in", "empty")
     if isinstance(first, BadRow):
-        raise CsvError(f"line 1: {first.reason}")
+        raise CsvError(f"line 1: {first.reason}", "quote")
     _, header = first
     columns = [h.strip().lower().removeprefix("\ufeff") for h in header]
     if "wa_id" not in columns:
         raise CsvError(
             f"line 1: no wa_id column (found {', '.join(columns) or 'nothing'}); "
-            "expected the header wa_id,name,labels,opted_in"
+            "expected the header wa_id,name,labels,opted_in",
+            "no_wa_id",
         )
     index = {name: columns.index(name) for name in COLUMNS if name in columns}
     seen: dict[str, int] = {}
@@ -154,11 +160,11 @@ def read_contacts(text: str, region: str | None = None) -> Iterator[ContactRow |
             yield BadRow(line, str(exc), RowProblem.OPTED_IN, field("opted_in").strip())
             continue
         try:
-            labels = parse_labels(field("labels"))
+            labels = parse_labels(unguard(field("labels")))
         except ValueError as exc:
             yield BadRow(line, str(exc), RowProblem.LABEL)
             continue
-        name = " ".join(field("name").split())[:NAME_MAX] or None
+        name = unguard(" ".join(field("name").split()))[:NAME_MAX] or None
         yield ContactRow(line, wa_id, name, labels, opted_in, duplicate_of=seen.get(wa_id))
         seen[wa_id] = line
 
@@ -214,3 +220,31 @@ def _unclosed_quote(lines: list[str], delimiter: str, line: int) -> str | None:
                 "over what look like further rows)"
             )
     return None
+
+
+# A cell a spreadsheet would run as a formula: written with a leading apostrophe (which Excel
+# and LibreOffice show as text), and read back without it.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def unguard(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
+def write_contacts(rows: Iterable[tuple[str, str | None, Iterable[str], bool]]) -> Iterator[str]:
+    """The CSV of these contacts (wa_id, name, labels, opted_in), header first, a line at a
+    time: the file `contacts import` reads back as it was."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for wa_id, name, labels, opted_in in rows:
+        cells = [wa_id, guard(name or ""), guard(";".join(labels)), "true" if opted_in else "false"]
+        writer.writerow(cells)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
