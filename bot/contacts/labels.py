@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.contacts.audiences import Audience, parse_audience
 from bot.contacts.label_names import COLORS, clean_label, default_labels, label_key
-from bot.models import Contact, Label, contact_labels
+from bot.models import Broadcast, Contact, Label, contact_labels
 from bot.sql import insert_ignore
 
 
@@ -81,8 +82,17 @@ def rename_label(session: Session, found: Label, text: str) -> None:
     other = find_label(session, name)
     if other is not None and other.id != found.id:
         raise LabelError(f"there is a label {other.name!r} already")
+    old_key = found.name_key
     found.name = name
     found.name_key = label_key(name)
+    # Broadcasts name their audience's label: a weekly one keeps reaching the renamed label.
+    for broadcast in session.scalars(select(Broadcast).where(Broadcast.audience.like("label:%"))):
+        try:
+            audience = parse_audience(broadcast.audience)
+        except ValueError:
+            continue
+        if audience.label is not None and label_key(audience.label) == old_key:
+            broadcast.audience = str(Audience(label=name))
 
 
 def set_color(found: Label, color: str) -> None:

@@ -116,7 +116,7 @@ def _why_invalid(number: phonenumbers.PhoneNumber) -> Problem:
     return Problem.INVALID
 
 
-def _valid(country_code: int, national: str) -> bool:
+def _valid(country_code: int | None, national: str) -> bool:
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(f"+{country_code}{national}"))
     except NumberParseException:
