@@ -11,6 +11,7 @@ from typing import Any
 import babel.dates
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, lazy_gettext, ngettext, to_user_timezone
+from flask_babel.speaklater import LazyString
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.wrappers import Response
@@ -284,6 +285,7 @@ def contacts_label() -> Response:
 
 @bp.get("/contacts/<int:contact_id>")
 def contact(contact_id: int) -> str:
+    # Texts are translated when the page renders, after the session (see _checked).
     with get_db().session() as session:
         found = _contact(session, contact_id)
         row = contact_row(found)
@@ -299,7 +301,7 @@ def contact(contact_id: int) -> str:
             {
                 "at": event.at,
                 "opted_in": event.opted_in,
-                "source": str(SOURCES.get(event.source, event.source)),
+                "source": event.source,
             }
             for event in consent
         ]
@@ -330,6 +332,7 @@ def contact(contact_id: int) -> str:
         labels=labels,
         mine=mine,
         when=when,
+        sources=SOURCES,
     )
 
 
@@ -396,17 +399,21 @@ def _read_form() -> ContactForm:
 
 
 def _checked(session: Session, form: ContactForm, contact_id: int | None) -> tuple[str, dict]:
-    """The form's wa_id and its errors by field (none: it can be saved)."""
+    """The form's wa_id and its errors by field (none: it can be saved).
+
+    The errors are lazy texts: translating in a session would choose the page's language from
+    the settings, in a second session that waits for this one's turn at the database.
+    """
     errors: dict[str, Any] = {}
     wa_id = ""
     try:
         wa_id = to_wa_id(form.number, _region(session))
     except NumberError as exc:
-        errors["number"] = number_problem(exc)
+        errors["number"] = LazyString(number_problem, exc)
     else:
         other = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         if other is not None and other.id != contact_id:
-            errors["number"] = gettext(
+            errors["number"] = lazy_gettext(
                 "This number belongs to %(name)s already.", name=shown_name(other)
             )
             errors["other"] = url_for("admin.contact", contact_id=other.id)

@@ -74,14 +74,19 @@ def label_create() -> Response:
     if not name:
         flash(gettext("A label needs a name."), "error")
         return redirect(url_for("admin.labels"))
+    # Flashed after the session: translating chooses the language from the settings, in a
+    # session of its own.
     with get_db().session() as session:
-        if (known := find_label(session, name)) is not None:
-            flash(gettext("There is a label “%(name)s” already.", name=known.name), "error")
-            return redirect(url_for("admin.labels"))
-        created = label(session, name)
-        if color in COLORS:
-            created.color = color
-    flash(gettext("Label “%(name)s” added.", name=name))
+        known = find_label(session, name)
+        if known is None:
+            created = label(session, name)
+            if color in COLORS:
+                created.color = color
+        taken = known.name if known is not None else None
+    if taken is not None:
+        flash(gettext("There is a label “%(name)s” already.", name=taken), "error")
+    else:
+        flash(gettext("Label “%(name)s” added.", name=name))
     return redirect(url_for("admin.labels"))
 
 
@@ -90,6 +95,7 @@ def label_update(label_id: int) -> Response:
     """A new name or colour for a label; its contacts keep it."""
     name = request.form.get("name", "")
     color = request.form.get("color", "")
+    refused: LabelError | None = None
     with get_db().session() as session:
         found = _label(session, label_id)
         try:
@@ -98,10 +104,12 @@ def label_update(label_id: int) -> Response:
                 set_color(found, color)
         except LabelError as exc:
             session.rollback()
-            flash(_problem(exc, " ".join(name.split())), "error")
-            return redirect(url_for("admin.labels"))
+            refused = exc
         saved = found.name
-    flash(gettext("Label “%(name)s” saved.", name=saved))
+    if refused is not None:
+        flash(_problem(refused, " ".join(name.split())), "error")
+    else:
+        flash(gettext("Label “%(name)s” saved.", name=saved))
     return redirect(url_for("admin.labels"))
 
 
