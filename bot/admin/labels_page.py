@@ -96,16 +96,16 @@ def label_update(label_id: int) -> Response:
     name = request.form.get("name", "")
     color = request.form.get("color", "")
     refused: LabelError | None = None
-    with get_db().session() as session:
-        found = _label(session, label_id)
-        try:
+    try:
+        # A refusal leaves the block, so the transaction rolls back whole.
+        with get_db().session() as session:
+            found = _label(session, label_id)
             rename_label(session, found, name)
             if color:
                 set_color(found, color)
-        except LabelError as exc:
-            session.rollback()
-            refused = exc
-        saved = found.name
+            saved = found.name
+    except LabelError as exc:
+        refused = exc
     if refused is not None:
         flash(_problem(refused, " ".join(name.split())), "error")
     else:

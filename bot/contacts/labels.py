@@ -67,7 +67,7 @@ def label_counts(session: Session) -> list[tuple[Label, int]]:
         .group_by(Label.id)
         .order_by(func.lower(Label.name), Label.id)
     )
-    return [(lb, n) for lb, n in session.execute(query).tuples()]
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def rename_label(session: Session, found: Label, text: str) -> None:
