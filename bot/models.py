@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Unicode,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -130,6 +131,9 @@ class Label(Base):
         String(3 * 64), default=lambda ctx: label_key(ctx.current_parameters["name"])
     )
 
+    # One of bot.contacts.label_names.COLORS; None: one chosen by the label's id.
+    color: Mapped[str | None] = mapped_column(String(16))
+
     __table_args__ = (Index("uq_labels_name_key", "name_key", unique=True),)
 
 
@@ -147,6 +151,11 @@ class Contact(Base):
         String(USER_ID_LENGTH).with_variant(String(128), "sqlite"), unique=True
     )
     name: Mapped[str | None] = mapped_column(String(256))
+    # The name in the customer's WhatsApp profile, as their last message had it.
+    profile_name: Mapped[str | None] = mapped_column(String(256))
+    # Whether the shop gave the name (an import, the admin): a profile name then never
+    # replaces it (bot.contacts.names).
+    name_by_shop: Mapped[bool] = mapped_column(Boolean, server_default=false())
     opted_in: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_in_changed_at: Mapped[datetime | None]
     opted_in_source: Mapped[str | None] = mapped_column(String(16))

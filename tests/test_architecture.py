@@ -35,6 +35,8 @@ PURE = {
     "bot.outbound.backoff",
     "bot.contacts.csvfile",
     "bot.contacts.label_names",
+    "bot.contacts.names",
+    "bot.contacts.numbers",
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
 }

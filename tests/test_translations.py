@@ -43,7 +43,8 @@ def extracted() -> dict[str, list[str]]:
     for filename, lineno, message, _comments, _context in extract_from_dir(
         str(ROOT), METHODS, keywords=KEYWORDS
     ):
-        ids = message if isinstance(message, tuple) else (message,)
+        # A plural text is one catalogue entry, found by its singular (msgid_plural beside it).
+        ids = message[:1] if isinstance(message, tuple) else (message,)
         for msgid in ids:
             if msgid:
                 found.setdefault(msgid, []).append(f"{filename}:{lineno}")

@@ -385,7 +385,7 @@ def parse_labels(text: str) -> list[str]:
     return names
 
 
-@bp.post("/inbox/<int:contact_id>/labels")
+@bp.post("/inbox/<int:contact_id>/labels", endpoint="conversation_labels")
 def labels(contact_id: int) -> Response:
     form = LabelsForm()
     try:

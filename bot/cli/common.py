@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from bot import logs
+from bot.contacts.numbers import NumberError, wa_id_or_digits
 from bot.db import get_db
 from bot.settings import BusinessSettings
 from bot.settings.stored import load_settings
@@ -53,6 +54,15 @@ def load_settings_or_fail(session: Session) -> BusinessSettings:
     if settings is None:
         raise click.ClickException("no business settings yet: run `settings import FILE`")
     return settings
+
+
+def typed_wa_id(text: str, region: str, option: str) -> str:
+    """A number given on the command line as its wa_id: typed in any form (`+49 151 …`, or
+    `0151 …` in the business's country), or a wa_id's plain digits as they are."""
+    try:
+        return wa_id_or_digits(text, region)
+    except NumberError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 def clock_now() -> datetime:

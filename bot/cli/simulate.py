@@ -12,7 +12,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from bot.autoreply import simulate
-from bot.cli.common import clock_now, load_settings_or_fail, migrated, parse_at
+from bot.cli.common import clock_now, load_settings_or_fail, migrated, parse_at, typed_wa_id
+from bot.contacts.names import name_after_message
+from bot.contacts.numbers import settings_region
 from bot.db import get_db
 from bot.models import Contact
 from bot.replies import render_problems
@@ -23,7 +25,11 @@ from bot.settings.stored import seed_demo
 @click.command("simulate")
 @with_appcontext
 @click.option("--text", required=True, help="The customer's message.")
-@click.option("--from", "wa_id", help="The customer's number (their history counts).")
+@click.option(
+    "--from",
+    "wa_id",
+    help="The customer's number, as wa_id or as typed (their history counts).",
+)
 @click.option("--name", help="The customer's profile name.")
 @click.option("--at", "at_text", help="ISO 8601 instant; without an offset, business time.")
 @click.option(
@@ -51,10 +57,12 @@ def simulate_command(
         history = NO_HISTORY
         contact = None
         if wa_id:
+            wa_id = typed_wa_id(wa_id, settings_region(settings), "--from")
             contact = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         if contact is not None:
             history = History(contact.last_inbound_at, contact.last_away_at)
-            name = name or contact.name
+            # As a message would find it: a name the shop gave wins over the profile's.
+            name = name_after_message(contact.name, contact.name_by_shop, name)
         session.rollback()  # the demo seed above is the one thing a simulation may keep
     with render_problems() as problems:
         result = simulate(

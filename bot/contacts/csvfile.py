@@ -1,35 +1,37 @@
-"""Reading a contacts CSV: phone numbers to E.164 digits, labels, opt-in, bad rows by line.
+"""Reading a contacts CSV: phone numbers to wa_ids, labels, opt-in, bad rows by line.
 
 Pure: text in, rows out. Excel exports (a byte order mark, `;` between fields, numbers
-written as `+49 151 …` or `0049 151 …`) read like plain ones.
+written as `+49 151 …`, `0049 151 …` or nationally as `0151 …`) read like plain ones.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.contacts.label_names import clean_label, label_key
+from bot.contacts.numbers import NumberError, to_wa_id
 
 COLUMNS = ("wa_id", "name", "labels", "opted_in")
-# E.164: at most 15 digits with the country code; no country code is shorter than this.
-MIN_DIGITS = 8
-MAX_DIGITS = 15
 NAME_MAX = 256
 # A quoted cell may hold line breaks (Excel writes a cell's Alt+Enter so), but no contact
 # field needs many; a quote still open after this many lines is taken as never closed.
 MAX_CELL_LINES = 20
-# What people put between the digits of a phone number.
-_SEPARATORS = re.compile(r"[\s\-./()\u00a0\u2009\u202f]+")
 _TRUE = frozenset({"true", "yes", "ja", "1", "y", "j"})
 _FALSE = frozenset({"false", "no", "nein", "0", "n"})
 
 
 class CsvError(ValueError):
-    """The file as a whole cannot be read (no header, no wa_id column)."""
+    """The file as a whole cannot be read (no header, no wa_id column); `problem` says which,
+    for a message in the reader's language: "empty", "quote" or "no_wa_id"."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,23 @@ class ContactRow:
     duplicate_of: int | None = None  # the line that had the same number before
 
 
+class RowProblem(enum.StrEnum):
+    """Why a row was skipped, beside a number's own (bot.contacts.numbers.Problem)."""
+
+    OPTED_IN = "opted_in"
+    FIELDS = "fields"
+    QUOTE = "quote"
+    LABEL = "label"
+
+
 @dataclass(frozen=True)
 class BadRow:
     line: int
-    reason: str
+    reason: str  # in English, as the command line prints it
+    # For a report in the reader's language: a RowProblem or a numbers.Problem, and the value
+    # it is about (the number, the opted_in cell, the count of fields).
+    problem: str = ""
+    value: str = ""
 
 
 def decode(data: bytes) -> str:
@@ -56,26 +71,10 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def normalize_wa_id(text: str) -> str:
-    """A phone number in international form as E.164 digits (no `+`); ValueError if not one."""
-    raw = text.strip()
-    if not raw:
-        raise ValueError("no phone number")
-    number = _SEPARATORS.sub("", raw)
-    if number.startswith("+"):
-        number = number[1:]
-    elif number.startswith("00"):
-        number = number[2:]
-    elif number.startswith("0"):
-        raise ValueError(f"{raw!r} has no country code (write it as +49… or 0049…)")
-    if not number.isascii() or not number.isdigit():
-        raise ValueError(f"{raw!r} is not a phone number")
-    if not MIN_DIGITS <= len(number) <= MAX_DIGITS:
-        raise ValueError(
-            f"{raw!r} has {len(number)} digits; a number with country code has "
-            f"{MIN_DIGITS} to {MAX_DIGITS}"
-        )
-    return number
+def normalize_wa_id(text: str, region: str | None = None) -> str:
+    """A phone number as its wa_id (see bot.contacts.numbers.to_wa_id): international, or
+    national in `region`; NumberError (a ValueError) if it is no valid number."""
+    return to_wa_id(text, region)
 
 
 def parse_bool(text: str) -> bool | None:
@@ -106,8 +105,9 @@ def sniff_delimiter(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
-    """Every data row of the file as a ContactRow or a BadRow, with its line number.
+def read_contacts(text: str, region: str | None = None) -> Iterator[ContactRow | BadRow]:
+    """Every data row of the file as a ContactRow or a BadRow, with its line number; national
+    numbers are read in `region` (None: refused for want of a country code).
 
     Raises CsvError when the header has no wa_id column.
     """
@@ -116,15 +116,16 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
     records = _records(text, sniff_delimiter(first_line))
     first = next(records, None)
     if first is None:
-        raise CsvError("the file is empty; expected the header wa_id,name,labels,opted_in")
+        raise CsvError("the file is empty; expected the header wa_id,name,labels,opted_in", "empty")
     if isinstance(first, BadRow):
-        raise CsvError(f"line 1: {first.reason}")
+        raise CsvError(f"line 1: {first.reason}", "quote")
     _, header = first
     columns = [h.strip().lower().removeprefix("\ufeff") for h in header]
     if "wa_id" not in columns:
         raise CsvError(
             f"line 1: no wa_id column (found {', '.join(columns) or 'nothing'}); "
-            "expected the header wa_id,name,labels,opted_in"
+            "expected the header wa_id,name,labels,opted_in",
+            "no_wa_id",
         )
     index = {name: columns.index(name) for name in COLUMNS if name in columns}
     seen: dict[str, int] = {}
@@ -136,7 +137,12 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
         if not any(f.strip() for f in fields):
             continue  # blank lines, or a row of empty cells as spreadsheets leave behind
         if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns) :]):
-            yield BadRow(line, f"{len(fields)} fields, the header has {len(columns)}")
+            yield BadRow(
+                line,
+                f"{len(fields)} fields, the header has {len(columns)}",
+                RowProblem.FIELDS,
+                str(len(fields)),
+            )
             continue
 
         def field(name: str, fields: list[str] = fields) -> str:
@@ -144,13 +150,21 @@ def read_contacts(text: str) -> Iterator[ContactRow | BadRow]:
             return fields[i] if i is not None and i < len(fields) else ""
 
         try:
-            wa_id = normalize_wa_id(field("wa_id"))
-            opted_in = parse_bool(field("opted_in"))
-            labels = parse_labels(field("labels"))
-        except ValueError as exc:
-            yield BadRow(line, str(exc))
+            wa_id = normalize_wa_id(field("wa_id"), region)
+        except NumberError as exc:
+            yield BadRow(line, str(exc), exc.problem, exc.text)
             continue
-        name = " ".join(field("name").split())[:NAME_MAX] or None
+        try:
+            opted_in = parse_bool(field("opted_in"))
+        except ValueError as exc:
+            yield BadRow(line, str(exc), RowProblem.OPTED_IN, field("opted_in").strip())
+            continue
+        try:
+            labels = parse_labels(unguard(field("labels")))
+        except ValueError as exc:
+            yield BadRow(line, str(exc), RowProblem.LABEL)
+            continue
+        name = unguard(" ".join(field("name").split()))[:NAME_MAX] or None
         yield ContactRow(line, wa_id, name, labels, opted_in, duplicate_of=seen.get(wa_id))
         seen[wa_id] = line
 
@@ -173,13 +187,13 @@ def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]] | BadR
             # Lenient first, so that a line that ends its record reads as it always did.
             fields, used = _read_record(window, delimiter, strict=False)
         except csv.Error as exc:
-            yield BadRow(start + 1, str(exc))
+            yield BadRow(start + 1, str(exc), RowProblem.QUOTE)
             start += 1
             continue
         if used > 1:
             unclosed = _unclosed_quote(window, delimiter, start + 1)
             if unclosed is not None:
-                yield BadRow(start + 1, unclosed)
+                yield BadRow(start + 1, unclosed, RowProblem.QUOTE)
                 start += 1
                 continue
         yield start + 1, fields
@@ -206,3 +220,31 @@ def _unclosed_quote(lines: list[str], delimiter: str, line: int) -> str | None:
                 "over what look like further rows)"
             )
     return None
+
+
+# A cell a spreadsheet would run as a formula: written with a leading apostrophe (which Excel
+# and LibreOffice show as text), and read back without it.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def unguard(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
+def write_contacts(rows: Iterable[tuple[str, str | None, Iterable[str], bool]]) -> Iterator[str]:
+    """The CSV of these contacts (wa_id, name, labels, opted_in), header first, a line at a
+    time: the file `contacts import` reads back as it was."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for wa_id, name, labels, opted_in in rows:
+        cells = [wa_id, guard(name or ""), guard(";".join(labels)), "true" if opted_in else "false"]
+        writer.writerow(cells)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()

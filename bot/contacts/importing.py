@@ -1,17 +1,19 @@
 """Importing contacts read from a CSV: create or update each by number, with its labels and
-opt-in."""
+opt-in; the whole file in batches with its per-line report (the command line's and the
+admin's)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.contacts.consent import ConsentSource, set_opt_in
-from bot.contacts.csvfile import ContactRow
+from bot.contacts.csvfile import BadRow, ContactRow
 from bot.contacts.labels import label
 from bot.models import Contact, Label
 
@@ -36,14 +38,22 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
         contact = existing.get(row.wa_id)
         is_new = contact is None
         if contact is None:
-            contact = Contact(wa_id=row.wa_id, name=row.name, created_at=now, opted_in=False)
+            contact = Contact(
+                wa_id=row.wa_id,
+                name=row.name,
+                name_by_shop=row.name is not None,
+                created_at=now,
+                opted_in=False,
+            )
             session.add(contact)
             session.flush()
             existing[row.wa_id] = contact
         changed = is_new
-        if row.name is not None and contact.name != row.name:
+        if row.name is not None and (contact.name != row.name or not contact.name_by_shop):
+            # The shop's name: kept from now on whatever the customer's profile says.
+            changed = changed or contact.name != row.name
             contact.name = row.name
-            changed = True
+            contact.name_by_shop = True
         if row.labels is not None:
             wanted = [label(session, n, labels) for n in row.labels]
             if {lb.id for lb in contact.labels} != {lb.id for lb in wanted}:
@@ -61,3 +71,59 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
             unchanged += 1
     session.flush()
     return ImportCounts(created, updated, unchanged)
+
+
+IMPORT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A row with the same number as an earlier one: the later row wins."""
+
+    line: int
+    first: int
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    counts: ImportCounts
+    bad: int
+
+    @property
+    def imported(self) -> int:
+        return self.counts.created + self.counts.updated + self.counts.unchanged
+
+
+def import_file(
+    rows: Iterable[ContactRow | BadRow],
+    save: Callable[[list[ContactRow]], ImportCounts],
+    note: Callable[[BadRow | Duplicate], None],
+    batch: int = IMPORT_BATCH,
+) -> ImportReport:
+    """Import a file's rows (read_contacts) in batches, each saved by `save` in a transaction
+    of its own; every bad row and every repeated number is told to `note` as it is read, so
+    the command line and the admin give the same per-line report.
+
+    Raises CsvError (from reading) when the file as a whole cannot be read.
+    """
+    bad = 0
+    total = ImportCounts(0, 0, 0)
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, batch)):
+        good: list[ContactRow] = []
+        for row in chunk:
+            if isinstance(row, BadRow):
+                bad += 1
+                note(row)
+                continue
+            if row.duplicate_of is not None:
+                note(Duplicate(row.line, row.duplicate_of))
+            good.append(row)
+        if good:
+            counts = save(good)
+            total = ImportCounts(
+                total.created + counts.created,
+                total.updated + counts.updated,
+                total.unchanged + counts.unchanged,
+            )
+    return ImportReport(total, bad)

@@ -22,6 +22,8 @@ _CONTACT = select(
     _contacts.c.wa_id,
     _contacts.c.user_id,
     _contacts.c.name,
+    _contacts.c.name_by_shop,
+    _contacts.c.profile_name,
     _contacts.c.last_inbound_at,
     _contacts.c.last_message_at,
     _contacts.c.last_away_at,
@@ -61,8 +63,8 @@ def find_or_create_contact(
 def locked_contact(
     conn: Connection, wa_id: str | None, user_id: str | None, now: datetime, name: str | None = None
 ) -> ContactRow:
-    """The contact row for a business-scoped user id or a phone number, created if new and
-    locked for this transaction.
+    """The contact row for a business-scoped user id or a phone number, created if new (with
+    `name`, the customer's profile name) and locked for this transaction.
 
     The user id comes first: it stays when a customer changes their number, so a known user id
     with a new number is the same contact, now at that number.
@@ -75,7 +77,13 @@ def locked_contact(
         # with the one row instead of one of them failing on a unique key.
         conn.execute(
             insert_ignore(conn, Contact, None),
-            {"wa_id": wa_id, "user_id": user_id, "name": name, "created_at": now},
+            {
+                "wa_id": wa_id,
+                "user_id": user_id,
+                "name": name,
+                "profile_name": name,
+                "created_at": now,
+            },
         )
         row = _locked(conn, user_id, wa_id)
         assert row is not None

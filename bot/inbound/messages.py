@@ -25,6 +25,7 @@ from bot.contacts.lookup import (
     latest,
     locked_contact,
 )
+from bot.contacts.names import name_after_message
 from bot.models import Contact, Direction, Message, MessageStatus
 from bot.outbound import outbox
 from bot.rules import History, Inbound, Rule
@@ -36,12 +37,13 @@ from bot.whatsapp.payloads import text_payload
 log = logging.getLogger("tresen.inbound")
 
 _contacts = cast(Table, Contact.__table__)
-# One update per new message: the contact's name, times and unread count.
+# One update per new message: the contact's names, times and unread count.
 _TOUCH = (
     update(_contacts)
     .where(_contacts.c.id == bindparam("contact_id"))
     .values(
         name=bindparam("name", type_=_contacts.c.name.type),
+        profile_name=bindparam("profile_name", type_=_contacts.c.profile_name.type),
         last_inbound_at=bindparam("last_inbound_at", type_=_contacts.c.last_inbound_at.type),
         last_message_at=bindparam("last_message_at", type_=_contacts.c.last_message_at.type),
         last_away_at=bindparam("last_away_at", type_=_contacts.c.last_away_at.type),
@@ -118,7 +120,8 @@ def store_message(
     conn = session.connection()
     profile_name = storable.clipped(event.profile_name, NAME_LENGTH)
     contact = locked_contact(conn, wa_id, user_id, now, profile_name)
-    name = profile_name or contact.name
+    # The shop's name for the contact stays; the profile name is kept beside it.
+    name = name_after_message(contact.name, contact.name_by_shop, profile_name)
     reply = None
     if settings is not None and answer:
         history = History(
@@ -148,6 +151,7 @@ def store_message(
     touch: dict[str, Any] | None = {
         "contact_id": contact.id,
         "name": name,
+        "profile_name": profile_name or contact.profile_name,
         "last_inbound_at": latest(contact.last_inbound_at, event.timestamp),
         "last_message_at": latest(
             contact.last_message_at, event.timestamp, now if queued else None

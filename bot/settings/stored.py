@@ -8,6 +8,7 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.contacts.labels import seed_default_labels
 from bot.models import Business, utcnow
 from bot.settings import DEMO_SETTINGS, BusinessSettings, dump_settings, parse_settings
 
@@ -43,6 +44,8 @@ def save_settings(session: Session, text: str) -> BusinessSettings:
         session.add(
             Business(id=BUSINESS_ID, settings_yaml=canonical, version=1, updated_at=utcnow())
         )
+        # A new business starts with the WhatsApp Business app's labels, once.
+        seed_default_labels(session, settings.locale)
     else:
         business.settings_yaml = canonical
         business.version += 1
