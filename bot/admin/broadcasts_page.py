@@ -47,23 +47,23 @@ SCRIPT_TEXTS["broadcast_cancel"] = lazy_gettext(
 )
 
 STATUS_WORDS: dict[str, Any] = {
-    broadcasts.BroadcastStatus.SCHEDULED: lazy_gettext("scheduled"),
-    broadcasts.BroadcastStatus.RUNNING: lazy_gettext("sending"),
-    broadcasts.BroadcastStatus.DONE: lazy_gettext("sent"),
-    broadcasts.BroadcastStatus.CANCELLED: lazy_gettext("cancelled"),
+    broadcasts.BroadcastStatus.SCHEDULED: lazy_gettext("Scheduled"),
+    broadcasts.BroadcastStatus.RUNNING: lazy_gettext("Sending"),
+    broadcasts.BroadcastStatus.DONE: lazy_gettext("Sent"),
+    broadcasts.BroadcastStatus.CANCELLED: lazy_gettext("Cancelled"),
 }
 RUN_WORDS: dict[str, Any] = {
-    RunStatus.WRITING: lazy_gettext("sending"),
-    RunStatus.WRITTEN: lazy_gettext("complete"),
-    RunStatus.CANCELLED: lazy_gettext("cancelled"),
+    RunStatus.WRITING: lazy_gettext("Sending"),
+    RunStatus.WRITTEN: lazy_gettext("Sent"),
+    RunStatus.CANCELLED: lazy_gettext("Cancelled"),
 }
 MESSAGE_WORDS: dict[str, Any] = {
-    **{status: lazy_gettext("waiting") for status in PENDING},
-    MessageStatus.SENT: lazy_gettext("sent"),
-    MessageStatus.DELIVERED: lazy_gettext("delivered"),
-    MessageStatus.READ: lazy_gettext("read"),
-    MessageStatus.FAILED: lazy_gettext("failed"),
-    MessageStatus.SKIPPED: lazy_gettext("skipped"),
+    **{status: lazy_gettext("Waiting") for status in PENDING},
+    MessageStatus.SENT: lazy_gettext("Sent"),
+    MessageStatus.DELIVERED: lazy_gettext("Delivered"),
+    MessageStatus.READ: lazy_gettext("Read"),
+    MessageStatus.FAILED: lazy_gettext("Failed"),
+    MessageStatus.SKIPPED: lazy_gettext("Skipped"),
 }
 # The funnel's rows, in order: the recipients, how far the messages got, and the ways out.
 FUNNEL: tuple[tuple[str, Any], ...] = (
