@@ -99,8 +99,14 @@ def _settings() -> BusinessSettings:
 def day_and_time(at: datetime) -> str:
     """`Mo., 30. Nov. 2026, 10:00`: the day, the date and the time in the page's locale, in
     the business time zone."""
-    day = babel.dates.format_skeleton("yMMMEd", at, tzinfo=get_timezone(), locale=get_locale())
-    return f"{day}, {format_time(at, 'short')}"
+    try:
+        day = babel.dates.format_skeleton(
+            "yMMMEd", at, tzinfo=get_timezone(), locale=get_locale()
+        )
+        return f"{day}, {format_time(at, 'short')}"
+    except (OverflowError, ValueError):
+        # A stored time so near the calendar's end that the zone's offset pushes it off.
+        return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _week_names(width: str) -> list[str]:
