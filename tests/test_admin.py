@@ -1229,7 +1229,11 @@ def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> No
         ({"kind": "text", "text": "  ", "when": "now"}, "text", "Schreiben Sie"),
         ({"kind": "text", "text": "Hi", "when": "cron", "cron": "0 9 *"}, "cron", "cron-Zeile"),
         ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "at", "Datum"),
-        ({"kind": "text", "text": "Hi", "when": "weekly", "weekly_time": "10:00"}, "days", "Wochentag"),
+        (
+            {"kind": "text", "text": "Hi", "when": "weekly", "weekly_time": "10:00"},
+            "days",
+            "Wochentag",
+        ),
         ({"kind": "template", "template": "", "when": "now"}, "template", "genehmigten"),
         ({"kind": "text", "text": "{% if %}", "when": "now"}, "text", "Platzhalter"),
         ({"kind": "text", "text": "{{ 'x' * 5000 }}", "when": "now"}, "text", "zu lang"),

@@ -36,6 +36,7 @@ PURE = {
     "bot.contacts.label_names",
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
+    "bot.broadcasts.timing",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

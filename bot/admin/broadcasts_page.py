@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import babel.dates
@@ -100,16 +100,14 @@ def day_and_time(at: datetime) -> str:
     """`Mo., 30. Nov. 2026, 10:00`: the day, the date and the time in the page's locale, in
     the business time zone."""
     try:
-        day = babel.dates.format_skeleton(
-            "yMMMEd", at, tzinfo=get_timezone(), locale=get_locale()
-        )
+        day = babel.dates.format_skeleton("yMMMEd", at, tzinfo=get_timezone(), locale=get_locale())
         return f"{day}, {format_time(at, 'short')}"
     except (OverflowError, ValueError):
         # A stored time so near the calendar's end that the zone's offset pushes it off.
         return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _week_names(width: str) -> list[str]:
+def _week_names(width: Literal["abbreviated", "wide"]) -> list[str]:
     """The locale's names of the weekdays, Monday first."""
     names = babel.dates.get_day_names(width, locale=get_locale())
     return [names[i] for i in range(7)]
