@@ -84,6 +84,8 @@ def test_the_page_shows_the_reach_without_a_script_and_lists_the_labels(
     assert 'data-count="3">3 Kontakte bekommen diese Rundsendung.' in html
     assert re.search(r'<option value="label:Stammkunde"\s+selected', html)
     assert 'value="label:Hochzeit"' in html
+    # Nobody wrote within 24 hours: a text would reach nobody, and the page says so.
+    assert "Ein Text erreicht jetzt niemanden" in html
     # Monday first, in the page's language.
     days = re.findall(r'name="days" value="(\w+)"[^>]*> <abbr translate="no" title="(\w+)"', html)
     assert days[0] == ("mon", "Montag") and days[6] == ("sun", "Sonntag")

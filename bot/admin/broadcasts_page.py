@@ -286,6 +286,11 @@ def overview(
 def _reachable_text(draft: Draft, reach: broadcasts.Reach) -> str:
     if draft.form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
         return gettext("An approved template reaches all of them.")
+    if reach.total and not reach.reachable:
+        return gettext(
+            "None of them wrote within the last 24 hours: a text reaches nobody now. "
+            "Send an approved template instead."
+        )
     return ngettext(
         "%(num)d of them wrote within the last 24 hours and can get a free text now.",
         "%(num)d of them wrote within the last 24 hours and can get a free text now.",
