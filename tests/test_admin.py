@@ -787,8 +787,11 @@ HOSTILE_OUTBOUND: list[Any] = [
 ]
 
 
-def admin_get_paths(app: Flask, contact_ids: list[int]) -> list[str]:
-    """Every page of the admin a GET reaches, for each of these contacts where it names one."""
+def admin_get_paths(
+    app: Flask, contact_ids: list[int], broadcast_ids: list[int] | None = None
+) -> list[str]:
+    """Every page of the admin a GET reaches, for each of these contacts (broadcasts) where it
+    names one."""
     paths = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin/") or "GET" not in (rule.methods or ()):
@@ -797,9 +800,62 @@ def admin_get_paths(app: Flask, contact_ids: list[int]) -> list[str]:
             continue  # static files
         if "<int:contact_id>" in rule.rule:
             paths += [rule.rule.replace("<int:contact_id>", str(cid)) for cid in contact_ids]
+        elif "<int:broadcast_id>" in rule.rule:
+            paths += [
+                rule.rule.replace("<int:broadcast_id>", str(bid)) for bid in broadcast_ids or []
+            ]
         else:
             paths.append(rule.rule)
     return paths
+
+
+def hostile_broadcasts(session: Any, *contacts: Contact) -> list[int]:
+    """Broadcasts as an older version or a hand-edited database may have left them: a text of
+    markup, a template with markup parameters, a cron line the scheduler refuses, times at both
+    ends of the calendar, recipients with markup reasons and statuses of no known kind."""
+    from bot.models import Broadcast, BroadcastRun
+
+    made = [
+        Broadcast(kind="text", text=XSS_TEXT, audience="all", at=LATEST, timezone="Europe/Berlin"),
+        Broadcast(
+            kind="template",
+            template_name=XSS_NAME,
+            language="<b>",
+            params=[XSS_TEXT],
+            audience=f"label:{XSS_NAME}",
+            cron="61 25 * * mon",
+            timezone="Europe/Berlin",
+            created_at=EARLIEST,
+        ),
+        Broadcast(
+            kind="text", text="", audience="all", cron="0 9 * * mon,thu", timezone="Europe/Berlin"
+        ),
+    ]
+    session.add_all(made)
+    session.flush()
+    for i, broadcast in enumerate(made):
+        run = BroadcastRun(
+            broadcast_id=broadcast.id,
+            due_at=(LATEST, EARLIEST, NOW)[i],
+            status=("written", "weird", "writing")[i],
+            started_at=NOW,
+        )
+        session.add(run)
+        session.flush()
+        session.add_all(
+            Message(
+                contact_id=contact.id,
+                direction="out",
+                type="text",
+                status=("failed", "skipped", "weird")[(i + j) % 3],
+                error_reason=XSS_TEXT,
+                broadcast_run_id=run.id,
+                timestamp=NOW,
+            )
+            for j, contact in enumerate(contacts)
+        )
+    session.flush()
+    return [b.id for b in made]
 
 
 def test_no_admin_page_fails_on_stored_customer_data(app: Flask, admin: FlaskClient) -> None:
@@ -868,7 +924,9 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
         session.add_all(rows)
         session.flush()
         ids = [nameless.id, ancient.id]
-    paths = admin_get_paths(app, ids)
+        broadcast_ids = hostile_broadcasts(session, nameless, ancient)
+    paths = admin_get_paths(app, ids, broadcast_ids)
+    assert f"/admin/broadcasts/{broadcast_ids[0]}" in paths
     assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
     for path in paths:
         for query in ("", "?q=n&label=x", "?weeks=26", "?after=1"):
@@ -1134,7 +1192,7 @@ def test_insights_heatmap_in_business_time_and_who_answered(
 
 
 def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> None:
-    html = admin.get("/admin/broadcasts").get_data(as_text=True)
+    html = admin.get("/admin/broadcasts/new").get_data(as_text=True)
     response = admin.post(
         "/admin/broadcasts",
         data={
@@ -1158,34 +1216,36 @@ def test_broadcasts_create_list_and_cancel(app: Flask, admin: FlaskClient) -> No
             ["{{ contact.name }}"],
             datetime(2026, 4, 1, 7, 30, tzinfo=UTC),
         )
+    assert response.headers["Location"] == f"/admin/broadcasts/{stored.id}"
     page = admin.get("/admin/broadcasts").get_data(as_text=True)
-    assert "Template spring_sale (de)" in page
-    assert "scheduled" in page
-    assert 'class="funnel"' in page
+    assert "WhatsApp-Vorlage" in page and "spring_sale (de)" in page
+    assert "Geplant" in page
+    assert "Mi., 1. Apr. 2026, 09:30" in page
     cancel = admin.post(f"/admin/broadcasts/{stored.id}/cancel", data={"csrf_token": csrf_of(page)})
     assert cancel.status_code == 302
-    assert "cancelled" in admin.get("/admin/broadcasts").get_data(as_text=True)
+    assert "Abgebrochen" in admin.get(f"/admin/broadcasts/{stored.id}").get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"kind": "text", "text": "  ", "when": "now"}, "content", "empty"),
-        ({"kind": "text", "text": "Hi", "when": "cron", "cron": "0 9 *"}, "when", "5"),
-        ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "when", "date and time"),
-        ({"kind": "template", "template": "", "when": "now"}, "template", "approved"),
-        ({"kind": "text", "text": "{% if %}", "when": "now"}, "content", "not a valid"),
+        ({"kind": "text", "text": "  ", "when": "now"}, "text", "Schreiben Sie"),
+        ({"kind": "text", "text": "Hi", "when": "cron", "cron": "0 9 *"}, "cron", "cron-Zeile"),
+        ({"kind": "text", "text": "Hi", "when": "at", "at": ""}, "at", "Datum"),
         (
-            {"kind": "text", "text": "{{ 'x' * 5000 }}", "when": "now"},
-            "content",
-            "the text goes over the bounds of a message",
+            {"kind": "text", "text": "Hi", "when": "weekly", "weekly_time": "10:00"},
+            "days",
+            "Wochentag",
         ),
+        ({"kind": "template", "template": "", "when": "now"}, "template", "genehmigten"),
+        ({"kind": "text", "text": "{% if %}", "when": "now"}, "text", "Platzhalter"),
+        ({"kind": "text", "text": "{{ 'x' * 5000 }}", "when": "now"}, "text", "zu lang"),
     ],
 )
 def test_broadcast_errors_are_shown(
     admin: FlaskClient, data: dict[str, str], field: str, message: str
 ) -> None:
-    html = admin.get("/admin/broadcasts").get_data(as_text=True)
+    html = admin.get("/admin/broadcasts/new").get_data(as_text=True)
     response = admin.post("/admin/broadcasts", data={"csrf_token": csrf_of(html), **data})
     assert response.status_code == 400
     match = re.search(
@@ -1196,6 +1256,9 @@ def test_broadcast_errors_are_shown(
 
 def test_broadcast_pages_need_login_and_csrf(client: FlaskClient) -> None:
     assert client.get("/admin/broadcasts").status_code == 302
+    assert client.get("/admin/broadcasts/new").status_code == 302
+    assert client.get("/admin/broadcasts/1").status_code == 302
+    assert client.post("/admin/broadcasts/check.json", data={}).status_code == 400
     assert client.post("/admin/broadcasts", data={}).status_code == 400
     assert client.post("/admin/broadcasts/1/cancel", data={}).status_code == 400
 

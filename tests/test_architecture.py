@@ -39,6 +39,7 @@ PURE = {
     "bot.contacts.numbers",
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
+    "bot.broadcasts.timing",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

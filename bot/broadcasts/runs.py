@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Integer,
     String,
     Text,
@@ -243,6 +244,64 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# --- audiences -------------------------------------------------------------------------------
+
+
+def audience_members(session: Session, audience: Audience) -> ColumnElement[bool] | None:
+    """Which contacts a run for this audience goes to, as a condition on contacts: opted in,
+    with a number or user id to send to, and the label (case not counting); None when there is
+    no such label, so nobody."""
+    condition = and_(
+        Contact.opted_in.is_(True),
+        (Contact.wa_id.is_not(None)) | (Contact.user_id.is_not(None)),
+    )
+    if audience.label is None:
+        return condition
+    found = find_label(session, audience.label)
+    if found is None:
+        return None
+    return and_(
+        condition,
+        exists().where(
+            contact_labels.c.contact_id == Contact.id, contact_labels.c.label_id == found.id
+        ),
+    )
+
+
+def inside_window(now: datetime) -> ColumnElement[bool]:
+    """Contacts a free text may go to at `now`: they wrote within the last 24 hours."""
+    return and_(Contact.last_inbound_at.is_not(None), Contact.last_inbound_at > window_start(now))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Who a broadcast to an audience would reach if it started now."""
+
+    total: int  # the recipients: opted-in contacts of the audience
+    reachable: int  # of them, inside the 24-hour window: a free text goes to these only
+    first_name: str | None = None  # the first recipient, for a preview of the message
+    first_wa_id: str | None = None
+
+
+def reach(session: Session, audience: Audience, now: datetime) -> Reach:
+    """The recipients a run for `audience` starting at `now` would have, counted as the run
+    chooses them (`audience_members`), and the first of them."""
+    members = audience_members(session, audience)
+    if members is None:
+        return Reach(0, 0)
+    total, reachable = session.execute(
+        select(
+            func.count(Contact.id),
+            func.coalesce(func.sum(case((inside_window(now), 1), else_=0)), 0),
+        ).where(members)
+    ).one()
+    first = session.execute(
+        select(Contact.name, Contact.wa_id).where(members).order_by(Contact.id).limit(1)
+    ).first()
+    name, wa_id = (first[0], first[1]) if first is not None else (None, None)
+    return Reach(int(total), int(reachable), name, wa_id)
+
+
 # --- runs ------------------------------------------------------------------------------------
 
 
@@ -373,22 +432,12 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
         run.status, run.finished_at = RunStatus.CANCELLED, now
         return None
     audience = parse_audience(broadcast.audience)
-    chosen = select(Contact.id).where(
-        Contact.opted_in.is_(True),
-        Contact.id > run.cursor,
-        (Contact.wa_id.is_not(None)) | (Contact.user_id.is_not(None)),
-    )
-    if audience.label is not None:
-        found = find_label(session, audience.label)
-        if found is None:
-            run.status, run.finished_at = RunStatus.WRITTEN, now
-            log.info("run %s: no contact has the label %r", run_id, audience.label)
-            return None
-        chosen = chosen.where(
-            exists().where(
-                contact_labels.c.contact_id == Contact.id, contact_labels.c.label_id == found.id
-            )
-        )
+    members = audience_members(session, audience)
+    if members is None:
+        run.status, run.finished_at = RunStatus.WRITTEN, now
+        log.info("run %s: no contact has the label %r", run_id, audience.label)
+        return None
+    chosen = select(Contact.id).where(members, Contact.id > run.cursor)
     batch = chosen.order_by(Contact.id).limit(batch_size).subquery()
     last = session.scalar(select(func.max(batch.c.id)))
     if last is None:
@@ -400,9 +449,7 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
     status: Any
     reason: Any
     if broadcast.kind == BroadcastKind.TEXT:
-        inside = and_(
-            Contact.last_inbound_at.is_not(None), Contact.last_inbound_at > window_start(now)
-        )
+        inside = inside_window(now)
         status = case(
             (inside, literal(MessageStatus.DRAFT, String())),
             else_=literal(MessageStatus.SKIPPED, String()),

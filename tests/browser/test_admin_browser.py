@@ -263,17 +263,20 @@ def test_the_late_message_previews_follow_the_form(app: Flask, page: Any, site: 
 
 def test_schedule_a_broadcast(app: Flask, page: Any, site: str) -> None:
     log_in(page, site)
-    page.click("nav >> text=Broadcasts")
-    page.select_option("select[name=kind]", "template")
+    page.click("nav >> text=Rundsendungen")
+    page.click("text=Neue Rundsendung")
+    page.check("input[name=kind][value=template]")
     page.fill("input[name=template]", "spring_sale")
     page.fill("textarea[name=params]", "{{ contact.name }}")
-    page.select_option("select[name=when]", "at")
-    page.fill("input[name=at]", "2030-04-01T09:30")
-    page.click("button:has-text('Create broadcast')")
-    page.locator(".flash", has_text="created").wait_for()
-    card = page.locator(".broadcast").first
-    assert "Template spring_sale (de)" in card.inner_text()
-    assert "scheduled" in card.inner_text()
-    card.locator("button:has-text('Cancel')").click()
-    page.locator(".flash", has_text="cancelled").wait_for()
-    assert "cancelled" in page.locator(".broadcast").first.inner_text()
+    page.check("input[name=when][value=at]")
+    page.fill("input[name=at]", "2030-04-01T09:30")  # a Monday morning: the shop is open
+    page.click("button:has-text('Rundsendung anlegen')")
+    page.locator(".flash", has_text="angelegt").wait_for()
+    main = page.inner_text("main")
+    assert "WhatsApp-Vorlage spring_sale (de)" in main
+    assert "Geplant" in main and "Mo., 1. Apr. 2030, 09:30" in main
+    # Cancelling asks first; this browser says no, so it stays scheduled.
+    page.click("button:has-text('Rundsendung abbrechen')")
+    assert page.dialogs and page.dialogs[-1].startswith("Diese Rundsendung abbrechen?")
+    page.goto(f"{site}/admin/broadcasts")
+    assert "Geplant" in page.locator("#coming .broadcast").first.inner_text()
