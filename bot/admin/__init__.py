@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, g, render_template
+from flask import Flask, g
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import i18n
 
 # The pages register their routes on `bp` when imported.
-from bot.admin import auth, broadcasts_page, inbox, insights, settings_page  # noqa: F401
+from bot.admin import account, auth, broadcasts_page, errors, inbox, insights, settings_page  # noqa: F401
 from bot.admin.blueprint import bp
 from bot.db import get_db
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE, BusinessSettings
@@ -35,10 +35,7 @@ def init_app(app: Flask) -> None:
     auth.init_login(app)
     i18n.init_app(app, choose=page_locale, timezone=business_timezone)
     app.register_blueprint(bp)
-
-    @app.errorhandler(CSRFError)
-    def csrf_refused(error: CSRFError) -> tuple[str, int]:
-        return render_template("admin/error.html", reason=error.description), 400
+    errors.init_app(app)
 
 
 def business() -> BusinessSettings | None:
