@@ -115,9 +115,14 @@ def check_password(password: str) -> str:
     return password
 
 
+# No 0/O, 1/l/I: a generated password is read off a screen and typed on another.
+_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 def generate_password() -> str:
-    """A random password of 16 characters, to be typed once and then changed."""
-    return secrets.token_urlsafe(12)
+    """A random password to be typed once and then changed: four groups of four, ~90 bits."""
+    groups = ("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
 
 
 def create_or_reset(

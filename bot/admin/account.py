@@ -112,7 +112,9 @@ def _team_page(
         }
         for user in team
     ]
-    form = {"name": request.form.get("name", ""), "role": request.form.get("role", "staff")}
+    # A refused form keeps what was typed; an added user's form starts empty again.
+    typed = request.form if error else {}
+    form = {"name": typed.get("name", ""), "role": typed.get("role", "staff")}
     page = render_template("admin/users.html", team=rows, created=created, error=error, form=form)
     return page, status
 

@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
-from bot.admin.blueprint import bp, headers
+from bot.admin.blueprint import bp, headers, navigation
 
 log = logging.getLogger("tresen.admin")
 
@@ -69,7 +69,11 @@ def _page(status: int, heading: Any, text: Any) -> Response:
         response = jsonify(error=str(heading))
     else:
         response = Response(
-            render_template("admin/error.html", status=status, heading=heading, text=text),
+            # The menu too: an unknown address belongs to no blueprint, so the admin's
+            # context processor did not run.
+            render_template(
+                "admin/error.html", status=status, heading=heading, text=text, **navigation()
+            ),
             mimetype="text/html",
         )
     response.status_code = status
