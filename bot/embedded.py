@@ -31,13 +31,8 @@ def run(app: Flask) -> None:
                 "seeded the demo business; import your own with `flask --app app settings import`"
             )
     host = "127.0.0.1" if config.console_mode else "0.0.0.0"  # noqa: S104 (live mode serves Meta)
-    try:
-        server = make_server(host, config.port, app, threaded=True)
-    except OSError as exc:
-        # Before any login is made: a start that cannot listen has nothing to show.
-        raise SystemExit(
-            f"tresen: cannot listen on port {config.port} ({exc.strerror}): set PORT"
-        ) from exc
+    # Listening first: a start that cannot (werkzeug says why and exits) makes no login.
+    server = make_server(host, config.port, app, threaded=True)
     # In console mode, while nobody has logged in yet, there is a login to print: a fresh
     # one each start, so a password that scrolled away or was never seen is no loss.
     # With a token it listens on every interface and its output may go to a platform's logs:
