@@ -225,6 +225,7 @@ def log_in(
             clear(session, keys, now=now)
             user.last_login_at = now
             token = users.start_session(session, user.id, now=now, lifetime=lifetime)
-            return Attempt(Outcome.LOGGED_IN, users.SessionUser(user.id, user.name), token)
+            found_user = users.SessionUser(user.id, user.name, users.Role(user.role), user.locale)
+            return Attempt(Outcome.LOGGED_IN, found_user, token)
     finally:
         gate.leave()

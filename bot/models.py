@@ -258,6 +258,14 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # "owner" or "staff" (bot.users.Role): only owners manage the team.
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
+    # The admin language the user chose ("de", "en"); none: the business's.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    # The password was made by Tresen and printed once (the first start's login), not chosen.
+    password_generated: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class UserSession(Base):

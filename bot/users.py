@@ -1,4 +1,4 @@
-"""Users of the admin pages: hashed passwords and their sessions."""
+"""Users of the admin pages: owners and staff, hashed passwords, chosen languages, sessions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -20,8 +21,35 @@ PASSWORD_MIN = 8
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
+# The admin languages a user may choose; none means the business's.
+LANGUAGES = ("de", "en")
+
+
+class Role(StrEnum):
+    OWNER = "owner"  # everything, including the team
+    STAFF = "staff"  # everything but the team
+
+
+class Problem(StrEnum):
+    """Why a user change was refused: the admin pages say it in the page's language."""
+
+    NAME_EMPTY = "name_empty"
+    NAME_TOO_LONG = "name_too_long"
+    NAME_SPACES = "name_spaces"
+    NAME_TAKEN = "name_taken"
+    PASSWORD_SHORT = "password_short"  # noqa: S105 (a reason, not a password)
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105
+    UNKNOWN_USER = "unknown_user"
+    SELF = "self"
+    LAST_OWNER = "last_owner"
+
+
 class UserError(ValueError):
-    """A name or password that cannot be used; str() says why."""
+    """A name or password that cannot be used; str() says why (in English, for the CLI)."""
+
+    def __init__(self, message: str, problem: Problem) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -30,15 +58,27 @@ class SessionUser:
 
     id: int
     name: str
+    role: Role = Role.OWNER
+    locale: str | None = None  # the chosen admin language, none: the business's
 
 
 @dataclass(frozen=True)
 class UserSummary:
-    """A user as `users list` shows it."""
+    """A user as `users list` and the team page show it."""
 
     name: str
     last_login_at: datetime | None
     open_sessions: int
+    role: Role = Role.OWNER
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class OneTimeLogin:
+    """What `python app.py` prints while nobody has logged in yet."""
+
+    name: str
+    password: str | None  # None: the users were made with `users create`, their passwords chosen
 
 
 def hash_password(password: str) -> str:
@@ -56,58 +96,163 @@ def password_matches(stored_hash: str | None, password: str) -> bool:
 def check_name(name: str) -> str:
     name = name.strip()
     if not name:
-        raise UserError("the user name must not be empty")
+        raise UserError("the user name must not be empty", Problem.NAME_EMPTY)
     if len(name) > NAME_MAX:
-        raise UserError(f"the user name is {len(name)} characters, at most {NAME_MAX} allowed")
+        raise UserError(
+            f"the user name is {len(name)} characters, at most {NAME_MAX} allowed",
+            Problem.NAME_TOO_LONG,
+        )
     if any(ch.isspace() for ch in name):
-        raise UserError("the user name must not contain spaces")
+        raise UserError("the user name must not contain spaces", Problem.NAME_SPACES)
     return name
 
 
 def check_password(password: str) -> str:
     if len(password) < PASSWORD_MIN:
-        raise UserError(f"the password must have at least {PASSWORD_MIN} characters")
+        raise UserError(
+            f"the password must have at least {PASSWORD_MIN} characters", Problem.PASSWORD_SHORT
+        )
     return password
 
 
-def create_or_reset(session: Session, name: str, password: str, *, now: datetime) -> bool:
-    """Create user `name` or give it a new password, which ends all of its sessions.
+# No 0/O, 1/l/I: a generated password is read off a screen and typed on another.
+_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
-    True when the user was created. Raises UserError for an unusable name or password.
+
+def generate_password() -> str:
+    """A random password to be typed once and then changed: four groups of four, ~90 bits."""
+    groups = ("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+def create_or_reset(
+    session: Session, name: str, password: str, *, now: datetime, role: Role | None = None
+) -> bool:
+    """Create user `name` (an owner unless `role` says otherwise) or give it a new password,
+    which ends all of its sessions; `role`, when given, changes an existing user's too.
+
+    True when the user was created. Raises UserError for an unusable name or password, or for
+    making the last owner staff.
     """
     name = check_name(name)
     password_hash = hash_password(check_password(password))
     user = session.scalars(select(User).where(User.name == name).with_for_update()).one_or_none()
     if user is None:
-        session.add(User(name=name, password_hash=password_hash, created_at=now))
+        session.add(
+            User(name=name, password_hash=password_hash, created_at=now, role=role or Role.OWNER)
+        )
         session.flush()
         return True
+    if role is not None and role != user.role:
+        if user.role == Role.OWNER and _owners(session) <= 1:
+            raise UserError(f"{name} is the only owner: make another one first", Problem.LAST_OWNER)
+        user.role = role
     user.password_hash = password_hash
+    user.password_generated = False
     end_sessions(session, user.id)
     return False
+
+
+def add_user(session: Session, name: str, password: str, *, role: Role, now: datetime) -> None:
+    """A new user, from the team page: an existing name is refused, never reset."""
+    name = check_name(name)
+    check_password(password)
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise UserError(f"there is already a user named {name!r}", Problem.NAME_TAKEN)
+    create_or_reset(session, name, password, now=now, role=role)
 
 
 def delete_user(session: Session, name: str) -> None:
     """Remove user `name` and end its sessions. Raises UserError for an unknown name."""
     user = session.scalars(select(User).where(User.name == name.strip())).one_or_none()
     if user is None:
-        raise UserError(f"there is no user named {name.strip()!r}: see `users list`")
+        raise UserError(
+            f"there is no user named {name.strip()!r}: see `users list`", Problem.UNKNOWN_USER
+        )
     # Explicitly, not by the foreign key alone: SQLite enforces it only when told to.
     end_sessions(session, user.id)
     session.delete(user)
+
+
+def remove_user(session: Session, user_id: int, *, by: int) -> str:
+    """User `by` removes user `user_id` from the team page; returns the removed user's name.
+
+    Nobody removes themselves there (they would lock themselves out mid-click), and the last
+    owner stays: without one, nobody could manage the team from the browser.
+    """
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserError("there is no such user", Problem.UNKNOWN_USER)
+    if user.id == by:
+        raise UserError("you cannot remove yourself", Problem.SELF)
+    if user.role == Role.OWNER and _owners(session) <= 1:
+        raise UserError(f"{user.name} is the only owner", Problem.LAST_OWNER)
+    name = user.name
+    delete_user(session, name)
+    return name
+
+
+def _owners(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(User.role == Role.OWNER)) or 0)
+
+
+def change_password(
+    session: Session, user_id: int, old: str, new: str, *, keep_token: str | None
+) -> None:
+    """A user's own new password: the old one must be right; every other session ends.
+
+    The session `keep_token` (the browser that asked) stays logged in.
+    """
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserError("there is no such user", Problem.UNKNOWN_USER)
+    if not password_matches(user.password_hash, old):
+        raise UserError("the current password is not right", Problem.WRONG_PASSWORD)
+    user.password_hash = hash_password(check_password(new))
+    user.password_generated = False
+    others = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_token is not None:
+        others = others.where(UserSession.token_hash != _token_hash(keep_token))
+    session.execute(others)
+
+
+def set_locale(session: Session, user_id: int, locale: str | None) -> None:
+    """The admin language user `user_id` chose: one of LANGUAGES, or None for the business's."""
+    if locale is not None and locale not in LANGUAGES:
+        raise ValueError(f"unknown admin language {locale!r}")
+    user = session.get(User, user_id)
+    if user is not None:
+        user.locale = locale
 
 
 def has_users(session: Session) -> bool:
     return bool(session.scalar(select(func.count()).select_from(User)))
 
 
-def first_user(session: Session, *, now: datetime, name: str = "admin") -> str | None:
-    """With no user yet, create `name` with a random password and return the password."""
-    if has_users(session):
+def one_time_login(session: Session, *, now: datetime, name: str = "admin") -> OneTimeLogin | None:
+    """The login `python app.py` prints while nobody has logged in yet; None once someone has.
+
+    With no user, `name` is created with a random password. When the user made that way has
+    still not logged in (its password scrolled away, or the start failed before it was read),
+    it gets a new one: a password that was printed stays good only until the next start.
+    Users made with `users create` keep their chosen passwords: only their name is given.
+    """
+    if session.scalar(select(User.id).where(User.last_login_at.is_not(None)).limit(1)):
         return None
-    password = secrets.token_urlsafe(12)
-    create_or_reset(session, name, password, now=now)
-    return password
+    generated = session.scalars(
+        select(User).where(User.password_generated.is_(True)).order_by(User.id).limit(1)
+    ).first()
+    if generated is None:
+        existing = session.scalar(select(User.name).order_by(User.id).limit(1))
+        if existing is not None:
+            return OneTimeLogin(existing, None)
+        create_or_reset(session, name, password := generate_password(), now=now)
+        generated = session.scalars(select(User).where(User.name == name)).one()
+    else:
+        password = generate_password()
+        create_or_reset(session, generated.name, password, now=now)
+    generated.password_generated = True
+    return OneTimeLogin(generated.name, password)
 
 
 def find(session: Session, name: str) -> tuple[int, str] | None:
@@ -127,11 +272,14 @@ def summaries(session: Session, *, now: datetime, lifetime: timedelta) -> list[U
         .subquery()
     )
     rows = session.execute(
-        select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0))
+        select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0), User.role, User.id)
         .outerjoin(sessions, sessions.c.user_id == User.id)
         .order_by(User.name)
     ).all()
-    return [UserSummary(name, last_login, int(n)) for name, last_login, n in rows]
+    return [
+        UserSummary(name, last_login, int(n), Role(role), user_id)
+        for name, last_login, n, role, user_id in rows
+    ]
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -157,14 +305,16 @@ def session_user(
 ) -> SessionUser | None:
     """The user of a session token, unless the session ended or outlived `lifetime`."""
     row = session.execute(
-        select(User.id, User.name)
+        select(User.id, User.name, User.role, User.locale)
         .join(UserSession, UserSession.user_id == User.id)
         .where(
             UserSession.token_hash == _token_hash(token),
             UserSession.created_at > now - lifetime,
         )
     ).one_or_none()
-    return SessionUser(row.id, row.name) if row is not None else None
+    if row is None:
+        return None
+    return SessionUser(row.id, row.name, Role(row.role), row.locale)
 
 
 def end_session(session: Session, token: str) -> None:

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bot import logins, users
-from bot.admin.auth import BUSY_MESSAGE, REFUSED_MESSAGE, client_address
+from bot.admin.auth import client_address
 from bot.db import get_db
 from bot.models import LoginThrottle, User
 from tests.conftest import post_notification
@@ -132,7 +132,11 @@ def test_one_address_waits_longer_each_time_and_is_refused_without_hashing(
         for _ in range(3):  # hammering while it waits: refused, no hashing, no longer wait
             refused = log_in(guesser, "someone", "guess", at="203.0.113.9")
             assert refused.status_code == 429
-            assert f"Too many failed attempts: try again in {seconds} second" in message(refused)
+            # German: with no settings yet, the business locale is the default, de_DE.
+            unit = "Sekunde" if seconds == 1 else "Sekunden"
+            assert f"Zu viele Fehlversuche: Bitte versuchen Sie es in {seconds} {unit}" in message(
+                refused
+            )
             assert refused.headers["Retry-After"] == str(seconds)
         hashed = len(hashes)
         clock.at += timedelta(seconds=seconds)
@@ -263,7 +267,7 @@ def test_logins_beyond_what_a_process_checks_at_once_are_told_to_come_back(
     finish.set()
     worker.join(timeout=5)
     assert busy.status_code == 503
-    assert BUSY_MESSAGE in message(busy)
+    assert "Gerade werden viele Anmeldungen geprüft" in message(busy)
     assert busy.headers["Retry-After"] == "1"
     assert first == [302]
     assert hashes == [PASSWORD]  # the busy one was never hashed
@@ -343,8 +347,8 @@ def test_users_list(app: Flask, client: FlaskClient, clock: Clock) -> None:
     result = runner.invoke(args=["users", "list"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "anna\tlast login never\t0 open session(s)",
-        "owner\tlast login 2026-03-11 09:00 UTC\t1 open session(s)",
+        "anna\tlast login never\t0 open session(s)\towner",
+        "owner\tlast login 2026-03-11 09:00 UTC\t1 open session(s)\towner",
     ]
 
 
@@ -376,4 +380,4 @@ def test_a_session_ends_after_its_lifetime_on_the_server_too(
 
 def test_refusals_read_plainly(app: Flask, client: FlaskClient, clock: Clock) -> None:
     make_user(app)
-    assert REFUSED_MESSAGE in message(log_in(client, password="guess"))
+    assert "Benutzername oder Passwort ist falsch." in message(log_in(client, password="guess"))

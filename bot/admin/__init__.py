@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, g, render_template
+from flask import Flask, g
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import i18n
 
 # The pages register their routes on `bp` when imported.
 from bot.admin import (  # noqa: F401
+    account,
     auth,
     broadcasts_page,
     contacts_page,
+    errors,
     inbox,
     insights,
     labels_page,
@@ -43,10 +45,7 @@ def init_app(app: Flask) -> None:
     auth.init_login(app)
     i18n.init_app(app, choose=page_locale, timezone=business_timezone)
     app.register_blueprint(bp)
-
-    @app.errorhandler(CSRFError)
-    def csrf_refused(error: CSRFError) -> tuple[str, int]:
-        return render_template("admin/error.html", reason=error.description), 400
+    errors.init_app(app)
 
 
 def business() -> BusinessSettings | None:

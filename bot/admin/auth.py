@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_babel import gettext, lazy_gettext, ngettext
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -32,15 +33,19 @@ from bot.db import get_db
 
 # Meta's notifications: no session (see SessionInterface.open_session).
 WEBHOOK_PATHS = f"{webhook.bp.url_prefix}/"
-REFUSED_MESSAGE = "Wrong name or password."
-BUSY_MESSAGE = "Many logins are being checked right now: try again in a moment."
+REFUSED_MESSAGE = lazy_gettext("Wrong name or password.")
+BUSY_MESSAGE = lazy_gettext("Many logins are being checked right now: try again in a moment.")
 
 
 def wait_message(seconds: int) -> str:
     if seconds >= 120:
-        return f"Too many failed attempts: try again in {-(-seconds // 60)} minutes."
-    unit = "second" if seconds == 1 else "seconds"
-    return f"Too many failed attempts: try again in {seconds} {unit}."
+        minutes = -(-seconds // 60)
+        return gettext("Too many failed attempts: try again in %(n)s minutes.", n=minutes)
+    return ngettext(
+        "Too many failed attempts: try again in %(num)s second.",
+        "Too many failed attempts: try again in %(num)s seconds.",
+        seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,19 @@ class AdminUser(UserMixin):
     id: int
     name: str
     token: str  # the session's: random, nothing derived from the password
+    role: users.Role = users.Role.OWNER
+    locale: str | None = None  # the admin language the user chose; none: the business's
 
     def get_id(self) -> str:
         return self.token
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role is users.Role.OWNER
+
+
+def admin_user(user: users.SessionUser, token: str) -> AdminUser:
+    return AdminUser(user.id, user.name, token, user.role, user.locale)
 
 
 def load_user(token: str) -> AdminUser | None:
@@ -58,7 +73,7 @@ def load_user(token: str) -> AdminUser | None:
         user = users.session_user(
             db_session, token, now=now(), lifetime=current_app.permanent_session_lifetime
         )
-    return AdminUser(user.id, user.name, token) if user is not None else None
+    return admin_user(user, token) if user is not None else None
 
 
 def client_address() -> str:
@@ -138,14 +153,14 @@ def login() -> tuple[str, int, dict[str, str]] | Response:
                     users.end_session(db_session, current_user.token)
             session.clear()  # nothing from before the login survives it
             session.permanent = True
-            login_user(AdminUser(attempt.user.id, attempt.user.name, attempt.token))
+            login_user(admin_user(attempt.user, attempt.token))
             return redirect(_safe_next(request.args.get("next")))
         if attempt.outcome is logins.Outcome.WAIT:
             error, status = wait_message(attempt.retry_after), 429
         elif attempt.outcome is logins.Outcome.BUSY:
-            error, status = BUSY_MESSAGE, 503
+            error, status = str(BUSY_MESSAGE), 503
         else:
-            error, status = REFUSED_MESSAGE, 401
+            error, status = str(REFUSED_MESSAGE), 401
         if attempt.retry_after:
             headers["Retry-After"] = str(attempt.retry_after)
     return render_template("admin/login.html", form=form, error=error), status, headers
@@ -158,5 +173,5 @@ def logout() -> Response:
             users.end_session(db_session, current_user.token)
     logout_user()
     session.clear()
-    flash("Logged out.")
+    flash(gettext("Logged out."))
     return redirect(url_for("admin.login"))

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from bot.cli.common import clock_now, migrated
 from bot.db import get_db
-from bot.users import UserError, check_name, create_or_reset, delete_user, summaries
+from bot.users import Role, UserError, check_name, create_or_reset, delete_user, summaries
 
 users_cli = AppGroup("users", help="Users of the admin pages.")
 
@@ -16,16 +16,26 @@ users_cli = AppGroup("users", help="Users of the admin pages.")
 @users_cli.command("create")
 @click.argument("name")
 @click.option("--password", help="The password; without it you are asked twice.")
+@click.option(
+    "--staff",
+    is_flag=True,
+    help="Staff, who may do everything but manage the team; without it an owner.",
+)
 @migrated
-def users_create(name: str, password: str | None) -> None:
-    """Create user NAME for the admin pages, or give an existing one a new password."""
+def users_create(name: str, password: str | None, staff: bool) -> None:
+    """Create user NAME for the admin pages (an owner), or give an existing one a new password.
+
+    With --staff the user is staff, an existing one too; without it an existing user keeps
+    its role.
+    """
     try:
         check_name(name)
         pw = password
         if pw is None:
             pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         with get_db(current_app).session() as session:
-            created = create_or_reset(session, name, pw, now=clock_now())
+            role = Role.STAFF if staff else None
+            created = create_or_reset(session, name, pw, now=clock_now(), role=role)
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     verb = "created" if created else "updated (new password, logged out everywhere)"
@@ -48,7 +58,7 @@ def users_delete(name: str) -> None:
 @users_cli.command("list")
 @migrated
 def users_list() -> None:
-    """List the users of the admin pages: name, last login, open sessions."""
+    """List the users of the admin pages: name, last login, open sessions, role."""
     with get_db(current_app).session() as session:
         rows = summaries(session, now=clock_now(), lifetime=current_app.permanent_session_lifetime)
     if not rows:
@@ -57,4 +67,5 @@ def users_list() -> None:
     for row in rows:
         last = row.last_login_at
         seen = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
-        click.echo(f"{row.name}\tlast login {seen}\t{row.open_sessions} open session(s)")
+        sessions = f"{row.open_sessions} open session(s)"
+        click.echo(f"{row.name}\tlast login {seen}\t{sessions}\t{row.role}")

@@ -1,0 +1,156 @@
+"""One's own account (password, language) and, for owners, the team: add and remove users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext, lazy_gettext
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from bot import users
+from bot.admin.blueprint import bp, now
+from bot.db import get_db
+from bot.i18n import language_of
+
+# The languages by their own names: someone who cannot read the page's language finds theirs.
+LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
+# What the pages say for each refusal of bot.users (its own messages are the CLI's English).
+PROBLEMS: dict[users.Problem, Any] = {
+    users.Problem.NAME_EMPTY: lazy_gettext("Please enter a name."),
+    users.Problem.NAME_TOO_LONG: lazy_gettext("The name is too long: at most 64 characters."),
+    users.Problem.NAME_SPACES: lazy_gettext("The name must not contain spaces."),
+    users.Problem.NAME_TAKEN: lazy_gettext("There is already a user with this name."),
+    users.Problem.PASSWORD_SHORT: lazy_gettext(
+        "The new password is too short: at least 8 characters."
+    ),
+    users.Problem.WRONG_PASSWORD: lazy_gettext("Your current password is not right."),
+    users.Problem.UNKNOWN_USER: lazy_gettext("This user does not exist any more."),
+    users.Problem.SELF: lazy_gettext("You cannot remove yourself."),
+    users.Problem.LAST_OWNER: lazy_gettext(
+        "The last owner stays: make another user an owner first."
+    ),
+}
+
+
+def problem_text(error: users.UserError) -> str:
+    return str(PROBLEMS[error.problem])
+
+
+def business_language() -> str:
+    from bot.admin import business  # the package imports this module: no import at load
+
+    settings = business()
+    return language_of(settings.locale if settings else None)
+
+
+def _account_page(password_error: str | None = None, status: int = 200) -> tuple[str, int]:
+    page = render_template(
+        "admin/account.html",
+        languages=LANGUAGE_NAMES,
+        business_language=LANGUAGE_NAMES[business_language()],
+        password_error=password_error,
+    )
+    return page, status
+
+
+@bp.get("/account")
+def account() -> tuple[str, int]:
+    return _account_page()
+
+
+@bp.post("/account/password")
+def account_password() -> Response | tuple[str, int]:
+    current = request.form.get("current", "")
+    new, repeat = request.form.get("new", ""), request.form.get("repeat", "")
+    if new != repeat:
+        return _account_page(gettext("The two new passwords are not the same."), 400)
+    try:
+        with get_db().session() as session:
+            users.change_password(
+                session, current_user.id, current, new, keep_token=current_user.token
+            )
+    except users.UserError as error:
+        return _account_page(problem_text(error), 400)
+    flash(gettext("Your password is changed. Everywhere else you are logged out."))
+    return redirect(url_for("admin.account"))
+
+
+@bp.post("/account/language")
+def account_language() -> Response:
+    chosen = request.form.get("language", "")
+    locale = chosen if chosen in LANGUAGE_NAMES else None
+    with get_db().session() as session:
+        users.set_locale(session, current_user.id, locale)
+    # Said in the language just chosen: this request still speaks the old one.
+    with force_locale(locale or business_language()):
+        flash(gettext("The language is saved."))
+    return redirect(url_for("admin.account"))
+
+
+# --- the team: owners only ----------------------------------------------------------------------
+
+
+def _owner_only() -> None:
+    if not current_user.is_owner:
+        abort(403)
+
+
+def _team_page(
+    created: dict[str, str] | None = None, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    with get_db().session() as session:
+        team = users.summaries(session, now=now(), lifetime=current_app.permanent_session_lifetime)
+    owners = sum(1 for user in team if user.role is users.Role.OWNER)
+    rows = [
+        {
+            "summary": user,
+            "is_me": user.id == current_user.id,
+            "removable": user.id != current_user.id
+            and not (user.role is users.Role.OWNER and owners <= 1),
+        }
+        for user in team
+    ]
+    # A refused form keeps what was typed; an added user's form starts empty again.
+    typed = request.form if error else {}
+    form = {"name": typed.get("name", ""), "role": typed.get("role", "staff")}
+    page = render_template("admin/users.html", team=rows, created=created, error=error, form=form)
+    return page, status
+
+
+@bp.get("/users", endpoint="users")
+def users_page() -> tuple[str, int]:
+    _owner_only()
+    return _team_page()
+
+
+@bp.post("/users")
+def users_add() -> tuple[str, int]:
+    _owner_only()
+    name = request.form.get("name", "").strip()
+    password = request.form.get("password", "")
+    role = users.Role.OWNER if request.form.get("role") == "owner" else users.Role.STAFF
+    generated = not password
+    if generated:
+        password = users.generate_password()
+    try:
+        with get_db().session() as session:
+            users.add_user(session, name, password, role=role, now=now())
+    except users.UserError as error:
+        return _team_page(error=problem_text(error), status=400)
+    # Shown on this answer only, never stored or flashed (a flash lives in the cookie).
+    created = {"name": name, "password": password if generated else ""}
+    return _team_page(created=created)
+
+
+@bp.post("/users/<int:user_id>/remove")
+def users_remove(user_id: int) -> Response | tuple[str, int]:
+    _owner_only()
+    try:
+        with get_db().session() as session:
+            name = users.remove_user(session, user_id, by=current_user.id)
+    except users.UserError as error:
+        return _team_page(error=problem_text(error), status=400)
+    flash(gettext("%(name)s is removed and logged out everywhere.", name=name))
+    return redirect(url_for("admin.users"))
