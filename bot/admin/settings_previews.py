@@ -29,24 +29,36 @@ LATE_ROWS = ("late-away", "late-keyword", "late-old", "late-optout")
 
 # What the previews say around the replies.
 WORDS: dict[str, Any] = {
-    'open': lazy_gettext('open'),
-    'closed': lazy_gettext('closed'),
-    'never_closed': lazy_gettext('never closed within a year'),
-    'never_open': lazy_gettext('never open within a year'),
-    'never_matching_time': lazy_gettext('never at a matching time within a year'),
-    'type_matching': lazy_gettext('type a matching message into the test box to see this reply'),
-    'title:late-away': lazy_gettext('Arrives 2 hours late, while you are closed:'),
-    'title:late-keyword': lazy_gettext('A keyword question, 2 hours late:'),
-    'title:late-old': lazy_gettext('Arrives 2 days late:'),
-    'title:late-optout': lazy_gettext('A stop word, 2 days late:'),
-    'late_unanswered': lazy_gettext('Kept in the inbox, no automatic reply: it was sent more than %(minutes)s minutes before it arrived, too late for an away or greeting message.'),
-    'day_old_unanswered': lazy_gettext('Kept in the inbox, no automatic reply at all: after a day nothing is answered automatically, not even a keyword.'),
-    'never_answered': lazy_gettext('Kept in the inbox, no automatic reply (there would be none on time either).'),
-    'still_answered_keyword': lazy_gettext('Still answered: keyword questions get their answer for up to a day.'),
-    'still_answered': lazy_gettext('Still answered: it arrived within %(minutes)s minutes of being sent.'),
-    'optout_applied': lazy_gettext('Unsubscribed: this customer gets no more offers and news. No confirmation is sent, the word came more than a day late.'),
-    'no_keywords': lazy_gettext('Add a keyword rule with words to see this.'),
-    'no_stop_words': lazy_gettext('No stop words set.'),
+    "open": lazy_gettext("open"),
+    "closed": lazy_gettext("closed"),
+    "never_closed": lazy_gettext("never closed within a year"),
+    "never_open": lazy_gettext("never open within a year"),
+    "never_matching_time": lazy_gettext("never at a matching time within a year"),
+    "type_matching": lazy_gettext("type a matching message into the test box to see this reply"),
+    "title:late-away": lazy_gettext("Arrives 2 hours late, while you are closed:"),
+    "title:late-keyword": lazy_gettext("A keyword question, 2 hours late:"),
+    "title:late-old": lazy_gettext("Arrives 2 days late:"),
+    "title:late-optout": lazy_gettext("A stop word, 2 days late:"),
+    "late_unanswered": lazy_gettext(
+        "Kept in the inbox, no automatic reply: it was sent more than %(minutes)s minutes before it arrived, too late for an away or greeting message."
+    ),
+    "day_old_unanswered": lazy_gettext(
+        "Kept in the inbox, no automatic reply at all: after a day nothing is answered automatically, not even a keyword."
+    ),
+    "never_answered": lazy_gettext(
+        "Kept in the inbox, no automatic reply (there would be none on time either)."
+    ),
+    "still_answered_keyword": lazy_gettext(
+        "Still answered: keyword questions get their answer for up to a day."
+    ),
+    "still_answered": lazy_gettext(
+        "Still answered: it arrived within %(minutes)s minutes of being sent."
+    ),
+    "optout_applied": lazy_gettext(
+        "Unsubscribed: this customer gets no more offers and news. No confirmation is sent, the word came more than a day late."
+    ),
+    "no_keywords": lazy_gettext("Add a keyword rule with words to see this."),
+    "no_stop_words": lazy_gettext("No stop words set."),
 }
 
 
@@ -232,5 +244,3 @@ def _when(moment: datetime, tz: ZoneInfo, open_word: str) -> str:
     except (ValueError, LookupError):
         text = local.strftime("%a %Y-%m-%d %H:%M")
     return f"{text} ({open_word})"
-
-
