@@ -5,7 +5,6 @@ plain text with placeholders or as Jinja; the previews."""
 from __future__ import annotations
 
 # ruff: noqa: F811  (test_admin's fixtures, imported, are this module's parameters)
-
 import html as html_lib
 import re
 import time
