@@ -143,7 +143,8 @@ def test_a_christmas_closure_is_added(app: Flask, admin: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("section", "changes", "field", "message"),
     [
-        ("hours", {"hours-tue-0-end": ""}, "hours-tue", "invalid interval"),
+        ("hours", {"hours-tue-0-end": ""}, "hours-tue", "Geben Sie beide Zeiten an"),
+        ("hours", {"hours-tue-0-end": "09:00"}, "hours-tue", "invalid interval"),
         ("business", {"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
         ("business", {"name": ""}, "name", "must not be empty"),
         ("closures", {"closure-0-to": "2026-12-01"}, "closure-0", "before"),

@@ -499,10 +499,23 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
     return "\n".join(lines) + "\n", fields
 
 
+def _typing_errors(state: FormState) -> dict[str, str]:
+    """The commonest slips of a form, said in the owner's words before the settings file's
+    check (which would refuse them too, in its own terms)."""
+    errors: dict[str, str] = {}
+    for day, slots in state.hours.items():
+        if any(not start or not end for start, end in slots):
+            errors[f"hours-{day}"] = gettext("Enter both times: from and until.")
+    for i, row in enumerate(state.closures):
+        if not row.get("from", "").strip() or not row.get("to", "").strip():
+            errors[f"closure-{i}"] = gettext("Enter the first and the last closed day.")
+    return errors
+
+
 def validate(state: FormState) -> tuple[str, BusinessSettings | None, dict[str, str]]:
     """The settings file, the parsed settings (None if invalid) and errors by field: the file
     is checked as `settings import` checks one."""
-    errors = _place_texts(state)
+    errors = {**_typing_errors(state), **_place_texts(state)}
     text, fields = to_yaml(state)
     if errors:
         return text, None, errors

@@ -61,7 +61,10 @@
     var editor = button.closest("[data-text-editor]");
     var area = editor.querySelector("textarea[data-plain]");
     var start = area.selectionStart, end = area.selectionEnd;
-    area.setRangeText(button.dataset.insert, start, end, "end");
+    // "Hallo" + [Name] reads "Hallo [Name]": a placeholder right after a word gets its space.
+    var before = area.value.charAt(start - 1);
+    var text = (before && !/[\s(\[„"']/.test(before) ? " " : "") + button.dataset.insert;
+    area.setRangeText(text, start, end, "end");
     area.focus();
     area.dispatchEvent(new Event("input", { bubbles: true }));
   }
