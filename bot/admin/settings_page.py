@@ -141,6 +141,49 @@ def field_label(key: str) -> str:
     return gettext("Settings")
 
 
+# What the settings file's check says, in the owner's words where the form can say it better;
+# anything else (a template's Jinja, a pattern) is shown as the check words it.
+PLAIN_REASONS: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"must be a whole number"), lazy_gettext("Enter a whole number.")),
+    (re.compile(r"must be a (finite )?number"), lazy_gettext("Enter a number.")),
+    (re.compile(r"must not be negative"), lazy_gettext("Enter a number of 0 or more.")),
+    (re.compile(r"must not be empty"), lazy_gettext("This must not be empty.")),
+    (re.compile(r"empty interval"), lazy_gettext("From and until are the same time.")),
+    (
+        re.compile(r"bad interval|bad time|invalid interval"),
+        lazy_gettext("Enter times as 09:00-12:30; several separated by commas."),
+    ),
+    (
+        re.compile(r"ends (\(.*\) )?before it starts"),
+        lazy_gettext("The last day is before the first."),
+    ),
+    (re.compile(r"invalid date"), lazy_gettext("Enter a date.")),
+    (
+        re.compile(r"unknown time zone"),
+        lazy_gettext("Unknown time zone: choose one from the list, such as Europe/Berlin."),
+    ),
+    (
+        re.compile(r"unknown locale"),
+        lazy_gettext("Unknown language: choose one from the list, such as de_DE."),
+    ),
+    (
+        re.compile(r"special hours given twice"),
+        lazy_gettext("There are two special hours for this date."),
+    ),
+)
+
+
+def plain_reason(reason: str) -> str:
+    for pattern, text in PLAIN_REASONS:
+        if pattern.search(reason):
+            return str(text)
+    return reason
+
+
+def plain_errors(errors: dict[str, str]) -> dict[str, str]:
+    return {key: plain_reason(reason) for key, reason in errors.items()}
+
+
 # --- choices ----------------------------------------------------------------------------------
 
 
@@ -177,6 +220,7 @@ def _preview_at(state: FormState) -> str:
 
 def _render(section: str, state: FormState, errors: dict[str, str], status: int = 200) -> Any:
     lang = page_lang()
+    errors = plain_errors(errors)
     subdivisions: tuple[str, ...] = ()
     for code, subs in countries():
         if code == state.holiday_country:
@@ -258,7 +302,7 @@ def settings_preview() -> Response:
     state = merge(state_from_settings(_current()), request.form, section)
     _text, parsed, errors = validate(state)
     if parsed is None:
-        return jsonify(ok=False, errors=errors)
+        return jsonify(ok=False, errors=plain_errors(errors))
     tz = ZoneInfo(parsed.timezone)
     at = _preview_moment(request.form.get("preview_at", ""), tz)
     text = request.form.get("preview_text", "")[:PREVIEW_TEXT_MAX]
