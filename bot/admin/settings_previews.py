@@ -40,10 +40,12 @@ WORDS: dict[str, Any] = {
     "title:late-old": lazy_gettext("Arrives 2 days late:"),
     "title:late-optout": lazy_gettext("A stop word, 2 days late:"),
     "late_unanswered": lazy_gettext(
-        "Kept in the inbox, no automatic reply: it was sent more than %(minutes)s minutes before it arrived, too late for an away or greeting message."
+        "Kept in the inbox, no automatic reply: it was sent more than %(minutes)s minutes "
+        "before it arrived, too late for an away or greeting message."
     ),
     "day_old_unanswered": lazy_gettext(
-        "Kept in the inbox, no automatic reply at all: after a day nothing is answered automatically, not even a keyword."
+        "Kept in the inbox, no automatic reply at all: after a day nothing is answered "
+        "automatically, not even a keyword."
     ),
     "never_answered": lazy_gettext(
         "Kept in the inbox, no automatic reply (there would be none on time either)."
@@ -55,7 +57,8 @@ WORDS: dict[str, Any] = {
         "Still answered: it arrived within %(minutes)s minutes of being sent."
     ),
     "optout_applied": lazy_gettext(
-        "Unsubscribed: this customer gets no more offers and news. No confirmation is sent, the word came more than a day late."
+        "Unsubscribed: this customer gets no more offers and news. No confirmation is sent, "
+        "the word came more than a day late."
     ),
     "no_keywords": lazy_gettext("Add a keyword rule with words to see this."),
     "no_stop_words": lazy_gettext("No stop words set."),
