@@ -54,11 +54,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+def browser(chromium: Any) -> Any:
+    # The one Chromium of tests/browser/conftest.py: a second Playwright in the same process
+    # (as the shop tests start one) is refused.
+    return chromium
 
 
 class Served:
