@@ -468,3 +468,15 @@ def test_settings_texts_are_escaped(app: Flask, admin: FlaskClient) -> None:
     for section in (*SECTIONS, "yaml"):
         page = admin.get(f"/admin/settings/{section}").get_data(as_text=True)
         assert evil not in page, section
+
+
+def test_an_english_page_offers_english_placeholders(app: Flask, admin: FlaskClient) -> None:
+    replace_settings(app, dump_settings(stored(app)).replace("de_DE", "en_GB", 1))
+    data, html = settings_form(admin, "answers")
+    assert '<html lang="en">' in html
+    for label in ("+ Name", "+ next opening", "+ opening hours", "+ shop name"):
+        assert label in html
+    assert 'data-insert="[next opening]"' in html
+    # The demo's own (German) away text, with the placeholders in the page's words.
+    assert data["away-text"].startswith("Hallo [name], danke für Ihre Nachricht!")
+    assert "[next opening]" in data["away-text"]
