@@ -18,6 +18,7 @@ PURE = {
     "bot.settings.writer",
     "bot.settings.demo",
     "bot.rules",
+    "bot.placeholders",
     "bot.autoreply",
     "bot.inbound.receive",
     "bot.replies",
