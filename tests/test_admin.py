@@ -1,9 +1,9 @@
-"""The web admin through Flask's test client: login, CSRF, inbox, replies, settings, insights."""
+"""The web admin through Flask's test client: login, CSRF, inbox, replies, insights (the settings
+pages: test_admin_settings.py)."""
 
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ from bot import broadcasts, create_app, users
 from bot.contacts.audiences import parse_audience
 from bot.contacts.label_names import default_labels
 from bot.db import get_db
-from bot.models import Business, ConsentEvent, Contact, Label, Message, User
-from bot.settings.stored import BUSINESS_ID, load_settings, seed_demo
+from bot.models import ConsentEvent, Contact, Label, Message, User
+from bot.settings.stored import seed_demo
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
 
@@ -54,6 +54,12 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+def _unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
 
 
 def token(client: FlaskClient, path: str = "/admin/login") -> str:
@@ -117,6 +123,7 @@ GET_PAGES = [
     "/admin/inbox",
     "/admin/inbox/1",
     "/admin/settings",
+    "/admin/settings/hours",
     "/admin/settings/yaml",
     "/admin/insights",
 ]
@@ -126,8 +133,13 @@ POSTS = [
     "/admin/inbox/1/template",
     "/admin/inbox/1/labels",
     "/admin/inbox/1/optin",
-    "/admin/settings",
+    "/admin/settings/business",
+    "/admin/settings/hours",
+    "/admin/settings/closures",
+    "/admin/settings/answers",
+    "/admin/settings/keywords",
     "/admin/settings/preview",
+    "/admin/settings/text",
     "/admin/settings/yaml",
 ]
 
@@ -929,225 +941,6 @@ def test_unknown_conversation_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/inbox/999").status_code == 404
 
 
-# --- settings ---------------------------------------------------------------------------------
-
-
-def settings_form(admin: FlaskClient) -> tuple[dict[str, str], str]:
-    """The settings form's fields as a browser would submit them (first option of selects)."""
-    html = admin.get("/admin/settings").get_data(as_text=True)
-    form = html[html.index('id="settings-form"') :]
-    data: dict[str, str] = {}
-    for tag in re.finditer(r"<input\b[^>]*>", form):
-        attrs = dict(re.findall(r'(\w[\w-]*)="([^"]*)"', tag.group(0)))
-        name = attrs.get("name")
-        if not name or (attrs.get("type") == "checkbox" and "checked" not in tag.group(0)):
-            continue
-        data[name] = _unescape(attrs.get("value", ""))
-    for area in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
-        data[area.group(1)] = _unescape(area.group(2))
-    for select_tag in re.finditer(r'<select name="([^"]+)">(.*?)</select>', form, re.S):
-        chosen = re.search(r'<option value="([^"]*)" selected', select_tag.group(2))
-        first = re.search(r'<option value="([^"]*)"', select_tag.group(2))
-        data[select_tag.group(1)] = (chosen or first).group(1) if (chosen or first) else ""  # type: ignore[union-attr]
-    return data, html
-
-
-def _unescape(text: str) -> str:
-    import html
-
-    return html.unescape(text)
-
-
-def test_settings_form_round_trips_the_demo(app: Flask, admin: FlaskClient) -> None:
-    data, _html = settings_form(admin)
-    assert data["hours-mon-0-start"] == "09:00"
-    assert data["hours-mon-1-end"] == "18:00"
-    assert data["holiday_country"] == "DE"
-    with get_db(app).session() as session:
-        before = load_settings(session)
-    response = admin.post("/admin/settings", data=data)
-    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    with get_db(app).session() as session:
-        assert load_settings(session) == before
-
-
-def test_settings_save_the_age_after_which_late_messages_get_no_away_reply(
-    app: Flask, admin: FlaskClient
-) -> None:
-    data, _ = settings_form(admin)
-    assert data["stale_minutes"] == "60"
-    data["stale_minutes"] = "15"
-    assert admin.post("/admin/settings", data=data).status_code == 302
-    with get_db(app).session() as session:
-        settings = load_settings(session)
-    assert settings is not None and settings.stale_after_minutes == 15
-
-
-def test_settings_save_the_pause_after_a_person_answers_and_keep_the_retention(
-    app: Flask, admin: FlaskClient
-) -> None:
-    with get_db(app).session() as session:
-        settings = session.get(Business, BUSINESS_ID)
-        assert settings is not None
-        settings.settings_yaml += "retention: {messages_days: 730, media_days: 365}\n"
-    data, html = settings_form(admin)
-    assert "Pause away and greeting for (minutes)" in html
-    assert data["pause_minutes"] == "120"
-    data["pause_minutes"] = "1.5"
-    refused = admin.post("/admin/settings", data=data).get_data(as_text=True)
-    assert "replies.human_pause_minutes must be a whole number, got &#39;1.5&#39;" in refused
-    data["pause_minutes"] = "45"
-    assert admin.post("/admin/settings", data=data).status_code == 302
-    with get_db(app).session() as session:
-        saved = load_settings(session)
-    assert saved is not None and saved.human_pause_minutes == 45
-    assert (saved.retention.messages_days, saved.retention.media_days) == (730, 365)
-
-
-def test_settings_save_changes_hours(app: Flask, admin: FlaskClient) -> None:
-    data, _ = settings_form(admin)
-    data.update({"hours-sun-0-start": "10:00", "hours-sun-0-end": "16:00"})
-    data.update({"hours-fri-5-start": "22:00", "hours-fri-5-end": "02:00"})
-    data["name"] = "Blumen Maier"
-    assert admin.post("/admin/settings", data=data).status_code == 302
-    with get_db(app).session() as session:
-        settings = load_settings(session)
-    assert settings is not None
-    assert settings.name == "Blumen Maier"
-    assert [str(iv.start)[:5] + "-" + str(iv.end)[:5] for iv in settings.hours.weekly[6]] == [
-        "10:00-16:00"
-    ]
-    assert len(settings.hours.weekly[4]) == 2
-    assert "Settings saved." in admin.get("/admin/settings").get_data(as_text=True)
-
-
-@pytest.mark.parametrize(
-    ("changes", "field", "message"),
-    [
-        ({"hours-tue-0-end": ""}, "hours-tue", "invalid interval"),
-        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
-        ({"closure-0-to": "2026-12-01"}, "closure-0", "before"),
-        ({"away_cooldown": "soon"}, "away", "number"),
-        ({"stale_minutes": "1.5"}, "stale", "must be a whole number"),
-        ({"kw-0-template": "nope"}, "kw-0", "unknown template 'nope'"),
-        ({"kw-1-match": "(a+)+$"}, "kw-1", "repeats something that itself repeats"),
-        ({"tpl-0-source": "{% if %}"}, "tpl-0", "template 'away'"),
-        ({"tpl-0-source": "{{ 'x'.center(20000) }}"}, "tpl-0", "template 'away' fails"),
-        ({"name": ""}, "name", "must not be empty"),
-    ],
-)
-def test_settings_errors_are_shown_next_to_the_field(
-    app: Flask, admin: FlaskClient, changes: dict[str, str], field: str, message: str
-) -> None:
-    data, _ = settings_form(admin)
-    with get_db(app).session() as session:
-        before = load_settings(session)
-    data.update(changes)
-    response = admin.post("/admin/settings", data=data)
-    assert response.status_code == 400
-    html = response.get_data(as_text=True)
-    match = re.search(rf'data-error-for="{field}" role="alert" >([^<]*)<', html)
-    assert match, f"no error next to {field}"
-    assert message in _unescape(match.group(1))
-    with get_db(app).session() as session:
-        assert load_settings(session) == before
-
-
-def test_preview_renders_each_rule_for_the_chosen_time(admin: FlaskClient) -> None:
-    data, _ = settings_form(admin)
-    data.update({"preview_text": "Hallo", "preview_at": "2026-03-11T10:00"})
-    result = admin.post("/admin/settings/preview", data=data).get_json()
-    assert result["ok"] is True
-    previews = result["previews"]
-    assert previews["custom"]["rule"] == "greeting"
-    assert previews["away"]["rule"] == "away"
-    assert "Mittwoch, 11. März 2026, 12:30 (geschlossen)" in previews["away"]["when"]
-    assert "Blumen Müller" in previews["away"]["text"]
-    assert previews["greeting"]["rule"] == "greeting"
-    assert previews["kw-0"]["rule"] == "keyword"
-    # The same instant with Wednesday closed: now the away reply answers.
-    data.update({"hours-wed-0-start": "", "hours-wed-0-end": ""})
-    closed = admin.post("/admin/settings/preview", data=data).get_json()["previews"]
-    assert closed["custom"]["rule"] == "away"
-    assert "Donnerstag, 12. März, 09:00" in closed["custom"]["text"]
-
-
-def test_preview_of_a_slow_pattern_answers_promptly(admin: FlaskClient) -> None:
-    # Accepted when saved (no nested repetition), but its alternatives overlap: a backtracking
-    # search without a limit tries every way of splitting the a's, for days on this text.
-    data, _ = settings_form(admin)
-    data.update({"kw-1-match": "(a|aa)+$", "preview_text": "a" * 60 + "!"})
-    started = time.monotonic()
-    result = admin.post("/admin/settings/preview", data=data).get_json()
-    assert time.monotonic() - started < 5  # generous: the old search took days
-    assert result["ok"] is True
-    assert result["previews"]["custom"]["rule"] in ("greeting", "away")
-    assert result["previews"]["kw-1"]["rule"] is None
-
-
-def test_preview_reports_errors_by_field(admin: FlaskClient) -> None:
-    data, _ = settings_form(admin)
-    data["hours-mon-0-start"] = "13:00"
-    data["hours-mon-0-end"] = "13:00"
-    result = admin.post("/admin/settings/preview", data=data).get_json()
-    assert result["ok"] is False
-    assert "hours-mon" in result["errors"]
-
-
-def test_yaml_editor_saves_and_refuses_like_settings_import(app: Flask, admin: FlaskClient) -> None:
-    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
-    assert "Blumen Müller" in html
-    bad = admin.post(
-        "/admin/settings/yaml",
-        data={"yaml": "business:\n  name: X\n  timezone: Nowhere\n", "csrf_token": csrf_of(html)},
-    )
-    assert bad.status_code == 400
-    assert "line 3: unknown time zone" in bad.get_data(as_text=True)
-    good = admin.post(
-        "/admin/settings/yaml",
-        data={"yaml": "business:\n  name: Kiosk\n", "csrf_token": csrf_of(html)},
-    )
-    assert good.status_code == 302
-    with get_db(app).session() as session:
-        settings = load_settings(session)
-    assert settings is not None and settings.name == "Kiosk"
-
-
-def test_settings_with_a_lone_surrogate_are_refused_with_the_line(
-    app: Flask, admin: FlaskClient
-) -> None:
-    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
-    bad = admin.post(
-        "/admin/settings/yaml",
-        data={"yaml": 'business:\n  name: "Kiosk \\ude00"\n', "csrf_token": csrf_of(html)},
-    )
-    assert bad.status_code == 400
-    assert "line 2: \\ude00 is half of a character" in bad.get_data(as_text=True)
-    with get_db(app).session() as session:
-        settings = load_settings(session)
-    assert settings is not None and settings.name == "Blumen Müller"
-    # The settings page and the webhook go on working.
-    assert admin.get("/admin/settings").status_code == 200
-    receive(admin)
-
-
-def test_settings_saved_with_a_lone_surrogate_before_it_was_refused_still_work(
-    app: Flask, admin: FlaskClient, clock: Clock
-) -> None:
-    # What an older version stored for a template "Bis bald \\ud83d".
-    with get_db(app).session() as session:
-        business = session.get_one(Business, 1)
-        business.settings_yaml = re.sub(
-            r"(?m)^  away: Hallo.*$", r'  away: "Bis bald \\uD83D"', business.settings_yaml
-        )
-    clock.at = sunday = datetime(2026, 3, 8, 19, 30, tzinfo=UTC)  # closed: the away reply
-    receive(admin, at=sunday)
-    assert [m.text for m in outbound(app)] == ["Bis bald \ufffd"]
-    assert admin.get("/admin/settings").status_code == 200
-    html = admin.get("/admin/settings/yaml").get_data(as_text=True)
-    assert "Bis bald \\uD83D" in html
-
-
 # --- insights ---------------------------------------------------------------------------------
 
 
@@ -1252,14 +1045,3 @@ def test_broadcast_pages_need_login_and_csrf(client: FlaskClient) -> None:
     assert client.post("/admin/broadcasts/check.json", data={}).status_code == 400
     assert client.post("/admin/broadcasts", data={}).status_code == 400
     assert client.post("/admin/broadcasts/1/cancel", data={}).status_code == 400
-
-
-def test_preview_names_a_template_over_the_bounds(admin: FlaskClient) -> None:
-    data, _ = settings_form(admin)
-    data.update({"tpl-0-source": "{{ 'Hallo %s' % contact.name.center(20000) }}"})
-    result = admin.post("/admin/settings/preview", data=data).get_json()
-    assert result["ok"] is False
-    assert result["errors"]["tpl-0"] == (
-        "template 'away' fails while open, for Anna writing 'Hallo': "
-        "center() would build 20,000 characters (at most 10,000)"
-    )

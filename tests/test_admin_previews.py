@@ -1,18 +1,18 @@
-"""The settings page's previews of late messages: what the late policy does with the settings
-as they stand in the form, worded in the business's language."""
+"""The settings pages' previews of late messages: what the late policy does with the settings
+as they stand in the form, worded in the page's language."""
 
 from __future__ import annotations
-
-import string
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot.admin.settings_page import LATE_ROWS, WORDS
+from bot.admin.settings_previews import LATE_ROWS
 from bot.db import get_db
-from bot.settings.stored import seed_demo
-from tests.test_admin import NOW, Clock, csrf_of, login, make_user, settings_form
+from bot.settings import dump_settings
+from bot.settings.stored import load_settings, save_settings, seed_demo
+from tests.test_admin import NOW, Clock, csrf_of, login, make_user
+from tests.test_admin_settings import settings_form
 
 # The demo shop is open on Wednesday 11 March 2026 at 10:00 and closes at 12:30.
 AT = "2026-03-11T10:00"
@@ -29,7 +29,7 @@ def owner(app: Flask, client: FlaskClient) -> FlaskClient:
 
 
 def late_previews(owner: FlaskClient, **changes: str) -> dict[str, dict[str, object]]:
-    data, _ = settings_form(owner)
+    data, _ = settings_form(owner, "answers")
     data.update({"preview_text": "Hallo", "preview_at": AT, **changes})
     result = owner.post("/admin/settings/preview", data=data).get_json()
     assert result["ok"] is True, result["errors"]
@@ -62,9 +62,19 @@ def test_late_messages_in_german(owner: FlaskClient) -> None:
     assert "keine Angebote und Neuigkeiten mehr" in str(optout["note"])
 
 
-def test_late_messages_in_english_with_the_limit_from_the_form(owner: FlaskClient) -> None:
+def in_english(app: Flask) -> None:
+    with get_db(app).session() as session:
+        settings = load_settings(session)
+        assert settings is not None
+        save_settings(session, dump_settings(settings).replace("de_DE", "en_US", 1))
+
+
+def test_late_messages_in_english_with_the_limit_from_the_form(
+    app: Flask, owner: FlaskClient
+) -> None:
+    in_english(app)
     # Not saved: the previews use the form as it stands.
-    rows = late_previews(owner, locale="en_US", stale_minutes="90")
+    rows = late_previews(owner, stale_minutes="90")
     away = rows["late-away"]
     assert away["title"] == "Arrives 2 hours late, while you are closed:"
     assert away["rule"] is None
@@ -86,10 +96,15 @@ def test_a_longer_limit_still_gets_the_away_reply(owner: FlaskClient) -> None:
     assert "binnen 180 Minuten" in str(away["note"])
 
 
-def test_late_previews_without_away_greeting_keywords_or_stop_words(owner: FlaskClient) -> None:
-    data, _ = settings_form(owner)
-    data = without(data, "away_on", "greeting_on", "kw-")
-    data.update({"optout_stop": "", "optout_start": "", "preview_at": AT, "locale": "en_GB"})
+def test_late_previews_without_away_greeting_keywords_or_stop_words(
+    app: Flask, owner: FlaskClient
+) -> None:
+    in_english(app)
+    data, _ = settings_form(owner, "keywords")
+    assert owner.post("/admin/settings/keywords", data=without(data, "kw-")).status_code == 302
+    data, _ = settings_form(owner, "answers")
+    data = without(data, "away_on", "greeting_on")
+    data.update({"optout_stop": "", "optout_start": "", "preview_at": AT})
     result = owner.post("/admin/settings/preview", data=data).get_json()
     assert result["ok"] is True, result["errors"]
     rows = result["previews"]
@@ -98,30 +113,20 @@ def test_late_previews_without_away_greeting_keywords_or_stop_words(owner: Flask
     assert rows["late-keyword"]["note"] == "Add a keyword rule with words to see this."
     assert rows["late-optout"]["note"] == "No stop words set."
     # Saved like that, the page still shows the late-message previews.
-    saved = owner.post("/admin/settings", data=data)
+    saved = owner.post("/admin/settings/answers", data=data)
     assert saved.status_code == 302
-    page = owner.get("/admin/settings")
+    page = owner.get("/admin/settings/answers")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'data-preview="late-away"' in html
     assert "A stop word, 2 days late:" in html
 
 
-def test_the_page_shows_the_late_previews_in_the_business_language(owner: FlaskClient) -> None:
-    html = owner.get("/admin/settings").get_data(as_text=True)
+def test_the_page_shows_the_late_previews_in_the_page_language(owner: FlaskClient) -> None:
+    html = owner.get("/admin/settings/answers").get_data(as_text=True)
     csrf_of(html)  # the form still carries its token
     for key in LATE_ROWS:
         assert f'data-preview="{key}"' in html
     assert "Kommt 2 Stunden zu spät an, während geschlossen ist:" in html
     assert "Ein Stopp-Wort, 2 Tage zu spät:" in html
     assert "Arrives 2 hours late" not in html
-
-
-def test_every_preview_wording_is_in_german_and_english() -> None:
-    fields = string.Formatter()
-    for key, texts in WORDS.items():
-        assert set(texts) == {"de", "en"}, key
-        assert all(t.strip() for t in texts.values()), key
-        # The same values go into both.
-        names = {lang: {f for _, f, _, _ in fields.parse(t) if f} for lang, t in texts.items()}
-        assert names["de"] == names["en"], key

@@ -364,5 +364,5 @@ def test_a_runaway_template_from_an_older_database_gets_the_default_reply_quickl
     assert reply.rule == "away"
     assert reply.text == (
         "Hallo Anna, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
-        "Ab Montag, 30. November, 09:00 Uhr sind wir wieder für Sie da und melden uns dann."
+        "Ab Montag, 30. November, 9 Uhr sind wir wieder für Sie da und melden uns dann."
     )

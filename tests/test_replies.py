@@ -14,12 +14,14 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 
+from bot.placeholders import from_jinja
 from bot.replies import (
     Business,
     Contact,
     Message,
     build_context,
     compile_check,
+    default_source,
     render,
     template_problem,
 )
@@ -92,14 +94,14 @@ DEFAULTS = [
         "away",
         SATURDAY_EVENING,
         "Hallo Anna, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
-        "Ab Montag, 30. November, 09:00 Uhr sind wir wieder für Sie da und melden uns dann.",
+        "Ab Montag, 30. November, 9 Uhr sind wir wieder für Sie da und melden uns dann.",
     ),
     (
         EN_SHOP,
         "away",
         SATURDAY_EVENING,
         "Hi Anna, thanks for your message! Blumen Müller is closed right now.\n"
-        "We are back on Monday, November 30 at 9:00 AM and will get back to you then.",
+        "We are back on Monday, November 30, 9 AM and will get back to you then.",
     ),
     (
         SHOP,
@@ -120,7 +122,7 @@ DEFAULTS = [
         "Unsere Öffnungszeiten:\nMontag: 09:00–18:00\nDienstag: 09:00–12:30, 14:00–18:00\n"
         "Mittwoch: geschlossen\nDonnerstag: geschlossen\nFreitag: 09:00–18:00, 22:00–02:00\n"
         "Samstag: 10:00–14:00\nSonntag: geschlossen\n"
-        "Gerade haben wir geschlossen. Wieder geöffnet ab Montag, 30. November, 09:00 Uhr.",
+        "Gerade haben wir geschlossen. Wieder geöffnet ab Montag, 30. November, 9 Uhr.",
     ),
     (
         SHOP,
@@ -179,12 +181,19 @@ def test_default_templates(
     assert render(settings, name, ctx(settings, now)) == expected
 
 
-def test_away_without_a_name_or_a_next_opening() -> None:
-    never_open = replace(SHOP, hours=replace(SHOP.hours, weekly=((),) * 7))
-    assert render(never_open, "away", ctx(never_open, name=None)) == (
+def test_away_without_a_name() -> None:
+    assert render(SHOP, "away", ctx(SHOP, name=None)) == (
         "Hallo, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
-        "Wir melden uns so bald wie möglich bei Ihnen."
+        "Ab Montag, 30. November, 9 Uhr sind wir wieder für Sie da und melden uns dann."
     )
+
+
+def test_the_default_away_text_is_plain_text_with_placeholders() -> None:
+    # So that the settings page opens it in the plain editor, with its placeholder buttons
+    # (a shop that never opens again gets "Ab  sind wir …": its owner writes a text for that).
+    for lang in ("de", "en"):
+        source = default_source(lang, "away")
+        assert source is not None and from_jinja(source, lang) is not None
 
 
 def test_optout_without_start_words_does_not_promise_one() -> None:
@@ -199,7 +208,7 @@ def test_other_locales_get_english_texts_with_their_own_dates() -> None:
     french = replace(SHOP, locale="fr_FR")
     assert render(french, "away", ctx(french)) == (
         "Hi Anna, thanks for your message! Blumen Müller is closed right now.\n"
-        "We are back on lundi, novembre 30 at 9:00 AM and will get back to you then."
+        "We are back on lundi 30 novembre, 9\u202fAM and will get back to you then."
     )
 
 

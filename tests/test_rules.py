@@ -236,7 +236,7 @@ def test_simulate_when_closed() -> None:
     assert result == Simulation(
         rule="away",
         text="Hallo Anna, danke für Ihre Nachricht! Blumen Müller hat gerade geschlossen.\n"
-        "Ab Montag, 30. November, 09:00 Uhr sind wir wieder für Sie da und melden uns dann.",
+        "Ab Montag, 30. November, 9 Uhr sind wir wieder für Sie da und melden uns dann.",
         is_open=False,
         next_open=datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN),
     )

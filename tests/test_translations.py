@@ -253,7 +253,6 @@ def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:
 PENDING: set[str] = {
     "admin.inbox",
     "admin.conversation",
-    "admin.settings",
     "admin.insights",
 }
 

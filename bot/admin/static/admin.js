@@ -1,4 +1,4 @@
-// Tresen admin: live inbox, replies without a reload, and the settings previews.
+// Tresen admin: live inbox and replies without a reload (the settings pages have settings.js).
 // Customer-supplied text only ever goes into textContent, never into markup.
 "use strict";
 
@@ -177,105 +177,10 @@
     }, 5000);
   }
 
-  // --- settings --------------------------------------------------------------------------
-
-  function renumber(row, index) {
-    row.querySelectorAll("[name]").forEach(function (field) {
-      field.name = field.name.replace(/-\d+-/, "-" + index + "-");
-      if (field.id) field.id = field.id.replace(/-\d+-/, "-" + index + "-");
-      if (field.tagName === "SELECT") field.selectedIndex = 0;
-      else if (field.type === "checkbox") field.checked = false;
-      else field.value = "";
-    });
-    row.querySelectorAll("label[for]").forEach(function (label) {
-      label.htmlFor = label.htmlFor.replace(/-\d+-/, "-" + index + "-");
-    });
-    row.querySelectorAll("[data-error-for], [data-preview]").forEach(function (node) {
-      if (node.dataset.errorFor) node.dataset.errorFor = node.dataset.errorFor.replace(/-\d+$/, "-" + index);
-      if (node.dataset.preview) node.dataset.preview = node.dataset.preview.replace(/-\d+$/, "-" + index);
-      node.hidden = node.dataset.errorFor !== undefined;
-      if (node.dataset.preview) node.querySelectorAll("span:not(.p-title), div").forEach(function (n) { n.textContent = ""; });
-    });
-  }
-
-  function nextIndex(rows) {
-    var max = -1;
-    rows.querySelectorAll("[name]").forEach(function (field) {
-      var m = /-(\d+)-/.exec(field.name);
-      if (m) max = Math.max(max, Number(m[1]));
-    });
-    return max + 1;
-  }
-
-  function settings(form) {
-    form.addEventListener("click", function (event) {
-      var target = event.target;
-      if (!(target instanceof HTMLElement)) return;
-      if (target.dataset.add) {
-        var rows = document.getElementById(target.dataset.add);
-        var template = rows.querySelector(".row-item:last-of-type");
-        var copy = template.cloneNode(true);
-        renumber(copy, nextIndex(rows));
-        rows.appendChild(copy);
-        var first = copy.querySelector("input, textarea");
-        if (first) first.focus();
-      } else if (target.hasAttribute("data-remove")) {
-        var row = target.closest(".row-item");
-        var all = row.parentElement.querySelectorAll(".row-item");
-        if (all.length > 1) row.remove();
-        else row.querySelectorAll("input, textarea").forEach(function (f) { f.value = ""; });
-        schedule();
-      }
-    });
-
-    var timer = null;
-    var sequence = 0;
-    function schedule() {
-      clearTimeout(timer);
-      form.querySelectorAll(".preview").forEach(function (p) { p.classList.add("stale"); });
-      timer = setTimeout(refresh, 350);
-    }
-
-    function showErrors(errors) {
-      form.querySelectorAll("[data-error-for]").forEach(function (node) {
-        var message = errors[node.dataset.errorFor];
-        node.textContent = message || "";
-        node.hidden = !message;
-      });
-    }
-
-    function refresh() {
-      var mine = ++sequence;
-      var data = new FormData(form);
-      fetch(form.dataset.previewUrl, {
-        method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
-      }).then(function (r) { return r.json(); }).then(function (result) {
-        if (mine !== sequence) return; // an answer to an older state of the form
-        showErrors(result.errors || {});
-        form.querySelectorAll(".preview").forEach(function (box) {
-          var p = (result.previews || {})[box.dataset.preview];
-          box.classList.remove("stale");
-          box.classList.toggle("none", !p || !p.text);
-          // The late-message previews name their case in the business's language, which the form can change.
-          if (p && p.title) box.querySelector(".p-title").textContent = p.title;
-          box.querySelector(".p-when").textContent = p ? (p.when ? "at " + p.when : "") : "";
-          box.querySelector(".p-rule").textContent = p ? (p.note || (p.rule ? "rule: " + p.rule : "no automatic reply")) : (result.ok ? "" : "fix the error above to see the preview");
-          box.querySelector(".p-text").textContent = p && p.text ? p.text : "";
-        });
-      }).catch(function () {});
-    }
-
-    form.addEventListener("input", schedule);
-    form.addEventListener("change", schedule);
-    refresh();
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
     var messages = document.getElementById("messages");
     if (messages) conversation(messages);
     var list = document.getElementById("conversations");
     if (list) conversations(list);
-    var form = document.getElementById("settings-form");
-    if (form) settings(form);
   });
 })();
