@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.db import Database
 from bot.models import User, UserSession
 
 NAME_MAX = 64
@@ -153,13 +154,15 @@ def create_or_reset(
     return False
 
 
-def add_user(session: Session, name: str, password: str, *, role: Role, now: datetime) -> None:
+def add_user(db: Database, name: str, password: str, *, role: Role, now: datetime) -> None:
     """A new user, from the team page: an existing name is refused, never reset."""
     name = check_name(name)
-    check_password(password)
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
-        raise UserError(f"there is already a user named {name!r}", Problem.NAME_TAKEN)
-    create_or_reset(session, name, password, now=now, role=role)
+    # Hashing outside any transaction: on SQLite an open one would hold up every writer.
+    password_hash = hash_password(check_password(password))
+    with db.session() as session:
+        if session.scalar(select(User.id).where(User.name == name)) is not None:
+            raise UserError(f"there is already a user named {name!r}", Problem.NAME_TAKEN)
+        session.add(User(name=name, password_hash=password_hash, created_at=now, role=role))
 
 
 def delete_user(session: Session, name: str) -> None:
@@ -197,23 +200,33 @@ def _owners(session: Session) -> int:
 
 
 def change_password(
-    session: Session, user_id: int, old: str, new: str, *, keep_token: str | None
+    db: Database, user_id: int, old: str, new: str, *, keep_token: str | None
 ) -> None:
     """A user's own new password: the old one must be right; every other session ends.
 
-    The session `keep_token` (the browser that asked) stays logged in.
+    The session `keep_token` (the browser that asked) stays logged in. The hashing runs
+    outside any transaction, as a login's does.
     """
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
+    check_password(new)
+    with db.session() as session:
+        stored = session.scalar(select(User.password_hash).where(User.id == user_id))
+    if stored is None:
         raise UserError("there is no such user", Problem.UNKNOWN_USER)
-    if not password_matches(user.password_hash, old):
+    if not password_matches(stored, old):
         raise UserError("the current password is not right", Problem.WRONG_PASSWORD)
-    user.password_hash = hash_password(check_password(new))
-    user.password_generated = False
-    others = delete(UserSession).where(UserSession.user_id == user.id)
-    if keep_token is not None:
-        others = others.where(UserSession.token_hash != _token_hash(keep_token))
-    session.execute(others)
+    new_hash = hash_password(new)
+    with db.session() as session:
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise UserError("there is no such user", Problem.UNKNOWN_USER)
+        if user.password_hash != stored:  # changed meanwhile: the old one typed is no more
+            raise UserError("the current password is not right", Problem.WRONG_PASSWORD)
+        user.password_hash = new_hash
+        user.password_generated = False
+        others = delete(UserSession).where(UserSession.user_id == user.id)
+        if keep_token is not None:
+            others = others.where(UserSession.token_hash != _token_hash(keep_token))
+        session.execute(others)
 
 
 def set_locale(session: Session, user_id: int, locale: str | None) -> None:

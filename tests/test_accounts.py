@@ -388,3 +388,21 @@ def test_a_failing_admin_page_is_a_styled_500(app: Flask, client: FlaskClient) -
     assert answer.status_code == 500
     assert "Etwas ist schiefgegangen" in answer.get_data(as_text=True)
     assert "Die Anfrage war nicht lesbar" in client.get("/admin/bad").get_data(as_text=True)
+
+
+def test_user_names_are_escaped_everywhere_they_show(app: Flask, owner: FlaskClient) -> None:
+    name = "<img/src=x/onerror=alert(1)>"
+    added = post(owner, "/admin/users", {"name": name, "password": PASSWORD}, "/admin/users")
+    assert added.status_code == 200
+    for page in (added.get_data(as_text=True), owner.get("/admin/users").get_data(as_text=True)):
+        assert name not in page
+        assert "&lt;img/src=x/onerror=alert(1)&gt;" in page
+    with get_db(app).session() as session:
+        user_id = session.scalar(select(User.id).where(User.name == name))
+    post(owner, f"/admin/users/{user_id}/remove", {}, "/admin/users")
+    flashed = owner.get("/admin/users").get_data(as_text=True)
+    assert "ist entfernt" in flashed and name not in flashed
+    staff = app.test_client()
+    make_user(app, name)
+    assert login(staff, name).status_code == 302
+    assert name not in staff.get("/admin/account").get_data(as_text=True)

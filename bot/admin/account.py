@@ -67,10 +67,9 @@ def account_password() -> Response | tuple[str, int]:
     if new != repeat:
         return _account_page(gettext("The two new passwords are not the same."), 400)
     try:
-        with get_db().session() as session:
-            users.change_password(
-                session, current_user.id, current, new, keep_token=current_user.token
-            )
+        users.change_password(
+            get_db(), current_user.id, current, new, keep_token=current_user.token
+        )
     except users.UserError as error:
         return _account_page(problem_text(error), 400)
     flash(gettext("Your password is changed. Everywhere else you are logged out."))
@@ -135,8 +134,7 @@ def users_add() -> tuple[str, int]:
     if generated:
         password = users.generate_password()
     try:
-        with get_db().session() as session:
-            users.add_user(session, name, password, role=role, now=now())
+        users.add_user(get_db(), name, password, role=role, now=now())
     except users.UserError as error:
         return _team_page(error=problem_text(error), status=400)
     # Shown on this answer only, never stored or flashed (a flash lives in the cookie).
