@@ -447,3 +447,21 @@ def test_names_and_labels_are_escaped_on_every_contacts_page(
         assert ESCAPED_XSS in html, path
     report = import_file(admin, f"wa_id,name\n{XSS_NAME},x\n").get_data(as_text=True)
     assert XSS_NAME not in report and ESCAPED_XSS in report
+
+
+def test_a_contact_known_by_user_id_only_is_named_without_a_number(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+) -> None:
+    with get_db(app).session() as session:
+        contact = Contact(user_id="DE.1234567890", profile_name="Anni", name="Anni")
+        session.add(contact)
+        session.flush()
+        cid = contact.id
+    edit = f"/admin/contacts/{cid}/edit"
+    token = csrf_of(admin.get(edit).get_data(as_text=True))
+    response = admin.post(edit, data={"csrf_token": token, "name": "Anna Schmidt", "number": ""})
+    assert response.status_code == 302
+    with get_db(app).session() as session:
+        saved = session.get(Contact, cid)
+        assert saved is not None and (saved.name, saved.wa_id) == ("Anna Schmidt", None)

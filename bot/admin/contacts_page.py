@@ -398,7 +398,9 @@ def _read_form() -> ContactForm:
     )
 
 
-def _checked(session: Session, form: ContactForm, contact_id: int | None) -> tuple[str, dict]:
+def _checked(
+    session: Session, form: ContactForm, contact: Contact | None
+) -> tuple[str | None, dict[str, Any]]:
     """The form's wa_id and its errors by field (none: it can be saved).
 
     The errors are lazy texts: translating in a session would choose the page's language from
@@ -406,13 +408,15 @@ def _checked(session: Session, form: ContactForm, contact_id: int | None) -> tup
     """
     errors: dict[str, Any] = {}
     wa_id = ""
+    if contact is not None and contact.wa_id is None and not form.number.strip():
+        return None, errors  # known by a WhatsApp user id only: no number to give
     try:
         wa_id = to_wa_id(form.number, _region(session))
     except NumberError as exc:
         errors["number"] = LazyString(number_problem, exc)
     else:
         other = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
-        if other is not None and other.id != contact_id:
+        if other is not None and (contact is None or other.id != contact.id):
             errors["number"] = lazy_gettext(
                 "This number belongs to %(name)s already.", name=shown_name(other)
             )
@@ -420,7 +424,7 @@ def _checked(session: Session, form: ContactForm, contact_id: int | None) -> tup
     return wa_id, errors
 
 
-def _save(session: Session, contact: Contact, form: ContactForm, wa_id: str) -> None:
+def _save(session: Session, contact: Contact, form: ContactForm, wa_id: str | None) -> None:
     contact.wa_id = wa_id
     name = shop_name(form.name, NAME_LENGTH)
     if name is not None:
@@ -470,7 +474,7 @@ def contact_edit(contact_id: int) -> Any:
         row = contact_row(found)
         if request.method == "POST":
             form = _read_form()
-            wa_id, errors = _checked(session, form, contact_id)
+            wa_id, errors = _checked(session, form, found)
             if not errors:
                 _save(session, found, form, wa_id)
         else:
