@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, request, url_for
-from flask_babel import lazy_gettext
+from flask_babel import get_locale, get_timezone, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
@@ -45,6 +45,10 @@ def guard() -> Response | None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        # The language and time zone come from the database: read them now, before a view
+        # opens its own session (on SQLite a second one would wait for the first's lock).
+        get_locale()
+        get_timezone()
         return None
     if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
         return Response('{"error": "log in first"}', 401, mimetype="application/json")
