@@ -12,6 +12,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import babel.dates
+import phonenumbers
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import (
     format_percent,
@@ -535,6 +536,16 @@ def funnel_rows(funnel: broadcasts.Funnel) -> list[dict[str, Any]]:
     return rows
 
 
+def shown_number(wa_id: str) -> str:
+    """`+49 151 00000001`: a WhatsApp id as an international number, spaced where
+    `phonenumbers` knows the country; as it is otherwise."""
+    try:
+        parsed = phonenumbers.parse(f"+{wa_id}")
+    except phonenumbers.NumberParseException:
+        return f"+{wa_id}"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def _reason(status: str, reason: str | None) -> tuple[Any, bool]:
     """The reason shown for a message, and whether it is ours (translated) or the API's."""
     if reason is None or status not in (MessageStatus.FAILED, MessageStatus.SKIPPED):
@@ -590,7 +601,7 @@ def broadcast_page(broadcast_id: int) -> str:
         recipients.append(
             {
                 "name": name,
-                "number": f"+{wa_id}" if wa_id else (user_id or ""),
+                "number": shown_number(wa_id) if wa_id else (user_id or ""),
                 "status": status,
                 "status_word": MESSAGE_WORDS.get(status, status),
                 "reason": reason,
