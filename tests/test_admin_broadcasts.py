@@ -221,6 +221,7 @@ def test_a_broadcasts_page_shows_the_funnel_in_numbers_and_percentages_and_its_r
         "read": ("1", "25\xa0%"),
         "failed": ("1", "25\xa0%"),
         "skipped": ("1", "25\xa0%"),
+        "pending": ("0", "0\xa0%"),
     }
     assert ">Gelesen<" in html and ">Zugestellt<" in html
     recipients = html[html.index('id="recipients"') :]

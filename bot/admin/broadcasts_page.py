@@ -521,8 +521,6 @@ def funnel_rows(funnel: broadcasts.Funnel) -> list[dict[str, Any]]:
     rows = []
     for key, label in FUNNEL:
         count = getattr(funnel, key)
-        if key == "pending" and count == 0:
-            continue
         share = count / funnel.total if funnel.total else 0.0
         rows.append(
             {
