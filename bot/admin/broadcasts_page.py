@@ -12,6 +12,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import babel.dates
+import phonenumbers
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import (
     format_percent,
@@ -520,8 +521,6 @@ def funnel_rows(funnel: broadcasts.Funnel) -> list[dict[str, Any]]:
     rows = []
     for key, label in FUNNEL:
         count = getattr(funnel, key)
-        if key == "pending" and count == 0:
-            continue
         share = count / funnel.total if funnel.total else 0.0
         rows.append(
             {
@@ -533,6 +532,16 @@ def funnel_rows(funnel: broadcasts.Funnel) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def shown_number(wa_id: str) -> str:
+    """`+49 151 00000001`: a WhatsApp id as an international number, spaced where
+    `phonenumbers` knows the country; as it is otherwise."""
+    try:
+        parsed = phonenumbers.parse(f"+{wa_id}")
+    except phonenumbers.NumberParseException:
+        return f"+{wa_id}"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _reason(status: str, reason: str | None) -> tuple[Any, bool]:
@@ -590,7 +599,7 @@ def broadcast_page(broadcast_id: int) -> str:
         recipients.append(
             {
                 "name": name,
-                "number": f"+{wa_id}" if wa_id else (user_id or ""),
+                "number": shown_number(wa_id) if wa_id else (user_id or ""),
                 "status": status,
                 "status_word": MESSAGE_WORDS.get(status, status),
                 "reason": reason,
