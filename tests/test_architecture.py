@@ -37,6 +37,8 @@ PURE = {
     "bot.contacts.label_names",
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
+    "bot.quick_replies",
+    "bot.placeholders",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

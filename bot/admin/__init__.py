@@ -12,7 +12,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import i18n
 
 # The pages register their routes on `bp` when imported.
-from bot.admin import auth, broadcasts_page, inbox, insights, settings_page  # noqa: F401
+from bot.admin import (  # noqa: F401
+    auth,
+    broadcasts_page,
+    inbox,
+    insights,
+    quick_replies_page,
+    settings_page,
+)
 from bot.admin.blueprint import bp
 from bot.db import get_db
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE, BusinessSettings
