@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import babel.dates
 from babel import Locale
 from flask import render_template, request
-from flask_babel import format_number, format_percent, get_locale, gettext, ngettext
+from flask_babel import format_number, format_percent, get_locale, ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

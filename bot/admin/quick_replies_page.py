@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import Length
 
 from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
 from bot.db import get_db
@@ -39,12 +39,8 @@ SCRIPT_TEXTS["quick_failed"] = lazy_gettext("The quick replies cannot be loaded 
 
 class QuickReplyForm(FlaskForm):
     id = HiddenField()
-    shortcut = StringField(
-        lazy_gettext("Shortcut"), validators=[DataRequired(), Length(max=SHORTCUT_MAX + 1)]
-    )
-    text = TextAreaField(
-        lazy_gettext("Quick reply text"), validators=[DataRequired(), Length(max=TEXT_MAX)]
-    )
+    shortcut = StringField(lazy_gettext("Shortcut"))
+    text = TextAreaField(lazy_gettext("Quick reply text"), validators=[Length(max=TEXT_MAX)])
 
 
 def _shortcut_message(problem: ShortcutProblem) -> str:
