@@ -403,7 +403,7 @@ def test_conversation_shows_the_whole_history(app: Flask, admin: FlaskClient) ->
         "👍",
         "auf „Haben Sie Rosen?“",
         "🎤 Sprachnachricht",
-        "Automatische Antwort: Begrüßung",
+        "Automatisch: Begrüßung",
     ):
         assert expected in html, expected
 

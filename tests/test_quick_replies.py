@@ -329,7 +329,7 @@ def test_the_poll_says_its_words_in_the_pages_language(
     data = admin.get(f"/admin/inbox/{cid}/messages.json").get_json()
     assert data["messages"][0]["note"] == "📷 Foto"
     out = next(m for m in data["messages"] if m["direction"] == "out")
-    assert out["rule"] == "Automatische Antwort: Begrüßung"
+    assert out["rule"] == "Automatisch: Begrüßung"
     assert {s["status_word"] for s in data["statuses"].values()} == {"gesendet"}
     preview = admin.get("/admin/inbox.json").get_json()["conversations"][0]["preview"]
     assert preview.startswith("Automatisch: ")

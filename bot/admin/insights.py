@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -29,6 +30,7 @@ DEFAULT_WEEKS = 8
 LEVELS = 5
 # Enough for a busy shop's quarter; beyond that the picture would not change.
 MAX_MESSAGES = 50_000
+_LEADING_ZERO = re.compile(r"(?<!\d)0(\d)(?!\d)")
 NOT_WRITTEN = ("reaction", "system", "revoke")
 
 
@@ -139,8 +141,11 @@ def day_names(locale: Locale) -> list[str]:
 
 def hour_range(hour: int, locale: Locale) -> str:
     """One hour of the day as a range: "17–18 Uhr", "5 – 6 PM"."""
-    skeleton = "H" if "H" in locale.time_formats["short"].pattern else "h"
-    return babel.dates.format_interval(time(hour), time((hour + 1) % 24), skeleton, locale=locale)
+    if "H" not in locale.time_formats["short"].pattern:
+        return babel.dates.format_interval(time(hour), time((hour + 1) % 24), "h", locale=locale)
+    # A 24-hour clock says the hours as people do: "4–5 Uhr", not "04–05 Uhr".
+    text = babel.dates.format_interval(time(hour), time((hour + 1) % 24), "H", locale=locale)
+    return _LEADING_ZERO.sub(r"\1", text)
 
 
 def cells(grid: Heatmap, names: list[str]) -> list[dict[str, Any]]:
