@@ -38,7 +38,6 @@ PURE = {
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
     "bot.quick_replies",
-    "bot.placeholders",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 
