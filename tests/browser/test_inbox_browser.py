@@ -52,7 +52,7 @@ def test_answer_with_a_quick_reply(shop: Shop) -> None:
         # The search field and the label filter beside the list are not cut off.
         assert tab.locator(".search input[type=search]").bounding_box()["width"] >= 250
         assert tab.locator(".search select").bounding_box()["width"] >= 120
-    shop.shot("inbox")
+    shop.shot("inbox-list")
     tab.locator(".conversations a", has_text="Anna").click()
     tab.wait_for_url(re.compile(r"/admin/inbox/\d+$"))
     tab.locator(".msg.in .text", has_text="Ist mein Strauß fertig?").wait_for()
@@ -62,7 +62,7 @@ def test_answer_with_a_quick_reply(shop: Shop) -> None:
     choice = tab.locator("#quick-list li", has_text="/danke")
     choice.wait_for()
     assert "Danke, Anna! Ihr Strauß liegt bereit." in choice.inner_text()
-    shop.shot("conversation-quick-reply")
+    shop.shot("inbox-quick-reply")
     if shop.size == "desktop":
         box.press("Enter")  # the keyboard: the first match is chosen
     else:
@@ -78,7 +78,7 @@ def test_answer_with_a_quick_reply(shop: Shop) -> None:
     sent.wait_for()
     assert tab.input_value("#reply-text") == ""
     assert tab.locator(".msg.out .rule").last.inner_text() == "von Hand"
-    shop.shot("conversation")
+    shop.shot("inbox-conversation")
 
     tab = shop.go("/admin/insights")
     assert tab.locator("h1").inner_text() == "Auswertung"
