@@ -83,6 +83,14 @@ def test_answer_with_a_quick_reply(shop: Shop) -> None:
     tab = shop.go("/admin/insights")
     assert tab.locator("h1").inner_text() == "Auswertung"
     tab.locator(".busiest").wait_for()
+    # The heatmap fits the card: nothing to scroll sideways even on a phone.
+    assert (
+        tab.evaluate(
+            "() => { const w = document.querySelector('.heatmap-wrap');"
+            " return w.scrollWidth - w.clientWidth; }"
+        )
+        <= 0
+    )
     assert re.search(
         r"Meiste Nachrichten: \w\w\., \d+–\d+ Uhr", tab.locator(".busiest").inner_text()
     )
