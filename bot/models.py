@@ -228,6 +228,20 @@ class Message(Base):
     )
 
 
+class QuickReply(Base):
+    """A saved answer the owner picks in the reply box by its shortcut ("/danke")."""
+
+    __tablename__ = "quick_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Lowercase and without the slash (bot.quick_replies.clean_shortcut): unique whatever
+    # the case it was typed in.
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    text: Mapped[str] = mapped_column(Text)  # plain text with placeholders (bot.placeholders)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SendQuota(Base):
     """The shared send rate: the next free sending slot (unix seconds), one row per number."""
 

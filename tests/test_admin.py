@@ -3,6 +3,7 @@ pages: test_admin_settings.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from bot import broadcasts, create_app, users
 from bot.contacts.audiences import parse_audience
 from bot.contacts.label_names import default_labels
 from bot.db import get_db
-from bot.models import ConsentEvent, Contact, Label, Message, User
+from bot.models import ConsentEvent, Contact, Label, Message, QuickReply, User
 from bot.settings.stored import seed_demo
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
@@ -126,6 +127,7 @@ GET_PAGES = [
     "/admin/settings/hours",
     "/admin/settings/yaml",
     "/admin/insights",
+    "/admin/quick-replies",
 ]
 POSTS = [
     "/admin/logout",
@@ -141,6 +143,8 @@ POSTS = [
     "/admin/settings/preview",
     "/admin/settings/text",
     "/admin/settings/yaml",
+    "/admin/quick-replies",
+    "/admin/quick-replies/1/delete",
 ]
 
 
@@ -393,17 +397,17 @@ def test_conversation_shows_the_whole_history(app: Flask, admin: FlaskClient) ->
     html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
     for expected in (
         "Haben Sie Rosen?",
-        "📷 Photo",
+        "📷 Foto",
         "diese hier",
-        "📍 Location: Marienplatz",
+        "📍 Standort: Marienplatz",
         "https://www.openstreetmap.org/?mlat=48.137000&amp;mlon=11.575000",
-        "↩ Tapped a button",
+        "↩ Hat auf eine Schaltfläche getippt",
         "Ja, bitte",
-        "Reacted",
+        "Hat reagiert",
         "👍",
-        "on “Haben Sie Rosen?”",
-        "🎤 Voice message",
-        "auto-reply: greeting",
+        "auf „Haben Sie Rosen?“",
+        "🎤 Sprachnachricht",
+        "Automatisch: Begrüßung",
     ):
         assert expected in html, expected
 
@@ -434,7 +438,7 @@ def test_delivery_ticks_follow_status_notifications(app: Flask, admin: FlaskClie
     )
     post_notification(admin, status_notification("wamid.OUT1", "read", ts + 2))
     html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
-    assert 'class="tick status-read" title="read"' in html
+    assert 'class="tick status-read" title="gelesen"' in html
 
 
 def test_a_message_from_the_year_9999_is_stored_at_its_arrival_and_every_page_shows(
@@ -514,9 +518,10 @@ def test_a_message_deleted_for_everyone_leaves_only_a_tombstone(
     }
     html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
     assert IBAN not in html
-    assert html.count("Message deleted by the customer") == 2
+    assert html.count("Nachricht vom Kunden gelöscht") == 2
     poll = admin.get(f"/admin/inbox/{cid}/messages.json").get_data(as_text=True)
-    assert IBAN not in poll and "Message deleted by the customer" in poll
+    notes = [m["note"] for m in json.loads(poll)["messages"]]
+    assert IBAN not in poll and "🗑 Nachricht vom Kunden gelöscht" in notes
 
 
 def test_a_deletion_that_overtakes_its_message_keeps_the_message_out(
@@ -528,7 +533,7 @@ def test_a_deletion_that_overtakes_its_message_keeps_the_message_out(
     assert (message.text, message.status) == (None, "revoked")
     assert IBAN not in str(message.raw)
     html = admin.get(f"/admin/inbox/{contact_id(app)}").get_data(as_text=True)
-    assert IBAN not in html and "Message deleted by the customer" in html
+    assert IBAN not in html and "Nachricht vom Kunden gelöscht" in html
 
 
 def test_an_edit_that_comes_after_the_deletion_is_emptied_too(
@@ -588,7 +593,7 @@ def test_reply_by_hand_is_queued_in_the_outbox(app: Flask, admin: FlaskClient) -
         "type": "text",
         "text": {"body": "Ja, rote und weiße.", "preview_url": False},
     }
-    assert "by hand" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert "von Hand" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
 
 
 def test_reply_as_json_for_the_page_script(app: Flask, admin: FlaskClient) -> None:
@@ -613,13 +618,13 @@ def test_outside_the_24_hour_window_only_a_template_is_offered(
 ) -> None:
     cid, html = conversation(app, admin, at=NOW - timedelta(hours=25))
     assert 'id="reply-form"' not in html
-    assert "only allows an approved message template" in html
+    assert "WhatsApp erlaubt jetzt nur eine genehmigte Nachrichtenvorlage" in html
     refused = admin.post(
         f"/admin/inbox/{cid}/reply",
         data={"text": "Hallo?", "csrf_token": csrf_of(html)},
         follow_redirects=True,
     )
-    assert "only allows" in refused.get_data(as_text=True)
+    assert "erlaubt jetzt nur noch eine genehmigte Vorlage" in refused.get_data(as_text=True)
     assert all(m.rule != "manual" for m in outbound(app))
     response = admin.post(
         f"/admin/inbox/{cid}/template",
@@ -644,7 +649,7 @@ def test_outside_the_24_hour_window_only_a_template_is_offered(
             }
         ],
     }
-    assert "Template order_ready (de)" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert "Vorlage order_ready (de)" in admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
 
 
 def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
@@ -655,7 +660,7 @@ def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
         follow_redirects=True,
     )
     # The field's label, then WTForms' own German for a required field.
-    assert "Template name: Dieses Feld wird benötigt." in response.get_data(as_text=True)
+    assert "Vorlagenname: Dieses Feld wird benötigt." in response.get_data(as_text=True)
 
 
 def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient) -> None:
@@ -683,7 +688,7 @@ def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient)
         data={"labels": "x" * 65, "csrf_token": csrf_of(html)},
         follow_redirects=True,
     )
-    assert "Labels not changed" in too_long.get_data(as_text=True)
+    assert "Labels nicht geändert" in too_long.get_data(as_text=True)
 
 
 def test_the_admins_opt_in_and_out_is_on_the_consent_record(app: Flask, admin: FlaskClient) -> None:
@@ -751,7 +756,9 @@ def test_labels_differing_only_in_case_are_one_label_in_admin_import_and_broadca
 def test_customer_text_is_escaped(app: Flask, admin: FlaskClient) -> None:
     receive(admin, {"text": {"body": XSS_TEXT}}, name=XSS_NAME)
     cid = contact_id(app)
-    for path in ("/admin/inbox", f"/admin/inbox/{cid}"):
+    with get_db(app).session() as session:
+        session.add(QuickReply(shortcut="xss", text=XSS_NAME + " [Name]", created_at=NOW))
+    for path in ("/admin/inbox", "/admin/quick-replies?edit=1", f"/admin/inbox/{cid}"):
         html = admin.get(path).get_data(as_text=True)
         assert XSS_NAME not in html
         assert XSS_TEXT not in html
@@ -925,6 +932,8 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
             for status in ("failed", "weird")
         ]
         session.add_all(rows)
+        # An owner's quick reply as long and odd as the form lets through.
+        session.add(QuickReply(shortcut="x" * 32, text="{{ [Name] }} {% " + "ü" * 4090))
         session.flush()
         ids = [nameless.id, ancient.id]
         broadcast_ids = hostile_broadcasts(session, nameless, ancient)
@@ -932,7 +941,7 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
     assert f"/admin/broadcasts/{broadcast_ids[0]}" in paths
     assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
     for path in paths:
-        for query in ("", "?q=n&label=x", "?weeks=26", "?after=1"):
+        for query in ("", "?q=n&label=x", "?weeks=26", "?after=1", "?q=x&edit=1"):
             response = admin.get(path + query)
             assert response.status_code in (200, 302), (path + query, response.status_code)
 
@@ -960,16 +969,16 @@ def test_insights_heatmap_in_business_time_and_who_answered(
     html = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
     admin.post(f"/admin/inbox/{cid}/reply", data={"text": "Gern", "csrf_token": csrf_of(html)})
     page = admin.get("/admin/insights").get_data(as_text=True)
-    assert "3 messages in the last 8 weeks" in page
-    assert "2 (67 %)</strong> arrived while the shop was closed" in page
-    assert 'title="Sun 20:00 — 2 messages"' in page
+    assert "3 Nachrichten in den letzten 8 Wochen" in page
+    assert "2 (67\xa0%) kamen, während das Geschäft geschlossen war." in page
+    assert 'title="So. 20:00 — 2 Nachrichten"' in page
     assert 'class="l5"' in page  # the busiest hour
-    assert 'class="l2 open" title="Wed 10:00 — 1 message, open 60 min"' in page
-    assert re.search(r'class="l0 part" title="Wed 12:00 — 0 messages, open 30 min"', page)
-    assert "<li>away: 2</li>" in page
+    assert 'class="l2 open" title="Mi. 10:00 — 1 Nachricht, geöffnet 60 Min."' in page
+    assert re.search(r'class="l0 part" title="Mi. 12:00 — 0 Nachrichten, geöffnet 30 Min."', page)
+    assert "<li>Abwesenheitsnachricht: 2</li>" in page
     # 3 automatic replies (2 away, 1 greeting) in the period, 1 by hand
-    assert "<strong>3</strong> automatic (75 %)" in page
-    assert "<strong>1</strong> by a person (25 %)" in page
+    assert "3 automatisch (75\xa0%)" in page
+    assert "1 von einer Person (25\xa0%)" in page
 
 
 # --- broadcasts -------------------------------------------------------------------------------

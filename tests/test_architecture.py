@@ -40,6 +40,7 @@ PURE = {
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
     "bot.broadcasts.timing",
+    "bot.quick_replies",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

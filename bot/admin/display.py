@@ -12,26 +12,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import babel.dates
+from babel import Locale
+from flask_babel import gettext, ngettext
 
+from bot.broadcasts.runs import CANCELLED, OUTSIDE_WINDOW
 from bot.models import Direction, MessageStatus
 from bot.rules import AUTO_RULES, Rule
 
 # Customer-service window: free text is allowed this long after the customer's last message.
 WINDOW = timedelta(hours=24)
 
-_MEDIA = {
-    "image": "📷 Photo",
-    "video": "🎬 Video",
-    "audio": "🎤 Audio",
-    "document": "📄 Document",
-    "sticker": "🙂 Sticker",
-}
-# A message the customer deleted for everyone. The admin pages are English; the German
-# wording is kept beside it for when they follow the business's language.
-REVOKED_NOTE = {
-    "en": "🗑 Message deleted by the customer",
-    "de": "🗑 Nachricht vom Kunden gelöscht",
-}
+# Media kinds: an emoji the same in every language, and the word, translated when shown.
+_MEDIA_ICONS = {"image": "📷", "video": "🎬", "audio": "🎤", "document": "📄", "sticker": "🙂"}
 _TICKS: dict[str, str] = {
     MessageStatus.QUEUED: "…",
     MessageStatus.SENDING: "…",
@@ -40,27 +32,100 @@ _TICKS: dict[str, str] = {
     MessageStatus.READ: "✓✓",
     MessageStatus.FAILED: "!",
 }
-# The admin pages are English: the words are the statuses themselves.
-_STATUS_WORDS: dict[str, str] = {status: str(status) for status in _TICKS}
+
+
+def _media_word(kind: str) -> str:
+    words: dict[str, str] = {
+        "image": gettext("Photo"),
+        "video": gettext("Video"),
+        "audio": gettext("Audio"),
+        "document": gettext("Document"),
+        "sticker": gettext("Sticker"),
+    }
+    return words[kind]
+
+
+def _media(kind: str) -> str:
+    return f"{_MEDIA_ICONS[kind]} {_media_word(kind)}"
+
+
+def revoked_note() -> str:
+    """A message the customer deleted for everyone, in the page's language."""
+    return "🗑 " + gettext("Message deleted by the customer")
+
+
+def status_word(status: str) -> str:
+    """An outbound message's status as the page says it (the tick's tooltip)."""
+    words: dict[str, str] = {
+        MessageStatus.QUEUED: gettext("waiting to be sent"),
+        MessageStatus.SENDING: gettext("being sent"),
+        MessageStatus.SENT: gettext("sent"),
+        MessageStatus.DELIVERED: gettext("delivered"),
+        MessageStatus.READ: gettext("read"),
+        MessageStatus.FAILED: gettext("not delivered"),
+        MessageStatus.SKIPPED: gettext("skipped"),
+        MessageStatus.DRAFT: gettext("being prepared"),
+    }
+    return words.get(status, status)
+
+
+def rule_name(rule: str) -> str:
+    """An automatic answer's name as the pages say it."""
+    names: dict[str, str] = {
+        Rule.OPTOUT: gettext("unsubscribe"),
+        Rule.OPTIN: gettext("subscribe"),
+        Rule.KEYWORD: gettext("keyword"),
+        Rule.AWAY: gettext("away message"),
+        Rule.GREETING: gettext("greeting"),
+        Rule.MANUAL: gettext("by hand"),
+        Rule.BROADCAST: gettext("broadcast"),
+    }
+    return names.get(rule, rule)
 
 
 @dataclass(frozen=True)
 class Local:
-    """The business's time zone and locale, for showing times."""
+    """The business's time zone and the page's locale, for showing times."""
 
     tz: ZoneInfo
     locale: str
 
-    def time(self, at: datetime, now: datetime) -> str:
-        local = in_zone(at, self.tz)
-        if local.date() == in_zone(now, self.tz).date():
-            pattern = "HH:mm"
-        elif (now - at) < timedelta(days=6):
-            pattern = "EEE HH:mm"
-        else:
-            pattern = "d MMM yyyy, HH:mm"
+    def _babel(self) -> Locale:
         try:
-            return babel.dates.format_datetime(local, pattern, locale=self.locale)
+            return Locale.parse(self.locale)
+        except (ValueError, LookupError):
+            return Locale.parse("en")
+
+    def _join(self, locale: Locale, day: str, clock: str) -> str:
+        pattern = locale.datetime_formats.get("short", "{1} {0}")
+        return str(pattern).replace("{1}", day).replace("{0}", clock)
+
+    def time(self, at: datetime, now: datetime) -> str:
+        """A message's time as a chat shows it: the clock today, the weekday this week, the
+        date before that; 24-hour where the locale says so (German)."""
+        local = in_zone(at, self.tz)
+        locale = self._babel()
+        try:
+            clock = babel.dates.format_time(local, "short", tzinfo=self.tz, locale=locale)
+            if local.date() == in_zone(now, self.tz).date():
+                return clock
+            if timedelta(0) <= (now - at) < timedelta(days=6):
+                day = babel.dates.format_skeleton("E", local, tzinfo=self.tz, locale=locale)
+            else:
+                day = babel.dates.format_date(local, "medium", locale=locale)
+            return self._join(locale, day, clock)
+        except (ValueError, LookupError, OverflowError):
+            return local.strftime("%Y-%m-%d %H:%M")
+
+    def moment(self, at: datetime) -> str:
+        """A time with its day, for a moment that may be tomorrow or yesterday: "Sa.,
+        28.11., 08:20"."""
+        local = in_zone(at, self.tz)
+        locale = self._babel()
+        try:
+            day = babel.dates.format_skeleton("MEd", local, tzinfo=self.tz, locale=locale)
+            clock = babel.dates.format_time(local, "short", tzinfo=self.tz, locale=locale)
+            return self._join(locale, day, clock)
         except (ValueError, LookupError, OverflowError):
             return local.strftime("%Y-%m-%d %H:%M")
 
@@ -112,10 +177,10 @@ def rule_label(rule: str | None) -> str | None:
     if rule is None:
         return None
     if rule == Rule.MANUAL:
-        return "by hand"
+        return rule_name(rule)
     if rule in AUTO_RULES:
-        return f"auto-reply: {rule}"
-    return rule
+        return gettext("auto-reply: %(rule)s", rule=rule_name(rule))
+    return rule_name(rule)
 
 
 def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]:
@@ -125,30 +190,33 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
         content = _obj(_obj(raw, "edit"), "message") or raw
         kind = _str(content, "type") or kind
     out: dict[str, Any] = {"text": text, "note": None, "link": None, "link_label": None}
-    if kind in _MEDIA:
+    if kind in _MEDIA_ICONS:
         media = _obj(content, kind)
-        note = _MEDIA[kind]
+        note = _media(kind)
         if kind == "audio" and media.get("voice"):
-            note = "🎤 Voice message"
+            note = "🎤 " + gettext("Voice message")
         if filename := _str(media, "filename"):
-            note = f"{note}: {filename}"
+            note = gettext("%(kind)s: %(file)s", kind=note, file=filename)
         out["note"] = note
     elif kind == "location":
         loc = _obj(content, "location")
         lat, lon = _num(loc, "latitude"), _num(loc, "longitude")
         parts = [p for p in (_str(loc, "name"), _str(loc, "address")) if p]
-        out["note"] = "📍 Location" + (": " + ", ".join(parts) if parts else "")
+        place = ", ".join(parts)
+        out["note"] = "📍 " + (
+            gettext("Location: %(place)s", place=place) if parts else gettext("Location")
+        )
         if lat is not None and lon is not None:
             out["link"] = (
                 f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
             )
             out["link_label"] = f"{lat:.5f}, {lon:.5f}"
     elif kind in ("interactive", "button"):
-        out["note"] = "↩ Tapped a button"
+        out["note"] = "↩ " + gettext("Tapped a button")
         if kind == "interactive" and _obj(content, "interactive").get("type") == "list_reply":
-            out["note"] = "↩ Chose from a list"
+            out["note"] = "↩ " + gettext("Chose from a list")
     elif kind == "reaction":
-        out["note"] = "Reaction removed" if not text else "Reacted"
+        out["note"] = gettext("Reaction removed") if not text else gettext("Reacted")
     elif kind == "contacts":
         cards = content.get("contacts")
         names = []
@@ -156,18 +224,21 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
             name = _str(_obj(card, "name"), "formatted_name")
             if name:
                 names.append(name)
-        out["note"] = "👤 Contact card" + (": " + ", ".join(names) if names else "")
+        listed = ", ".join(names)
+        out["note"] = "👤 " + (
+            gettext("Contact card: %(names)s", names=listed) if names else gettext("Contact card")
+        )
     elif kind == "order":
         items = _obj(content, "order").get("product_items")
         count = len(items) if isinstance(items, list) else 0
-        out["note"] = f"🛒 Order: {count} item{'s' if count != 1 else ''}"
+        out["note"] = "🛒 " + ngettext("Order: %(num)d item", "Order: %(num)d items", count)
     elif kind == "system":
-        out["note"] = "ℹ WhatsApp notice"
+        out["note"] = "ℹ " + gettext("WhatsApp notice")
         out["text"] = text or _str(_obj(content, "system"), "body")
     elif kind == "revoke":
-        out["note"] = "🗑 Deleted a message"
+        out["note"] = "🗑 " + gettext("Deleted a message")
     elif kind != "text":
-        out["note"] = f"Message of a kind not shown here ({kind})"
+        out["note"] = gettext("Message of a kind not shown here (%(kind)s)", kind=kind)
     return out
 
 
@@ -179,7 +250,11 @@ def _outbound(payload: dict[str, Any] | None, text: str | None) -> dict[str, Any
     if kind == "template":
         template = _obj(payload, "template")
         language = _str(_obj(template, "language"), "code") or "?"
-        out["note"] = f"Template {template.get('name', '?')} ({language})"
+        out["note"] = gettext(
+            "Template %(name)s (%(language)s)",
+            name=str(template.get("name", "?")),
+            language=language,
+        )
         params = []
         components = template.get("components")
         for component in components if isinstance(components, list) else []:
@@ -189,8 +264,8 @@ def _outbound(payload: dict[str, Any] | None, text: str | None) -> dict[str, Any
                     params.append(param["text"])
         if not text and params:
             out["text"] = " · ".join(params)
-    elif kind in _MEDIA:
-        out["note"] = _MEDIA[str(kind)]
+    elif kind in _MEDIA_ICONS:
+        out["note"] = _media(str(kind))
         out["text"] = text or _str(_obj(payload, str(kind)), "caption")
     elif kind == "interactive" and not text:
         out["text"] = _str(_obj(_obj(payload, "interactive"), "body"), "text")
@@ -218,11 +293,13 @@ def message_view(
     """One message as the inbox shows it; JSON-serialisable, every value plain text."""
     if direction == Direction.IN and status == MessageStatus.REVOKED:
         # Whatever is left of it is not shown: the customer took it back.
-        body = {"text": None, "note": REVOKED_NOTE["en"], "link": None, "link_label": None}
+        body = {"text": None, "note": revoked_note(), "link": None, "link_label": None}
     elif direction == Direction.IN:
         body = _inbound(kind, raw if isinstance(raw, dict) else {}, text)
     else:
         body = _outbound(payload, text)
+        if status in (MessageStatus.SKIPPED, MessageStatus.DRAFT) and rule == Rule.BROADCAST:
+            body["note"] = broadcast_note(status, error_reason)
     return {
         "id": id,
         "direction": direction,
@@ -233,11 +310,22 @@ def message_view(
         "at": timestamp.isoformat(),
         "status": status if direction == Direction.OUT else None,
         "tick": _TICKS.get(status) if direction == Direction.OUT else None,
-        "status_word": _STATUS_WORDS.get(status, status) if direction == Direction.OUT else None,
+        "status_word": status_word(status) if direction == Direction.OUT else None,
         "error": error_reason if status == MessageStatus.FAILED else None,
         "rule": rule_label(rule) if direction == Direction.OUT else None,
         "auto": direction == Direction.OUT and rule in AUTO_RULES,
     }
+
+
+def broadcast_note(status: str, reason: str | None) -> str:
+    """What a broadcast's message that never went out shows instead of an empty bubble."""
+    if status == MessageStatus.DRAFT:
+        return gettext("Broadcast: being prepared")
+    if reason == OUTSIDE_WINDOW:
+        return gettext("Broadcast skipped: outside the 24-hour window")
+    if reason == CANCELLED:
+        return gettext("Broadcast skipped: cancelled")
+    return gettext("Broadcast skipped")
 
 
 def reacted_to(raw: dict[str, Any] | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -15,18 +16,20 @@ class LoginForm(FlaskForm):
 
 
 class ReplyForm(FlaskForm):
-    text = TextAreaField("Message", validators=[DataRequired(), Length(max=TEXT_MAX)])
+    text = TextAreaField(lazy_gettext("Message"), validators=[DataRequired(), Length(max=TEXT_MAX)])
 
 
 class TemplateForm(FlaskForm):
-    name = StringField("Template name", validators=[DataRequired(), Length(max=512)])
-    language = StringField("Language", validators=[DataRequired(), Length(max=16)])
-    params = TextAreaField("Parameters, one per line", validators=[Length(max=TEXT_MAX)])
+    name = StringField(lazy_gettext("Template name"), validators=[DataRequired(), Length(max=512)])
+    language = StringField(lazy_gettext("Language"), validators=[DataRequired(), Length(max=16)])
+    params = TextAreaField(
+        lazy_gettext("Parameters, one per line"), validators=[Length(max=TEXT_MAX)]
+    )
 
 
 class LabelsForm(FlaskForm):
-    labels = StringField("Labels, separated by commas", validators=[Length(max=1024)])
+    labels = StringField(lazy_gettext("Labels, separated by commas"), validators=[Length(max=1024)])
 
 
 class OptInForm(FlaskForm):
-    opted_in = BooleanField("Gets broadcasts")
+    opted_in = BooleanField(lazy_gettext("Gets broadcasts"))

@@ -8,11 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale, get_timezone, gettext, lazy_gettext
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.wrappers import Response
 
-from bot.admin.blueprint import bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
 from bot.admin.display import (
     Local,
     message_view,
@@ -33,6 +34,12 @@ from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 from bot.settings.stored import load_settings
 from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
 
+# What the page script says (bot/admin/static/admin.js), in the page's language.
+SCRIPT_TEXTS["inbox_quoted"] = lazy_gettext("on “%(text)s”")
+SCRIPT_TEXTS["inbox_unread"] = lazy_gettext("unread")
+SCRIPT_TEXTS["inbox_refused"] = lazy_gettext("The server refused it (HTTP %(status)s).")
+SCRIPT_TEXTS["inbox_unreachable"] = lazy_gettext("Not sent: the server cannot be reached.")
+
 LIST_LIMIT = 200
 HISTORY_LIMIT = 500
 LABELS_MAX = 20
@@ -40,10 +47,11 @@ _LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
 def local_of(session: Session) -> Local:
+    """The business's time zone and the page's locale."""
     settings = load_settings(session)
-    if settings is None:
-        return Local(ZoneInfo(DEFAULT_TIMEZONE), DEFAULT_LOCALE)
-    return Local(ZoneInfo(settings.timezone), settings.locale)
+    locale = get_locale()
+    tz = ZoneInfo(settings.timezone if settings else DEFAULT_TIMEZONE)
+    return Local(tz, str(locale) if locale else DEFAULT_LOCALE)
 
 
 def _like(text: str) -> str:
@@ -94,8 +102,10 @@ def conversations(
         if latest is not None:
             view = _view(latest, local, at)
             preview = snippet(view["text"] or view["note"] or "")
-            if latest.direction == Direction.OUT:
-                preview = f"You: {preview}" if latest.rule == Rule.MANUAL else f"Auto: {preview}"
+            if latest.direction == Direction.OUT and latest.rule == Rule.MANUAL:
+                preview = gettext("You: %(text)s", text=preview)
+            elif latest.direction == Direction.OUT:
+                preview = gettext("Auto: %(text)s", text=preview)
         out.append(
             {
                 "id": contact.id,
@@ -105,6 +115,7 @@ def conversations(
                 "labels": sorted(lbl.name for lbl in contact.labels),
                 "preview": preview,
                 "time": local.time(contact.last_message_at, at) if contact.last_message_at else "",
+                "at": contact.last_message_at.isoformat() if contact.last_message_at else "",
                 "url": url_for("admin.conversation", contact_id=contact.id),
             }
         )
@@ -156,7 +167,7 @@ def history(
         if message.type == "reaction":
             target = reacted_to(message.raw)
             if target is not None:
-                quoted = snippet(texts.get(target)) or "a message"
+                quoted = snippet(texts.get(target)) or gettext("a message")
         out.append(_view(message, local, at, quoted))
     return out
 
@@ -186,6 +197,15 @@ def _recent_templates(session: Session) -> list[str]:
         if isinstance(name, str) and name not in names:
             names.append(name)
     return names
+
+
+@bp.before_request
+def language_first() -> None:
+    """Read the page's language and time zone before a view opens its session: they come from
+    the settings on a connection of their own, which would otherwise wait for the view's
+    writes (opening a conversation marks it read) and, timing out, fall back to German."""
+    get_locale()
+    get_timezone()
 
 
 @bp.get("/")
@@ -218,11 +238,18 @@ def inbox_json() -> Response:
 
 
 def _state(contact: Contact, at: datetime, local: Local) -> dict[str, Any]:
+    """The 24-hour window: open, closed (since when, with the day), or never opened."""
     is_open = window_open(contact.last_inbound_at, at)
-    closes = ""
+    closes, closes_at = "", ""
     if contact.last_inbound_at is not None:
-        closes = local.time(window_closes(contact.last_inbound_at), at)
-    return {"window_open": is_open, "window_closes": closes}
+        end = window_closes(contact.last_inbound_at)
+        closes, closes_at = local.moment(end), end.isoformat()
+    return {
+        "window_open": is_open,
+        "window_closes": closes,
+        "window_closes_at": closes_at,
+        "never_wrote": contact.last_inbound_at is None,
+    }
 
 
 @bp.get("/inbox/<int:contact_id>")
@@ -318,7 +345,7 @@ def _form_error(form: ReplyForm | TemplateForm) -> str:
     for field in form:
         for error in field.errors:
             return f"{field.label.text}: {error}"
-    return "The form is incomplete."
+    return gettext("The form is incomplete.")
 
 
 def _queue(contact_id: int, build: Any, text: str | None) -> Any:
@@ -345,13 +372,15 @@ def reply(contact_id: int) -> Any:
         return _answer(contact_id, _form_error(form))
     text = (form.text.data or "").strip()
     if not text:
-        return _answer(contact_id, "Write a message first.")
+        return _answer(contact_id, gettext("Write a message first."))
 
     def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
         if not window_open(contact.last_inbound_at, at):
             raise ValueError(
-                "More than 24 hours since the customer last wrote: WhatsApp only allows "
-                "an approved template now."
+                gettext(
+                    "More than 24 hours since the customer last wrote: WhatsApp only allows "
+                    "an approved template now."
+                )
             )
         return text_payload(recipient, text)
 
@@ -381,7 +410,7 @@ def parse_labels(text: str) -> list[str]:
             continue
         names.append(name)
     if len(names) > LABELS_MAX:
-        raise ValueError(f"at most {LABELS_MAX} labels per contact")
+        raise ValueError(gettext("at most %(num)d labels per contact", num=LABELS_MAX))
     return names
 
 
@@ -390,14 +419,14 @@ def labels(contact_id: int) -> Response:
     form = LabelsForm()
     try:
         if not form.validate():
-            raise ValueError("the labels are too long")
+            raise ValueError(gettext("the labels are too long"))
         names = parse_labels(form.labels.data or "")
     except ValueError as exc:
-        flash(f"Labels not changed: {exc}.", "error")
+        flash(gettext("Labels not changed: %(reason)s.", reason=exc), "error")
         return redirect(url_for("admin.conversation", contact_id=contact_id))
     with get_db().session() as session:
         set_labels(session, _contact(session, contact_id), names)
-    flash("Labels saved.")
+    flash(gettext("Labels saved."))
     return redirect(url_for("admin.conversation", contact_id=contact_id))
 
 
@@ -409,5 +438,5 @@ def optin(contact_id: int) -> Response:
         contact = _contact(session, contact_id)
         wanted = bool(form.opted_in.data)
         set_opt_in(session, contact, wanted, ConsentSource.ADMIN, now())
-    flash("Gets broadcasts now." if wanted else "Gets no broadcasts now.")
+    flash(gettext("Gets broadcasts now.") if wanted else gettext("Gets no broadcasts now."))
     return redirect(url_for("admin.conversation", contact_id=contact_id))

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import babel.dates
+from babel import Locale
 from flask import render_template, request
+from flask_babel import format_number, format_percent, get_locale, ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.admin.blueprint import bp, now
+from bot.admin.display import rule_name
 from bot.db import get_db
 from bot.hours import OpeningHours, is_open
 from bot.models import Direction, Message
 from bot.rules import AUTO_RULES, Rule
-from bot.settings import DAYS
 from bot.settings.stored import load_settings, seed_demo
 from bot.whatsapp import events
 
@@ -25,6 +30,7 @@ DEFAULT_WEEKS = 8
 LEVELS = 5
 # Enough for a busy shop's quarter; beyond that the picture would not change.
 MAX_MESSAGES = 50_000
+_LEADING_ZERO = re.compile(r"(?<!\d)0(\d)(?!\d)")
 NOT_WRITTEN = ("reaction", "system", "revoke")
 
 
@@ -38,6 +44,13 @@ class Heatmap:
     @property
     def peak(self) -> int:
         return max((max(row) for row in self.counts), default=0)
+
+    @property
+    def busiest(self) -> tuple[int, int] | None:
+        """The (weekday, hour) with the most messages, the earliest of equals; None for none."""
+        if self.peak == 0:
+            return None
+        return min((d, h) for d in range(7) for h in range(24) if self.counts[d][h] == self.peak)
 
     def level(self, day: int, hour: int) -> int:
         count = self.counts[day][hour]
@@ -116,6 +129,55 @@ def _percent(part: int, whole: int) -> int:
     return round(100 * part / whole) if whole else 0
 
 
+def _locale() -> Locale:
+    return get_locale() or Locale.parse("en")
+
+
+def day_names(locale: Locale) -> list[str]:
+    """Monday first, abbreviated: "Mo.", "Mon"."""
+    names = locale.days["format"]["abbreviated"]
+    return [str(names[d]) for d in range(7)]
+
+
+def hour_range(hour: int, locale: Locale) -> str:
+    """One hour of the day as a range: "17–18 Uhr", "5 – 6 PM"."""
+    if "H" not in locale.time_formats["short"].pattern:
+        return babel.dates.format_interval(time(hour), time((hour + 1) % 24), "h", locale=locale)
+    # A 24-hour clock says the hours as people do: "4–5 Uhr", not "04–05 Uhr".
+    text = babel.dates.format_interval(time(hour), time((hour + 1) % 24), "H", locale=locale)
+    return _LEADING_ZERO.sub(r"\1", text)
+
+
+def cells(grid: Heatmap, names: list[str]) -> list[dict[str, Any]]:
+    """The heatmap's rows: a weekday's name and its 24 cells with their tooltips."""
+    rows = []
+    for d, name in enumerate(names):
+        row = []
+        for h in range(24):
+            count, minutes = grid.counts[d][h], grid.open_minutes[d][h]
+            if minutes:
+                title = ngettext(
+                    "%(day)s %(hour)s:00 — %(num)d message, open %(minutes)d min",
+                    "%(day)s %(hour)s:00 — %(num)d messages, open %(minutes)d min",
+                    count,
+                    day=name,
+                    hour=f"{h:02d}",
+                    minutes=minutes,
+                )
+            else:
+                title = ngettext(
+                    "%(day)s %(hour)s:00 — %(num)d message",
+                    "%(day)s %(hour)s:00 — %(num)d messages",
+                    count,
+                    day=name,
+                    hour=f"{h:02d}",
+                )
+            kind = " open" if minutes >= 60 else " part" if minutes else ""
+            row.append({"class": f"l{grid.level(d, h)}{kind}", "title": title, "count": count})
+        rows.append({"name": name, "cells": row})
+    return rows
+
+
 @bp.get("/insights")
 def insights() -> str:
     weeks = request.args.get("weeks", type=int) or DEFAULT_WEEKS
@@ -131,10 +193,19 @@ def insights() -> str:
         by_rule = replies_by(session, since=since)
     manual = by_rule.get(Rule.MANUAL, 0)
     auto = sum(count for rule, count in by_rule.items() if rule in AUTO_RULES)
+    locale = _locale()
+    names = day_names(locale)
+    busiest = None
+    if grid.busiest is not None:
+        day, hour = grid.busiest
+        busiest = f"{names[day]}, {hour_range(hour, locale)}"
     return render_template(
         "admin/insights.html",
         grid=grid,
-        days=DAYS,
+        rows=cells(grid, names),
+        busiest=busiest,
+        format_number=format_number,
+        format_percent=format_percent,
         weeks=weeks,
         week_choices=WEEKS,
         timezone=settings.timezone,
@@ -143,7 +214,8 @@ def insights() -> str:
         auto_percent=_percent(auto, auto + manual),
         manual_percent=_percent(manual, auto + manual),
         by_rule=sorted(
-            ((r, c) for r, c in by_rule.items() if r in AUTO_RULES), key=lambda x: -x[1]
+            ((rule_name(r), c) for r, c in by_rule.items() if r in AUTO_RULES),
+            key=lambda x: -x[1],
         ),
         closed_percent=_percent(grid.while_closed, grid.total),
     )

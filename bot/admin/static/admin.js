@@ -10,6 +10,17 @@
     return node;
   }
 
+  // The page's texts in its language (bot.admin.blueprint.SCRIPT_TEXTS), "%(name)s" filled in.
+  function say(key, values) {
+    var node = document.getElementById("texts");
+    var all = node ? JSON.parse(node.textContent) : {};
+    var text = all[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("%(" + name + ")s").join(String(values[name]));
+    });
+    return text;
+  }
+
   function getJSON(url) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) {
@@ -36,8 +47,12 @@
     var li = el("li", "msg " + (m.direction === "out" ? "out" : "in") + (m.auto ? " auto" : ""));
     li.dataset.id = String(m.id);
     if (m.note) li.appendChild(el("div", "note", m.note));
-    if (m.quoted) li.appendChild(el("div", "quoted", "on \u201c" + m.quoted + "\u201d"));
-    if (m.text) li.appendChild(el("div", "text", m.text));
+    if (m.quoted) li.appendChild(el("div", "quoted", say("inbox_quoted", { text: m.quoted })));
+    if (m.text) {
+      var body = el("div", "text", m.text);
+      body.setAttribute("translate", "no");
+      li.appendChild(body);
+    }
     if (m.link && SAFE_LINK.test(m.link)) {
       var a = el("a", "maplink", m.link_label);
       a.href = m.link; a.target = "_blank"; a.rel = "noopener noreferrer";
@@ -115,13 +130,13 @@
         button.disabled = true;
         errorBox.hidden = true;
         postForm(form).then(function (r) {
-          return r.json().catch(function () { return { ok: false, error: "The server refused it (HTTP " + r.status + ")." }; });
+          return r.json().catch(function () { return { ok: false, error: say("inbox_refused", { status: r.status }) }; });
         }).then(function (data) {
           if (!data.ok) { errorBox.textContent = data.error; errorBox.hidden = false; return; }
           form.querySelectorAll("textarea").forEach(function (t) { t.value = ""; });
           return poll();
         }).catch(function () {
-          errorBox.textContent = "Not sent: the server cannot be reached."; errorBox.hidden = false;
+          errorBox.textContent = say("inbox_unreachable"); errorBox.hidden = false;
         }).then(function () { button.disabled = false; });
       });
     });
@@ -142,18 +157,25 @@
     var li = el("li", String(c.id) === current ? "current" : "");
     var a = el("a"); a.href = c.url;
     var who = el("span", "who");
-    who.appendChild(el("span", "name", c.name));
-    who.appendChild(el("time", null, c.time));
+    var name = el("span", "name", c.name);
+    name.setAttribute("translate", "no");
+    who.appendChild(name);
+    var time = el("time", null, c.time);
+    if (c.at) time.setAttribute("datetime", c.at);
+    who.appendChild(time);
     var line = el("span", "line");
-    line.appendChild(el("span", "snippet", c.preview));
+    var snippet = el("span", "snippet", c.preview);
+    snippet.setAttribute("translate", "no");
+    line.appendChild(snippet);
     if (c.unread) {
       var badge = el("span", "unread", String(c.unread));
-      badge.setAttribute("aria-label", "unread");
+      badge.setAttribute("aria-label", say("inbox_unread"));
       line.appendChild(badge);
     }
     a.appendChild(who); a.appendChild(line);
     if (c.labels.length) {
       var labels = el("span", "labels");
+      labels.setAttribute("translate", "no");
       c.labels.forEach(function (l) { labels.appendChild(el("span", "label", l)); });
       a.appendChild(labels);
     }

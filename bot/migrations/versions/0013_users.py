@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_users"
-down_revision = "0011_contacts"
+down_revision = "0012_quick_replies"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,192 @@
+"""Quick replies in the admin: their page (list, add, edit, delete) and the reply box's
+suggestions, rendered on the server for the contact of the conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext, lazy_gettext
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import Length
+
+from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.db import get_db
+from bot.i18n import language_of
+from bot.models import Contact, QuickReply
+from bot.placeholders import LABELS, Placeholder, token
+from bot.quick_replies import (
+    SHORTCUT_MAX,
+    TEXT_MAX,
+    ShortcutError,
+    ShortcutProblem,
+    clean_shortcut,
+    render_quick_reply,
+    typed_prefix,
+)
+from bot.settings.stored import load_settings
+
+# The reply box offers this many at a time; typing more letters narrows them.
+SUGGESTIONS = 8
+
+SCRIPT_TEXTS["quick_none"] = lazy_gettext("No quick reply starts with “/%(typed)s”.")
+SCRIPT_TEXTS["quick_failed"] = lazy_gettext("The quick replies cannot be loaded right now.")
+
+
+class QuickReplyForm(FlaskForm):
+    id = HiddenField()
+    shortcut = StringField(lazy_gettext("Shortcut"))
+    text = TextAreaField(lazy_gettext("Quick reply text"), validators=[Length(max=TEXT_MAX)])
+
+
+def _shortcut_message(problem: ShortcutProblem) -> str:
+    messages = {
+        ShortcutProblem.EMPTY: gettext("Enter a shortcut, for example /danke."),
+        ShortcutProblem.TOO_LONG: gettext(
+            "The shortcut is too long: at most %(num)d characters.", num=SHORTCUT_MAX
+        ),
+        ShortcutProblem.CHARACTERS: gettext(
+            "A shortcut is one word: letters, digits, “-” and “_”, for example /danke."
+        ),
+    }
+    return messages[problem]
+
+
+def _placeholder_buttons() -> list[dict[str, str]]:
+    lang = language_of(str(get_locale() or ""))
+    # The button shows the token it inserts, in the page's language; its tooltip says more.
+    hints = {
+        Placeholder.NAME: gettext("Inserts the customer's name"),
+        Placeholder.NEXT_OPEN: gettext("Inserts when the shop opens next"),
+        Placeholder.HOURS: gettext("Inserts the weekly opening hours"),
+        Placeholder.SHOP: gettext("Inserts the shop's name"),
+    }
+    return [{"hint": hints[p], "token": token(p, lang)} for p in LABELS[lang]]
+
+
+def _all(session: Session) -> list[QuickReply]:
+    return list(session.scalars(select(QuickReply).order_by(QuickReply.shortcut)))
+
+
+def _page(form: QuickReplyForm, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    with get_db().session() as session:
+        items = [{"id": q.id, "shortcut": q.shortcut, "text": q.text} for q in _all(session)]
+    return (
+        render_template(
+            "admin/quick_replies.html",
+            form=form,
+            errors=errors,
+            items=items,
+            buttons=_placeholder_buttons(),
+            editing=bool(form.id.data),
+        ),
+        status,
+    )
+
+
+@bp.get("/quick-replies")
+def quick_replies() -> tuple[str, int]:
+    form = QuickReplyForm(formdata=None)
+    edit = request.args.get("edit", type=int)
+    if edit is not None:
+        with get_db().session() as session:
+            found = session.get(QuickReply, edit)
+            if found is not None:
+                form.id.data, form.shortcut.data = str(found.id), "/" + found.shortcut
+                form.text.data = found.text
+    return _page(form, {})
+
+
+def _errors(form: QuickReplyForm, session: Session, own_id: int | None) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not form.validate():
+        for field in (form.shortcut, form.text):
+            if field.errors:
+                errors[field.name] = str(field.errors[0])
+    if "shortcut" not in errors:
+        try:
+            shortcut = clean_shortcut(form.shortcut.data or "")
+        except ShortcutError as exc:
+            errors["shortcut"] = _shortcut_message(exc.problem)
+        else:
+            taken = session.scalar(select(QuickReply.id).where(QuickReply.shortcut == shortcut))
+            if taken is not None and taken != own_id:
+                errors["shortcut"] = gettext(
+                    "There is already a quick reply /%(shortcut)s.", shortcut=shortcut
+                )
+    if "text" not in errors and not (form.text.data or "").strip():
+        errors["text"] = gettext("Write the text of the quick reply.")
+    return errors
+
+
+@bp.post("/quick-replies")
+def quick_replies_save() -> Any:
+    form = QuickReplyForm()
+    own_id = int(form.id.data) if (form.id.data or "").isdigit() else None
+    at = now()
+    with get_db().session() as session:
+        errors = _errors(form, session, own_id)
+        if errors:
+            session.rollback()
+            return _page(form, errors, 400)
+        shortcut = clean_shortcut(form.shortcut.data or "")
+        text = (form.text.data or "").strip()
+        found = session.get(QuickReply, own_id) if own_id is not None else None
+        if found is None:
+            session.add(QuickReply(shortcut=shortcut, text=text, created_at=at, updated_at=at))
+        else:
+            found.shortcut, found.text, found.updated_at = shortcut, text, at
+    flash(gettext("Quick reply /%(shortcut)s saved.", shortcut=shortcut))
+    return redirect(url_for("admin.quick_replies"))
+
+
+@bp.post("/quick-replies/<int:reply_id>/delete")
+def quick_replies_delete(reply_id: int) -> Response:
+    with get_db().session() as session:
+        found = session.get(QuickReply, reply_id)
+        if found is None:
+            abort(404)
+        shortcut = found.shortcut
+        session.delete(found)
+    flash(gettext("Quick reply /%(shortcut)s deleted.", shortcut=shortcut))
+    return redirect(url_for("admin.quick_replies"))
+
+
+@bp.get("/inbox/<int:contact_id>/quick-replies.json")
+def conversation_quick_replies(contact_id: int) -> Response:
+    """The quick replies whose shortcut starts with `q`, each rendered for this contact."""
+    typed = typed_prefix(request.args.get("q", ""))[:SHORTCUT_MAX]
+    at = now()
+    with get_db().session() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            abort(404)
+        settings = load_settings(session)
+        escaped = typed.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found = session.scalars(
+            select(QuickReply)
+            .where(QuickReply.shortcut.like(escaped + "%", escape="\\"))
+            .order_by(QuickReply.shortcut)
+            .limit(SUGGESTIONS)
+        )
+        out = []
+        for reply in found:
+            item: dict[str, Any] = {"id": reply.id, "shortcut": reply.shortcut, "text": None}
+            if settings is None:
+                item["text"] = reply.text
+            else:
+                try:
+                    item["text"] = render_quick_reply(
+                        settings, reply.text, now=at, contact_name=contact.name, wa_id=contact.wa_id
+                    )
+                except Exception:  # a text too long for WhatsApp once filled in
+                    item["text"] = reply.text
+                    item["error"] = gettext(
+                        "This quick reply could not be filled in for this customer."
+                    )
+            out.append(item)
+    return jsonify(replies=out)
