@@ -660,7 +660,7 @@ def test_template_needs_a_name(app: Flask, admin: FlaskClient) -> None:
         follow_redirects=True,
     )
     # The field's label, then WTForms' own German for a required field.
-    assert "Vorlagenname: Dieses Feld wird benötigt." in response.get_data(as_text=True)
+    assert "Name der Vorlage: Dieses Feld wird benötigt." in response.get_data(as_text=True)
 
 
 def test_labels_and_opt_in_from_the_conversation(app: Flask, admin: FlaskClient) -> None:
