@@ -46,7 +46,8 @@ def guard() -> Response | None:
         csrf.protect()
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         # The language and time zone come from the database: read them now, before a view
-        # opens its own session (on SQLite a second one would wait for the first's lock).
+        # opens its own session. On SQLite a second session would wait for the view's writes
+        # (opening a conversation marks it read) and, timing out, fall back to German.
         get_locale()
         get_timezone()
         return None

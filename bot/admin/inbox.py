@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale, get_timezone, gettext, lazy_gettext
+from flask_babel import get_locale, gettext, lazy_gettext
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.wrappers import Response
@@ -197,15 +197,6 @@ def _recent_templates(session: Session) -> list[str]:
         if isinstance(name, str) and name not in names:
             names.append(name)
     return names
-
-
-@bp.before_request
-def language_first() -> None:
-    """Read the page's language and time zone before a view opens its session: they come from
-    the settings on a connection of their own, which would otherwise wait for the view's
-    writes (opening a conversation marks it read) and, timing out, fall back to German."""
-    get_locale()
-    get_timezone()
 
 
 @bp.get("/")
