@@ -26,6 +26,7 @@ from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
+from bot.contacts.numbers import display
 from bot.db import get_db
 from bot.models import Contact, Direction, Label, Message
 from bot.outbound import outbox
@@ -110,7 +111,7 @@ def conversations(
             {
                 "id": contact.id,
                 "name": contact.name or contact.wa_id or contact.user_id or "?",
-                "number": contact.wa_id or contact.user_id or "",
+                "number": display(contact.wa_id) if contact.wa_id else (contact.user_id or ""),
                 "unread": contact.unread or 0,
                 "labels": sorted(lbl.name for lbl in contact.labels),
                 "preview": preview,
@@ -259,7 +260,7 @@ def conversation(contact_id: int) -> str:
         view = {
             "id": contact.id,
             "name": contact.name or contact.wa_id or contact.user_id or "?",
-            "number": contact.wa_id or contact.user_id or "",
+            "number": display(contact.wa_id) if contact.wa_id else (contact.user_id or ""),
             "labels": ", ".join(sorted(lbl.name for lbl in contact.labels)),
             "opted_in": contact.opted_in,
             "opted_in_source": contact.opted_in_source,
