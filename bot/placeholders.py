@@ -130,3 +130,15 @@ def from_jinja(source: str, lang: str) -> str | None:
     # name after a space comes back taking its space along, which only reads better.
     same = _BARE_NAME.sub(lambda _m: NAME_AFTER_SPACE, source)
     return text if to_jinja(text) == same else None
+
+
+def as_template(text: str) -> str:
+    """What an owner typed, as a template: Jinja of their own stays as written (for those who
+    want it), plain text with placeholders becomes the Jinja it stands for."""
+    return text if _JINJA_START.search(text) else to_jinja(text)
+
+
+def readable(source: str, lang: str) -> str:
+    """A template as the owner reads it: plain text with placeholders where it is one."""
+    plain = from_jinja(source, lang)
+    return source if plain is None else plain

@@ -106,7 +106,7 @@ def test_a_weekly_broadcast_on_chosen_days_becomes_the_schedulers_cron_line(
     response = create(
         admin,
         audience="label:Stammkunde",
-        text="Frische Tulpen für {{ contact.name }}!",
+        text="Frische Tulpen für [Name]!",
         when="weekly",
         days=["thu", "mon"],
         weekly_time="10:00",
@@ -119,10 +119,14 @@ def test_a_weekly_broadcast_on_chosen_days_becomes_the_schedulers_cron_line(
             None,
             "label:Stammkunde",
         )
+        # The placeholder is kept as the Jinja every broadcast renders with.
+        assert stored.text == (
+            "Frische Tulpen für{% if contact.name %} {{ contact.name }}{% endif %}!"
+        )
     page = admin.get("/admin/broadcasts").get_data(as_text=True)
     coming = page[page.index('id="coming"') : page.index('id="past"')]
     assert "Jede Woche Mo., Do. um 10:00 Uhr" in coming
-    assert "Frische Tulpen für {{ contact.name }}!" in coming
+    assert "Frische Tulpen für [Name]!" in coming
     assert "Stammkunde" in coming
     assert "Do., 12. März 2026, 10:00" in coming
 

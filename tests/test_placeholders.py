@@ -73,3 +73,13 @@ def test_the_space_before_a_name_goes_when_there_is_none(name: str, expected: st
 def test_every_placeholder_has_a_label_in_each_language() -> None:
     for labels in placeholders.LABELS.values():
         assert set(labels) == set(Placeholder)
+
+
+def test_what_an_owner_types_is_a_template_either_way() -> None:
+    assert placeholders.as_template("Hallo [Name]!") == (
+        "Hallo{% if contact.name %} {{ contact.name }}{% endif %}!"
+    )
+    # Jinja of one's own stays as written.
+    assert placeholders.as_template("Hallo {{ contact.wa_id }}") == "Hallo {{ contact.wa_id }}"
+    assert placeholders.readable(placeholders.as_template("Hallo [Name]!"), "de") == "Hallo [Name]!"
+    assert placeholders.readable("{{ contact.wa_id }}", "de") == "{{ contact.wa_id }}"

@@ -30,12 +30,15 @@ from werkzeug.wrappers import Response
 
 from bot import broadcasts
 from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.admin.quick_replies_page import placeholder_buttons
 from bot.broadcasts import timing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus
 from bot.contacts.audiences import Audience, parse_audience
 from bot.db import get_db
+from bot.i18n import language_of
 from bot.models import Broadcast, BroadcastRun, Contact, Label, Message, MessageStatus
+from bot.placeholders import as_template, readable
 from bot.settings import BusinessSettings
 from bot.settings.stored import load_settings, seed_demo
 
@@ -194,7 +197,9 @@ def read_form(values: MultiDict[str, str], settings: BusinessSettings, at: datet
 def _read_content(draft: Draft) -> None:
     form, errors = draft.form, draft.errors
     if form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
-        params = tuple(p.strip() for p in str(form["params"]).splitlines() if p.strip())
+        params = tuple(
+            as_template(p.strip()) for p in str(form["params"]).splitlines() if p.strip()
+        )
         template = str(form["template"]).strip()
         language = str(form["language"]).strip()
         if not template:
@@ -206,7 +211,7 @@ def _read_content(draft: Draft) -> None:
         form["kind"] = broadcasts.BroadcastKind.TEXT
         if not str(form["text"]).strip():
             errors["text"] = gettext("Write the message.")
-        draft.content = broadcasts.Content(text=str(form["text"]))
+        draft.content = broadcasts.Content(text=as_template(str(form["text"])))
 
 
 def _read_timing(draft: Draft, settings: BusinessSettings, at: datetime) -> None:
@@ -381,6 +386,7 @@ def _new_page(draft: Draft, status: int = 200, confirm: bool = False) -> tuple[s
     return (
         render_template(
             "admin/broadcast_new.html",
+            buttons=placeholder_buttons(),
             form=draft.form,
             errors=draft.errors,
             details=draft.details,
@@ -640,8 +646,14 @@ def broadcast_cancel(broadcast_id: int) -> Response:
 
 def summary(values: Mapping[str, Any]) -> str:
     """The first line of a text, shortened, for the list."""
-    text = " ".join(str(values.get("text") or "").split())
+    text = " ".join(readable_text(str(values.get("text") or "")).split())
     return text if len(text) <= 90 else text[:89].rstrip() + "…"
+
+
+@bp.app_template_filter("readable_text")
+def readable_text(source: str) -> str:
+    """A broadcast's text as the owner wrote it: placeholders, not Jinja, where it can be."""
+    return readable(source or "", language_of(str(get_locale() or "")))
 
 
 @bp.app_template_filter("broadcast_summary")

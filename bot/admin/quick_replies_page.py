@@ -56,7 +56,7 @@ def _shortcut_message(problem: ShortcutProblem) -> str:
     return messages[problem]
 
 
-def _placeholder_buttons() -> list[dict[str, str]]:
+def placeholder_buttons() -> list[dict[str, str]]:
     lang = language_of(str(get_locale() or ""))
     # The button shows the token it inserts, in the page's language; its tooltip says more.
     hints = {
@@ -81,7 +81,7 @@ def _page(form: QuickReplyForm, errors: dict[str, str], status: int = 200) -> tu
             form=form,
             errors=errors,
             items=items,
-            buttons=_placeholder_buttons(),
+            buttons=placeholder_buttons(),
             editing=bool(form.id.data),
         ),
         status,

@@ -140,7 +140,10 @@
 
     document.querySelectorAll("button[data-insert]").forEach(function (button) {
       button.addEventListener("click", function () {
-        insertAt(document.getElementById(button.dataset.target), button.dataset.insert);
+        var box = document.getElementById(button.dataset.target);
+        // "Hallo" + [Name] reads "Hallo [Name]": a placeholder right after a word gets its space.
+        var before = box.value.charAt(box.selectionStart - 1);
+        insertAt(box, (before && !/[\s(\[„"']/.test(before) ? " " : "") + button.dataset.insert);
       });
     });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
