@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,30 +16,18 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from bot.db import get_db
 from bot.settings.stored import seed_demo
-from tests.conftest import ROOT, post_notification
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, SIZES, Served
+from tests.conftest import post_notification
 from tests.fakegraph import FakeGraph
 from tests.payloads import notification
 from tests.test_admin import PASSWORD, XSS_NAME, XSS_TEXT, make_user
 from tests.test_dispatcher import TOKEN, Running
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "artifacts"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE = SIZES["phone"]
+DESKTOP = SIZES["desktop"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 # Locally they skip without chromium; in CI (which installs it) a missing browser is a failure.
@@ -58,23 +44,6 @@ def browser(chromium: Any) -> Any:
     # The one Chromium of tests/browser/conftest.py: a second Playwright in the same process
     # (as the shop tests start one) is refused.
     return chromium
-
-
-class Served:
-    """The app on a real port, on a thread."""
-
-    def __init__(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
