@@ -234,6 +234,20 @@ def test_passwords_are_stored_hashed(app: Flask) -> None:
     assert stored.startswith(("scrypt:", "pbkdf2:"))
 
 
+def test_background_requests_leave_the_cookie_a_redirect_set(admin: FlaskClient) -> None:
+    # A preview sent just before a save answers after it: its cookie must not replace the
+    # one that carries the save's message.
+    html = admin.get("/admin/settings/answers").get_data(as_text=True)
+    assert "Set-Cookie" not in admin.get("/admin/inbox.json").headers
+    preview = admin.post(
+        "/admin/settings/preview",
+        data={"csrf_token": csrf_of(html), "section": "answers"},
+    )
+    assert preview.status_code == 200 and "Set-Cookie" not in preview.headers
+    # A page load still renews the login.
+    assert "Set-Cookie" in admin.get("/admin/inbox").headers
+
+
 def test_session_cookie_flags(app: Flask, client: FlaskClient, clock: Clock) -> None:
     make_user(app)
     client.get("/admin/login")

@@ -21,7 +21,7 @@ from flask import (
     session,
     url_for,
 )
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_babel import gettext, lazy_gettext, ngettext
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -106,6 +106,15 @@ class SessionInterface(SecureCookieSessionInterface):
         if request.path.startswith(WEBHOOK_PATHS):
             return None
         return super().open_session(app, request)
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if session.modified:
+            return True
+        # Only a page load renews an unchanged cookie. A script's request in the background
+        # (a preview, a poll) still carries the cookie from before a form's redirect, and
+        # answering it with that cookie would wipe the message the redirect left ("Gespeichert").
+        background = request.method != "GET" or request.path.endswith(".json")
+        return not background and super().should_set_cookie(app, session)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
