@@ -129,10 +129,10 @@ def init_app(app: Flask, choose: LocaleChooser, timezone: Callable[[], str | Non
         return language_of(choose())
 
     CatalogueBabel(app, locale_selector=locale_selector, timezone_selector=timezone)
-    app.jinja_env.globals["html_lang"] = html_lang
+    app.jinja_env.globals["html_lang"] = page_language
 
 
-def html_lang() -> str:
-    """The `<html lang>` value of the request's language."""
+def page_language() -> str:
+    """The request's admin language, "de" or "en" (also the `<html lang>` value)."""
     locale: Locale | None = get_locale()
     return locale.language if locale else FALLBACK

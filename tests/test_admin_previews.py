@@ -1,31 +1,23 @@
 """The settings pages' previews of late messages: what the late policy does with the settings
 as they stand in the form, worded in the page's language."""
 
+# ruff: noqa: F811  (`owner` is the imported fixture, asked for by name)
+
 from __future__ import annotations
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.admin.settings_previews import LATE_ROWS
 from bot.db import get_db
 from bot.settings import dump_settings
-from bot.settings.stored import load_settings, save_settings, seed_demo
-from tests.test_admin import NOW, Clock, csrf_of, login, make_user
+from bot.settings.stored import load_settings, save_settings
+from tests.test_accounts import owner  # noqa: F401  (the fixture, taken by name below)
+from tests.test_admin import csrf_of
 from tests.test_admin_settings import settings_form
 
 # The demo shop is open on Wednesday 11 March 2026 at 10:00 and closes at 12:30.
 AT = "2026-03-11T10:00"
-
-
-@pytest.fixture
-def owner(app: Flask, client: FlaskClient) -> FlaskClient:
-    app.config["TRESEN_CLOCK"] = Clock(NOW)
-    make_user(app)
-    with get_db(app).session() as session:
-        seed_demo(session)
-    assert login(client).status_code == 302
-    return client
 
 
 def late_previews(owner: FlaskClient, **changes: str) -> dict[str, dict[str, object]]:

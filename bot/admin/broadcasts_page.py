@@ -36,7 +36,7 @@ from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus
 from bot.contacts.audiences import Audience, parse_audience
 from bot.db import get_db
-from bot.i18n import language_of
+from bot.i18n import page_language
 from bot.models import Broadcast, BroadcastRun, Contact, Label, Message, MessageStatus
 from bot.placeholders import as_template, readable
 from bot.settings import BusinessSettings
@@ -653,7 +653,7 @@ def summary(values: Mapping[str, Any]) -> str:
 @bp.app_template_filter("readable_text")
 def readable_text(source: str) -> str:
     """A broadcast's text as the owner wrote it: placeholders, not Jinja, where it can be."""
-    return readable(source or "", language_of(str(get_locale() or "")))
+    return readable(source or "", page_language())
 
 
 @bp.app_template_filter("broadcast_summary")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext, lazy_gettext
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from wtforms.validators import Length
 
 from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
 from bot.db import get_db
-from bot.i18n import language_of
+from bot.i18n import page_language
 from bot.models import Contact, QuickReply
 from bot.placeholders import LABELS, Placeholder, token
 from bot.quick_replies import (
@@ -57,7 +57,7 @@ def _shortcut_message(problem: ShortcutProblem) -> str:
 
 
 def placeholder_buttons() -> list[dict[str, str]]:
-    lang = language_of(str(get_locale() or ""))
+    lang = page_language()
     # The button shows the token it inserts, in the page's language; its tooltip says more.
     hints = {
         Placeholder.NAME: gettext("Inserts the customer's name"),

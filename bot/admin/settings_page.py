@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext, lazy_gettext
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -202,7 +202,7 @@ def countries() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def page_lang() -> str:
-    return i18n.language_of(str(get_locale() or ""))
+    return i18n.page_language()
 
 
 def _current() -> BusinessSettings:
