@@ -44,6 +44,8 @@ class Config:
     port: int
     send_rate: float
     instance_path: Path
+    # MEDIA_STORE: a folder (default `instance/media`) or an S3-compatible URL (bot.media.store)
+    media_store: str = ""
 
     @property
     def console_mode(self) -> bool:
@@ -118,6 +120,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         port=port,
         send_rate=send_rate,
         instance_path=instance_path,
+        media_store=_media_store(get("MEDIA_STORE"), instance_path),
     )
 
 
@@ -165,6 +168,17 @@ def _database_url(value: str | None, instance_path: Path) -> str:
     if not value.startswith(("sqlite:", "postgresql+psycopg:")):
         raise ConfigError(
             "DATABASE_URL must be a postgres:// or postgresql:// URL or a sqlite:/// path, "
+            f"got one starting {value.split(':', 1)[0]!r}"
+        )
+    return value
+
+
+def _media_store(value: str | None, instance_path: Path) -> str:
+    if value is None:
+        return str(instance_path / "media")
+    if "://" in value and not value.startswith("s3://"):
+        raise ConfigError(
+            "MEDIA_STORE must be a folder path or an s3://KEY:SECRET@host:port/bucket URL, "
             f"got one starting {value.split(':', 1)[0]!r}"
         )
     return value

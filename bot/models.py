@@ -228,6 +228,92 @@ class Message(Base):
     )
 
 
+class MediaFile(Base):
+    """A file kept in the media store (bot.media.store), keyed there by its SHA-256.
+
+    One row per distinct content: a picture sent twice is one file. Whatever uses a file
+    refers to this row; a file nothing refers to any more is deleted, row and bytes."""
+
+    __tablename__ = "media_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # lowercase hex
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentState(enum.StrEnum):
+    """Where a message's media stands; stored as its value.
+
+    A customer's media is pending until the worker fetched it (stored) or gave up (failed,
+    with the reason); media the shop sends is stored from the start."""
+
+    PENDING = "pending"
+    STORED = "stored"
+    FAILED = "failed"
+
+
+class Attachment(Base):
+    """The media of one message, inbound or outbound: what WhatsApp said of it, and the
+    stored file once there is one."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # One per message: a WhatsApp message carries at most one media item.
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # a bot.media.kinds.MediaKind
+    # Inbound: Meta's media id, to fetch it with (valid for 7 days after the message).
+    media_id: Mapped[str | None] = mapped_column(String(255))
+    mime_type: Mapped[str | None] = mapped_column(String(255))  # as WhatsApp declared it
+    declared_sha256: Mapped[str | None] = mapped_column(String(128))  # as the webhook gave it
+    filename: Mapped[str | None] = mapped_column(String(512))
+    voice: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    animated: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    state: Mapped[str] = mapped_column(String(16))  # an AttachmentState
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed, for the shop to read
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("media_files.id"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    file: Mapped[MediaFile | None] = relationship()
+
+    __table_args__ = (
+        # The fetcher's queue: only the few rows still waiting.
+        Index(
+            "ix_attachments_pending",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class MediaUpload(Base):
+    """A file uploaded to Meta for one business number, and the media id Meta gave it: sent
+    again by that id while it is valid (Meta keeps uploads for 30 days)."""
+
+    __tablename__ = "media_uploads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("media_files.id", ondelete="CASCADE"))
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    media_id: Mapped[str] = mapped_column(String(255))
+    uploaded_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ux_media_uploads_file_number", "file_id", "phone_number_id", unique=True),
+    )
+
+
 class QuickReply(Base):
     """A saved answer the owner picks in the reply box by its shortcut ("/danke")."""
 
