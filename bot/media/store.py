@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from flask import Flask, current_app
+
 from bot import private_files
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "MissingFile",
     "StoredFile",
     "TooLarge",
+    "get_media_store",
     "is_key",
+    "open_store",
 ]
 
 CHUNK = 64 * 1024
@@ -188,3 +192,12 @@ def open_store(setting: str) -> MediaStore:
     if setting.startswith("s3://"):
         raise NotImplementedError("S3-compatible stores come with bot.media.s3")
     return LocalStore(Path(setting))
+
+
+def get_media_store(app: Flask | None = None) -> MediaStore:
+    """The app's store, opened on first use (tests may put their own in its place)."""
+    app = app or current_app
+    store: MediaStore | None = app.extensions.get("tresen.media")
+    if store is None:
+        store = app.extensions["tresen.media"] = open_store(app.config["TRESEN"].media_store)
+    return store
