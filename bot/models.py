@@ -274,7 +274,10 @@ class Attachment(Base):
     voice: Mapped[bool] = mapped_column(Boolean, server_default=false())
     animated: Mapped[bool] = mapped_column(Boolean, server_default=false())
     state: Mapped[str] = mapped_column(String(16))  # an AttachmentState
-    error: Mapped[str | None] = mapped_column(Text)  # why it failed, for the shop to read
+    # Why it failed: a bot.media.kinds.Failure (the admin words it), and the details in
+    # English for the log and the operator.
+    failure: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
     file_id: Mapped[int | None] = mapped_column(ForeignKey("media_files.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None]

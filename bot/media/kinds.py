@@ -15,6 +15,7 @@ __all__ = [
     "INLINE_TYPES",
     "RECEIVE_LIMITS",
     "SEND_TYPES",
+    "Failure",
     "MediaKind",
     "SendLimit",
     "base_type",
@@ -34,6 +35,17 @@ class MediaKind(enum.StrEnum):
     VIDEO = "video"
     DOCUMENT = "document"
     STICKER = "sticker"
+
+
+class Failure(enum.StrEnum):
+    """Why a customer's media was not kept; stored as its value (Attachment.failure)."""
+
+    NOT_FOUND = "not_found"  # Meta no longer has it (404, or its media id expired)
+    TOO_LARGE = "too_large"  # over RECEIVE_LIMITS: refused, nothing kept
+    CHECKSUM = "checksum"  # the bytes never matched the sha256 WhatsApp gave
+    UNREACHABLE = "unreachable"  # Meta did not answer for longer than we kept trying
+    REFUSED = "refused"  # Meta refused the request (token, permission): see the details
+    CONSOLE = "console"  # console mode without a Graph API to fetch from
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("voice", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("animated", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("failure", sa.String(length=16), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("file_id", BigId, nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
