@@ -1,5 +1,5 @@
-"""The worker process: the outbound dispatcher and the broadcast scheduler, and the inbound
-processor in a child process of its own."""
+"""The worker process: the outbound dispatcher, the broadcast scheduler and the media fetcher,
+and the inbound processor in a child process of its own."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from bot.heap import freeze_startup_objects
 from bot.heartbeat import start_thread as start_heartbeat
 from bot.inbound.processor import Processor
 from bot.inbound.processor import start_thread as start_processor
+from bot.media.fetcher import start_for_app as start_fetcher
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
 from bot.whatsapp.graph import GraphClient
@@ -96,7 +97,13 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     # Forked first, while this process has no other thread and no open connection.
     inbound = InboundProcess.start(app)
     dispatcher = make_dispatcher(app, concurrency, lease)
-    inbound.watch(dispatcher.wake, stop)
+    fetching, fetcher = start_fetcher(app, stop)
+
+    def stored() -> None:  # replies queued, media waiting: either may be new
+        dispatcher.wake()
+        fetcher.wake()
+
+    inbound.watch(stored, stop)
     # Its own event: the row goes only once the dispatcher has drained what was in flight.
     beating = threading.Event()
     heartbeat = start_heartbeat(
@@ -115,6 +122,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     beating.set()
     heartbeat.join(10)
     scheduler.join(30)
+    fetching.join(30)
     if inbound.failed:
         sys.exit(1)  # the platform starts the worker again, processor and all
 
@@ -125,7 +133,8 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
-    start_inbound(app, stop, dispatcher)
+    _fetching, fetcher = start_fetcher(app, stop)
+    start_inbound(app, stop, dispatcher, fetcher.wake)
     start_scheduler(Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock)
     start_heartbeat(
         dispatcher.database,
@@ -137,15 +146,26 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     return thread, stop
 
 
-def start_inbound(app: Flask, stop: threading.Event, dispatcher: Dispatcher) -> threading.Thread:
+def start_inbound(
+    app: Flask,
+    stop: threading.Event,
+    dispatcher: Dispatcher,
+    media_stored: Callable[[], None] | None = None,
+) -> threading.Thread:
     """The inbound processor on a thread, with a database engine of its own; it tells the
-    dispatcher of this process when it queued replies."""
+    dispatcher of this process when it queued replies (and the media fetcher, if given)."""
     config: Config = app.config["TRESEN"]
+
+    def queued() -> None:
+        dispatcher.wake()
+        if media_stored is not None:
+            media_stored()
+
     thread, _processor = start_processor(
         Database(config.database_url, pool_size=2),
         stop,
         ours=config.phone_number_id,
-        on_queued=dispatcher.wake,
+        on_queued=queued,
         clock=dispatcher.clock,
     )
     return thread

@@ -1,14 +1,17 @@
 """A fake WhatsApp Cloud API (Graph API) messages endpoint on 127.0.0.1.
 
 For end-to-end tests and benchmarks: it records what it receives, answers like Meta,
-plays scripted answers, and simulates outages. Standalone:
-``python -m tests.fakegraph --port 8900 --latency 0.1``.
+plays scripted answers, and simulates outages. It also serves customers' media as Meta does
+(`add_media`; `GET /{version}/{media-id}`, then a download URL that expires). Standalone:
+``python -m tests.fakegraph --port 8900 --latency 0.1``; there it answers any media id it does
+not know with a small generated picture, so a console demo's image message shows one.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -17,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +36,8 @@ __all__ = ["FakeGraph", "Received", "Reply", "graph_error"]
 logger = logging.getLogger("tresen.fakegraph")
 
 _MESSAGES_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/messages/?")
+_MEDIA_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<media_id>[^/?]+)/?(?:\?.*)?")
+_DOWNLOAD_PATH = re.compile(r"/fake-media-download/(?P<ticket>[0-9a-f]+)/?")
 
 
 class Received(NamedTuple):
@@ -81,6 +87,35 @@ def _as_reply(item: ReplyLike) -> Reply:
     return Reply(item[0], item[1], item[2])
 
 
+@dataclass(frozen=True)
+class _Media:
+    """A media file the fake serves: its bytes, type, and the sha256 GET reports (hex)."""
+
+    data: bytes
+    mime_type: str
+    sha256: str
+
+
+def sample_picture(width: int = 64, height: int = 48) -> bytes:
+    """A small PNG (a colour gradient), made here: what the standalone fake serves."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 4 % 256, y * 5 % 256, 160)) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 2, 0, 0, 0))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # stop() must not wait for idle keep-alive connections a client still holds.
@@ -125,7 +160,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(reply.status, _encode(reply.body), reply.headers)
 
     def do_GET(self) -> None:
-        self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
+        fake = self.server.fake
+        if _DOWNLOAD_PATH.fullmatch(self.path):
+            self._download(fake._download(self.path, dict(self.headers.items())))
+            return
+        if not _MEDIA_PATH.fullmatch(self.path):
+            self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
+            return
+        reply = fake._media_info(self.path, dict(self.headers.items()))
+        if fake.latency or reply.delay:
+            time.sleep(fake.latency + reply.delay)
+        if reply.drop:
+            self.close_connection = True
+            return
+        with contextlib.suppress(ConnectionError):
+            self._write(reply.status, _encode(reply.body), reply.headers)
+
+    def _download(self, answer: Reply | _Media) -> None:
+        """A media file's bytes, in pieces as a large file goes over the wire; or an error."""
+        with contextlib.suppress(ConnectionError):
+            if isinstance(answer, Reply):
+                self._write(answer.status, _encode(answer.body), answer.headers)
+                return
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Length: {len(answer.data)}\r\n"
+                f"Content-Type: {answer.mime_type}\r\n\r\n"
+            )
+            self.wfile.write(head.encode("latin-1"))
+            view = memoryview(answer.data)
+            for start in range(0, len(view), 256 * 1024):
+                self.wfile.write(view[start : start + 256 * 1024])
 
     def _write(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
         try:
@@ -197,6 +261,13 @@ class FakeGraph:
         # Distinct per server, so ids from two fakes (or two runs) never collide.
         self._id_prefix = uuid.uuid4().hex[:12]
         self._connections: set[socket.socket] = set()
+        # Customers' media (add_media) and the download tickets handed out for them.
+        self.media_ttl = 300.0  # seconds a download URL is valid (Meta's: about five minutes)
+        self.unknown_media: _Media | None = None  # served for any unknown media id
+        self.media_gets = 0
+        self.downloads = 0
+        self._media: dict[str, _Media] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -308,6 +379,88 @@ class FakeGraph:
         with self._lock:
             self._outage = None
 
+    # -- customers' media --------------------------------------------------------------
+
+    def add_media(
+        self, data: bytes, mime_type: str, media_id: str | None = None, *, sha256: str | None = None
+    ) -> str:
+        """Serve `data` as a customer's media under `media_id` (a new one if None); GET
+        reports `sha256` (hex) if given, else the bytes' own (a wrong one tests checking)."""
+        media_id = media_id or f"{self._id_prefix}{next(self._ids):06d}"
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self._media[media_id] = _Media(data, mime_type, digest)
+        return media_id
+
+    def serve_unknown_media(self, data: bytes, mime_type: str) -> None:
+        """Answer any media id not added with this file (the standalone fake's picture)."""
+        self.unknown_media = _Media(data, mime_type, hashlib.sha256(data).hexdigest())
+
+    def expire_urls(self) -> None:
+        """Every download URL handed out so far expires now."""
+        with self._lock:
+            self._tickets.clear()
+
+    def _media_info(self, path: str, headers: Mapping[str, str]) -> Reply:
+        """`GET /{version}/{media-id}`: scripts and outages first, then the media's URL."""
+        match = _MEDIA_PATH.fullmatch(path)
+        assert match is not None
+        with self._lock:
+            self.media_gets += 1
+            reply = self._script.popleft() if self._script else self._outage
+            if reply is not None:
+                return reply
+            if not self._authorized(headers):
+                return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+            media_id = match["media_id"]
+            media = self._media.get(media_id, self.unknown_media)
+            if media is None:
+                return Reply(
+                    404,
+                    graph_error(
+                        100,
+                        f"Unsupported get request. Object with ID '{media_id}' does not exist,"
+                        " cannot be loaded due to missing permissions, or does not support this"
+                        " operation.",
+                    ),
+                )
+            ticket = uuid.uuid4().hex
+            self._tickets[ticket] = (media_id, time.monotonic() + self.media_ttl)
+        return Reply(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/fake-media-download/{ticket}",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256,
+                "file_size": str(len(media.data)),
+                "id": media_id,
+            },
+        )
+
+    def _download(self, path: str, headers: Mapping[str, str]) -> Reply | _Media:
+        """A download URL: the bytes while the URL is valid and the token is right."""
+        match = _DOWNLOAD_PATH.fullmatch(path)
+        assert match is not None
+        with self._lock:
+            self.downloads += 1
+            if self._outage is not None:
+                return self._outage
+            if not self._authorized(headers):
+                return Reply(401, "Unauthorized", {"Content-Type": "text/plain"})
+            media_id, until = self._tickets.get(match["ticket"], ("", 0.0))
+            media = self._media.get(media_id, self.unknown_media)
+            if time.monotonic() > until or media is None:
+                self._tickets.pop(match["ticket"], None)
+                return Reply(404, "URL expired", {"Content-Type": "text/plain"})
+            return media
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        if self.token is None:
+            return True
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        return auth == f"Bearer {self.token}"
+
     # -- request handling (handler threads) --------------------------------------------
 
     def _opened(self, connection: socket.socket) -> None:
@@ -404,6 +557,8 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         journal=args.journal,
     )
+    # Any media id a console demo's message names shows this picture.
+    fake.serve_unknown_media(sample_picture(), "image/png")
     with fake:
         print(f"fake Graph API on {fake.url} (latency {args.latency}s); Ctrl-C stops", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -26,7 +26,8 @@ from bot.contacts.lookup import (
     locked_contact,
 )
 from bot.contacts.names import name_after_message
-from bot.models import Contact, Direction, Message, MessageStatus
+from bot.media.kinds import MediaKind
+from bot.models import Attachment, AttachmentState, Contact, Direction, Message, MessageStatus
 from bot.outbound import outbox
 from bot.rules import History, Inbound, Rule
 from bot.settings import BusinessSettings
@@ -67,6 +68,7 @@ class Stored:
     type_name: str
     contact_id: int
     reply: Replied | None
+    media: bool = False  # an attachment waits to be fetched (bot.media.fetcher)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,10 @@ def store_message(
         log.info("message %s delivered again: already stored", event.id)
         return None
     message_id, reply_id = written
+    media = _attachment(event)
+    if media is not None:
+        # Only media costs a statement more; a redelivery never gets here.
+        conn.execute(_ATTACH, {**media, "message_id": message_id, "created_at": now})
     if event.revoke is not None:
         apply_revoke(conn, contact.id, event, now)
     elif event.edit is not None:
@@ -180,7 +186,32 @@ def store_message(
         full = session.get(Contact, contact.id, populate_existing=True)
         assert full is not None
         set_opt_in(session, full, reply.opt_in, ConsentSource.KEYWORD, event.timestamp)
-    return Stored(message_id, event.id, event.type_name, contact.id, replied)
+    return Stored(
+        message_id, event.id, event.type_name, contact.id, replied, media=media is not None
+    )
+
+
+_attachments = cast(Table, Attachment.__table__)
+_ATTACH = insert(_attachments)
+
+
+def _attachment(event: events.Message) -> dict[str, Any] | None:
+    """The attachment row of a media message (without its message id), or None; pending,
+    for the fetcher to fetch. Meta's values are cut to their columns: shown, never trusted."""
+    media = event.media
+    if media is None or event.type not in events.MEDIA_TYPES:
+        return None
+    return {
+        "kind": MediaKind(event.type.value),
+        "media_id": media.id[:255],
+        "mime_type": storable.clipped(media.mime_type, 255),
+        "declared_sha256": storable.clipped(media.sha256, 128),
+        "filename": storable.clipped(media.filename, 512),
+        "voice": bool(media.voice),
+        "animated": bool(media.animated),
+        "state": AttachmentState.PENDING,
+        "attempts": 0,
+    }
 
 
 def auto_reply(
