@@ -100,8 +100,8 @@ def parse_s3_url(url: str) -> S3Location:
         else:
             # The name is shown only if it looks like one: a secret with an unencoded ? in
             # it would otherwise be repeated here.
-            shown = repr(name) if re.fullmatch(r"[a-z_]{1,20}", name) else "an option"
-            raise S3UrlError(f"has {shown}, which is not known; known are secure and region")
+            shown = f"the option {name!r}" if re.fullmatch(r"[a-z_]{1,20}", name) else "an option"
+            raise S3UrlError(f"has {shown}, which is unknown; known are secure and region")
     return S3Location(
         endpoint=hostport,
         access_key=key,
