@@ -11,6 +11,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from bot import private_files
+from bot.media.s3url import S3UrlError, parse_s3_url
 
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION = "v24.0"
@@ -176,7 +177,13 @@ def _database_url(value: str | None, instance_path: Path) -> str:
 def _media_store(value: str | None, instance_path: Path) -> str:
     if value is None:
         return str(instance_path / "media")
-    if "://" in value and not value.startswith("s3://"):
+    if value.startswith("s3://"):
+        try:
+            parse_s3_url(value)  # checked whole now, not at the first picture
+        except S3UrlError as exc:
+            raise ConfigError(f"MEDIA_STORE {exc}") from None
+        return value
+    if "://" in value:
         raise ConfigError(
             "MEDIA_STORE must be a folder path or an s3://KEY:SECRET@host:port/bucket URL, "
             f"got one starting {value.split(':', 1)[0]!r}"

@@ -7,9 +7,12 @@ a template, and each test that uses `app` gets a copy of it. A test that uses on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,7 +138,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     from the template, whose URL names the schema all the same, so tests can add options.
     """
     template = (
-        request.getfixturevalue("migrated_template") if "app" in request.fixturenames else None
+        request.getfixturevalue("migrated_template")
+        if {"app", "s3_app"} & set(request.fixturenames)
+        else None
     )
     base = pg_url()
     if base is None:
@@ -176,12 +181,84 @@ def make_env(database_url: str, **overrides: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if v != ""}
 
 
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(make_env(database_url), instance_path=tmp_path / "instance")
+def build_app(database_url: str, tmp_path: Path, **overrides: str) -> Flask:
+    """An app as the `app` fixture makes it, with variables added (e.g. MEDIA_STORE); the
+    caller disposes of `get_db(app)`."""
+    app = create_app(make_env(database_url, **overrides), instance_path=tmp_path / "instance")
     app.config["TESTING"] = True
     if database_url not in _migrated:  # `app` asked for late (getfixturevalue)
         get_db(app).upgrade()
+    return app
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = build_app(database_url, tmp_path)
+    yield app
+    get_db(app).dispose()
+
+
+# An S3-compatible server for the media store's tests: moto's, in a child process of its own
+# (so its memory is not the test process's), on a free port of 127.0.0.1; it ends when its
+# standard input closes, so it never outlives the tests.
+_S3_SERVER = (
+    "import logging, sys\n"
+    "from moto.server import ThreadedMotoServer\n"
+    "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
+    "server = ThreadedMotoServer('127.0.0.1', 0, verbose=False)\n"
+    "server.start()\n"
+    "print(server.get_host_and_port()[1], flush=True)\n"
+    "sys.stdin.read()\n"
+)
+S3_KEY, S3_SECRET = "tresen-test", "s3cret/with+signs"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """`host:port` of an S3-compatible server (plain HTTP; any key and secret are accepted)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _S3_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    port = proc.stdout.readline().strip()
+    if not port.isdigit():
+        proc.kill()
+        raise RuntimeError(f"the S3 test server did not start (exit {proc.wait()})")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_media_url(s3_server: str) -> Iterator[str]:
+    """A `MEDIA_STORE` URL naming a fresh bucket (not yet made: the store makes it at first
+    use); the bucket and what it holds are removed after the test."""
+    bucket = f"tresen-{uuid.uuid4().hex[:16]}"
+    yield f"s3://{quote(S3_KEY, safe='')}:{quote(S3_SECRET, safe='')}@{s3_server}/{bucket}?secure=false"
+    from minio import Minio
+    from minio.deleteobjects import DeleteObject
+
+    client = Minio(s3_server, access_key=S3_KEY, secret_key=S3_SECRET, secure=False)
+    with contextlib.suppress(Exception):
+        objects = [DeleteObject(o.object_name) for o in client.list_objects(bucket, recursive=True)]
+        for _error in client.remove_objects(bucket, objects):
+            pass
+        client.remove_bucket(bucket)
+
+
+@pytest.fixture
+def s3_app(database_url: str, tmp_path: Path, s3_media_url: str) -> Iterator[Flask]:
+    """The `app` fixture's app, keeping its media in a fresh bucket of the S3 test server."""
+    app = build_app(database_url, tmp_path, MEDIA_STORE=s3_media_url)
     yield app
     get_db(app).dispose()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load
+from bot.media.s3url import S3Location, parse_s3_url
 from tests.processes import run
 
 FULL = {
@@ -101,4 +102,87 @@ def test_a_missing_variable_stops_the_start_with_one_line(
     lines = done.stderr.strip().splitlines()
     assert lines == [
         "tresen: configuration error: WHATSAPP_APP_SECRET is required when WHATSAPP_TOKEN is set"
+    ]
+
+
+def test_media_store_defaults_to_a_folder_in_instance(tmp_path: Path) -> None:
+    assert load({}, tmp_path).media_store == str(tmp_path / "media")
+    assert load({"MEDIA_STORE": "/srv/media"}, tmp_path).media_store == "/srv/media"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "s3://AKIA:se%2Fcr%2Bet@s3.example.eu/shop-media",
+            S3Location("s3.example.eu", "AKIA", "se/cr+et", "shop-media"),
+        ),
+        (
+            "s3://minio:minio123@127.0.0.1:9000/media?secure=false",
+            S3Location("127.0.0.1:9000", "minio", "minio123", "media", secure=False),
+        ),
+        (
+            "s3://k:s@fsn1.your-objectstorage.com/shared.bucket/tresen/media/"
+            "?region=eu-central&secure=true",
+            S3Location(
+                "fsn1.your-objectstorage.com",
+                "k",
+                "s",
+                "shared.bucket",
+                prefix="tresen/media/",
+                region="eu-central",
+            ),
+        ),
+        ("s3://k:s@[::1]:9000/media", S3Location("[::1]:9000", "k", "s", "media")),
+    ],
+)
+def test_media_store_s3_urls(tmp_path: Path, url: str, expected: S3Location) -> None:
+    assert load({"MEDIA_STORE": url}, tmp_path).media_store == url
+    assert parse_s3_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://host:9000/media",  # no credentials
+        "s3://KEY@host:9000/media",
+        "s3://:t0ps3cr3t@host:9000/media",
+        "s3://KEY:@host:9000/media",
+        "s3://KEY:t0ps3cr3t@host:9000",  # no bucket
+        "s3://KEY:t0ps3cr3t@host:9000/",
+        "s3://KEY:t0ps3cr3t@/media",  # no host
+        "s3://KEY:t0ps3cr3t@host:90000/media",  # bad ports
+        "s3://KEY:t0ps3cr3t@host:http/media",
+        "s3://KEY:t0ps3cr3t@host:/media",
+        "s3://KEY:t0ps3cr3t@host:0/media",
+        "s3://KEY:t0ps3cr3t@host/Media_Files",  # not a bucket name
+        "s3://KEY:t0ps3cr3t@host/media/a b",  # not a prefix
+        "s3://KEY:t0ps3cr3t@host/media?secure=nah",
+        "s3://KEY:t0ps3cr3t@host/media?region=Frankfurt am Main",
+        "s3://KEY:t0ps3cr3t@host/media?ssl=false",  # unknown query keys
+        "s3://KEY:t0ps3cr3t@host/media?secure=false&secure=true",
+        "s3://KEY:t0p?s3cr3t@host/media",  # an unencoded ? in the secret
+        "s3://KEY:t0p#s3cr3t@host/media",
+        "s3://KEY:t0ps3cr3t@[::1/media",
+        "http://KEY:t0ps3cr3t@host/media",
+    ],
+)
+def test_bad_media_store_urls_name_the_variable_not_the_secret(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"MEDIA_STORE": url}, tmp_path)
+    message = str(caught.value)
+    assert message.startswith("MEDIA_STORE ")
+    assert "\n" not in message
+    assert "s3cr3t" not in message and "t0p" not in message
+
+
+def test_a_bad_media_store_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "MEDIA_STORE": "s3://KEY:topsecret@objects.example.eu:9000?secure=false",
+    }
+    done = run(["flask", "--app", "app", "db", "upgrade"], env)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "tresen: configuration error: MEDIA_STORE needs a bucket: s3://KEY:SECRET@host:port/bucket"
     ]

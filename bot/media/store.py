@@ -26,6 +26,7 @@ __all__ = [
     "LocalStore",
     "MediaStore",
     "MissingFile",
+    "StoreUnavailable",
     "StoredFile",
     "TooLarge",
     "get_media_store",
@@ -55,6 +56,22 @@ class ChecksumMismatch(Exception):
 
 class MissingFile(KeyError):
     """No file is stored under this key."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be used just now (a full or unreadable disk, an object store that does
+    not answer or refuses us): nothing was stored or read, and trying again later may work."""
+
+
+@contextlib.contextmanager
+def _disk(what: str) -> Iterator[None]:
+    """OSErrors of our own file operations as `StoreUnavailable` (a missing file is not one)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -111,21 +128,26 @@ def spooled(
     counted on the way, checked against `limit` and `expect`; the file is removed on exit."""
     digest = hashlib.sha256()
     size = 0
-    fd, name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
+    with _disk("make a temporary file"):
+        fd, name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
     path = Path(name)
     try:
         with os.fdopen(fd, "w+b") as file:
+            # Only our own writes become StoreUnavailable: what `chunks` raises (the download
+            # failing) goes to the caller as it is.
             for chunk in chunks:
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise TooLarge(limit)
                 digest.update(chunk)
-                file.write(chunk)
+                with _disk("write a temporary file"):
+                    file.write(chunk)
             actual = digest.hexdigest()
             if expect is not None and expect.lower() != actual:
                 raise ChecksumMismatch(expect.lower(), actual)
-            file.flush()
-            file.seek(0)
+            with _disk("write a temporary file"):
+                file.flush()
+                file.seek(0)
             yield Spooled(file, path, StoredFile(actual, size))
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -138,7 +160,8 @@ class LocalStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        private_files.make_folder(folder)
+        with _disk(f"make the media folder {folder}"):
+            private_files.make_folder(folder)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.folder)!r})"
@@ -153,44 +176,53 @@ class LocalStore:
     ) -> StoredFile:
         with spooled(chunks, self.folder, limit, expect) as spool:
             target = self._path(spool.stored.sha256)
-            if not target.exists():
-                private_files.make_folder(target.parent)
-                # mkstemp made it owner-only. A link, not a rename: of two processes storing
-                # the same bytes at once, one links and the other finds the file there, and
-                # neither replaces a complete file.
-                with contextlib.suppress(FileExistsError):
-                    os.link(spool.path, target)
+            with _disk(f"store {target}"):
+                if not target.exists():
+                    private_files.make_folder(target.parent)
+                    # mkstemp made it owner-only. A link, not a rename: of two processes
+                    # storing the same bytes at once, one links and the other finds the file
+                    # there, and neither replaces a complete file.
+                    with contextlib.suppress(FileExistsError):
+                        os.link(spool.path, target)
             return spool.stored
 
     def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
         try:
-            return self._path(key).open("rb")
+            with _disk(f"read {path}"):
+                return path.open("rb")
         except FileNotFoundError:
             raise MissingFile(key) from None
 
     def exists(self, key: str) -> bool:
         try:
-            return self._path(key).is_file()
+            path = self._path(key)
         except MissingFile:
             return False
+        with _disk(f"look for {path}"):
+            return path.is_file()
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError, MissingFile):
+        with contextlib.suppress(FileNotFoundError, MissingFile), _disk("delete a file"):
             self._path(key).unlink()
 
     def keys(self) -> Iterator[str]:
-        for sub in sorted(self.folder.iterdir()):
-            if sub.is_dir() and len(sub.name) == 2:
-                for path in sub.iterdir():
-                    if is_key(path.name):
-                        yield path.name
+        with _disk(f"list {self.folder}"):
+            subs = sorted(self.folder.iterdir())
+            for sub in subs:
+                if sub.is_dir() and len(sub.name) == 2:
+                    for path in sub.iterdir():
+                        if is_key(path.name):
+                            yield path.name
 
 
 def open_store(setting: str) -> MediaStore:
     """The store `MEDIA_STORE` names (as `bot.config` checked it): a folder path, or an
     `s3://KEY:SECRET@host:port/bucket` URL."""
     if setting.startswith("s3://"):
-        raise NotImplementedError("S3-compatible stores come with bot.media.s3")
+        from bot.media.s3 import S3Store  # the S3 client is loaded only by those who use it
+
+        return S3Store.from_url(setting)
     return LocalStore(Path(setting))
 
 
