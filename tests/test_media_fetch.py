@@ -23,7 +23,7 @@ from bot.media import kinds
 from bot.media.fetch import MediaClient, Unavailable, as_hex_sha256
 from bot.media.fetcher import Fetcher, claim, media_client, record
 from bot.media.kinds import Failure, MediaKind
-from bot.media.store import LocalStore, MediaStore, get_media_store
+from bot.media.store import LocalStore, MediaStore, StoreUnavailable, get_media_store
 from bot.models import Attachment, AttachmentState, MediaFile, Message, utcnow
 from tests.conftest import make_env, post_notification
 from tests.fakegraph import FakeGraph, graph_error, sample_picture
@@ -52,9 +52,9 @@ def fake() -> Iterator[FakeGraph]:
         yield fake
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """MEDIA_STORE: a folder (and the S3 store, once its fixtures are there)."""
+    """MEDIA_STORE: a folder, or a bucket of an S3-compatible server on 127.0.0.1."""
     if request.param == "local":
         return str(tmp_path / "media")
     return str(request.getfixturevalue("s3_media_url"))
@@ -366,7 +366,7 @@ def test_a_store_that_is_away_is_retried(
 ) -> None:
     class Away(LocalStore):
         def put(self, *args: Any, **kwargs: Any) -> Any:
-            raise OSError("the store does not answer")
+            raise StoreUnavailable("the store does not answer")
 
     fetcher.store = Away(tmp_path / "away")
     post_notification(app.test_client(), image_message(fake.add_media(PICTURE, "image/png")))
