@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--db sqlite|postgresql|both] [NAME ...]`: the benchmarks, one
 table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack,
-broadcast, robustness, end_to_end (each also runs alone as `python -m bench.NAME`)."""
+broadcast, robustness, end_to_end, media (each also runs alone as `python -m bench.NAME`)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def _end_to_end(quick: bool, databases: list[str]) -> None:
     end_to_end.run(quick, databases)
 
 
+def _media(quick: bool, databases: list[str]) -> None:
+    from bench import media
+
+    media.run(quick, databases)
+
+
 def _broadcast(quick: bool, databases: list[str]) -> None:
     try:
         module = importlib.import_module("bench.broadcast")
@@ -62,6 +68,7 @@ BENCHMARKS: dict[str, Callable[[bool, list[str]], None]] = {
     "broadcast": _broadcast,
     "robustness": _robustness,
     "end_to_end": _end_to_end,
+    "media": _media,
 }
 
 

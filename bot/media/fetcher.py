@@ -65,6 +65,9 @@ LEASE: Final = timedelta(minutes=10)
 # Without a wake (another process stored the media, or a retry came due): look this often.
 POLL: Final = 1.0
 CLEANUP_EVERY: Final = timedelta(hours=1)
+# Threads fetching at once: each mostly waits on Meta (a GET, then the download), and holds
+# no more than a chunk of a file in memory.
+THREADS: Final = 16
 
 _attachments = cast(Table, Attachment.__table__)
 _files = cast(Table, MediaFile.__table__)
@@ -279,7 +282,7 @@ class Fetcher:
         client: MediaClient | None,
         store: MediaStore,
         *,
-        threads: int = 8,
+        threads: int = THREADS,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = LEASE,
         poll: float = POLL,
@@ -402,7 +405,7 @@ def start_thread(
     store: MediaStore,
     stop: threading.Event,
     *,
-    threads: int = 8,
+    threads: int = THREADS,
     clock: Callable[[], datetime] = utcnow,
 ) -> tuple[threading.Thread, Fetcher]:
     fetcher = Fetcher(database, client, store, threads=threads, clock=clock)
@@ -412,7 +415,7 @@ def start_thread(
 
 
 def start_for_app(
-    app: Flask, stop: threading.Event, *, threads: int = 8
+    app: Flask, stop: threading.Event, *, threads: int = THREADS
 ) -> tuple[threading.Thread, Fetcher]:
     """The app's fetcher on a thread, with a database engine of its own (worker, embedded)."""
     config: Config = app.config["TRESEN"]
