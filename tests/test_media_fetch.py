@@ -553,3 +553,53 @@ def test_sha256_in_hex_or_base64() -> None:
     assert as_hex_sha256("not a digest") is None
     assert as_hex_sha256(base64.b64encode(b"short").decode()) is None
     assert as_hex_sha256(None) is None
+
+
+# -- the worker process --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_worker_process_fetches_what_its_inbound_child_stored(
+    database_url: str, tmp_path: Path, fake: FakeGraph, store_url: str
+) -> None:
+    """web and worker as the Procfile runs them: the processor (the worker's child process)
+    stores the attachment, the worker's fetcher (woken through the child's pipe) fetches it."""
+    import json
+
+    import requests
+
+    from bot.whatsapp.signature import sign
+    from tests.conftest import APP_SECRET
+    from tests.processes import Process, gunicorn, run
+
+    env = make_env(
+        database_url,
+        WHATSAPP_TOKEN=TOKEN,
+        WHATSAPP_PHONE_NUMBER_ID="106540352242922",
+        WHATSAPP_VERIFY_TOKEN="verify",
+        SECRET_KEY="k" * 32,
+        GRAPH_API_URL=fake.url,
+        MEDIA_STORE=store_url,
+    )
+    assert run(["flask", "--app", "app", "db", "upgrade"], env).returncode == 0
+    web, url = gunicorn(env, tmp_path / "web.log")
+    worker = Process(["flask", "--app", "app", "worker"], env, tmp_path / "worker.log")
+    with web, worker:
+        body = json.dumps(image_message(fake.add_media(PICTURE, "image/png"))).encode()
+        headers = {
+            "X-Hub-Signature-256": sign(body, APP_SECRET),
+            "Content-Type": "application/json",
+        }
+        response = requests.post(f"{url}/webhooks/whatsapp", data=body, headers=headers, timeout=10)
+        assert response.status_code == 200
+        app = create_app(env, instance_path=tmp_path / "instance")
+        deadline = time.monotonic() + 30
+        state = None
+        while time.monotonic() < deadline and state != AttachmentState.STORED:
+            time.sleep(0.1)
+            with get_db(app).session() as session:
+                state = session.scalars(select(Attachment.state)).first()
+        assert state == AttachmentState.STORED, worker.output()[-3000:]
+        file = stored_file(app, attachment(app).file_id)
+        assert read_all(get_media_store(app), file.sha256) == PICTURE
+        get_db(app).dispose()
