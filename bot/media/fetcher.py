@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from flask import Flask
@@ -227,8 +227,7 @@ def _reason(outcome: Exception) -> str:
 
 
 def _aware(at: datetime) -> datetime:
-    from datetime import UTC
-
+    # SQLite hands back naive datetimes (stored as UTC).
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
@@ -354,11 +353,13 @@ class Fetcher:
 
     def _one(self, item: Claimed) -> None:
         try:
-            if self.client is None or item.media_id is None:
+            if self.client is None:
                 fail_console(self.database, self.worker, item, now=self.clock())
                 return
             outcome: Outcome
             try:
+                if not item.media_id:
+                    raise Gone("the message named no media id")
                 outcome = fetch(
                     self.client,
                     self.store,
@@ -367,7 +368,7 @@ class Fetcher:
                     declared_sha256=item.declared_sha256,
                     declared_mime_type=item.mime_type,
                 )
-            except Exception as exc:  # the store unreachable, or anything unforeseen: retried
+            except Exception as exc:  # StoreUnavailable, or anything unforeseen: retried
                 outcome = exc
                 if not isinstance(exc, FetchError):
                     log.warning("attachment %d: %s: %s", item.id, type(exc).__name__, exc)
