@@ -376,6 +376,22 @@ def test_a_store_that_is_away_is_retried(
     assert "does not answer" in (waiting.error or "")
 
 
+def test_media_deleted_for_everyone_goes_with_its_message(
+    app: Flask, fake: FakeGraph, fetcher: Fetcher
+) -> None:
+    doc = image_message(fake.add_media(PICTURE, "image/png"))
+    wamid = doc["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    client = app.test_client()
+    post_notification(client, doc)
+    fetcher.run_once()
+    revoke = {"id": "wamid.revoke1", "type": "revoke", "revoke": {"original_message_id": wamid}}
+    post_notification(client, notification(revoke))
+    with get_db(app).session() as session:
+        assert session.scalars(select(Attachment)).all() == []
+        # The file stays until the cleanup finds nothing uses it.
+        assert len(session.scalars(select(MediaFile)).all()) == 1
+
+
 def test_a_text_message_costs_no_attachment_statement(app: Flask) -> None:
     statements: list[str] = []
     engine = get_db(app).engine

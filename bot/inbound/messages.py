@@ -10,7 +10,18 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, exists, func, insert, null, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -68,7 +79,6 @@ class Stored:
     type_name: str
     contact_id: int
     reply: Replied | None
-    media: bool = False  # an attachment waits to be fetched (bot.media.fetcher)
 
 
 @dataclass(frozen=True)
@@ -186,9 +196,7 @@ def store_message(
         full = session.get(Contact, contact.id, populate_existing=True)
         assert full is not None
         set_opt_in(session, full, reply.opt_in, ConsentSource.KEYWORD, event.timestamp)
-    return Stored(
-        message_id, event.id, event.type_name, contact.id, replied, media=media is not None
-    )
+    return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 
 _attachments = cast(Table, Attachment.__table__)
@@ -389,6 +397,8 @@ def _tombstone(conn: Connection, message_id: int, raw: dict[str, Any], revoked: 
         .where(_messages.c.id == message_id)
         .values(text=None, raw={**kept, "revoked": revoked}, status=MessageStatus.REVOKED)
     )
+    # Its media goes too: the file, once nothing else uses it, with the next cleanup.
+    conn.execute(delete(_attachments).where(_attachments.c.message_id == message_id))
 
 
 def _edit_of_revoked(conn: Connection, contact_id: int, event: events.Message) -> None:
