@@ -199,7 +199,7 @@ class MediaClient:
         response = self._request(url, stream=True)
         with response:
             if response.status_code in EXPIRED_STATUSES:
-                raise _Expired(f"download answered HTTP {response.status_code}")
+                raise _Expired(response.status_code)
             if response.status_code != 200:
                 raise self._graph_error(response)
             yield self._chunks(response)
@@ -211,14 +211,10 @@ class MediaClient:
             raise Unavailable(self._scrub(f"download: {type(exc).__name__}: {exc}")[:300]) from exc
 
     def _request(self, url: str, **options: Any) -> requests.Response:
+        # A redirect is followed (a download host may hand over to another); requests drops
+        # the Authorization header when it leads to another host.
         try:
-            return self._session.get(
-                url,
-                headers=self._headers(),
-                timeout=self.timeout,
-                allow_redirects=False,
-                **options,
-            )
+            return self._session.get(url, headers=self._headers(), timeout=self.timeout, **options)
         except requests.RequestException as exc:
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
             raise Unavailable(self._scrub(f"{kind}: {type(exc).__name__}: {exc}")[:300]) from exc
@@ -242,7 +238,11 @@ class MediaClient:
 
 
 class _Expired(FetchError):
-    """A download URL no longer valid."""
+    """A download URL no longer valid (or refused)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"download answered HTTP {status}")
+        self.status = status
 
 
 def fetch(
@@ -276,8 +276,7 @@ def fetch(
             if attempt == 1:
                 log.info("media %s: %s; asking for a new URL", media_id, exc)
                 continue
-            status = str(exc)
-            if any(f"HTTP {code}" in status for code in (401, 403)):
+            if exc.status in (401, 403):
                 raise Refused(f"download refused twice, with a fresh URL: {exc}") from exc
             raise Gone(f"download gone with a fresh URL: {exc}") from exc
         except TooLarge as exc:

@@ -226,6 +226,10 @@ def _reason(outcome: Exception) -> str:
     return f"{type(outcome).__name__}: {outcome}"[:1000]
 
 
+def _line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:300] or type(exc).__name__
+
+
 def _aware(at: datetime) -> datetime:
     # SQLite hands back naive datetimes (stored as UTC).
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
@@ -324,8 +328,13 @@ class Fetcher:
                         else []
                     )
                     pause = 0.5
-                except DBAPIError as exc:
-                    log.error("media fetching paused: %s; trying again in %.0fs", exc, pause)
+                except Exception as exc:  # the database away, mostly: the thread must live on
+                    log.error(
+                        "media fetching paused: %s; trying again in %.0fs",
+                        _line(exc),
+                        pause,
+                        exc_info=not isinstance(exc, DBAPIError),
+                    )
                     stop.wait(pause)
                     pause = min(pause * 2, 15.0)
                     continue
