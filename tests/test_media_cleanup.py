@@ -133,3 +133,34 @@ def test_a_foreign_key_added_later_counts_by_itself() -> None:
         assert "quick_reply_files_example.file_id" in names
     finally:
         Base.metadata.remove(extra)
+
+
+def test_the_fetcher_cleans_up_when_it_starts_and_every_hour(app: Flask, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from bot.media.fetcher import Fetcher
+
+    store = LocalStore(tmp_path / "media")
+    now = [utcnow()]
+    fetcher = Fetcher(get_db(app), None, store, clock=lambda: now[0], poll=0.01)
+    first = put_file(app, store, age=timedelta(days=2))
+    stop = threading.Event()
+    thread = threading.Thread(target=fetcher.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while first.sha256 in remaining(app) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.sha256 not in remaining(app)
+        second = put_file(app, store, age=timedelta(days=2))
+        time.sleep(0.2)
+        assert second.sha256 in remaining(app)  # not before the hour is up
+        now[0] += timedelta(hours=1, seconds=1)
+        deadline = time.monotonic() + 10
+        while second.sha256 in remaining(app) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert second.sha256 not in remaining(app)
+    finally:
+        stop.set()
+        thread.join(10)
