@@ -164,3 +164,22 @@ def test_the_fetcher_cleans_up_when_it_starts_and_every_hour(app: Flask, tmp_pat
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_a_file_the_settings_name_is_kept(app: Flask, tmp_path: Path) -> None:
+    """A keyword rule's price list is named in the settings by its SHA-256, not by a key."""
+    from bot.models import Business
+    from bot.settings.stored import seed_demo
+
+    store = LocalStore(tmp_path / "media")
+    named = put_file(app, store, age=timedelta(days=2))
+    unnamed = put_file(app, store, age=timedelta(days=2))
+    with get_db(app).session() as session:
+        seed_demo(session)
+    with get_db(app).session() as session:
+        business = session.get(Business, 1)
+        assert business is not None
+        business.settings_yaml += f"\n# file: {{name: Preise.pdf, sha256: {named.sha256}}}\n"
+    assert cleanup.sweep(get_db(app), store, now=utcnow()).files == 1
+    assert remaining(app) == {named.sha256}
+    assert store.exists(named.sha256) and not store.exists(unnamed.sha256)

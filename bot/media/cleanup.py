@@ -3,23 +3,27 @@
 What counts as a use is found in the schema, not listed here: every foreign key to
 `media_files` in `Base.metadata` (attachments, and whatever quick replies, broadcasts or
 keyword rules add). A key declared ON DELETE CASCADE belongs to the file instead of using it
-(an upload to Meta is the file's, and goes with it). A grace period keeps a file that was
-just stored, before the row that will use it is linked (an upload being attached to a reply).
+(an upload to Meta is the file's, and goes with it). The business's settings name files by
+their SHA-256 (a keyword rule's price list): any key written in the stored settings counts as
+a use too. A grace period keeps a file that was just stored, before the row that will use it
+is linked (an upload being attached to a reply).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, cast
 
 from sqlalchemy import Column, ColumnElement, Table, delete, exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.media.store import MediaStore
-from bot.models import Base, MediaFile
+from bot.models import Base, Business, MediaFile
 
 __all__ = ["GRACE", "Swept", "sweep", "uses"]
 
@@ -29,6 +33,7 @@ GRACE: Final = timedelta(hours=24)
 BATCH: Final = 500
 
 _files = cast(Table, MediaFile.__table__)
+_KEY = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ def uses() -> list[Column[int]]:
     return found
 
 
+def named_in_settings(session: Session) -> set[str]:
+    """The keys written anywhere in the stored settings: files the settings use by name."""
+    texts = session.scalars(select(Business.settings_yaml)).all()
+    return {key for text in texts if text for key in _KEY.findall(text)}
+
+
 def _unused(columns: list[Column[int]]) -> list[ColumnElement[bool]]:
     return [~exists().where(column == _files.c.id) for column in columns]
 
@@ -59,6 +70,7 @@ def sweep(
     after = 0
     while True:
         with database.session() as session:
+            named = named_in_settings(session)
             rows = session.execute(
                 select(_files.c.id, _files.c.sha256)
                 .where(_files.c.id > after, _files.c.created_at < now - grace, *_unused(columns))
@@ -67,6 +79,8 @@ def sweep(
             ).all()
             gone: list[str] = []
             for row in rows:
+                if row.sha256 in named:
+                    continue
                 try:
                     # Checked again as it is deleted: a use may have come since the select,
                     # and the foreign keys refuse the delete of one a use is being added to.
