@@ -185,7 +185,11 @@ def record(
                 values = {"attempts": attempts, "next_attempt_at": at, "error": reason}
         done = session.execute(update(_attachments).where(mine).values(**values, **released))
         if done.rowcount == 0:  # type: ignore[attr-defined]
-            log.warning("attachment %d: claimed by another worker meanwhile; left to it", item.id)
+            log.warning(
+                "attachment %d: no longer this worker's (taken over after its lease, or its"
+                " message deleted); its outcome is not recorded",
+                item.id,
+            )
             return "lost"
     return str(values.get("state", AttachmentState.PENDING))
 
@@ -301,7 +305,6 @@ class Fetcher:
         self.poll = poll
         self.cleanup_every = cleanup_every
         self.worker = worker or worker_name()
-        self.fetched = 0
         self._wake = threading.Event()
         self._cleaned_at: datetime | None = None
 
@@ -383,7 +386,6 @@ class Fetcher:
                     log.warning("attachment %d: %s: %s", item.id, type(exc).__name__, exc)
             state = record(self.database, self.worker, item, outcome, now=self.clock())
             if isinstance(outcome, Fetched):
-                self.fetched += 1
                 log.info(
                     "attachment %d: stored %s (%d bytes)",
                     item.id,
