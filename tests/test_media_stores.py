@@ -221,18 +221,25 @@ def test_the_folder_is_owner_only(tmp_path: Path) -> None:
         assert stat.S_IMODE(each.stat().st_mode) & 0o077 == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_folder_is_unavailable_not_missing(tmp_path: Path) -> None:
+def test_a_disk_that_fails_is_unavailable_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = LocalStore(tmp_path / "media")
     store.put([PHOTO])
-    (tmp_path / "media" / PHOTO_KEY[:2]).chmod(0)
-    try:
-        with pytest.raises(StoreUnavailable):
-            store.open(PHOTO_KEY)
-        with pytest.raises(StoreUnavailable):
-            store.put([PHOTO])
-    finally:
-        (tmp_path / "media" / PHOTO_KEY[:2]).chmod(0o700)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    for name in ("open", "is_file", "unlink", "iterdir"):
+        monkeypatch.setattr(Path, name, failing)
+    for attempt in (
+        lambda: store.open(PHOTO_KEY),
+        lambda: store.exists(PHOTO_KEY),
+        lambda: store.delete(PHOTO_KEY),
+        lambda: list(store.keys()),
+    ):
+        with pytest.raises(StoreUnavailable, match="Input/output error"):
+            attempt()
 
 
 def test_a_full_disk_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,3 +320,23 @@ def test_the_app_opens_the_configured_s3_store(s3_app: Flask) -> None:
     assert isinstance(store, S3Store)
     assert store.put([PHOTO]).sha256 == PHOTO_KEY
     assert get_media_store(s3_app) is store
+
+
+def test_a_failed_upload_does_not_log_its_presigned_url(
+    s3_media_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib3
+
+    store = open_store(s3_media_url)
+    assert isinstance(store, S3Store)
+
+    def broken(method: str, url: str, **kwargs: object) -> None:
+        reason = urllib3.exceptions.ProtocolError("Connection aborted.")
+        raise urllib3.exceptions.MaxRetryError(None, url, reason)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store._http, "request", broken)
+    with pytest.raises(StoreUnavailable) as raised:
+        store.put([PHOTO])
+    assert "Connection aborted" in str(raised.value)
+    assert "Signature" not in str(raised.value)
+    assert not store.exists(PHOTO_KEY)
