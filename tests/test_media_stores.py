@@ -201,11 +201,11 @@ def test_a_large_file_streams_in_and_out(store: MediaStore) -> None:
     assert grown_mb < 5, f"RSS grew by {grown_mb:.1f} MB while storing 20 MB"
 
 
-def test_open_closes_its_connection(store: MediaStore) -> None:
+def test_open_reads_partly_then_closed(store: MediaStore) -> None:
     store.put([PHOTO])
-    for _ in range(30):  # more than the pool holds: a connection not given back would block
+    for _ in range(30):
         with store.open(PHOTO_KEY) as file:
-            assert file.read(10) == PHOTO[:10]  # read partly, then closed
+            assert file.read(10) == PHOTO[:10]
     assert read(store, PHOTO_KEY) == PHOTO
 
 
@@ -269,6 +269,25 @@ def test_the_bucket_is_made_at_first_use_and_said_so(
     caplog.clear()
     assert not open_store(s3_media_url).exists(PHOTO_KEY)
     assert "made the bucket" not in caplog.text
+
+
+def test_closing_what_open_gave_gives_its_connection_back(s3_media_url: str) -> None:
+    store = open_store(s3_media_url)
+    assert isinstance(store, S3Store)
+    data = os.urandom(1024 * 1024)  # more than one read takes
+    key = store.put([data]).sha256
+    pool = store._http.connection_from_url(f"http://{store.location.endpoint}")
+    idle = pool.pool.qsize() if pool.pool else 0
+    for _ in range(20):
+        file = store.open(key)
+        assert pool.pool is not None and pool.pool.qsize() == idle - 1  # taken while open
+        assert file.read(10) == data[:10]
+        file.close()
+        assert pool.pool.qsize() == idle  # back, even though the body was not read to its end
+    connections = pool.num_connections
+    for _ in range(20):
+        assert read(store, key) == data
+    assert pool.num_connections <= connections + 1  # read to the end: the connection is reused
 
 
 def test_a_prefix_keeps_the_files_in_a_folder_of_the_bucket(s3_media_url: str) -> None:
