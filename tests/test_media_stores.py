@@ -201,11 +201,11 @@ def test_a_large_file_streams_in_and_out(store: MediaStore) -> None:
     assert grown_mb < 5, f"RSS grew by {grown_mb:.1f} MB while storing 20 MB"
 
 
-def test_open_closes_its_connection(store: MediaStore) -> None:
+def test_open_reads_partly_then_closed(store: MediaStore) -> None:
     store.put([PHOTO])
-    for _ in range(30):  # more than the pool holds: a connection not given back would block
+    for _ in range(30):
         with store.open(PHOTO_KEY) as file:
-            assert file.read(10) == PHOTO[:10]  # read partly, then closed
+            assert file.read(10) == PHOTO[:10]
     assert read(store, PHOTO_KEY) == PHOTO
 
 
@@ -221,18 +221,25 @@ def test_the_folder_is_owner_only(tmp_path: Path) -> None:
         assert stat.S_IMODE(each.stat().st_mode) & 0o077 == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_folder_is_unavailable_not_missing(tmp_path: Path) -> None:
+def test_a_disk_that_fails_is_unavailable_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = LocalStore(tmp_path / "media")
     store.put([PHOTO])
-    (tmp_path / "media" / PHOTO_KEY[:2]).chmod(0)
-    try:
-        with pytest.raises(StoreUnavailable):
-            store.open(PHOTO_KEY)
-        with pytest.raises(StoreUnavailable):
-            store.put([PHOTO])
-    finally:
-        (tmp_path / "media" / PHOTO_KEY[:2]).chmod(0o700)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    for name in ("open", "is_file", "unlink", "iterdir"):
+        monkeypatch.setattr(Path, name, failing)
+    for attempt in (
+        lambda: store.open(PHOTO_KEY),
+        lambda: store.exists(PHOTO_KEY),
+        lambda: store.delete(PHOTO_KEY),
+        lambda: list(store.keys()),
+    ):
+        with pytest.raises(StoreUnavailable, match="Input/output error"):
+            attempt()
 
 
 def test_a_full_disk_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,6 +269,25 @@ def test_the_bucket_is_made_at_first_use_and_said_so(
     caplog.clear()
     assert not open_store(s3_media_url).exists(PHOTO_KEY)
     assert "made the bucket" not in caplog.text
+
+
+def test_closing_what_open_gave_gives_its_connection_back(s3_media_url: str) -> None:
+    store = open_store(s3_media_url)
+    assert isinstance(store, S3Store)
+    data = os.urandom(1024 * 1024)  # more than one read takes
+    key = store.put([data]).sha256
+    pool = store._http.connection_from_url(f"http://{store.location.endpoint}")
+    idle = pool.pool.qsize() if pool.pool else 0
+    for _ in range(20):
+        file = store.open(key)
+        assert pool.pool is not None and pool.pool.qsize() == idle - 1  # taken while open
+        assert file.read(10) == data[:10]
+        file.close()
+        assert pool.pool.qsize() == idle  # back, even though the body was not read to its end
+    connections = pool.num_connections
+    for _ in range(20):
+        assert read(store, key) == data
+    assert pool.num_connections <= connections + 1  # read to the end: the connection is reused
 
 
 def test_a_prefix_keeps_the_files_in_a_folder_of_the_bucket(s3_media_url: str) -> None:
@@ -313,3 +339,23 @@ def test_the_app_opens_the_configured_s3_store(s3_app: Flask) -> None:
     assert isinstance(store, S3Store)
     assert store.put([PHOTO]).sha256 == PHOTO_KEY
     assert get_media_store(s3_app) is store
+
+
+def test_a_failed_upload_does_not_log_its_presigned_url(
+    s3_media_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib3
+
+    store = open_store(s3_media_url)
+    assert isinstance(store, S3Store)
+
+    def broken(method: str, url: str, **kwargs: object) -> None:
+        reason = urllib3.exceptions.ProtocolError("Connection aborted.")
+        raise urllib3.exceptions.MaxRetryError(None, url, reason)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store._http, "request", broken)
+    with pytest.raises(StoreUnavailable) as raised:
+        store.put([PHOTO])
+    assert "Connection aborted" in str(raised.value)
+    assert "Signature" not in str(raised.value)
+    assert not store.exists(PHOTO_KEY)

@@ -9,6 +9,7 @@ from bot.cli.broadcasts import broadcast_cli
 from bot.cli.contacts import contacts_cli
 from bot.cli.database import db_cli
 from bot.cli.inbound import inbound_cli
+from bot.cli.media import media_cli
 from bot.cli.outbox import outbox_cli
 from bot.cli.settings import settings_cli
 from bot.cli.simulate import simulate_command
@@ -27,3 +28,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(broadcast_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(inbound_cli)
+    app.cli.add_command(media_cli)

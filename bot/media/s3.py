@@ -115,7 +115,14 @@ class S3Store:
     def _fail(self, doing: str, exc: Exception) -> NoReturn:
         if isinstance(exc, S3Error) and exc.code == "NoSuchBucket":
             self._bucket_ready = False  # removed behind our back: made again on next use
-        detail = f"{exc.code}: {exc.message}" if isinstance(exc, S3Error) else str(exc)
+        if isinstance(exc, S3Error):
+            detail = f"{exc.code}: {exc.message}"
+        elif isinstance(exc, urllib3.exceptions.MaxRetryError):
+            # Its text names the URL, which for an upload is a presigned one: a password to
+            # write that object for a quarter of an hour, not for the log.
+            detail = str(exc.reason or "no answer")
+        else:
+            detail = str(exc)
         raise StoreUnavailable(
             f"{doing} in the object store {self.location.describe()}: {detail}"
         ) from exc
