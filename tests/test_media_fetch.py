@@ -173,10 +173,27 @@ def test_a_wrong_sha256_is_tried_a_few_times_then_recorded(
         clock.advance(minutes=5)
     failed = attachment(app)
     assert (failed.state, failed.failure, failed.attempts) == ("failed", Failure.CHECKSUM, 3)
+    assert (failed.error or "").startswith("checksum 3/3: ")
     assert "ab" * 32 in (failed.error or "")
     assert failed.file_id is None
     assert list(get_media_store(app).keys()) == []
     assert fetcher.run_once() == 0
+
+
+def test_checksum_tries_count_only_checksum_failures(
+    app: Flask, fake: FakeGraph, fetcher: Fetcher, clock: Clock
+) -> None:
+    media_id = fake.add_media(PICTURE, "image/png", sha256="ab" * 32)
+    post_notification(app.test_client(), image_message(media_id))
+    fake.fail_all(503)
+    for _ in range(3):
+        fetcher.run_once()
+        clock.advance(hours=1)
+    fake.recover()
+    fetcher.run_once()
+    after_outage = attachment(app)
+    assert (after_outage.state, after_outage.attempts) == ("pending", 4)
+    assert (after_outage.error or "").startswith("checksum 1/3: ")
 
 
 def test_a_webhook_sha256_that_differs_from_gets_is_overruled_by_get(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
@@ -71,6 +72,8 @@ THREADS: Final = 16
 
 _attachments = cast(Table, Attachment.__table__)
 _files = cast(Table, MediaFile.__table__)
+# A checksum failure's error starts with how many tries in a row failed so: "checksum 2/3: …".
+_MISMATCHES: Final = re.compile(r"checksum (\d+)/")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,13 @@ class Claimed:
     declared_sha256: str | None
     attempts: int
     created_at: datetime
+    error: str | None = None  # the last try's
+
+
+def _mismatches(error: str | None) -> int:
+    """How many tries in a row found the bytes not matching (counted in the error's words)."""
+    found = _MISMATCHES.match(error or "")
+    return int(found[1]) if found else 0
 
 
 # The outcome of one fetch, as `record` writes it.
@@ -122,6 +132,7 @@ def claim(
             columns.declared_sha256,
             columns.attempts,
             columns.created_at,
+            columns.error,
         )
     )
     with database.session() as session:
@@ -161,7 +172,7 @@ def record(
                 "attempts": attempts,
             }
         elif isinstance(outcome, Gone | Refused | OverLimit) or (
-            isinstance(outcome, Mismatch) and attempts >= CHECKSUM_TRIES
+            isinstance(outcome, Mismatch) and _mismatches(item.error) + 1 >= CHECKSUM_TRIES
         ):
             failure = {
                 Gone: Failure.NOT_FOUND,
@@ -169,7 +180,7 @@ def record(
                 OverLimit: Failure.TOO_LARGE,
                 Mismatch: Failure.CHECKSUM,
             }[type(outcome)]
-            values = _failed(failure, str(outcome), attempts)
+            values = _failed(failure, _reason(outcome, item), attempts)
         else:
             retry_after = outcome.retry_after if isinstance(outcome, Unavailable) else None
             wait_s = backoff.delay(
@@ -178,7 +189,7 @@ def record(
             if isinstance(outcome, Mismatch):
                 wait_s = min(wait_s, 60.0)
             at = now + timedelta(seconds=wait_s)
-            reason = _reason(outcome)
+            reason = _reason(outcome, item)
             if at > _aware(item.created_at) + MEDIA_ID_LIFE:
                 values = _failed(Failure.UNREACHABLE, reason, attempts)
             else:
@@ -224,7 +235,10 @@ def _failed(failure: Failure, error: str, attempts: int) -> dict[str, Any]:
     }
 
 
-def _reason(outcome: Exception) -> str:
+def _reason(outcome: Exception, item: Claimed | None = None) -> str:
+    if isinstance(outcome, Mismatch):
+        tries = _mismatches(item.error if item else None) + 1
+        return f"checksum {tries}/{CHECKSUM_TRIES}: {outcome}"[:1000]
     if isinstance(outcome, FetchError):
         return str(outcome)[:1000]
     return f"{type(outcome).__name__}: {outcome}"[:1000]
@@ -393,7 +407,7 @@ class Fetcher:
                     outcome.stored.size,
                 )
             else:
-                log.info("attachment %d: %s: %s", item.id, state, _reason(outcome))
+                log.info("attachment %d: %s: %s", item.id, state, _reason(outcome, item))
         except Exception:
             # Not recorded (the database away): the lease ends and it is fetched again.
             log.exception("attachment %d: fetching failed", item.id)
