@@ -9,7 +9,7 @@ made); the SVG and HTML below are the hostile ones a customer might send.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from bot.db import get_db
-from bot.media.kinds import MediaKind
+from bot.media.kinds import Failure, MediaKind
 from bot.media.store import get_media_store
 from bot.models import (
     Attachment,
@@ -35,6 +35,10 @@ from tests.payloads import notification
 MEDIA = Path(__file__).resolve().parent / "fixtures" / "media"
 PHOTO = (MEDIA / "photo.png").read_bytes()  # 640×480 PNG
 VOICE = (MEDIA / "voice.ogg").read_bytes()  # one second of Opus in Ogg
+STICKER = (MEDIA / "sticker.webp").read_bytes()  # 160×160 WebP
+# Sound only (the tests ship no film), but a stream a browser's video element plays; a few
+# bytes more than the voice note, so it is a file of its own with its own type.
+VIDEO = VOICE + b"\0" * 8
 # A customer's "image" that would run script if it were ever shown in our origin.
 EVIL_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200" '
@@ -148,3 +152,89 @@ def attach(
         row.file_id = file.id if file is not None else None
         session.flush()
         return row.id
+
+
+LOCATION = {
+    "type": "location",
+    "location": {
+        "latitude": 48.137154,
+        "longitude": 11.576124,
+        "name": "Blumen Müller",
+        "address": "Marienplatz 1, 80331 München",
+    },
+}
+CONTACTS = {
+    "type": "contacts",
+    "contacts": [
+        {
+            "name": {"formatted_name": "Karl Huber", "first_name": "Karl"},
+            "phones": [
+                {"phone": "+49 176 1234567", "wa_id": "491761234567", "type": "CELL"},
+                {"phone": "+49 89 123456", "type": "WORK"},
+            ],
+        },
+        {"name": {"formatted_name": "Gärtnerei Berg"}, "phones": [{"phone": "+49 8161 9876"}]},
+    ],
+}
+
+
+def every_kind(
+    app: Flask, at: datetime, *, wa_id: str = "4915112345678", name: str = "Anna"
+) -> dict[str, int]:
+    """A conversation with a file of every kind, a location and contact cards: name → the
+    message's id (and "<name>_file" → the attachment's id where there is one)."""
+    ids: dict[str, int] = {}
+    step = iter(range(100))
+
+    def sends(key: str, msg: dict[str, Any]) -> int:
+        moment = at.replace(microsecond=0) - timedelta(minutes=30 - next(step))
+        ids[key] = customer_sends(app, msg, wa_id=wa_id, name=name, at=moment)
+        return ids[key]
+
+    def media(kind: str, mime: str, **extra: Any) -> dict[str, Any]:
+        return {"type": kind, kind: {"id": f"m-{time.monotonic_ns()}", "mime_type": mime, **extra}}
+
+    photo = sends("photo", media("image", "image/png", caption="So ungefähr der Kranz"))
+    ids["photo_file"] = attach(app, photo, MediaKind.IMAGE, PHOTO, "image/png")
+    voice = sends("voice", media("audio", "audio/ogg; codecs=opus", voice=True))
+    ids["voice_file"] = attach(
+        app, voice, MediaKind.AUDIO, VOICE, "audio/ogg; codecs=opus", voice=True
+    )
+    video = sends("video", media("video", "video/ogg"))
+    ids["video_file"] = attach(app, video, MediaKind.VIDEO, VIDEO, "video/ogg")
+    doc = sends("document", media("document", "application/pdf", filename="Preisliste 2026.pdf"))
+    ids["document_file"] = attach(
+        app, doc, MediaKind.DOCUMENT, PDF, "application/pdf", filename="Preisliste 2026.pdf"
+    )
+    sticker = sends("sticker", media("sticker", "image/webp"))
+    ids["sticker_file"] = attach(app, sticker, MediaKind.STICKER, STICKER, "image/webp")
+    svg = sends("svg", media("document", "image/svg+xml", filename="kranz.svg"))
+    ids["svg_file"] = attach(
+        app, svg, MediaKind.DOCUMENT, EVIL_SVG, "image/svg+xml", filename="kranz.svg"
+    )
+    page = sends("html", media("document", "text/html", filename="angebot.html"))
+    ids["html_file"] = attach(
+        app, page, MediaKind.DOCUMENT, EVIL_HTML, "text/html", filename="angebot.html"
+    )
+    pending = sends("pending", media("image", "image/jpeg"))
+    ids["pending_file"] = attach(app, pending, MediaKind.IMAGE, content_type="image/jpeg")
+    large = sends("too_large", media("video", "video/mp4"))
+    ids["too_large_file"] = attach(
+        app,
+        large,
+        MediaKind.VIDEO,
+        content_type="video/mp4",
+        state=AttachmentState.FAILED,
+        failure=Failure.TOO_LARGE,
+    )
+    sends("location", LOCATION)
+    sends("contacts", CONTACTS)
+    with get_db(app).session() as session:
+        contact = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id))
+    assert contact is not None
+    ids["contact"] = contact
+    ids["sent"] = shop_sent(
+        app, contact, "image", caption="Ihr Kranz ist fertig", at=at.replace(microsecond=0)
+    )
+    ids["sent_file"] = attach(app, ids["sent"], MediaKind.IMAGE, PHOTO, "image/png")
+    return ids
