@@ -257,8 +257,9 @@ def file_size(size: int, locale: str) -> str:
 def _shown_as(kind: str, content_type: str | None) -> str:
     """How a stored file shows: as a picture, a player, or a file to download. Only types a
     browser may show inline (bot.media.serve) get an element that shows them; a "photo" that
-    is an SVG is a download like any document."""
-    if not serve.is_inline(content_type):
+    is an SVG is a download like any document, and a document stays one whatever its type
+    (a customer sends a picture as a document to keep its name and full quality)."""
+    if kind == MediaKind.DOCUMENT or not serve.is_inline(content_type):
         return "file"
     major = base_type(content_type).split("/")[0]
     if major == "image":
