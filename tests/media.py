@@ -78,6 +78,13 @@ def customer_sends(
     return found
 
 
+def contact_of(app: Flask, wa_id: str = "4915112345678") -> int:
+    with get_db(app).session() as session:
+        found = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id))
+    assert found is not None
+    return found
+
+
 def shop_sent(
     app: Flask, contact_id: int, kind: str, *, caption: str | None = None, at: datetime
 ) -> int:
@@ -229,10 +236,7 @@ def every_kind(
     )
     sends("location", LOCATION)
     sends("contacts", CONTACTS)
-    with get_db(app).session() as session:
-        contact = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id))
-    assert contact is not None
-    ids["contact"] = contact
+    ids["contact"] = contact = contact_of(app, wa_id)
     ids["sent"] = shop_sent(
         app, contact, "image", caption="Ihr Kranz ist fertig", at=at.replace(microsecond=0)
     )

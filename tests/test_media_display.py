@@ -20,7 +20,7 @@ from bot.admin.display import AttachmentInfo, file_size, media_status, media_vie
 from bot.db import get_db
 from bot.media.kinds import Failure, MediaKind
 from bot.models import AttachmentState
-from tests.media import PHOTO, VOICE, attach, customer_sends, every_kind
+from tests.media import PHOTO, VOICE, attach, contact_of, customer_sends, every_kind
 from tests.test_admin import NOW, XSS_NAME, XSS_TEXT, admin, clock  # noqa: F401  (fixtures)
 
 
@@ -175,7 +175,7 @@ def test_each_failure_has_a_sentence_for_the_shop_owner(
 ) -> None:
     message = customer_sends(app, {"type": "image", "image": {"id": "m1"}}, at=NOW)
     attach(app, message, MediaKind.IMAGE, state=AttachmentState.FAILED, failure=failure)
-    shown = bubble(page(admin, _contact(app)), message)
+    shown = bubble(page(admin, contact_of(app)), message)
     assert german in shown
     assert 'class="media-status failed"' in shown
     assert "test:" not in shown
@@ -190,17 +190,6 @@ def test_every_failure_is_worded(app: Flask) -> None:
         for kind in MediaKind:
             assert media_status(kind, False, AttachmentState.PENDING, None)
             assert media_status(kind, False, AttachmentState.STORED, None) is None
-
-
-def _contact(app: Flask) -> int:
-    from sqlalchemy import select
-
-    from bot.models import Contact
-
-    with get_db(app).session() as session:
-        found = session.scalar(select(Contact.id).where(Contact.wa_id == "4915112345678"))
-    assert found is not None
-    return found
 
 
 def test_customer_data_around_a_file_is_escaped(app: Flask, admin: FlaskClient) -> None:  # noqa: F811
@@ -230,7 +219,7 @@ def test_customer_data_around_a_file_is_escaped(app: Flask, admin: FlaskClient) 
         },
         at=NOW,
     )
-    shown = page(admin, _contact(app))
+    shown = page(admin, contact_of(app))
     for raw in (XSS_NAME, XSS_TEXT):
         assert raw not in shown
     escaped = html.escape(XSS_NAME, quote=True)
@@ -268,7 +257,7 @@ def test_attachments_are_loaded_in_one_query_however_many(
                 wa_id=wa_id,
             )
             attach(app, message, MediaKind.IMAGE, PHOTO + bytes([minute]), "image/png")
-        return _contact_of(app, wa_id)
+        return contact_of(app, wa_id)
 
     one, many = photos(1, "4915100000001"), photos(8, "4915100000002")
     page(admin, one), page(admin, many)  # warm up: the settings and the session are read
@@ -281,21 +270,10 @@ def test_attachments_are_loaded_in_one_query_however_many(
     assert sum("attachments" in s for s in more) == 1
 
 
-def _contact_of(app: Flask, wa_id: str) -> int:
-    from sqlalchemy import select
-
-    from bot.models import Contact
-
-    with get_db(app).session() as session:
-        found = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id))
-    assert found is not None
-    return found
-
-
 def test_the_poll_brings_a_file_once_it_has_come(app: Flask, admin: FlaskClient) -> None:  # noqa: F811
     message = customer_sends(app, {"type": "audio", "audio": {"id": "v1", "voice": True}}, at=NOW)
     attach(app, message, MediaKind.AUDIO, voice=True)
-    contact = _contact(app)
+    contact = contact_of(app)
     poll = f"/admin/inbox/{contact}/messages.json?after={message}&pending={message},x,99999"
     assert admin.get(poll).get_json()["updated"] == []
     attachment = attach(app, message, MediaKind.AUDIO, VOICE, "audio/ogg", voice=True)

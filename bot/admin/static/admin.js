@@ -76,6 +76,22 @@
     li.appendChild(list);
   }
 
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function fileIcon() {
+    var icon = document.createElementNS(SVG, "svg");
+    icon.setAttribute("class", "file-icon");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("width", "30"); icon.setAttribute("height", "30");
+    icon.setAttribute("aria-hidden", "true");
+    ["M6 2.5h8l5 5v14H6z", "M14 2.5v5h5"].forEach(function (d) {
+      var path = document.createElementNS(SVG, "path");
+      path.setAttribute("d", d);
+      icon.appendChild(path);
+    });
+    return icon;
+  }
+
   // The same elements as templates/admin/_message.html makes for a message's file.
   function mediaNode(media) {
     var url = media.url && SAFE_MEDIA.test(media.url) ? media.url : null;
@@ -98,12 +114,14 @@
     } else if (shown === "file") {
       node = el("a", "media-file");
       node.href = url; node.setAttribute("download", media.name);
-      node.appendChild(el("span", "file-icon", "📄")).setAttribute("aria-hidden", "true");
+      node.appendChild(fileIcon());
       var about = el("span", "file-about");
       about.appendChild(noTranslate(el("span", "file-name", media.name)));
-      if (media.size) about.appendChild(noTranslate(el("span", "file-size", media.size)));
+      var line = el("span", "file-line");
+      if (media.size) line.appendChild(noTranslate(el("span", "file-size", media.size)));
+      line.appendChild(el("span", "file-download", media.download));
+      about.appendChild(line);
       node.appendChild(about);
-      node.appendChild(el("span", "file-download", media.download));
     } else {
       node = el("div", "media-status " + media.state, media.status);
     }
