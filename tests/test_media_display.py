@@ -333,3 +333,32 @@ def test_a_photo_that_is_not_a_plain_image_is_a_download(app: Flask) -> None:
         assert shown("video", "text/html") == "file"
         assert shown("image", None) == "file"
         assert shown("image", "image/jpeg", AttachmentState.PENDING) == "none"
+
+
+def test_stored_locations_and_cards_are_read_as_the_webhook_reads_them() -> None:
+    from bot.whatsapp.events import (
+        Location,
+        SharedContact,
+        SharedPhone,
+        read_contacts,
+        read_location,
+    )
+
+    assert read_location({"latitude": 48.1, "longitude": 11.5, "name": "Laden"}) == Location(
+        48.1, 11.5, "Laden", None, None
+    )
+    for broken in (None, "x", {"latitude": "48.1", "longitude": 11.5}, {"latitude": 1}):
+        assert read_location(broken) is None
+    cards = read_contacts(
+        [
+            {"name": {"first_name": "Karl", "last_name": "Huber"}, "phones": [{"phone": "+49 1"}]},
+            5,
+            {"name": 5},
+            {"phones": [{"wa_id": "491"}]},
+        ]
+    )
+    assert cards == (
+        SharedContact("Karl Huber", (SharedPhone("+49 1", None, None),)),
+        SharedContact(None, (SharedPhone(None, "491", None),)),
+    )
+    assert read_contacts("x") == () and read_contacts(None) == ()
