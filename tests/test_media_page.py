@@ -76,7 +76,11 @@ def assert_file_headers(response: Any) -> None:
     for name, value in FILE_HEADERS.items():
         assert response.headers[name] == value, name
     policy = response.headers["Content-Security-Policy"]
-    assert "sandbox" in policy and "default-src 'none'" in policy
+    assert policy.startswith("sandbox") and "default-src 'none'" in policy
+    assert "script-src" not in policy and "allow-scripts" not in policy
+    if response.headers["Content-Disposition"].startswith("attachment"):
+        # A download keeps not even our origin, should a browser ever show it.
+        assert policy == "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def media(attachment_id: int) -> Response:
     response.content_length = size
     name = serve.download_name(filename, content_type, attachment_id)
     response.headers["Content-Disposition"] = serve.content_disposition(name, inline=inline)
-    response.headers["Content-Security-Policy"] = serve.FILE_CSP
+    response.headers["Content-Security-Policy"] = serve.file_policy(content_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Kept only by the owner's browser, and asked again each time (a 304 while unchanged), so
     # a file erased or a user logged out is not served from the cache.

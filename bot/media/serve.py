@@ -17,17 +17,24 @@ from urllib.parse import quote
 from bot.media.kinds import INLINE_TYPES, base_type
 
 __all__ = [
-    "FILE_CSP",
+    "DOWNLOAD_CSP",
+    "INLINE_CSP",
     "content_disposition",
     "download_name",
+    "file_policy",
     "is_inline",
     "response_type",
 ]
 
-# The policy of a file's own answer: opened on its own in a tab, it is a sandboxed document
-# with no scripts, no plugins and nothing loaded from anywhere (the image viewer's inline style
-# only); framing it is refused.
-FILE_CSP: Final = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# The policy of a file's own answer, opened on its own in a tab: a sandboxed document that
+# runs no script and loads nothing from anywhere; framing it is refused. A picture, a voice
+# note or a video keeps our origin in its sandbox, as the browser's viewer loads the file
+# again (with CORS) to play it; with no script allowed there is nothing that origin could do.
+DOWNLOAD_CSP: Final = "sandbox; default-src 'none'; frame-ancestors 'none'"
+INLINE_CSP: Final = (
+    "sandbox allow-same-origin; default-src 'none'; img-src 'self'; media-src 'self'; "
+    "style-src 'unsafe-inline'; frame-ancestors 'none'"
+)
 
 # Extensions for the names of files that came without one (photos, voice notes): our own
 # table, as the system's MIME table differs between machines (audio/ogg is .oga on Debian).
@@ -92,6 +99,11 @@ def _clean(name: str) -> str:
         else:
             name = name[:NAME_MAX].rstrip()
     return name
+
+
+def file_policy(content_type: str | None) -> str:
+    """The Content-Security-Policy of a file's answer (see INLINE_CSP and DOWNLOAD_CSP)."""
+    return INLINE_CSP if is_inline(content_type) else DOWNLOAD_CSP
 
 
 def download_name(filename: str | None, content_type: str | None, attachment_id: int) -> str:

@@ -82,6 +82,12 @@ def test_a_voice_note_plays(shop: Shop) -> None:
     tab.wait_for_function("a => a.currentTime > 0.2", arg=player.element_handle())
     assert player.evaluate("a => a.error") is None
     shop.shot("media-voice-note")
+    # Opened on its own in a tab, the browser's player plays it too.
+    alone = tab.context.new_page()
+    alone.goto(f"{shop.url}/admin/media/{ids['voice_file']}")
+    alone.wait_for_function("document.querySelector('video, audio')?.readyState >= 1")
+    assert 0.9 <= alone.evaluate("document.querySelector('video, audio').duration") <= 1.2
+    alone.close()
 
 
 def test_files_show_with_name_and_size_and_download(shop: Shop) -> None:
