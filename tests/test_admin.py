@@ -847,7 +847,7 @@ def admin_get_paths(
 # the ends of the column. (kind, state, failure, filename, declared type, file's type, size)
 HOSTILE_ATTACHMENTS: list[tuple[str, str, str | None, str | None, str | None, str, int]] = [
     ("image", "stored", None, None, None, "image/jpeg", 0),
-    ("x" * 16, "weird", "weird", XSS_NAME * 20, "text/html\r\nX: 1", "", 1),
+    ("x" * 16, "weird", "weird", (XSS_NAME * 20)[:512], "text/html\r\nX: 1", "", 1),
     ("audio", "failed", None, "", "audio/ogg", "", 1),
     ("document", "stored", "x", "../\r\n" + XSS_TEXT, None, "x" * 255, 2**62),
     ("sticker", "pending", None, None, XSS_TEXT, "", 1),
