@@ -20,7 +20,7 @@ from bot.admin.display import AttachmentInfo, file_size, media_status, media_vie
 from bot.db import get_db
 from bot.media.kinds import Failure, MediaKind
 from bot.models import AttachmentState
-from tests.media import PHOTO, VOICE, attach, contact_of, customer_sends, every_kind
+from tests.media_rows import PHOTO, VOICE, attach, contact_of, customer_sends, every_kind
 from tests.test_admin import NOW, XSS_NAME, XSS_TEXT, admin, clock  # noqa: F401  (fixtures)
 
 

@@ -16,7 +16,7 @@ from bot.media import serve
 from bot.media.kinds import Failure
 from bot.media.store import MediaStore, get_media_store
 from bot.models import AttachmentState
-from tests.media import EVIL_HTML, EVIL_SVG, PDF, PHOTO, VOICE, attach, customer_sends
+from tests.media_rows import EVIL_HTML, EVIL_SVG, PDF, PHOTO, VOICE, attach, customer_sends
 from tests.test_admin import NOW, admin, clock  # noqa: F401  (fixtures)
 
 IMAGE = {"type": "image", "image": {"id": "m-photo", "mime_type": "image/jpeg"}}

@@ -238,7 +238,7 @@ def broadcast_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  
 def media_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
     """Files of every kind, each state, a location and contact cards in the conversation the
     check opens; the media route (a file, not a page) gets a photo."""
-    from tests.media import every_kind
+    from tests.media_rows import every_kind
     from tests.test_admin import NOW
 
     ids = every_kind(app, NOW)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.media.kinds import MediaKind
 from tests.browser.conftest import Shop
-from tests.media import PHOTO, attach, contact_of, customer_sends, every_kind
+from tests.media_rows import PHOTO, attach, contact_of, customer_sends, every_kind
 
 pytestmark = pytest.mark.slow
 
