@@ -413,7 +413,9 @@ def test_conversation_shows_the_whole_history(app: Flask, admin: FlaskClient) ->
         "Haben Sie Rosen?",
         "📷 Foto",
         "diese hier",
-        "📍 Standort: Marienplatz",
+        "📍 Standort",
+        '<div class="place-name" translate="no">Marienplatz</div>',
+        "48.13700, 11.57500",
         "https://www.openstreetmap.org/?mlat=48.137000&amp;mlon=11.575000",
         "↩ Hat auf eine Schaltfläche getippt",
         "Ja, bitte",
@@ -812,10 +814,13 @@ HOSTILE_OUTBOUND: list[Any] = [
 
 
 def admin_get_paths(
-    app: Flask, contact_ids: list[int], broadcast_ids: list[int] | None = None
+    app: Flask,
+    contact_ids: list[int],
+    broadcast_ids: list[int] | None = None,
+    attachment_ids: list[int] | None = None,
 ) -> list[str]:
-    """Every page of the admin a GET reaches, for each of these contacts (broadcasts) where it
-    names one."""
+    """Every page of the admin a GET reaches, for each of these contacts (broadcasts, files)
+    where it names one."""
     paths = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin/") or "GET" not in (rule.methods or ()):
@@ -828,9 +833,61 @@ def admin_get_paths(
             paths += [
                 rule.rule.replace("<int:broadcast_id>", str(bid)) for bid in broadcast_ids or []
             ]
+        elif "<int:attachment_id>" in rule.rule:
+            paths += [
+                rule.rule.replace("<int:attachment_id>", str(aid)) for aid in attachment_ids or []
+            ]
         else:
             paths.append(rule.rule)
     return paths
+
+
+# Attachments as an older version or a hand-edited database may have left them: states,
+# kinds and failures of no known kind, markup and line breaks in names and types, sizes at
+# the ends of the column. (kind, state, failure, filename, declared type, file's type, size)
+HOSTILE_ATTACHMENTS: list[tuple[str, str, str | None, str | None, str | None, str, int]] = [
+    ("image", "stored", None, None, None, "image/jpeg", 0),
+    ("x" * 16, "weird", "weird", (XSS_NAME * 20)[:512], "text/html\r\nX: 1", "", 1),
+    ("audio", "failed", None, "", "audio/ogg", "", 1),
+    ("document", "stored", "x", "../\r\n" + XSS_TEXT, None, "x" * 255, 2**62),
+    ("sticker", "pending", None, None, XSS_TEXT, "", 1),
+    ("video", "stored", None, "\u202e" * 500, "video/mp4", "<b>/<i>", -5),
+]
+
+
+def hostile_attachments(app: Flask, session: Any, message_ids: list[int]) -> list[int]:
+    """HOSTILE_ATTACHMENTS on the first of these messages, with files in the store where
+    their rows say stored; the ids of those the media route serves."""
+    from bot.media.store import get_media_store
+    from bot.models import Attachment, MediaFile
+
+    served = []
+    for message_id, (kind, state, failure, name, declared, file_type, size) in zip(
+        message_ids, HOSTILE_ATTACHMENTS, strict=False
+    ):
+        file = None
+        if state == "stored":
+            stored = get_media_store(app).put([f"{kind}{file_type}".encode()])
+            file = session.scalar(select(MediaFile).where(MediaFile.sha256 == stored.sha256))
+            if file is None:
+                file = MediaFile(sha256=stored.sha256, size=size, content_type=file_type)
+                session.add(file)
+                session.flush()
+        row = Attachment(
+            message_id=message_id,
+            kind=kind,
+            state=state,
+            failure=failure,
+            filename=name,
+            mime_type=declared,
+            voice=kind == "audio",
+            file_id=file.id if file is not None else None,
+        )
+        session.add(row)
+        session.flush()
+        if file is not None:
+            served.append(row.id)
+    return served
 
 
 def hostile_broadcasts(session: Any, *contacts: Contact) -> list[int]:
@@ -951,7 +1008,11 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
         session.flush()
         ids = [nameless.id, ancient.id]
         broadcast_ids = hostile_broadcasts(session, nameless, ancient)
-    paths = admin_get_paths(app, ids, broadcast_ids)
+        attachment_ids = hostile_attachments(
+            app, session, [r.id for r in rows if r.direction == "in"]
+        )
+    paths = admin_get_paths(app, ids, broadcast_ids, attachment_ids)
+    assert f"/admin/media/{attachment_ids[0]}" in paths
     assert f"/admin/broadcasts/{broadcast_ids[0]}" in paths
     assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
     for path in paths:

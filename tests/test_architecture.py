@@ -41,6 +41,8 @@ PURE = {
     "bot.broadcasts.cron",
     "bot.broadcasts.timing",
     "bot.quick_replies",
+    "bot.media.kinds",
+    "bot.media.serve",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -102,7 +102,10 @@ def test_german_is_chosen_by_the_business_locale_and_html_lang_follows(
 # --- the page check ---------------------------------------------------------------------------
 
 LETTER = re.compile(r"[^\W\d_]")
-MARKED = re.compile(f"{i18n.PSEUDO_OPEN}[^{i18n.PSEUDO_CLOSE}]*{i18n.PSEUDO_CLOSE}")
+# A translated text with no other inside it; unwrap() removes them from the inside out.
+INNERMOST = re.compile(
+    f"{i18n.PSEUDO_OPEN}[^{i18n.PSEUDO_OPEN}{i18n.PSEUDO_CLOSE}]*{i18n.PSEUDO_CLOSE}"
+)
 CHECKED_ATTRIBUTES = ("placeholder", "title", "aria-label", "alt")
 # Names that read the same in every language.
 PROPER_NAMES = re.compile(r"\b(?:Tresen|WhatsApp|CSV|YAML|Jinja|cron)\b")
@@ -157,8 +160,16 @@ class Unmarked(HTMLParser):
             self._check(data, "text")
 
     def _check(self, text: str | None, where: str) -> None:
-        if text and LETTER.search(PROPER_NAMES.sub("", MARKED.sub("", text))):
+        if text and LETTER.search(PROPER_NAMES.sub("", unwrap(text))):
             self.found.append(f"{where}: {text.strip()!r}")
+
+
+def unwrap(text: str) -> str:
+    """`text` without its translated parts, also those with a translated text inside
+    ("⟦⟦The photo⟧ is too large⟧")."""
+    while (shorter := INNERMOST.sub("", text)) != text:
+        text = shorter
+    return text
 
 
 def unmarked(html: str) -> list[str]:
@@ -172,6 +183,8 @@ def test_the_page_check_finds_an_unmarked_text() -> None:
     assert unmarked("<p>⟦Posteingang⟧ Inbox</p>") == ["text: '⟦Posteingang⟧ Inbox'"]
     assert unmarked('<input placeholder="Search">') == ["<input placeholder>: 'Search'"]
     assert unmarked("<p>12:30 · 3 ✓✓</p>") == []
+    assert unmarked("<p>⟦⟦Das Foto⟧ ist zu groß⟧</p>") == []
+    assert unmarked("<p>⟦⟦Das Foto⟧ ist⟧ zu groß</p>") == ["text: '⟦⟦Das Foto⟧ ist⟧ zu groß'"]
 
 
 # Values for the routes' parameters: (parameter, example maker). A new page with a parameter
@@ -222,8 +235,18 @@ def broadcast_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  
     return {"broadcast_id": [str(broadcast_id)]}
 
 
+def media_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
+    """Files of every kind, each state, a location and contact cards in the conversation the
+    check opens; the media route (a file, not a page) gets a photo."""
+    from tests.media_rows import every_kind
+    from tests.test_admin import NOW
+
+    ids = every_kind(app, NOW)
+    return {"attachment_id": [str(ids["photo_file"])]}
+
+
 # Areas with pages of their own add a function here that makes their example data.
-EXAMPLE_HOOKS: list[Any] = [broadcast_example]
+EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example]
 
 
 def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:

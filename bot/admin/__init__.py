@@ -21,6 +21,7 @@ from bot.admin import (  # noqa: F401
     inbox,
     insights,
     labels_page,
+    media_page,
     quick_replies_page,
     settings_page,
 )

@@ -12,12 +12,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import babel.dates
+import babel.units
 from babel import Locale
 from flask_babel import gettext, ngettext
 
 from bot.broadcasts.runs import CANCELLED, OUTSIDE_WINDOW
-from bot.models import Direction, MessageStatus
+from bot.media import serve
+from bot.media.kinds import Failure, MediaKind, base_type
+from bot.models import AttachmentState, Direction, MessageStatus
 from bot.rules import AUTO_RULES, Rule
+from bot.whatsapp.events import read_contacts, read_location
 
 # Customer-service window: free text is allowed this long after the customer's last message.
 WINDOW = timedelta(hours=24)
@@ -149,14 +153,143 @@ def _str(value: Any, key: str) -> str | None:
     return inner if isinstance(inner, str) and inner else None
 
 
-def _num(value: Any, key: str) -> float | None:
-    inner = value.get(key) if isinstance(value, dict) else None
-    if isinstance(inner, bool) or not isinstance(inner, int | float | str):
+def _body(text: str | None, note: str | None = None) -> dict[str, Any]:
+    """A message's content as the bubble shows it: its text, a line saying what it is, and
+    what a location (place), a contact card (cards) or a file (media) adds."""
+    return {"text": text, "note": note, "place": None, "cards": None, "media": None}
+
+
+def place_view(
+    latitude: float, longitude: float, name: str | None, address: str | None
+) -> dict[str, Any]:
+    """A shared location: its name and address, coordinates, and a link to OpenStreetMap (a
+    link only: the page itself asks no map server for anything)."""
+    return {
+        "name": name,
+        "address": address,
+        "coords": f"{latitude:.5f}, {longitude:.5f}",
+        "url": (
+            f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
+            f"#map=17/{latitude:.6f}/{longitude:.6f}"
+        ),
+        "open": gettext("Open on the map"),
+        "title": "📍 " + gettext("Location"),
+    }
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """What the page needs of a message's attachment (bot.models.Attachment and its file)."""
+
+    id: int
+    kind: str  # a MediaKind
+    state: str  # an AttachmentState
+    failure: str | None  # a Failure
+    voice: bool
+    filename: str | None
+    content_type: str | None  # the stored file's, else the one WhatsApp declared
+    size: int | None  # the stored file's
+    url: str  # where the admin serves it (bot.admin.media_page)
+
+
+def _thing(kind: str, voice: bool) -> str:
+    """The file as the subject of a sentence: "The photo"."""
+    if kind == MediaKind.AUDIO and voice:
+        return gettext("The voice message")
+    things: dict[str, str] = {
+        MediaKind.IMAGE: gettext("The photo"),
+        MediaKind.AUDIO: gettext("The audio file"),
+        MediaKind.VIDEO: gettext("The video"),
+        MediaKind.STICKER: gettext("The sticker"),
+    }
+    return things.get(kind, gettext("The document"))
+
+
+def media_status(kind: str, voice: bool, state: str, failure: str | None) -> str | None:
+    """What the page says of a file not (yet) there: being fetched, or why it was not kept,
+    in words for the shop owner (the technical details stay in the log)."""
+    thing = _thing(kind, voice)
+    if state == AttachmentState.PENDING:
+        return gettext("%(thing)s is being fetched from WhatsApp …", thing=thing)
+    if state == AttachmentState.STORED:
         return None
+    reasons: dict[str, str] = {
+        Failure.NOT_FOUND: gettext(
+            "%(thing)s is no longer available at WhatsApp and could not be fetched.",
+            thing=thing,
+        ),
+        Failure.TOO_LARGE: gettext("%(thing)s is too large and was not kept.", thing=thing),
+        Failure.CHECKSUM: gettext("%(thing)s arrived damaged and was not kept.", thing=thing),
+        Failure.UNREACHABLE: gettext(
+            "%(thing)s could not be fetched: WhatsApp did not answer for a long time.",
+            thing=thing,
+        ),
+        Failure.REFUSED: gettext(
+            "%(thing)s could not be fetched: WhatsApp refused access. Please check the "
+            "access token (WHATSAPP_TOKEN).",
+            thing=thing,
+        ),
+        Failure.CONSOLE: gettext(
+            "%(thing)s was not fetched: in console mode Tresen is not connected to WhatsApp.",
+            thing=thing,
+        ),
+    }
+    return reasons.get(failure or "", gettext("%(thing)s could not be fetched.", thing=thing))
+
+
+def file_size(size: int, locale: str) -> str:
+    """A file's size as people read it, in the page's language: "1,2 MB", "340 kB"."""
+    units = (
+        (1000**3, "digital-gigabyte"),
+        (1000**2, "digital-megabyte"),
+        (1000, "digital-kilobyte"),
+    )
     try:
-        return float(inner)
-    except ValueError:
-        return None
+        for factor, unit in units:
+            if size >= factor:
+                value = round(size / factor, 1 if size < 10 * factor else 0)
+                return str(babel.units.format_unit(value, unit, length="short", locale=locale))
+        return str(babel.units.format_unit(size, "digital-byte", length="short", locale=locale))
+    except (ValueError, LookupError):
+        return f"{size} B"
+
+
+def _shown_as(kind: str, content_type: str | None) -> str:
+    """How a stored file shows: as a picture, a player, or a file to download. Only types a
+    browser may show inline (bot.media.serve) get an element that shows them; a "photo" that
+    is an SVG is a download like any document, and a document stays one whatever its type
+    (a customer sends a picture as a document to keep its name and full quality)."""
+    if kind == MediaKind.DOCUMENT or not serve.is_inline(content_type):
+        return "file"
+    major = base_type(content_type).split("/")[0]
+    if major == "image":
+        return "sticker" if kind == MediaKind.STICKER else "image"
+    if major in ("audio", "video"):
+        return major
+    return "file"
+
+
+def media_view(attachment: AttachmentInfo, locale: str) -> dict[str, Any]:
+    """A message's file as the bubble shows it; JSON-serialisable like the rest."""
+    kind, stored = attachment.kind, attachment.state == AttachmentState.STORED
+    shown = _shown_as(kind, attachment.content_type) if stored else "none"
+    label = _media_word(kind) if kind in _MEDIA_ICONS else gettext("Document")
+    if kind == MediaKind.AUDIO and attachment.voice:
+        label = gettext("Voice message")
+    return {
+        "id": attachment.id,
+        "shown": shown,
+        "state": attachment.state,
+        "url": attachment.url if stored else None,
+        "label": label,
+        "name": serve.download_name(attachment.filename, attachment.content_type, attachment.id),
+        "size": file_size(attachment.size, locale) if attachment.size is not None else None,
+        "status": media_status(kind, attachment.voice, attachment.state, attachment.failure),
+        "download": gettext("Download"),
+        "open": gettext("Open full size"),
+        # A picture, player or file box says what it is; a player keeps its line above it.
+        "hide_note": stored and shown != "audio",
+    }
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
@@ -189,7 +322,7 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
     if kind == "edit" or (isinstance(raw.get("edit"), dict) and kind not in raw):
         content = _obj(_obj(raw, "edit"), "message") or raw
         kind = _str(content, "type") or kind
-    out: dict[str, Any] = {"text": text, "note": None, "link": None, "link_label": None}
+    out: dict[str, Any] = _body(text)
     if kind in _MEDIA_ICONS:
         media = _obj(content, kind)
         note = _media(kind)
@@ -199,18 +332,14 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
             note = gettext("%(kind)s: %(file)s", kind=note, file=filename)
         out["note"] = note
     elif kind == "location":
-        loc = _obj(content, "location")
-        lat, lon = _num(loc, "latitude"), _num(loc, "longitude")
-        parts = [p for p in (_str(loc, "name"), _str(loc, "address")) if p]
+        loc = read_location(content.get("location"))
+        parts = [p for p in (loc.name, loc.address) if p] if loc else []
         place = ", ".join(parts)
         out["note"] = "📍 " + (
             gettext("Location: %(place)s", place=place) if parts else gettext("Location")
         )
-        if lat is not None and lon is not None:
-            out["link"] = (
-                f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
-            )
-            out["link_label"] = f"{lat:.5f}, {lon:.5f}"
+        if loc is not None:
+            out["place"] = place_view(loc.latitude, loc.longitude, loc.name, loc.address)
     elif kind in ("interactive", "button"):
         out["note"] = "↩ " + gettext("Tapped a button")
         if kind == "interactive" and _obj(content, "interactive").get("type") == "list_reply":
@@ -218,16 +347,23 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
     elif kind == "reaction":
         out["note"] = gettext("Reaction removed") if not text else gettext("Reacted")
     elif kind == "contacts":
-        cards = content.get("contacts")
-        names = []
-        for card in cards if isinstance(cards, list) else []:
-            name = _str(_obj(card, "name"), "formatted_name")
-            if name:
-                names.append(name)
+        cards = read_contacts(content.get("contacts"))
+        names = [card.name for card in cards if card.name]
         listed = ", ".join(names)
         out["note"] = "👤 " + (
             gettext("Contact card: %(names)s", names=listed) if names else gettext("Contact card")
         )
+        if cards:
+            out["cards"] = {
+                "title": "👤 " + gettext("Contact card"),
+                "items": [
+                    {
+                        "name": card.name,
+                        "phones": [n for p in card.phones if (n := p.phone or p.wa_id)],
+                    }
+                    for card in cards
+                ],
+            }
     elif kind == "order":
         items = _obj(content, "order").get("product_items")
         count = len(items) if isinstance(items, list) else 0
@@ -243,7 +379,7 @@ def _inbound(kind: str, raw: dict[str, Any], text: str | None) -> dict[str, Any]
 
 
 def _outbound(payload: dict[str, Any] | None, text: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"text": text, "note": None, "link": None, "link_label": None}
+    out: dict[str, Any] = _body(text)
     if not isinstance(payload, dict):
         return out
     kind = payload.get("type")
@@ -289,17 +425,24 @@ def message_view(
     local: Local,
     now: datetime,
     quoted: str | None = None,
+    attachment: AttachmentInfo | None = None,
 ) -> dict[str, Any]:
     """One message as the inbox shows it; JSON-serialisable, every value plain text."""
     if direction == Direction.IN and status == MessageStatus.REVOKED:
         # Whatever is left of it is not shown: the customer took it back.
-        body = {"text": None, "note": revoked_note(), "link": None, "link_label": None}
+        body = _body(None, revoked_note())
     elif direction == Direction.IN:
         body = _inbound(kind, raw if isinstance(raw, dict) else {}, text)
     else:
         body = _outbound(payload, text)
         if status in (MessageStatus.SKIPPED, MessageStatus.DRAFT) and rule == Rule.BROADCAST:
             body["note"] = broadcast_note(status, error_reason)
+    if attachment is not None and not (
+        direction == Direction.IN and status == MessageStatus.REVOKED
+    ):
+        body["media"] = media_view(attachment, local.locale)
+        if not body["note"]:
+            body["note"] = _media(attachment.kind) if attachment.kind in _MEDIA_ICONS else None
     return {
         "id": id,
         "direction": direction,

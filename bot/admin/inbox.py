@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, lazy_gettext
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.wrappers import Response
 
 from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
 from bot.admin.display import (
+    AttachmentInfo,
     Local,
     message_view,
     reacted_to,
@@ -28,7 +29,7 @@ from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
 from bot.contacts.numbers import display
 from bot.db import get_db
-from bot.models import Contact, Direction, Label, Message
+from bot.models import Attachment, AttachmentState, Contact, Direction, Label, Message
 from bot.outbound import outbox
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
@@ -123,8 +124,43 @@ def conversations(
     return out
 
 
+def attachments_of(session: Session, message_ids: list[int]) -> dict[int, AttachmentInfo]:
+    """The attachments of these messages, by message id: one query, files joined in."""
+    if not message_ids:
+        return {}
+    found = session.scalars(
+        select(Attachment)
+        .options(joinedload(Attachment.file))
+        .where(Attachment.message_id.in_(message_ids))
+    )
+    out = {}
+    for row in found:
+        file = row.file
+        out[row.message_id] = AttachmentInfo(
+            id=row.id,
+            kind=row.kind,
+            state=row.state if file is not None else _unstored(row.state),
+            failure=row.failure,
+            voice=row.voice,
+            filename=row.filename,
+            content_type=file.content_type if file is not None else row.mime_type,
+            size=file.size if file is not None else None,
+            url=url_for("admin.media", attachment_id=row.id),
+        )
+    return out
+
+
+def _unstored(state: str) -> str:
+    # "stored" without a file is a row some code left half done: nothing to show.
+    return AttachmentState.FAILED if state == AttachmentState.STORED else state
+
+
 def _view(
-    message: Message, local: Local, at: datetime, quoted: str | None = None
+    message: Message,
+    local: Local,
+    at: datetime,
+    quoted: str | None = None,
+    attachment: AttachmentInfo | None = None,
 ) -> dict[str, Any]:
     return message_view(
         id=message.id,
@@ -140,6 +176,7 @@ def _view(
         local=local,
         now=at,
         quoted=quoted,
+        attachment=attachment,
     )
 
 
@@ -154,6 +191,15 @@ def history(
         .limit(HISTORY_LIMIT)
     )
     messages = list(reversed(list(session.scalars(stmt))))
+    return views(session, messages, local, at)
+
+
+def views(
+    session: Session, messages: list[Message], local: Local, at: datetime
+) -> list[dict[str, Any]]:
+    """Messages as the page shows them, with the texts reactions refer to and the
+    attachments, each fetched for all the messages at once."""
+    attachments = attachments_of(session, [m.id for m in messages])
     targets = {r for m in messages if m.type == "reaction" and (r := reacted_to(m.raw))}
     texts: dict[str, str | None] = {}
     if targets:
@@ -169,7 +215,7 @@ def history(
             target = reacted_to(message.raw)
             if target is not None:
                 quoted = snippet(texts.get(target)) or gettext("a message")
-        out.append(_view(message, local, at, quoted))
+        out.append(_view(message, local, at, quoted, attachments.get(message.id)))
     return out
 
 
@@ -289,7 +335,8 @@ def conversation(contact_id: int) -> str:
 
 @bp.get("/inbox/<int:contact_id>/messages.json")
 def conversation_json(contact_id: int) -> Response:
-    """New messages after `after`, and the delivery state of the latest outbound ones."""
+    """New messages after `after`, the delivery state of the latest outbound ones, and the
+    messages in `pending` whose file has come (or failed) since."""
     at = now()
     after = request.args.get("after", "0")
     after_id = int(after) if after.isdigit() else 0
@@ -316,7 +363,33 @@ def conversation_json(contact_id: int) -> Response:
             for v in [_view(m, local, at)]
         }
         state = _state(contact, at, local)
-    return jsonify(messages=messages, statuses=statuses, **state)
+        updated = _fetched(session, contact, _ids(request.args.get("pending", "")), local, at)
+    return jsonify(messages=messages, statuses=statuses, updated=updated, **state)
+
+
+PENDING_MAX = 100
+
+
+def _ids(text: str) -> list[int]:
+    """Message ids the page still shows as being fetched ("12,15"), at most PENDING_MAX."""
+    return [int(part) for part in text.split(",") if part.isdigit()][:PENDING_MAX]
+
+
+def _fetched(
+    session: Session, contact: Contact, ids: list[int], local: Local, at: datetime
+) -> list[dict[str, Any]]:
+    """Those of the messages whose file is no longer being fetched: stored, or given up on,
+    for the page to show them anew."""
+    if not ids:
+        return []
+    shown = session.scalars(
+        select(Message).where(Message.contact_id == contact.id, Message.id.in_(ids))
+    )
+    return [
+        view
+        for view in views(session, list(shown), local, at)
+        if view["media"] is not None and view["media"]["state"] != AttachmentState.PENDING
+    ]
 
 
 def _wants_json() -> bool:

@@ -45,6 +45,8 @@ __all__ = [
     "UserPreference",
     "parse",
     "plausible",
+    "read_contacts",
+    "read_location",
 ]
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
@@ -650,6 +652,25 @@ def _location(loc: Wild) -> Location:
         address=loc.opt_str("address"),
         url=loc.opt_str("url"),
     )
+
+
+def read_location(value: object) -> Location | None:
+    """A stored message's `location` object (its raw JSON) as a Location; None if it is not one."""
+    try:
+        return _location(Wild(value, "location"))
+    except PayloadError:
+        return None
+
+
+def read_contacts(value: object) -> tuple[SharedContact, ...]:
+    """A stored message's `contacts` list (its raw JSON) as cards; the cards that read, only."""
+    cards = []
+    for item in value if isinstance(value, list) else []:
+        try:
+            cards.append(_shared_contact(Wild(item, "contacts")))
+        except PayloadError:
+            continue
+    return tuple(cards)
 
 
 def _shared_contact(contact: Wild) -> SharedContact:

@@ -41,23 +41,104 @@
 
   // --- one conversation ----------------------------------------------------------------
 
-  var SAFE_LINK = /^https:\/\/www\.openstreetmap\.org\//;
+  var SAFE_MAP = /^https:\/\/www\.openstreetmap\.org\//;
+  // Our own media route only: whatever the JSON says, the page loads nothing from elsewhere.
+  var SAFE_MEDIA = /^\/admin\/media\/\d+$/;
+
+  function noTranslate(node) { node.setAttribute("translate", "no"); return node; }
+
+  function placeNodes(li, place) {
+    li.appendChild(el("div", "note", place.title));
+    var box = el("div", "place");
+    if (place.name) box.appendChild(noTranslate(el("div", "place-name", place.name)));
+    if (place.address) box.appendChild(noTranslate(el("div", "place-address", place.address)));
+    var coords = el("div", "place-coords");
+    coords.appendChild(noTranslate(el("span", null, place.coords)));
+    if (SAFE_MAP.test(place.url)) {
+      coords.appendChild(document.createTextNode(" "));
+      var a = el("a", "maplink", place.open);
+      a.href = place.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+      coords.appendChild(a);
+    }
+    box.appendChild(coords);
+    li.appendChild(box);
+  }
+
+  function cardNodes(li, cards) {
+    li.appendChild(el("div", "note", cards.title));
+    var list = el("ul", "cards");
+    cards.items.forEach(function (c) {
+      var item = el("li");
+      if (c.name) item.appendChild(noTranslate(el("span", "card-name", c.name)));
+      c.phones.forEach(function (p) { item.appendChild(noTranslate(el("span", "card-phone", p))); });
+      list.appendChild(item);
+    });
+    li.appendChild(list);
+  }
+
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function fileIcon() {
+    var icon = document.createElementNS(SVG, "svg");
+    icon.setAttribute("class", "file-icon");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("width", "30"); icon.setAttribute("height", "30");
+    icon.setAttribute("aria-hidden", "true");
+    ["M6 2.5h8l5 5v14H6z", "M14 2.5v5h5"].forEach(function (d) {
+      var path = document.createElementNS(SVG, "path");
+      path.setAttribute("d", d);
+      icon.appendChild(path);
+    });
+    return icon;
+  }
+
+  // The same elements as templates/admin/_message.html makes for a message's file.
+  function mediaNode(media) {
+    var url = media.url && SAFE_MEDIA.test(media.url) ? media.url : null;
+    var shown = url ? media.shown : "none";
+    var node;
+    if (shown === "image") {
+      node = el("a", "media-image");
+      node.href = url; node.target = "_blank"; node.rel = "noopener"; node.title = media.open;
+      var img = el("img");
+      img.src = url; img.alt = media.label; img.loading = "lazy"; img.decoding = "async";
+      node.appendChild(img);
+    } else if (shown === "sticker") {
+      node = el("img", "media-sticker");
+      node.src = url; node.alt = media.label; node.loading = "lazy"; node.decoding = "async";
+    } else if (shown === "audio" || shown === "video") {
+      node = el(shown, "media-" + shown);
+      node.controls = true; node.preload = "metadata"; node.src = url;
+      if (shown === "video") node.setAttribute("playsinline", "");
+      node.setAttribute("aria-label", media.label);
+    } else if (shown === "file") {
+      node = el("a", "media-file");
+      node.href = url; node.setAttribute("download", media.name);
+      node.appendChild(fileIcon());
+      var about = el("span", "file-about");
+      about.appendChild(noTranslate(el("span", "file-name", media.name)));
+      var line = el("span", "file-line");
+      if (media.size) line.appendChild(noTranslate(el("span", "file-size", media.size)));
+      line.appendChild(el("span", "file-download", media.download));
+      about.appendChild(line);
+      node.appendChild(about);
+    } else {
+      node = el("div", "media-status " + media.state, media.status);
+    }
+    return node;
+  }
 
   function messageNode(m) {
-    var li = el("li", "msg " + (m.direction === "out" ? "out" : "in") + (m.auto ? " auto" : ""));
+    var li = el("li", "msg " + (m.direction === "out" ? "out" : "in") + (m.auto ? " auto" : "") +
+      (m.media ? " has-media" : ""));
     li.dataset.id = String(m.id);
-    if (m.note) li.appendChild(el("div", "note", m.note));
+    if (m.media && m.media.state === "pending") li.dataset.pending = "";
+    if (m.place) placeNodes(li, m.place);
+    else if (m.cards) cardNodes(li, m.cards);
+    else if (m.note && !(m.media && m.media.hide_note)) li.appendChild(el("div", "note", m.note));
+    if (m.media) li.appendChild(mediaNode(m.media));
     if (m.quoted) li.appendChild(el("div", "quoted", say("inbox_quoted", { text: m.quoted })));
-    if (m.text) {
-      var body = el("div", "text", m.text);
-      body.setAttribute("translate", "no");
-      li.appendChild(body);
-    }
-    if (m.link && SAFE_LINK.test(m.link)) {
-      var a = el("a", "maplink", m.link_label);
-      a.href = m.link; a.target = "_blank"; a.rel = "noopener noreferrer";
-      li.appendChild(a);
-    }
+    if (m.text) li.appendChild(noTranslate(el("div", "text", m.text)));
     var meta = el("div", "meta");
     if (m.rule) meta.appendChild(el("span", "rule", m.rule));
     var time = el("time", null, m.time);
@@ -98,6 +179,10 @@
       if (busy || document.hidden) return Promise.resolve();
       busy = true;
       var url = list.dataset.pollUrl + "?after=" + encodeURIComponent(list.dataset.after || "0");
+      // Files still being fetched: the answer brings those that came (or failed) since.
+      var pending = Array.prototype.map.call(list.querySelectorAll("li[data-pending]"),
+        function (li) { return li.dataset.id; });
+      if (pending.length) url += "&pending=" + pending.slice(-100).join(",");
       return getJSON(url).then(function (data) {
         var stick = nearBottom(list);
         if (data.messages.length) {
@@ -108,6 +193,10 @@
           if (list.querySelector('[data-id="' + m.id + '"]')) return;
           list.appendChild(messageNode(m));
           list.dataset.after = String(Math.max(Number(list.dataset.after || 0), m.id));
+        });
+        (data.updated || []).forEach(function (m) {
+          var li = list.querySelector('li[data-id="' + m.id + '"]');
+          if (li) li.replaceWith(messageNode(m));
         });
         Object.keys(data.statuses).forEach(function (id) {
           var li = list.querySelector('li[data-id="' + id + '"]');
@@ -199,9 +288,30 @@
     }, 5000);
   }
 
+  // A photo opens full size over the page; without the script its link opens it in a tab.
+  function lightbox(list, dialog) {
+    var big = dialog.querySelector("img");
+    list.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("a.media-image");
+      if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      big.src = link.getAttribute("href");
+      big.alt = link.querySelector("img") ? link.querySelector("img").alt : "";
+      dialog.showModal();
+    });
+    dialog.addEventListener("click", function (event) {
+      if (event.target === dialog || event.target === big || event.target.closest("button")) {
+        dialog.close();
+      }
+    });
+    dialog.addEventListener("close", function () { big.removeAttribute("src"); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var messages = document.getElementById("messages");
     if (messages) conversation(messages);
+    var dialog = document.getElementById("lightbox");
+    if (messages && dialog && dialog.showModal) lightbox(messages, dialog);
     var list = document.getElementById("conversations");
     if (list) conversations(list);
   });
