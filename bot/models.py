@@ -433,6 +433,7 @@ class Broadcast(Base):
     file_id: Mapped[int | None] = mapped_column(ForeignKey("media_files.id"), index=True)
     media_kind: Mapped[str | None] = mapped_column(String(16))
     media_name: Mapped[str | None] = mapped_column(String(255))
+    file: Mapped[MediaFile | None] = relationship()
     audience: Mapped[str] = mapped_column(String(80))  # "all" | "label:NAME"
     # A one-off broadcast starts at `at`; a recurring one at every `cron` time in `timezone`.
     at: Mapped[datetime | None]

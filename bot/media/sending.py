@@ -12,10 +12,10 @@ import enum
 import mimetypes
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from flask_babel import gettext
-from sqlalchemy import Integer, String, literal, select
+from sqlalchemy import Integer, Select, String, literal, select, true
 from sqlalchemy.orm import Session
 
 from bot.media.kinds import SEND_TYPES, MediaKind, base_type, kind_of, send_problem
@@ -27,6 +27,7 @@ __all__ = [
     "ACCEPT",
     "ALL_KINDS",
     "CAPTION_KINDS",
+    "HEADER_KINDS",
     "LARGEST",
     "Problem",
     "Refused",
@@ -44,6 +45,8 @@ __all__ = [
 ALL_KINDS: Final = frozenset(SEND_TYPES)
 # The kinds that carry a caption (Meta's image, video and document).
 CAPTION_KINDS: Final = frozenset({MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.DOCUMENT})
+# A template's media header: Meta's IMAGE, VIDEO and DOCUMENT header formats.
+HEADER_KINDS: Final = frozenset({MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.DOCUMENT})
 FILENAME_MAX: Final = 240
 # The largest file WhatsApp takes of any kind (a document's 100 MB): an upload form's body
 # may be that and the form's other fields.
@@ -191,18 +194,19 @@ def attach(
 
 def attach_query(
     session: Session,
-    messages: object,
+    messages: Select[Any],
     *,
     file_id: int,
     kind: MediaKind,
     content_type: str,
     filename: str | None,
     now: datetime,
-) -> object:
+) -> Any:
     """INSERT … SELECT of the attachments of many outbound messages at once (a broadcast's
     batch): `messages` is a select of message ids. A message that has one keeps it."""
-    columns = {
-        "message_id": None,
+    subquery = messages.subquery()
+    values: dict[str, Any] = {
+        "message_id": subquery.c[0],
         "kind": literal(str(kind), String()),
         "mime_type": literal(content_type, String()),
         "filename": literal(filename, String()),
@@ -210,10 +214,10 @@ def attach_query(
         "file_id": literal(file_id, Integer()),
         "created_at": literal(now, UTCDateTime()),
     }
-    subquery = messages.subquery()  # type: ignore[attr-defined]
-    values = [subquery.c[0], *(v for k, v in columns.items() if k != "message_id")]
     return insert_ignore(session, Attachment, ["message_id"]).from_select(
-        list(columns), select(*values)
+        # The WHERE keeps SQLite from reading ON CONFLICT as part of a join.
+        list(values),
+        select(*values.values()).where(true()),
     )
 
 
