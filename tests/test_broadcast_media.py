@@ -3,16 +3,20 @@ from the CLI, each recipient's message linked to the file, and one upload for al
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bot.db import get_db
 from bot.media.store import LocalStore
 from bot.models import Attachment, Broadcast
 from tests.fakegraph import FakeGraph
+from tests.test_admin import admin, clock, csrf_of  # noqa: F401  (fixtures)
 from tests.test_broadcasts import NOW, add_contact, messages, run, shop  # noqa: F401  (fixture)
 from tests.test_send_media import PDF, PHOTO, dispatch, graph, live, sha, store  # noqa: F401
 
@@ -136,3 +140,90 @@ def test_the_cli_refuses_a_file_whatsapp_would_not_send(
     with get_db(shop).session() as session:
         assert list(session.scalars(select(Broadcast))) == []
     assert messages(shop) == []
+
+
+# --- the admin's new broadcast page ------------------------------------------------------------
+
+
+def test_the_admin_creates_a_template_broadcast_with_an_image_header(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+    store: LocalStore,  # noqa: F811
+) -> None:
+    page = admin.get("/admin/broadcasts/new").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page and 'name="file"' in page
+    answer = admin.post(
+        "/admin/broadcasts",
+        data={
+            "csrf_token": csrf_of(page),
+            "kind": "template",
+            "template": "angebot",
+            "language": "de",
+            "when": "now",
+            "file": (io.BytesIO(PHOTO), "angebot.png", "image/png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    with get_db(app).session() as session:
+        broadcast = session.scalars(select(Broadcast)).one()
+        assert broadcast.media_kind == "image" and broadcast.file is not None
+        assert broadcast.file.sha256 == sha(PHOTO)
+
+
+def test_the_admin_refuses_a_document_with_a_text_and_keeps_the_form(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+    store: LocalStore,  # noqa: F811
+) -> None:
+    page = admin.get("/admin/broadcasts/new").get_data(as_text=True)
+    answer = admin.post(
+        "/admin/broadcasts",
+        data={
+            "csrf_token": csrf_of(page),
+            "kind": "text",
+            "text": "Neu!",
+            "when": "now",
+            "file": (io.BytesIO(PDF), "preise.pdf", "application/pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 400
+    assert "JPEG, PNG" in answer.get_data(as_text=True)
+    with get_db(app).session() as session:
+        assert list(session.scalars(select(Broadcast))) == []
+    assert list(store.keys()) == []
+
+
+def test_a_kept_file_survives_the_confirmation_step(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+    store: LocalStore,  # noqa: F811
+) -> None:
+    """At night the page asks to confirm: the file chosen is kept and goes with the answer."""
+    page = admin.get("/admin/broadcasts/new").get_data(as_text=True)
+    fields = {
+        "csrf_token": csrf_of(page),
+        "kind": "template",
+        "template": "angebot",
+        "language": "de",
+        "when": "at",
+        "at": "2026-03-12T23:30",
+    }
+    asked = admin.post(
+        "/admin/broadcasts",
+        data={**fields, "file": (io.BytesIO(PHOTO), "angebot.png", "image/png")},
+        content_type="multipart/form-data",
+    )
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and 'name="confirmed"' in html
+    file_id = re.search(r'name="file_id" value="(\d+)"', html)
+    assert file_id is not None and "angebot.png" in html
+    done = admin.post(
+        "/admin/broadcasts",
+        data={**fields, "confirmed": "1", "file_id": file_id[1], "file_name": "angebot.png"},
+    )
+    assert done.status_code == 302
+    with get_db(app).session() as session:
+        broadcast = session.scalars(select(Broadcast)).one()
+        assert broadcast.file_id == int(file_id[1]) and broadcast.media_kind == "image"
