@@ -189,7 +189,7 @@ def test_the_admin_refuses_a_document_with_a_text_and_keeps_the_form(
         content_type="multipart/form-data",
     )
     assert answer.status_code == 400
-    assert "JPEG, PNG" in answer.get_data(as_text=True)
+    assert "JPEG oder PNG" in answer.get_data(as_text=True)
     with get_db(app).session() as session:
         assert list(session.scalars(select(Broadcast))) == []
     assert list(store.keys()) == []

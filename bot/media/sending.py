@@ -25,6 +25,7 @@ from bot.sql import insert_ignore
 
 __all__ = [
     "ACCEPT",
+    "ACCEPT_HEADER",
     "ALL_KINDS",
     "CAPTION_KINDS",
     "HEADER_KINDS",
@@ -85,6 +86,8 @@ def accept(kinds: Iterable[MediaKind] = ALL_KINDS) -> str:
 
 
 ACCEPT: Final = accept()
+# A file that goes with a caption (a keyword answer, a template's header).
+ACCEPT_HEADER: Final = accept(HEADER_KINDS)
 
 
 class Problem(enum.StrEnum):
@@ -236,25 +239,20 @@ def _megabytes(kind: MediaKind) -> str:
 
 
 def limits_text(kinds: Iterable[MediaKind] = ALL_KINDS) -> str:
-    """What WhatsApp takes, for a hint under a file input: "Photos: JPEG, PNG up to 5 MB; …"."""
-    names = {
-        MediaKind.IMAGE: gettext("Photos"),
-        MediaKind.VIDEO: gettext("Videos"),
-        MediaKind.AUDIO: gettext("Audio"),
-        MediaKind.DOCUMENT: gettext("Documents"),
-        MediaKind.STICKER: gettext("Stickers"),
-    }
-    order = [k for k in (MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.DOCUMENT, MediaKind.AUDIO)]
-    return "; ".join(
-        gettext(
-            "%(kind)s: %(types)s up to %(size)s",
-            kind=names[k],
-            types=_KIND_WORDS[k],
-            size=_megabytes(k),
+    """What WhatsApp takes, as a phrase for a hint or an error ("photos as JPEG or PNG up to
+    5 MB, …")."""
+    if MediaKind.AUDIO in kinds:
+        return gettext(
+            "photos as JPEG or PNG up to 5 MB, videos as MP4 or 3GP up to 16 MB, documents "
+            "as PDF, Word, Excel, PowerPoint or TXT up to 100 MB, audio as MP3, M4A, AAC, AMR "
+            "or OGG up to 16 MB"
         )
-        for k in order
-        if k in kinds
-    )
+    if MediaKind.VIDEO in kinds:
+        return gettext(
+            "photos as JPEG or PNG up to 5 MB, videos as MP4 or 3GP up to 16 MB, documents "
+            "as PDF, Word, Excel, PowerPoint or TXT up to 100 MB"
+        )
+    return gettext("photos as JPEG or PNG up to 5 MB")
 
 
 def refusal_text(refused: Refused) -> str:
@@ -266,7 +264,7 @@ def refusal_text(refused: Refused) -> str:
             size=_megabytes(refused.kind),
         )
     return gettext(
-        "WhatsApp cannot send this kind of file (%(type)s). It takes: %(limits)s.",
+        "WhatsApp cannot send this file (%(type)s) here. It takes %(limits)s.",
         type=refused.content_type or "?",
         limits=limits_text(refused.kinds),
     )
