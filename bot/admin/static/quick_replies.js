@@ -83,7 +83,7 @@
         li.append(name, text);
         if (item.file_name) {
           var file = document.createElement("span");
-          file.className = "qs-file"; file.textContent = "📎 " + item.file_name;
+          file.className = "qs-file"; file.textContent = item.file_name;
           li.append(file);
         }
         // pointerdown, not click: the textarea keeps its focus and caret.
