@@ -140,3 +140,14 @@ def test_the_keyword_page_refuses_a_file_whatsapp_would_not_send(
     assert answer.status_code == 400
     assert "PDF, Word, Excel" in answer.get_data(as_text=True)
     assert list(store.keys()) == []
+
+
+def test_simulate_names_the_file_of_the_answer(app: Flask) -> None:
+    with get_db(app).session() as session:
+        save_settings(session, PRICES)
+    result = app.test_cli_runner().invoke(
+        args=["simulate", "--text", "Preisliste bitte", "--at", "2026-12-01T10:30"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rule: keyword" in result.output
+    assert "file: Preisliste 2026.pdf (the reply is its caption)" in result.output
