@@ -607,3 +607,21 @@ def test_an_upload_outage_is_retried_as_never_sent(
     with get_db(app).session() as session:
         assert session.scalars(select(Message.attempts)).one() == 2
         assert session.scalars(select(Message.uncertain_attempts)).one() == 0
+
+
+def test_a_quick_reply_whose_file_was_taken_off_sends_the_text(
+    app: Flask,
+    admin: FlaskClient,  # noqa: F811
+    store: LocalStore,
+) -> None:
+    with get_db(app).session() as session:
+        session.add(QuickReply(shortcut="danke", text="Danke!"))
+    receive(admin)
+    cid = contact_id(app)
+    with get_db(app).session() as session:
+        quick_id = session.scalars(select(QuickReply.id)).one()
+    answer = reply(admin, cid, "Danke!", quick_reply=str(quick_id))
+    assert answer.get_json()["ok"] is True
+    with get_db(app).session() as session:
+        message = session.scalars(select(Message).where(Message.rule == "manual")).one()
+        assert message.payload["text"]["body"] == "Danke!"

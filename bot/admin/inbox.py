@@ -395,14 +395,17 @@ def reply(contact_id: int) -> Any:
     if not text and upload is None and not quick_id.isdigit():
         return _answer(contact_id, gettext("Write a message first."))
     if upload is None and not quick_id.isdigit():
-
-        def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
-            if not window_open(contact.last_inbound_at, at):
-                raise ValueError(_window_closed())
-            return text_payload(recipient, text)
-
-        return _queue(contact_id, build, text)
+        return _reply_text(contact_id, text)
     return _reply_with_file(contact_id, text, upload, int(quick_id) if quick_id.isdigit() else None)
+
+
+def _reply_text(contact_id: int, text: str) -> Any:
+    def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
+        if not window_open(contact.last_inbound_at, at):
+            raise ValueError(_window_closed())
+        return text_payload(recipient, text)
+
+    return _queue(contact_id, build, text)
 
 
 UPLOAD_ENDPOINTS.add("admin.reply")
@@ -413,6 +416,14 @@ def _reply_with_file(
 ) -> Any:
     """A photo, video, document or audio with the typed text as its caption: the uploaded
     file, else the file of the quick reply chosen in the reply box."""
+    if upload is None:
+        with get_db().session() as session:
+            quick = session.get(QuickReply, quick_id)
+            has_file = quick is not None and quick.file_id is not None
+        if not has_file:  # its file was taken off meanwhile: what was typed goes as a text
+            if not text:
+                return _answer(contact_id, gettext("Write a message first."))
+            return _reply_text(contact_id, text)
     at = now()
     with get_db().session() as session:
         contact = _contact(session, contact_id)
@@ -429,9 +440,7 @@ def _reply_with_file(
                 quick = session.get(QuickReply, quick_id)
                 if quick is None or quick.file is None:
                     session.rollback()
-                    if not text:
-                        return _answer(contact_id, gettext("Write a message first."))
-                    return _answer(contact_id, gettext("This quick reply has no file any more."))
+                    return _answer(contact_id, gettext("Write a message first."))
                 file, filename = quick.file, quick.file_name
                 kind = check(file.content_type, file.size)
         except Refused as exc:
