@@ -111,6 +111,7 @@ class Simulation:
     text: str | None
     is_open: bool
     next_open: datetime | None  # None while open
+    file: str | None = None  # the name of a keyword rule's file sent with the text
 
 
 def simulate(
@@ -137,4 +138,5 @@ def simulate(
         text=reply.text if reply else None,
         is_open=open_now,
         next_open=None if open_now else next_open(settings.hours, at),
+        file=reply.decision.file.name if reply and reply.decision.file and reply.text else None,
     )

@@ -327,8 +327,13 @@ class QuickReply(Base):
     # the case it was typed in.
     shortcut: Mapped[str] = mapped_column(String(32), unique=True)
     text: Mapped[str] = mapped_column(Text)  # plain text with placeholders (bot.placeholders)
+    # A photo or document sent with it (the text then its caption), and its name as shown.
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("media_files.id"), index=True)
+    file_name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    file: Mapped[MediaFile | None] = relationship()
 
 
 class SendQuota(Base):
@@ -423,6 +428,12 @@ class Broadcast(Base):
     template_name: Mapped[str | None] = mapped_column(String(512))
     language: Mapped[str | None] = mapped_column(String(16))
     params: Mapped[list[str] | None] = mapped_column(JSON)
+    # A file sent with it: a template's media header, or a text's image (the text its
+    # caption); `media_kind` is the MediaKind it goes as, `media_name` a document's name.
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("media_files.id"), index=True)
+    media_kind: Mapped[str | None] = mapped_column(String(16))
+    media_name: Mapped[str | None] = mapped_column(String(255))
+    file: Mapped[MediaFile | None] = relationship()
     audience: Mapped[str] = mapped_column(String(80))  # "all" | "label:NAME"
     # A one-off broadcast starts at `at`; a recurring one at every `cron` time in `timezone`.
     at: Mapped[datetime | None]

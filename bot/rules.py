@@ -16,7 +16,7 @@ from typing import Any
 import regex
 
 from bot.hours import is_open
-from bot.settings import BusinessSettings, KeywordRule, bare_word, fold_text
+from bot.settings import BusinessSettings, KeywordFile, KeywordRule, bare_word, fold_text
 from bot.strain import Strain
 
 # Reactions and status updates never get a reply; nor do WhatsApp's own system notices
@@ -80,6 +80,8 @@ class Decision:
     # False for an opt-out or opt-in word that came too late for its reply, or after a later
     # one: it is recorded (and a late one applies), only its reply is not sent.
     reply_due: bool = True
+    # A keyword rule's file (the price list), sent with the answer as its caption.
+    file: KeywordFile | None = None
 
 
 NO_HISTORY = History(last_inbound_at=None, last_away_at=None)
@@ -229,7 +231,7 @@ def choose(
                     open_now = is_open(settings.hours, now)
                 if open_now != (when == "open"):
                     continue
-            return Decision(rule=Rule.KEYWORD, template=rule.template, opt_in=None)
+            return Decision(rule=Rule.KEYWORD, template=rule.template, opt_in=None, file=rule.file)
 
     # "We are closed" or "welcome" would answer a conversation that has moved on.
     if age.total_seconds() / 60 > settings.stale_after_minutes:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from flask import Flask
@@ -29,23 +29,56 @@ from bot.heartbeat import start_thread as start_heartbeat
 from bot.inbound.processor import Processor
 from bot.inbound.processor import start_thread as start_processor
 from bot.media.fetcher import start_for_app as start_fetcher
+from bot.media.store import MediaStore, get_media_store
+from bot.models import utcnow
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
 from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.uploads import ConsoleUploader, GraphUploader, Uploader, UploadingTransport
 
 log = logging.getLogger("tresen.worker")
 
 
-def make_transport(config: Config, pool_size: int) -> Transport:
+def make_transport(
+    config: Config,
+    pool_size: int,
+    *,
+    database: Database | None = None,
+    store: MediaStore | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Transport:
+    """The channel's transport; with a database and a media store, payloads naming stored
+    files are sent too (each file uploaded to Meta once, bot.whatsapp.uploads)."""
+    transport: Transport
+    uploader: Uploader
     if config.console_mode:
-        return ConsoleTransport()
-    assert config.whatsapp_token and config.phone_number_id  # checked by config.load
-    return GraphClient(
-        config.graph_api_url,
-        config.graph_api_version,
-        config.phone_number_id,
-        config.whatsapp_token,
-        pool_size=pool_size,
+        transport, uploader = ConsoleTransport(), ConsoleUploader()
+    else:
+        assert config.whatsapp_token and config.phone_number_id  # checked by config.load
+        client = GraphClient(
+            config.graph_api_url,
+            config.graph_api_version,
+            config.phone_number_id,
+            config.whatsapp_token,
+            pool_size=pool_size,
+        )
+        transport = client
+        uploader = GraphUploader(
+            config.graph_api_url,
+            config.graph_api_version,
+            config.phone_number_id,
+            config.whatsapp_token,
+            session=client.session,
+        )
+    if database is None or store is None:
+        return transport
+    return UploadingTransport(
+        transport,
+        uploader,
+        database,
+        store,
+        phone_number_id=config.phone_number_id or "console",
+        clock=clock,
     )
 
 
@@ -54,14 +87,18 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
     concurrency = concurrency or default_concurrency(config.send_rate)
     # Its own engine: the dispatcher thread should not wait for web requests' connections.
     database = Database(config.database_url, pool_size=2)
+    clock = app.config["TRESEN_CLOCK"]
     rate = SharedRate(database, config.send_rate, key=config.phone_number_id or "console")
+    transport = make_transport(
+        config, concurrency, database=database, store=get_media_store(app), clock=clock
+    )
     return Dispatcher(
         database,
-        make_transport(config, concurrency),
+        transport,
         rate=rate,
         concurrency=concurrency,
         lease=timedelta(seconds=lease),
-        clock=app.config["TRESEN_CLOCK"],
+        clock=clock,
     )
 
 

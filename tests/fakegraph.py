@@ -31,13 +31,14 @@ from typing import Any, NamedTuple, Self, TextIO
 
 from bot.whatsapp.payloads import describe
 
-__all__ = ["FakeGraph", "Received", "Reply", "graph_error"]
+__all__ = ["FakeGraph", "Received", "Reply", "Upload", "graph_error"]
 
 logger = logging.getLogger("tresen.fakegraph")
 
 _MESSAGES_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/messages/?")
 _MEDIA_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<media_id>[^/?]+)/?(?:\?.*)?")
 _DOWNLOAD_PATH = re.compile(r"/fake-media-download/(?P<ticket>[0-9a-f]+)/?")
+_UPLOAD_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/media/?")
 
 
 class Received(NamedTuple):
@@ -46,6 +47,17 @@ class Received(NamedTuple):
     path: str
     headers: dict[str, str]
     json: Any
+
+
+class Upload(NamedTuple):
+    """One file uploaded to ``POST /{version}/{phone}/media`` and accepted."""
+
+    id: str
+    phone: str
+    data: bytes
+    type: str  # the form's `type` field (the MIME type Meta is told)
+    content_type: str  # the file part's own Content-Type
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         fake = self.server.fake
-        reply = fake._answer(self.path, dict(self.headers.items()), raw)
+        if _UPLOAD_PATH.fullmatch(self.path):
+            reply = fake._upload(self.path, dict(self.headers.items()), raw)
+        else:
+            reply = fake._answer(self.path, dict(self.headers.items()), raw)
         if fake.latency or reply.delay:
             time.sleep(fake.latency + reply.delay)
         if reply.drop:
@@ -268,6 +283,8 @@ class FakeGraph:
         self.downloads = 0
         self._media: dict[str, _Media] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
+        self._uploads: list[Upload] = []
+        self._upload_script: deque[Reply] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -529,6 +546,79 @@ class FakeGraph:
                 "messages": [{"id": message_id}],
             },
         )
+
+    # -- media uploads: POST /{version}/{phone}/media ------------------------------------
+
+    @property
+    def uploads(self) -> list[Upload]:
+        """A copy of the accepted uploads, oldest first."""
+        with self._lock:
+            return list(self._uploads)
+
+    def script_uploads(self, replies: Iterable[ReplyLike]) -> None:
+        """Queue answers for upload requests, used in order before the natural one."""
+        with self._lock:
+            self._upload_script.extend(_as_reply(r) for r in replies)
+
+    def _upload(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Answer an upload as Meta does: a multipart form with `messaging_product`, `type`
+        and `file` (with its content type) gets ``{"id": …}``; anything missing a 400."""
+        with self._lock:
+            scripted = self._upload_script.popleft() if self._upload_script else self._outage
+        if scripted is not None:
+            return scripted
+        if self.token is not None:
+            auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+            if auth != f"Bearer {self.token}":
+                return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        form, files = _multipart(content_type, raw)
+        file = files.get("file")
+        problem = None
+        if form.get("messaging_product") != "whatsapp":
+            problem = "messaging_product is required"
+        elif file is None:
+            problem = "file is required"
+        elif not form.get("type"):
+            problem = "type is required"
+        elif not file.content_type or file.content_type == "application/octet-stream":
+            problem = "the file part needs its content type"
+        if problem is not None or file is None:
+            return Reply(400, graph_error(100, "(#100) Invalid parameter", problem))
+        match = _UPLOAD_PATH.fullmatch(path)
+        assert match is not None
+        media_id = f"{next(self._ids) + 10**15}"
+        upload = Upload(
+            media_id,
+            match["phone"],
+            file.read(),
+            form["type"],
+            file.content_type,
+            file.filename or "",
+        )
+        with self._lock:
+            self._uploads.append(upload)
+        if self.verbose:
+            logger.info(
+                "%s upload %s (%d bytes) -> %s", path, upload.type, len(upload.data), media_id
+            )
+        return Reply(200, {"id": media_id})
+
+
+def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, Any]]:
+    """The fields and files of a multipart/form-data body, as Werkzeug parses them."""
+    from io import BytesIO
+
+    from werkzeug.formparser import parse_form_data
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": BytesIO(raw),
+    }
+    _stream, form, files = parse_form_data(environ)
+    return dict(form.items()), dict(files.items())
 
 
 def _short(body: Mapping[str, Any] | str | None) -> str:

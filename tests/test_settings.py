@@ -217,7 +217,7 @@ ERRORS = [
     pytest.param(
         HEAD + "replies:\n  keywords:\n    - {match: [hi], template: greeting, wenn: open}\n",
         4,
-        "unknown key 'wenn' in a keyword rule (expected match, pattern, template, when)",
+        "unknown key 'wenn' in a keyword rule (expected match, pattern, template, when, file)",
         id="unknown-key-in-keyword",
     ),
     pytest.param(

@@ -32,6 +32,12 @@ CSP = (
 )
 
 
+# Endpoints whose forms carry a file: their bodies may be as large as the largest file WhatsApp
+# sends (100 MB) and the form around it; every other request keeps the app's small limit.
+UPLOAD_ENDPOINTS: set[str] = set()
+UPLOAD_BODY_MAX = 100 * 1024 * 1024 + 1024 * 1024
+
+
 def now() -> datetime:
     clock = current_app.config["TRESEN_CLOCK"]
     value: datetime = clock()
@@ -41,6 +47,9 @@ def now() -> datetime:
 @bp.before_request
 def guard() -> Response | None:
     csrf: CSRFProtect = current_app.extensions["csrf"]
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        # Before anything reads the form (the CSRF check does): the limit applies when parsed.
+        request.max_content_length = UPLOAD_BODY_MAX
     # CSRF first: a forged POST is refused even for a logged-out browser.
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()

@@ -6,7 +6,7 @@ its funnel, runs and recipients. Every rule is the one the CLI and the scheduler
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from bot import broadcasts
-from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.admin.quick_replies_page import placeholder_buttons
 from bot.broadcasts import timing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
@@ -37,7 +37,28 @@ from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus
 from bot.contacts.audiences import Audience, parse_audience
 from bot.db import get_db
 from bot.i18n import page_language
-from bot.models import Broadcast, BroadcastRun, Contact, Label, Message, MessageStatus
+from bot.media.kinds import MediaKind
+from bot.media.sending import (
+    HEADER_KINDS,
+    Refused,
+    accept,
+    check,
+    chunks_of,
+    content_type_of,
+    display_filename,
+    keep,
+    refusal_text,
+)
+from bot.media.store import get_media_store
+from bot.models import (
+    Broadcast,
+    BroadcastRun,
+    Contact,
+    Label,
+    MediaFile,
+    Message,
+    MessageStatus,
+)
 from bot.placeholders import as_template, readable
 from bot.settings import BusinessSettings
 from bot.settings.stored import load_settings, seed_demo
@@ -162,6 +183,9 @@ def default_form() -> dict[str, Any]:
         "days": [],
         "weekly_time": "10:00",
         "cron": "",
+        # A file kept by an earlier post of the form (one asked to confirm, or refused).
+        "file_id": "",
+        "file_name": "",
     }
 
 
@@ -393,6 +417,7 @@ def _new_page(draft: Draft, status: int = 200, confirm: bool = False) -> tuple[s
             labels=labels,
             overview=shown,
             confirm=confirm,
+            accept=accept(HEADER_KINDS),
             weekdays=list(
                 zip(
                     timing.WEEKDAYS,
@@ -428,11 +453,64 @@ def broadcast_check() -> Response:
     return jsonify(overview(draft, reach_of(draft, at), settings, at))
 
 
+def _media_kinds(draft: Draft) -> frozenset[MediaKind]:
+    """A text carries an image; a template's header an image, a video or a document."""
+    if draft.form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
+        return HEADER_KINDS
+    return frozenset({MediaKind.IMAGE})
+
+
+def _read_media(draft: Draft, at: datetime) -> None:
+    """The broadcast's file: uploaded now, or kept from the form's earlier post; checked
+    against what WhatsApp takes for the kind of message."""
+    form = draft.form
+    if request.form.get("remove_file"):
+        form["file_id"] = form["file_name"] = ""
+    upload = request.files.get("file")
+    kinds = _media_kinds(draft)
+    with get_db().session() as session:
+        if upload is not None and upload.filename:
+            name = display_filename(upload.filename) or ""
+            try:
+                kept, _kind = keep(
+                    session,
+                    get_media_store(),
+                    chunks_of(upload.stream),
+                    content_type_of(upload.mimetype, name),
+                    now=at,
+                    kinds=kinds,
+                )
+            except Refused as exc:
+                draft.errors["file"] = refusal_text(exc)
+                return
+            form["file_id"], form["file_name"] = str(kept.id), name
+        file_id = str(form["file_id"])
+        if not file_id:
+            return
+        file = session.get(MediaFile, int(file_id)) if file_id.isdigit() else None
+        if file is None:
+            form["file_id"] = form["file_name"] = ""
+            return
+        try:
+            kind = check(file.content_type, file.size, kinds)
+        except Refused as exc:  # a PDF kept for a template, and then "a text" chosen
+            draft.errors["file"] = refusal_text(exc)
+            return
+        if draft.content is not None:
+            shown = str(form["file_name"]) or None
+            media = broadcasts.Media(file.id, file.sha256, str(kind), shown)
+            draft.content = replace(draft.content, media=media)
+
+
+UPLOAD_ENDPOINTS.add("admin.broadcast_create")
+
+
 @bp.post("/broadcasts")
 def broadcast_create() -> Any:
     at = now()
     settings = _settings()
     draft = read_form(request.form, settings, at)
+    _read_media(draft, at)
     if draft.errors:
         return _new_page(draft, 400)
     times = timing.send_times(now=at, timezone=settings.timezone, at=draft.at, cron=draft.cron)
@@ -487,6 +565,8 @@ def describe(b: Broadcast, funnel: broadcasts.Funnel, at: datetime) -> dict[str,
         "template": b.template_name,
         "language": b.language,
         "params": list(b.params or []),
+        "media_kind": b.media_kind if b.file_id is not None else None,
+        "media_name": b.media_name,
         "cron": b.cron,
         "weekly_days": day_names(weekly[0]) if weekly else None,
         "weekly_time": weekly[1].strftime("%H:%M") if weekly else None,

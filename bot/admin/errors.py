@@ -40,6 +40,13 @@ PAGES: dict[int, tuple[Any, Any]] = {
             "This address cannot be opened like that. Go back and use the page's buttons."
         ),
     ),
+    413: (
+        lazy_gettext("The file is too large"),
+        lazy_gettext(
+            "WhatsApp sends photos up to 5 MB, videos and audio up to 16 MB and documents up "
+            "to 100 MB. Go back and choose a smaller file."
+        ),
+    ),
     500: (
         lazy_gettext("Something went wrong"),
         lazy_gettext(
@@ -66,7 +73,8 @@ def _wants_json() -> bool:
 def _page(status: int, heading: Any, text: Any) -> Response:
     response: Response
     if _wants_json():
-        response = jsonify(error=str(heading))
+        # A refused upload is answered to the reply box's script: it shows the limits too.
+        response = jsonify(error=f"{heading}. {text}" if status == 413 else str(heading))
     else:
         response = Response(
             # The menu too: an unknown address belongs to no blueprint, so the admin's
@@ -96,7 +104,7 @@ def init_app(app: Flask) -> None:
             page.headers.update({k: v for k, v in allowed if k == "Allow"})
         return page
 
-    for code in (400, 403, 404, 405):
+    for code in (400, 403, 404, 405, 413):
         app.register_error_handler(code, http_error)
 
     @app.errorhandler(InternalServerError)

@@ -16,7 +16,8 @@ class LoginForm(FlaskForm):
 
 
 class ReplyForm(FlaskForm):
-    text = TextAreaField(lazy_gettext("Message"), validators=[DataRequired(), Length(max=TEXT_MAX)])
+    # Optional: a file may go without text; the view says when neither came.
+    text = TextAreaField(lazy_gettext("Message"), validators=[Length(max=TEXT_MAX)])
 
 
 class TemplateForm(FlaskForm):

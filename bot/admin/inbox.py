@@ -11,9 +11,10 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_babel import get_locale, gettext, lazy_gettext
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
+from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
-from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.admin.display import (
     AttachmentInfo,
     Local,
@@ -29,12 +30,35 @@ from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
 from bot.contacts.numbers import display
 from bot.db import get_db
-from bot.models import Attachment, AttachmentState, Contact, Direction, Label, Message
+from bot.media.kinds import MediaKind
+from bot.media.sending import (
+    ACCEPT,
+    CAPTION_KINDS,
+    Refused,
+    attach,
+    check,
+    chunks_of,
+    content_type_of,
+    display_filename,
+    keep,
+    limits_text,
+    refusal_text,
+)
+from bot.media.store import get_media_store
+from bot.models import (
+    Attachment,
+    AttachmentState,
+    Contact,
+    Direction,
+    Label,
+    Message,
+    QuickReply,
+)
 from bot.outbound import outbox
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 from bot.settings.stored import load_settings
-from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
+from bot.whatsapp.payloads import body_parameters, media_payload, template_payload, text_payload
 
 # What the page script says (bot/admin/static/admin.js), in the page's language.
 SCRIPT_TEXTS["inbox_quoted"] = lazy_gettext("on “%(text)s”")
@@ -324,6 +348,8 @@ def conversation(contact_id: int) -> str:
         label=label,
         current=contact_id,
         reply_form=ReplyForm(formdata=None),
+        accept=ACCEPT,
+        file_limits=limits_text(),
         template_form=template_form,
         labels_form=LabelsForm(formdata=None, labels=view["labels"]),
         optin_form=OptInForm(formdata=None, opted_in=view["opted_in"]),
@@ -430,26 +456,102 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
     return _answer(contact_id, None, view)
 
 
+def _window_closed() -> str:
+    return gettext(
+        "More than 24 hours since the customer last wrote: WhatsApp only allows "
+        "an approved template now."
+    )
+
+
 @bp.post("/inbox/<int:contact_id>/reply")
 def reply(contact_id: int) -> Any:
     form = ReplyForm()
     if not form.validate():
         return _answer(contact_id, _form_error(form))
     text = (form.text.data or "").strip()
-    if not text:
+    upload = request.files.get("file")
+    quick_id = request.form.get("quick_reply", "")
+    if upload is not None and not upload.filename:
+        upload = None  # the file input left empty
+    if not text and upload is None and not quick_id.isdigit():
         return _answer(contact_id, gettext("Write a message first."))
+    if upload is None and not quick_id.isdigit():
+        return _reply_text(contact_id, text)
+    return _reply_with_file(contact_id, text, upload, int(quick_id) if quick_id.isdigit() else None)
 
+
+def _reply_text(contact_id: int, text: str) -> Any:
     def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
         if not window_open(contact.last_inbound_at, at):
-            raise ValueError(
-                gettext(
-                    "More than 24 hours since the customer last wrote: WhatsApp only allows "
-                    "an approved template now."
-                )
-            )
+            raise ValueError(_window_closed())
         return text_payload(recipient, text)
 
     return _queue(contact_id, build, text)
+
+
+UPLOAD_ENDPOINTS.add("admin.reply")
+
+
+def _reply_with_file(
+    contact_id: int, text: str, upload: FileStorage | None, quick_id: int | None
+) -> Any:
+    """A photo, video, document or audio with the typed text as its caption: the uploaded
+    file, else the file of the quick reply chosen in the reply box."""
+    if upload is None:
+        with get_db().session() as session:
+            quick = session.get(QuickReply, quick_id)
+            has_file = quick is not None and quick.file_id is not None
+        if not has_file:  # its file was taken off meanwhile: what was typed goes as a text
+            if not text:
+                return _answer(contact_id, gettext("Write a message first."))
+            return _reply_text(contact_id, text)
+    at = now()
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        if not window_open(contact.last_inbound_at, at):
+            return _answer(contact_id, _window_closed())
+        try:
+            if upload is not None:
+                filename = display_filename(upload.filename)
+                content_type = content_type_of(upload.mimetype, filename)
+                file, kind = keep(
+                    session, get_media_store(), chunks_of(upload.stream), content_type, now=at
+                )
+            else:
+                quick = session.get(QuickReply, quick_id)
+                if quick is None or quick.file is None:
+                    session.rollback()
+                    return _answer(contact_id, gettext("Write a message first."))
+                file, filename = quick.file, quick.file_name
+                kind = check(file.content_type, file.size)
+        except Refused as exc:
+            session.rollback()
+            return _answer(contact_id, refusal_text(exc))
+        if text and kind not in CAPTION_KINDS:
+            session.rollback()
+            return _answer(
+                contact_id,
+                gettext("Audio and stickers go without text: send the text on its own."),
+            )
+        recipient = contact.wa_id or contact.user_id or ""
+        try:
+            payload = media_payload(
+                recipient,
+                kind,
+                file=file.sha256,
+                caption=text or None,
+                filename=filename if kind == MediaKind.DOCUMENT and filename else None,
+            )
+        except ValueError as exc:
+            session.rollback()
+            return _answer(contact_id, str(exc))
+        message = outbox.enqueue(
+            session, contact, payload, now=at, text=text or None, rule=Rule.MANUAL
+        )
+        attach(session, message, file, kind, filename, at)
+        contact.last_human_reply_at = at
+        view = _view(message, local_of(session), at)
+    return _answer(contact_id, None, view)
 
 
 @bp.post("/inbox/<int:contact_id>/template")

@@ -11,12 +11,23 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.db import get_db
 from bot.i18n import page_language
+from bot.media.sending import (
+    ACCEPT,
+    Refused,
+    chunks_of,
+    content_type_of,
+    display_filename,
+    keep,
+    limits_text,
+    refusal_text,
+)
+from bot.media.store import get_media_store
 from bot.models import Contact, QuickReply
 from bot.placeholders import LABELS, Placeholder, token
 from bot.quick_replies import (
@@ -41,6 +52,7 @@ class QuickReplyForm(FlaskForm):
     id = HiddenField()
     shortcut = StringField(lazy_gettext("Shortcut"))
     text = TextAreaField(lazy_gettext("Quick reply text"), validators=[Length(max=TEXT_MAX)])
+    remove_file = BooleanField(lazy_gettext("Send without the file"))
 
 
 def _shortcut_message(problem: ShortcutProblem) -> str:
@@ -74,7 +86,13 @@ def _all(session: Session) -> list[QuickReply]:
 
 def _page(form: QuickReplyForm, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
     with get_db().session() as session:
-        items = [{"id": q.id, "shortcut": q.shortcut, "text": q.text} for q in _all(session)]
+        items = [
+            {"id": q.id, "shortcut": q.shortcut, "text": q.text, "file_name": q.file_name}
+            for q in _all(session)
+        ]
+        own = form.id.data
+        current = session.get(QuickReply, int(own)) if (own or "").isdigit() else None
+        current_file = current.file_name if current is not None else None
     return (
         render_template(
             "admin/quick_replies.html",
@@ -83,6 +101,9 @@ def _page(form: QuickReplyForm, errors: dict[str, str], status: int = 200) -> tu
             items=items,
             buttons=placeholder_buttons(),
             editing=bool(form.id.data),
+            current_file=current_file,
+            accept=ACCEPT,
+            file_limits=limits_text(),
         ),
         status,
     )
@@ -123,13 +144,31 @@ def _errors(form: QuickReplyForm, session: Session, own_id: int | None) -> dict[
     return errors
 
 
+UPLOAD_ENDPOINTS.add("admin.quick_replies_save")
+
+
 @bp.post("/quick-replies")
 def quick_replies_save() -> Any:
     form = QuickReplyForm()
     own_id = int(form.id.data) if (form.id.data or "").isdigit() else None
+    upload = request.files.get("file")
     at = now()
     with get_db().session() as session:
         errors = _errors(form, session, own_id)
+        kept = None
+        if not errors and upload is not None and upload.filename:
+            # Checked against WhatsApp's limits, then kept, before the reply is saved.
+            name = display_filename(upload.filename)
+            try:
+                kept, _kind = keep(
+                    session,
+                    get_media_store(),
+                    chunks_of(upload.stream),
+                    content_type_of(upload.mimetype, name),
+                    now=at,
+                )
+            except Refused as exc:
+                errors["file"] = refusal_text(exc)
         if errors:
             session.rollback()
             return _page(form, errors, 400)
@@ -137,9 +176,14 @@ def quick_replies_save() -> Any:
         text = (form.text.data or "").strip()
         found = session.get(QuickReply, own_id) if own_id is not None else None
         if found is None:
-            session.add(QuickReply(shortcut=shortcut, text=text, created_at=at, updated_at=at))
+            found = QuickReply(shortcut=shortcut, text=text, created_at=at, updated_at=at)
+            session.add(found)
         else:
             found.shortcut, found.text, found.updated_at = shortcut, text, at
+        if kept is not None:
+            found.file_id, found.file_name = kept.id, name
+        elif form.remove_file.data:
+            found.file_id = found.file_name = None
     flash(gettext("Quick reply /%(shortcut)s saved.", shortcut=shortcut))
     return redirect(url_for("admin.quick_replies"))
 
@@ -175,7 +219,12 @@ def conversation_quick_replies(contact_id: int) -> Response:
         )
         out = []
         for reply in found:
-            item: dict[str, Any] = {"id": reply.id, "shortcut": reply.shortcut, "text": None}
+            item: dict[str, Any] = {
+                "id": reply.id,
+                "shortcut": reply.shortcut,
+                "text": None,
+                "file_name": reply.file_name,
+            }
             if settings is None:
                 item["text"] = reply.text
             else:

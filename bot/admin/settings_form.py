@@ -146,6 +146,8 @@ def state_from_settings(s: BusinessSettings) -> FormState:
                 "when": k.when,
                 "source": _source_of(s, k.template),
                 "advanced": "",
+                "filename": k.file.name if k.file is not None else "",
+                "filesha": k.file.sha256 if k.file is not None else "",
             }
             for k in s.keywords
         ],
@@ -225,6 +227,9 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
                 "template": row.get("template", "").strip(),
                 "source": source,
                 "advanced": "1" if advanced else "",
+                # The rule's file, kept by the page (bot.admin.settings_page) when chosen.
+                "filename": "" if row.get("nofile") else row.get("filename", "").strip(),
+                "filesha": "" if row.get("nofile") else row.get("filesha", "").strip(),
             }
         )
     away_source, away_advanced = read_text(form, "away")
@@ -454,8 +459,13 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
         else:
             what = f"match: {_list(_words(row.get('match', '')))}"
         when = row.get("when", "always") or "always"
+        file = ""
+        if row.get("filesha"):
+            name = quote(row.get("filename") or row["filesha"][:12])
+            file = f", file: {{name: {name}, sha256: {quote(row['filesha'])}}}"
         emit(
-            f"    - {{{what}, template: {quote(row.get('template', '').strip())}, when: {quote(when)}}}",
+            f"    - {{{what}, template: {quote(row.get('template', '').strip())}, "
+            f"when: {quote(when)}{file}}}",
             f"kw-{i}",
         )
     if state.away_on:

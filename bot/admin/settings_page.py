@@ -19,10 +19,11 @@ import holidays
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from bot import i18n
-from bot.admin.blueprint import SCRIPT_TEXTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.admin.settings_form import (
     SECTIONS,
     FormState,
@@ -34,6 +35,17 @@ from bot.admin.settings_form import (
 )
 from bot.admin.settings_previews import LATE_ROWS, late_titles, previews
 from bot.db import get_db
+from bot.media.sending import (
+    ACCEPT_HEADER,
+    HEADER_KINDS,
+    Refused,
+    chunks_of,
+    content_type_of,
+    display_filename,
+    keep,
+    refusal_text,
+)
+from bot.media.store import get_media_store
 from bot.models import Business
 from bot.placeholders import Placeholder, from_jinja, to_jinja, token
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError
@@ -247,6 +259,7 @@ def _render(section: str, state: FormState, errors: dict[str, str], status: int 
         late_titles=late_titles(),
         late_rows=LATE_ROWS,
         preview_at=_preview_at(state),
+        file_accept=ACCEPT_HEADER,
         placeholders=[
             {"token": token(p, lang), "label": PLACEHOLDER_NAMES[p]} for p in Placeholder
         ],
@@ -269,11 +282,54 @@ def settings() -> Any:
     )
 
 
+_KEYWORD_UPLOAD = re.compile(r"kw-(\d{1,3})-upload")
+
+
+def _keyword_files(form: MultiDict[str, str]) -> dict[str, str]:
+    """Files chosen for keyword rules: each checked against WhatsApp's limits and kept, and
+    named in the rule's row (`kw-N-filesha`, `kw-N-filename`) for the settings file. The
+    errors, by the rule's field."""
+    errors: dict[str, str] = {}
+    at = now()
+    for key, upload in request.files.items():
+        match = _KEYWORD_UPLOAD.fullmatch(key)
+        if match is None or not upload.filename:
+            continue
+        name = display_filename(upload.filename) or ""
+        try:
+            with get_db().session() as session:
+                kept, _kind = keep(
+                    session,
+                    get_media_store(),
+                    chunks_of(upload.stream),
+                    content_type_of(upload.mimetype, name),
+                    now=at,
+                    kinds=HEADER_KINDS,
+                )
+                sha256 = kept.sha256
+        except Refused as exc:
+            errors[f"kw-{match[1]}"] = refusal_text(exc)
+            continue
+        form[f"kw-{match[1]}-filesha"], form[f"kw-{match[1]}-filename"] = sha256, name
+        form.pop(f"kw-{match[1]}-nofile", None)
+    return errors
+
+
+UPLOAD_ENDPOINTS.add("admin.settings_keywords")
+
+
 def _section_page(section: str) -> Any:
     if request.method == "GET":
         return _render(section, state_from_settings(_current()), {})
-    state = merge(state_from_settings(_current()), request.form, section)
+    form: MultiDict[str, str] = request.form
+    file_errors: dict[str, str] = {}
+    if section == "keywords":
+        form = request.form.copy()
+        file_errors = _keyword_files(form)
+    state = merge(state_from_settings(_current()), form, section)
     text, parsed, errors = validate(state)
+    if file_errors:
+        return _render(section, state, {**errors, **file_errors}, 400)
     if parsed is None:
         return _render(section, state, errors, 400)
     try:

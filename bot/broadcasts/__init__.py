@@ -2,7 +2,7 @@
 stored broadcasts and their occurrences' recipients, `cron` when they are due, `scheduler` and
 `leader` the one scheduler of a deployment. The operations callers need are named here."""
 
-from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Renderer
+from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Media, Renderer
 from bot.broadcasts.runs import (
     BATCH_SIZE,
     OUTSIDE_WINDOW,
@@ -32,6 +32,7 @@ __all__ = [
     "BroadcastStatus",
     "Content",
     "Funnel",
+    "Media",
     "Reach",
     "Renderer",
     "RunStatus",

@@ -10,7 +10,14 @@ from typing import Any
 
 from bot import replies
 from bot.settings import BusinessSettings
-from bot.whatsapp.payloads import body_parameters, template_payload, text_payload
+from bot.whatsapp.payloads import (
+    HEADER_MEDIA_KINDS,
+    body_parameters,
+    header_media,
+    media_payload,
+    template_payload,
+    text_payload,
+)
 
 
 class BroadcastKind(enum.StrEnum):
@@ -25,13 +32,26 @@ class BroadcastError(ValueError):
 
 
 @dataclass(frozen=True)
+class Media:
+    """A stored file a broadcast sends: a text's image (the text its caption), or a template's
+    media header (image, video or document). Uploaded to Meta once for all recipients."""
+
+    file_id: int
+    sha256: str
+    kind: str  # a bot.media.kinds.MediaKind
+    filename: str | None = None  # a document's name as the customer sees it
+
+
+@dataclass(frozen=True)
 class Content:
-    """What is sent: a Jinja text, or an approved template with Jinja body parameters."""
+    """What is sent: a Jinja text, or an approved template with Jinja body parameters; either
+    with a file (`media`)."""
 
     text: str | None = None
     template: str | None = None
     language: str | None = None
     params: tuple[str, ...] = ()
+    media: Media | None = None
 
     @property
     def kind(self) -> BroadcastKind:
@@ -48,6 +68,14 @@ class Content:
             raise BroadcastError("--param goes with --wa-template, not with --text")
         if self.text is not None and not self.text.strip():
             raise BroadcastError("--text is empty")
+        if self.media is not None:
+            if self.text is not None and self.media.kind != "image":
+                raise BroadcastError("a --text broadcast carries an image (JPEG or PNG) only")
+            if self.template is not None and self.media.kind not in HEADER_MEDIA_KINDS:
+                raise BroadcastError(
+                    "a template's header carries an image, a video or a document, "
+                    f"not {self.media.kind}"
+                )
         sources = [("--text", self.text)] if self.text is not None else []
         sources += [(f"--param {i}", p) for i, p in enumerate(self.params, start=1)]
         for what, source in sources:
@@ -92,12 +120,19 @@ class Renderer:
                 text = self.render(c.text, name, wa_id)
                 if not text:
                     raise ValueError("the text rendered empty")
+                if c.media is not None:
+                    return media_payload(
+                        recipient, c.media.kind, file=c.media.sha256, caption=text
+                    ), text
                 return text_payload(recipient, text), text
             values = [self.render(p, name, wa_id) for p in c.params]
             assert c.template is not None and c.language is not None
-            return template_payload(
-                recipient, c.template, c.language, body_parameters(values)
-            ), None
+            components = body_parameters(values)
+            if c.media is not None:
+                filename = c.media.filename if c.media.kind == "document" else None
+                header = header_media(c.media.kind, file=c.media.sha256, filename=filename)
+                components = [header, *components]
+            return template_payload(recipient, c.template, c.language, components), None
         except ValueError:
             raise
         except Exception as exc:  # a sandbox violation or a runtime error in the template

@@ -34,10 +34,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Renderer
+from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Media, Renderer
 from bot.contacts.audiences import Audience, parse_audience, window_start
 from bot.contacts.labels import find_label
 from bot.db import Database
+from bot.media.kinds import MediaKind
+from bot.media.sending import attach_query
 from bot.models import (
     Broadcast,
     BroadcastRun,
@@ -124,6 +126,9 @@ def create(
         template_name=content.template,
         language=content.language,
         params=list(content.params) if content.template is not None else None,
+        file_id=content.media.file_id if content.media is not None else None,
+        media_kind=content.media.kind if content.media is not None else None,
+        media_name=content.media.filename if content.media is not None else None,
         audience=str(audience),
         at=None if cron is not None else (at or now),
         cron=cron,
@@ -136,12 +141,18 @@ def create(
 
 
 def content_of(broadcast: Broadcast) -> Content:
+    media = None
+    if broadcast.file is not None and broadcast.media_kind is not None:
+        media = Media(
+            broadcast.file.id, broadcast.file.sha256, broadcast.media_kind, broadcast.media_name
+        )
     if broadcast.kind == BroadcastKind.TEXT:
-        return Content(text=broadcast.text or "")
+        return Content(text=broadcast.text or "", media=media)
     return Content(
         template=broadcast.template_name,
         language=broadcast.language,
         params=tuple(broadcast.params or ()),
+        media=media,
     )
 
 
@@ -352,6 +363,7 @@ class _Batch:
     last: int
     content: Content
     settings: BusinessSettings
+    media_type: str | None = None  # the file's content type, when it sends one
 
 
 def write_batch(
@@ -385,6 +397,7 @@ def write_batch(
     for message_id, name, wa_id, user_id in drafts:
         change: dict[str, Any] = {
             "b_id": message_id,
+            "type": str(batch.content.kind),
             "status": MessageStatus.QUEUED,
             "payload": None,
             "text": None,
@@ -395,6 +408,7 @@ def write_batch(
             change["payload"], change["text"] = renderer.payload(
                 wa_id or user_id or "", name, wa_id
             )
+            change["type"] = str(change["payload"]["type"])  # a text with an image: "image"
         except ValueError as exc:
             # This contact's message cannot be built; it fails with the reason, the rest go.
             change.update(status=MessageStatus.FAILED, error_reason=str(exc)[:500], failed_at=now)
@@ -406,6 +420,7 @@ def write_batch(
                 update(Message)
                 .where(Message.id == bindparam("b_id"), Message.status == MessageStatus.DRAFT)
                 .values(
+                    type=bindparam("type"),
                     status=bindparam("status"),
                     payload=bindparam("payload", type_=JSON()),
                     text=bindparam("text"),
@@ -413,6 +428,27 @@ def write_batch(
                     failed_at=bindparam("failed_at", type_=UTCDateTime()),
                 ),
                 changes,
+            )
+        media = batch.content.media
+        if media is not None:
+            # Each queued message links to the file (for the inbox, retention and erasure),
+            # written with the messages, so a crash leaves neither without the other.
+            carrying = select(Message.id).where(
+                Message.broadcast_run_id == run_id,
+                Message.contact_id > batch.after,
+                Message.contact_id <= batch.last,
+                Message.status.not_in((MessageStatus.SKIPPED, MessageStatus.FAILED)),
+            )
+            session.execute(
+                attach_query(
+                    session,
+                    carrying,
+                    file_id=media.file_id,
+                    kind=MediaKind(media.kind),
+                    content_type=batch.media_type or "",
+                    filename=media.filename,
+                    now=now,
+                )
             )
         session.execute(
             update(BroadcastRun)
@@ -478,7 +514,9 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
             select(*columns.values()).where(Contact.id.in_(select(batch.c.id))),
         )
     )
-    return _Batch(run.id, run.cursor, last, content_of(broadcast), _settings(session))
+    content = content_of(broadcast)
+    media_type = broadcast.file.content_type if broadcast.file is not None else None
+    return _Batch(run.id, run.cursor, last, content, _settings(session), media_type)
 
 
 def write_run(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from bot import broadcasts
@@ -15,6 +18,17 @@ from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.cli.common import clock_now, migrated, parse_at
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
+from bot.media.kinds import MediaKind
+from bot.media.sending import (
+    HEADER_KINDS,
+    Refused,
+    chunks_of,
+    content_type_of,
+    display_filename,
+    keep,
+    refusal_text,
+)
+from bot.media.store import get_media_store
 from bot.models import Broadcast
 from bot.settings.stored import load_settings, seed_demo
 
@@ -31,6 +45,13 @@ broadcast_cli = AppGroup("broadcast", help="Broadcasts: create, list, show, canc
 @click.option("--audience", default="all", show_default=True, help="all or label:NAME.")
 @click.option("--at", "at_text", help="ISO 8601 start; without an offset, business time.")
 @click.option("--cron", help='Recurring: "m h dom mon dow" in the business time zone.')
+@click.option(
+    "--media",
+    "media_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to send: with --text a JPEG or PNG (the text its caption); with "
+    "--wa-template the header's image, video or document.",
+)
 @migrated
 def broadcast_create(
     text: str | None,
@@ -40,6 +61,7 @@ def broadcast_create(
     audience: str,
     at_text: str | None,
     cron: str | None,
+    media_path: Path | None,
 ) -> None:
     """Create a broadcast and print its id; without --at or --cron it starts now."""
     content = broadcasts.Content(text=text, template=template, language=language, params=params)
@@ -48,6 +70,8 @@ def broadcast_create(
         chosen = parse_audience(audience)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if media_path is not None:
+        content = dataclasses.replace(content, media=_keep_media(media_path, content))
     if at_text is not None and cron is not None:
         raise click.UsageError("give --at or --cron, not both")
     database = get_db(current_app)
@@ -137,6 +161,26 @@ def broadcast_cancel(broadcast_id: int) -> None:
     except broadcasts.BroadcastError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"broadcast {broadcast_id} cancelled; {withdrawn} messages withdrawn")
+
+
+def _keep_media(path: Path, content: broadcasts.Content) -> broadcasts.Media:
+    """The file checked against WhatsApp's limits for what it goes with, then kept."""
+    kinds = frozenset({MediaKind.IMAGE} if content.text is not None else HEADER_KINDS)
+    name = display_filename(path.name)
+    try:
+        with force_locale("en"), get_db(current_app).session() as session, path.open("rb") as f:
+            kept, kind = keep(
+                session,
+                get_media_store(current_app),
+                chunks_of(f),
+                content_type_of(None, path.name),
+                now=clock_now(),
+                kinds=kinds,
+            )
+            return broadcasts.Media(kept.id, kept.sha256, str(kind), name)
+    except Refused as exc:
+        with force_locale("en"):
+            raise click.BadParameter(refusal_text(exc), param_hint="--media") from None
 
 
 def _describe(b: Broadcast) -> dict[str, str]:

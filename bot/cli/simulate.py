@@ -89,6 +89,8 @@ def simulate_command(
     else:
         click.echo(f"rule: {result.rule}")
         click.echo(f"reply: {result.text}" if result.text is not None else "reply: none (too late)")
+        if result.file is not None:
+            click.echo(f"file: {result.file} (the reply is its caption)")
 
 
 def _instant(text: str | None, timezone: str) -> datetime:

@@ -37,14 +37,23 @@ from bot.contacts.lookup import (
     locked_contact,
 )
 from bot.contacts.names import name_after_message
-from bot.media.kinds import MediaKind
-from bot.models import Attachment, AttachmentState, Contact, Direction, Message, MessageStatus
+from bot.media.kinds import MediaKind, kind_of
+from bot.media.sending import CAPTION_KINDS
+from bot.models import (
+    Attachment,
+    AttachmentState,
+    Contact,
+    Direction,
+    MediaFile,
+    Message,
+    MessageStatus,
+)
 from bot.outbound import outbox
 from bot.rules import History, Inbound, Rule
-from bot.settings import BusinessSettings
+from bot.settings import BusinessSettings, KeywordFile
 from bot.sql import insert_ignore
 from bot.whatsapp import events
-from bot.whatsapp.payloads import text_payload
+from bot.whatsapp.payloads import CAPTION_MAX, media_payload, text_payload
 
 log = logging.getLogger("tresen.inbound")
 
@@ -88,6 +97,8 @@ class Reply:
     rule: str
     row: dict[str, Any] | None  # None: no reply is sent (too late, or Meta would refuse it)
     opt_in: bool | None
+    # The reply's attachment row (a keyword rule's file) but its message id.
+    attachment: dict[str, Any] | None = None
 
 
 def store_message(
@@ -143,7 +154,7 @@ def store_message(
             last_human_reply_at=contact.last_human_reply_at,
         )
         inbound = Inbound(event.text, event.type_name, event.timestamp)
-        reply = auto_reply(settings, contact, name, inbound, history, now, ready)
+        reply = auto_reply(settings, contact, name, inbound, history, now, ready, conn=conn)
     queued = reply.row if reply is not None else None
     message = {
         "contact_id": contact.id,
@@ -190,6 +201,8 @@ def store_message(
     replied = None
     if reply is not None and reply_id is not None:
         replied = Replied(reply_id, reply.rule)
+        if reply.attachment is not None:
+            conn.execute(insert(Attachment), {**reply.attachment, "message_id": reply_id})
     if reply is not None and reply.opt_in is not None:
         # With or without its reply: the customer's word counts however late it arrives, as of
         # when they sent it, so that of two words arriving out of order the later one wins.
@@ -230,8 +243,11 @@ def auto_reply(
     history: History,
     now: datetime,
     ready: Ready | None = None,
+    *,
+    conn: Connection | None = None,
 ) -> Reply | None:
-    """The rules' reply to a new message, rendered and ready to queue, or None."""
+    """The rules' reply to a new message, rendered and ready to queue, or None. A keyword
+    rule's file goes with its answer as the caption (`conn` finds the stored file)."""
     found = reply_for(
         settings, inbound, history, now, contact_name=name, wa_id=contact.wa_id, ready=ready
     )
@@ -241,14 +257,59 @@ def auto_reply(
     if text is None:
         return Reply(decision.rule, None, decision.opt_in)
     recipient = contact.wa_id or contact.user_id or ""
+    attachment = None
     try:
-        payload = text_payload(recipient, text)
+        payload = None
+        if decision.file is not None and conn is not None:
+            payload, attachment = _with_file(conn, recipient, text, decision.file, now)
+        if payload is None:
+            payload = text_payload(recipient, text)
     except ValueError as exc:
         # Meta would refuse it too (a sender id that is no number, a text over the limit).
         log.warning("no %s reply to contact %s: %s", decision.rule, contact.id, exc)
         return Reply(decision.rule, None, decision.opt_in)
     row = outbox.row(contact.id, payload, now=now, text=text, rule=decision.rule)
-    return Reply(decision.rule, row, decision.opt_in)
+    return Reply(decision.rule, row, decision.opt_in, attachment)
+
+
+def _with_file(
+    conn: Connection, recipient: str, text: str, file: KeywordFile, now: datetime
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A keyword answer with its file, the text as the caption, and the attachment's row;
+    (None, None) when it must go as text only: the file is not stored (any more), or the
+    text is longer than a caption may be."""
+    found = conn.execute(
+        select(MediaFile.id, MediaFile.content_type).where(MediaFile.sha256 == file.sha256)
+    ).first()
+    if found is None:
+        log.warning("keyword file %r is not stored: the answer goes as text only", file.name)
+        return None, None
+    file_id, content_type = found
+    kind = kind_of(content_type)
+    caption = text if kind in CAPTION_KINDS else None
+    if caption is not None and len(caption) > CAPTION_MAX:
+        log.warning(
+            "keyword answer with %r is longer than a caption (%d characters): sent as text only",
+            file.name,
+            CAPTION_MAX,
+        )
+        return None, None
+    payload = media_payload(
+        recipient,
+        kind,
+        file=file.sha256,
+        caption=caption,
+        filename=file.name if kind == MediaKind.DOCUMENT else None,
+    )
+    attachment = {
+        "kind": str(kind),
+        "mime_type": content_type,
+        "filename": file.name,
+        "state": AttachmentState.STORED,
+        "file_id": file_id,
+        "created_at": now,
+    }
+    return payload, attachment
 
 
 def _written(

@@ -6,6 +6,7 @@ Every error names the line of the offending value; the first one found is raised
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,7 @@ from bot.settings.values import (
     BusinessSettings,
     FrozenMap,
     GreetingRule,
+    KeywordFile,
     KeywordRule,
     Retention,
     bare_word,
@@ -294,10 +296,13 @@ def _keywords(node: Node, d: _Draft) -> None:
         template: str | None = None
         when = "always"
         has_match = False
+        file: KeywordFile | None = None
         for key, _key_node, value in pairs_of(
-            item, "a keyword rule", ("match", "pattern", "template", "when")
+            item, "a keyword rule", ("match", "pattern", "template", "when", "file")
         ):
-            if key == "match":
+            if key == "file":
+                file = _keyword_file(value)
+            elif key == "match":
                 has_match = True
                 match = texts_of(value, "a match word")
                 if not match:
@@ -323,8 +328,34 @@ def _keywords(node: Node, d: _Draft) -> None:
             )
         if template is None:
             raise SettingsError("a keyword rule needs 'template'", line_of(item))
-        out.append(KeywordRule(match=match, pattern=pattern, template=template, when=when))
+        out.append(
+            KeywordRule(match=match, pattern=pattern, template=template, when=when, file=file)
+        )
     d.keywords = tuple(out)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _keyword_file(node: Node) -> KeywordFile:
+    """`file: {name: Preisliste.pdf, sha256: <64 hex digits>}`: a file of the media store,
+    named as the customer sees it (the admin's keyword page writes it when a file is chosen)."""
+    name: str | None = None
+    sha256: str | None = None
+    for key, _key_node, value in pairs_of(node, "a keyword rule's file", ("name", "sha256")):
+        if key == "name":
+            name = text_of(value, "file name").strip()
+            if not name:
+                raise SettingsError("the file's name is empty", line_of(value))
+        else:
+            sha256 = text_of(value, "file sha256").strip().lower()
+            if not _SHA256.fullmatch(sha256):
+                raise SettingsError(
+                    "the file's sha256 must be 64 hexadecimal digits", line_of(value)
+                )
+    if name is None or sha256 is None:
+        raise SettingsError("a keyword rule's file needs 'name' and 'sha256'", line_of(node))
+    return KeywordFile(name=name, sha256=sha256)
 
 
 _Rule = TypeVar("_Rule", AwayRule, GreetingRule)

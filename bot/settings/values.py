@@ -56,11 +56,21 @@ class FrozenMap(Mapping[str, str]):
 
 
 @dataclass(frozen=True)
+class KeywordFile:
+    """A stored file a keyword rule answers with (the price list): its name as the customer
+    sees it, and its SHA-256, the key it is kept under (bot.media.store)."""
+
+    name: str
+    sha256: str  # 64 lowercase hex digits
+
+
+@dataclass(frozen=True)
 class KeywordRule:
     match: tuple[str, ...]  # words or phrases, case-insensitive, whole words; () with a pattern
     pattern: str | None  # a regular expression searched in the text
     template: str
     when: str = "always"  # "always", "open" or "closed"
+    file: KeywordFile | None = None  # sent with the answer, the answer its caption
 
 
 @dataclass(frozen=True)

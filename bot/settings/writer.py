@@ -122,4 +122,6 @@ def _keyword_out(rule: KeywordRule) -> _FlowMap:
     out["template"] = rule.template
     if rule.when != "always":
         out["when"] = rule.when
+    if rule.file is not None:
+        out["file"] = _FlowMap(name=rule.file.name, sha256=rule.file.sha256)
     return out

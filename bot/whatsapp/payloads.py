@@ -7,18 +7,22 @@ every check on Meta's limits happens here, where the field can still be named.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from bot.channels.transport import Payload
 
 __all__ = [
+    "FILE_KEY",
+    "HEADER_MEDIA_KINDS",
     "MEDIA_KINDS",
     "TEXT_MAX",
     "Payload",
     "body_parameters",
     "buttons_payload",
     "describe",
+    "file_references",
+    "header_media",
     "is_read",
     "list_payload",
     "media_payload",
@@ -29,6 +33,14 @@ __all__ = [
 
 MEDIA_KINDS: Final = frozenset({"image", "audio", "video", "document", "sticker"})
 _CAPTION_KINDS: Final = frozenset({"image", "video", "document"})
+# A template's header may carry one of these (Meta's header formats IMAGE, VIDEO, DOCUMENT).
+HEADER_MEDIA_KINDS: Final = frozenset({"image", "video", "document"})
+
+# A media object may name a file of our media store instead of Meta's media id or a link:
+# ``{"file": "<sha256 hex>"}``. The outbox keeps it so; the WhatsApp transport uploads the file
+# (once, then by the media id Meta gave it while that is valid) and sends ``{"id": …}`` in
+# its place (bot.whatsapp.uploads). So a message is queued before anything talks to Meta.
+FILE_KEY: Final = "file"
 
 # Limits from Meta's message reference; checked here so a bad payload fails where it is
 # built, with the field named, instead of as a Graph error 100 at send time.
@@ -126,25 +138,33 @@ def body_parameters(values: Sequence[str]) -> list[Payload]:
     return [{"type": "body", "parameters": parameters}]
 
 
+def _media_object(media_id: str | None, link: str | None, file: str | None) -> Payload:
+    given = [
+        (k, v) for k, v in (("id", media_id), ("link", link), (FILE_KEY, file)) if v is not None
+    ]
+    if len(given) != 1:
+        raise ValueError("give exactly one of media_id, link and file")
+    key, value = given[0]
+    if key == FILE_KEY and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError(f"file must be a stored file's sha256 (64 hex digits), not {value!r}")
+    return {key: _required(key, value)}
+
+
 def media_payload(
     to: str,
     kind: str,
     *,
     media_id: str | None = None,
     link: str | None = None,
+    file: str | None = None,
     caption: str | None = None,
     filename: str | None = None,
 ) -> Payload:
-    """An image, audio, video, document or sticker, by uploaded media id or by link."""
+    """An image, audio, video, document or sticker, by uploaded media id, by link, or by a
+    stored file (`file`: its sha256, uploaded when sent; see FILE_KEY)."""
     if kind not in MEDIA_KINDS:
         raise ValueError(f"media kind {kind!r} is not one of {sorted(MEDIA_KINDS)}")
-    if (media_id is None) == (link is None):
-        raise ValueError("give exactly one of media_id and link")
-    media: Payload = (
-        {"id": _required("media_id", media_id)}
-        if media_id is not None
-        else {"link": _required("link", link or "")}
-    )
+    media = _media_object(media_id, link, file)
     if caption is not None:
         if kind not in _CAPTION_KINDS:
             raise ValueError(f"a caption is allowed on {sorted(_CAPTION_KINDS)}, not on {kind}")
@@ -154,6 +174,48 @@ def media_payload(
             raise ValueError(f"a filename is allowed on a document, not on {kind}")
         media["filename"] = _required("filename", filename)
     return _message(to, kind, media)
+
+
+def header_media(
+    kind: str,
+    *,
+    media_id: str | None = None,
+    link: str | None = None,
+    file: str | None = None,
+    filename: str | None = None,
+) -> Payload:
+    """A template component filling a media header (image, video or document) with one file:
+    by media id, link, or a stored file's sha256 (uploaded when sent)."""
+    if kind not in HEADER_MEDIA_KINDS:
+        raise ValueError(f"a header carries {sorted(HEADER_MEDIA_KINDS)}, not {kind!r}")
+    media = _media_object(media_id, link, file)
+    if filename is not None:
+        if kind != "document":
+            raise ValueError(f"a filename is allowed on a document, not on {kind}")
+        media["filename"] = _required("filename", filename)
+    return {"type": "header", "parameters": [{"type": kind, kind: media}]}
+
+
+def file_references(payload: Payload) -> Iterator[Payload]:
+    """The media objects of a payload that name a stored file (``{"file": sha256, …}``): the
+    message's own media, and a template's header parameter. Yielded as they are in the
+    payload, so a caller working on a copy may put the media id in their place."""
+    kind = payload.get("type")
+    content = payload.get(kind) if isinstance(kind, str) else None
+    if not isinstance(content, dict):
+        return
+    if kind in MEDIA_KINDS and FILE_KEY in content:
+        yield content
+    elif kind == "template":
+        for component in content.get("components") or ():
+            if not isinstance(component, dict) or component.get("type") != "header":
+                continue
+            for parameter in component.get("parameters") or ():
+                media = (
+                    parameter.get(parameter.get("type")) if isinstance(parameter, dict) else None
+                )
+                if isinstance(media, dict) and FILE_KEY in media:
+                    yield media
 
 
 def _interactive_frame(

@@ -223,12 +223,16 @@
         }).then(function (data) {
           if (!data.ok) { errorBox.textContent = data.error; errorBox.hidden = false; return; }
           form.querySelectorAll("textarea").forEach(function (t) { t.value = ""; });
+          form.querySelectorAll("input[type=file]").forEach(function (f) { f.value = ""; });
+          var quickFile = form.querySelector("input[name=quick_reply]");
+          if (quickFile) { quickFile.value = ""; quickFile.dispatchEvent(new Event("change")); }
           return poll();
         }).catch(function () {
           errorBox.textContent = say("inbox_unreachable"); errorBox.hidden = false;
         }).then(function () { button.disabled = false; });
       });
     });
+    attachments();
     var text = document.getElementById("reply-text");
     if (text) {
       text.addEventListener("keydown", function (event) {
@@ -238,6 +242,26 @@
         }
       });
     }
+  }
+
+  // The reply's file: one chosen here, or a quick reply's (quick_replies.js sets the hidden
+  // field); its name shows under the box with a way to take it off again.
+  function attachments() {
+    var input = document.getElementById("reply-file");
+    var quick = document.getElementById("reply-quick-file");
+    var chip = document.getElementById("reply-attached");
+    if (!input || !quick || !chip) return;
+    var name = document.getElementById("reply-attached-name");
+    function show() {
+      var chosen = input.files.length ? input.files[0].name : (quick.value ? quick.dataset.name || "" : "");
+      name.textContent = chosen;
+      chip.hidden = !chosen;
+    }
+    input.addEventListener("change", function () { if (input.files.length) quick.value = ""; show(); });
+    quick.addEventListener("change", show);
+    document.getElementById("reply-attached-remove").addEventListener("click", function () {
+      input.value = ""; quick.value = ""; show();
+    });
   }
 
   // --- the conversation list -----------------------------------------------------------

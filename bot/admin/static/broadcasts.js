@@ -79,6 +79,7 @@
       var number = ++asked;
       var data = new FormData(form);
       data.delete("confirmed");
+      data.delete("file"); // the preview needs no file: it goes only with the form
       fetch(form.dataset.checkUrl, {
         method: "POST", body: data, credentials: "same-origin",
         headers: { Accept: "application/json" }

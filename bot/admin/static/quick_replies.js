@@ -58,6 +58,13 @@
       var at = current;
       close();
       box.setRangeText(item.text, at.start, at.end, "end");
+      // A quick reply's file goes with it (the reply box's hidden field names the reply).
+      var field = document.getElementById("reply-quick-file");
+      if (field) {
+        field.value = item.file_name ? String(item.id) : "";
+        field.dataset.name = item.file_name || "";
+        field.dispatchEvent(new Event("change"));
+      }
       box.dispatchEvent(new Event("input", { bubbles: true }));
       box.focus();
     }
@@ -74,6 +81,11 @@
         var text = document.createElement("span");
         text.className = "qs-text"; text.textContent = item.text;
         li.append(name, text);
+        if (item.file_name) {
+          var file = document.createElement("span");
+          file.className = "qs-file"; file.textContent = item.file_name;
+          li.append(file);
+        }
         // pointerdown, not click: the textarea keeps its focus and caret.
         li.addEventListener("pointerdown", function (event) { event.preventDefault(); choose(i); });
         return li;

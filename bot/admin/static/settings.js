@@ -106,7 +106,10 @@
 
     function refresh() {
       var mine = ++sequence;
-      post(form.dataset.previewUrl, new FormData(form)).then(function (result) {
+      var data = new FormData(form);
+      // A chosen file goes only with the save, not with every preview.
+      form.querySelectorAll("input[type=file]").forEach(function (f) { data.delete(f.name); });
+      post(form.dataset.previewUrl, data).then(function (result) {
         if (mine !== sequence) return; // an answer to an older state of the form
         showErrors(result.errors || {});
         form.querySelectorAll(".preview").forEach(function (box) {
