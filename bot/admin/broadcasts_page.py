@@ -43,10 +43,7 @@ from bot.media.sending import (
     Refused,
     accept,
     check,
-    chunks_of,
-    content_type_of,
-    display_filename,
-    keep,
+    keep_named,
     refusal_text,
 )
 from bot.media.store import get_media_store
@@ -470,20 +467,20 @@ def _read_media(draft: Draft, at: datetime) -> None:
     kinds = _media_kinds(draft)
     with get_db().session() as session:
         if upload is not None and upload.filename:
-            name = display_filename(upload.filename) or ""
             try:
-                kept, _kind = keep(
+                kept = keep_named(
                     session,
                     get_media_store(),
-                    chunks_of(upload.stream),
-                    content_type_of(upload.mimetype, name),
+                    upload.stream,
+                    upload.filename,
+                    upload.mimetype,
                     now=at,
                     kinds=kinds,
                 )
             except Refused as exc:
                 draft.errors["file"] = refusal_text(exc)
                 return
-            form["file_id"], form["file_name"] = str(kept.id), name
+            form["file_id"], form["file_name"] = str(kept.file.id), kept.name or ""
         file_id = str(form["file_id"])
         if not file_id:
             return

@@ -37,10 +37,7 @@ from bot.media.sending import (
     Refused,
     attach,
     check,
-    chunks_of,
-    content_type_of,
-    display_filename,
-    keep,
+    keep_named,
     limits_text,
     refusal_text,
 )
@@ -512,11 +509,15 @@ def _reply_with_file(
             return _answer(contact_id, _window_closed())
         try:
             if upload is not None:
-                filename = display_filename(upload.filename)
-                content_type = content_type_of(upload.mimetype, filename)
-                file, kind = keep(
-                    session, get_media_store(), chunks_of(upload.stream), content_type, now=at
+                kept = keep_named(
+                    session,
+                    get_media_store(),
+                    upload.stream,
+                    upload.filename,
+                    upload.mimetype,
+                    now=at,
                 )
+                file, kind, filename = kept.file, kept.kind, kept.name
             else:
                 quick = session.get(QuickReply, quick_id)
                 if quick is None or quick.file is None:

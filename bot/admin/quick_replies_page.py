@@ -20,10 +20,7 @@ from bot.i18n import page_language
 from bot.media.sending import (
     ACCEPT,
     Refused,
-    chunks_of,
-    content_type_of,
-    display_filename,
-    keep,
+    keep_named,
     limits_text,
     refusal_text,
 )
@@ -158,13 +155,13 @@ def quick_replies_save() -> Any:
         kept = None
         if not errors and upload is not None and upload.filename:
             # Checked against WhatsApp's limits, then kept, before the reply is saved.
-            name = display_filename(upload.filename)
             try:
-                kept, _kind = keep(
+                kept = keep_named(
                     session,
                     get_media_store(),
-                    chunks_of(upload.stream),
-                    content_type_of(upload.mimetype, name),
+                    upload.stream,
+                    upload.filename,
+                    upload.mimetype,
                     now=at,
                 )
             except Refused as exc:
@@ -181,7 +178,7 @@ def quick_replies_save() -> Any:
         else:
             found.shortcut, found.text, found.updated_at = shortcut, text, at
         if kept is not None:
-            found.file_id, found.file_name = kept.id, name
+            found.file_id, found.file_name = kept.file.id, kept.name
         elif form.remove_file.data:
             found.file_id = found.file_name = None
     flash(gettext("Quick reply /%(shortcut)s saved.", shortcut=shortcut))

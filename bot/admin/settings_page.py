@@ -39,10 +39,7 @@ from bot.media.sending import (
     ACCEPT_HEADER,
     HEADER_KINDS,
     Refused,
-    chunks_of,
-    content_type_of,
-    display_filename,
-    keep,
+    keep_named,
     refusal_text,
 )
 from bot.media.store import get_media_store
@@ -295,22 +292,23 @@ def _keyword_files(form: MultiDict[str, str]) -> dict[str, str]:
         match = _KEYWORD_UPLOAD.fullmatch(key)
         if match is None or not upload.filename:
             continue
-        name = display_filename(upload.filename) or ""
         try:
             with get_db().session() as session:
-                kept, _kind = keep(
+                kept = keep_named(
                     session,
                     get_media_store(),
-                    chunks_of(upload.stream),
-                    content_type_of(upload.mimetype, name),
+                    upload.stream,
+                    upload.filename,
+                    upload.mimetype,
                     now=at,
                     kinds=HEADER_KINDS,
                 )
-                sha256 = kept.sha256
+                sha256 = kept.file.sha256
         except Refused as exc:
             errors[f"kw-{match[1]}"] = refusal_text(exc)
             continue
-        form[f"kw-{match[1]}-filesha"], form[f"kw-{match[1]}-filename"] = sha256, name
+        form[f"kw-{match[1]}-filesha"] = sha256
+        form[f"kw-{match[1]}-filename"] = kept.name or ""
         form.pop(f"kw-{match[1]}-nofile", None)
     return errors
 

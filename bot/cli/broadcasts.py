@@ -22,10 +22,7 @@ from bot.media.kinds import MediaKind
 from bot.media.sending import (
     HEADER_KINDS,
     Refused,
-    chunks_of,
-    content_type_of,
-    display_filename,
-    keep,
+    keep_named,
     refusal_text,
 )
 from bot.media.store import get_media_store
@@ -166,18 +163,18 @@ def broadcast_cancel(broadcast_id: int) -> None:
 def _keep_media(path: Path, content: broadcasts.Content) -> broadcasts.Media:
     """The file checked against WhatsApp's limits for what it goes with, then kept."""
     kinds = frozenset({MediaKind.IMAGE} if content.text is not None else HEADER_KINDS)
-    name = display_filename(path.name)
     try:
         with force_locale("en"), get_db(current_app).session() as session, path.open("rb") as f:
-            kept, kind = keep(
+            kept = keep_named(
                 session,
                 get_media_store(current_app),
-                chunks_of(f),
-                content_type_of(None, path.name),
+                f,
+                path.name,
+                None,
                 now=clock_now(),
                 kinds=kinds,
             )
-            return broadcasts.Media(kept.id, kept.sha256, str(kind), name)
+            return broadcasts.Media(kept.file.id, kept.file.sha256, str(kept.kind), kept.name)
     except Refused as exc:
         with force_locale("en"):
             raise click.BadParameter(refusal_text(exc), param_hint="--media") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import mimetypes
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Final
 
@@ -30,6 +31,7 @@ __all__ = [
     "CAPTION_KINDS",
     "HEADER_KINDS",
     "LARGEST",
+    "Kept",
     "Problem",
     "Refused",
     "attach",
@@ -39,6 +41,7 @@ __all__ = [
     "content_type_of",
     "display_filename",
     "keep",
+    "keep_named",
     "limits_text",
     "refusal_text",
 ]
@@ -171,6 +174,37 @@ def keep(
     )
     row = session.scalars(select(MediaFile).where(MediaFile.sha256 == stored.sha256)).one()
     return row, kind
+
+
+@dataclass(frozen=True)
+class Kept:
+    file: MediaFile
+    kind: MediaKind
+    name: str | None  # as the customer will see it (a document's filename)
+
+
+def keep_named(
+    session: Session,
+    store: MediaStore,
+    stream: IO[bytes],
+    name: str | None,
+    declared_type: str | None,
+    *,
+    now: datetime,
+    kinds: frozenset[MediaKind] = ALL_KINDS,
+) -> Kept:
+    """A file that came with a name (a form's upload, a path) kept as `keep` keeps it: its
+    type as declared, else guessed from the name."""
+    shown = display_filename(name)
+    file, kind = keep(
+        session,
+        store,
+        chunks_of(stream),
+        content_type_of(declared_type, shown),
+        now=now,
+        kinds=kinds,
+    )
+    return Kept(file, kind, shown)
 
 
 def attach(
