@@ -89,6 +89,9 @@ class Shop:
 
     def fits(self) -> None:
         """Nothing on the page is wider than the screen: no horizontal scrolling."""
+        # Measured once the page's stylesheets are in: a page just posted to can already show
+        # its text while a slow machine still lays it out without them.
+        self.tab.wait_for_load_state("load")
         overflow = self.tab.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
