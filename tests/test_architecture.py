@@ -32,6 +32,7 @@ PURE = {
     "bot.whatsapp.errors",
     "bot.channels.transport",
     "bot.channels.errors",
+    "bot.media.s3url",
     "bot.outbound.backoff",
     "bot.contacts.csvfile",
     "bot.contacts.label_names",

@@ -95,7 +95,7 @@ def is_key(text: str) -> bool:
 
 
 class MediaStore(Protocol):
-    """Content-addressed file storage."""
+    """Content-addressed file storage. Any method may raise `StoreUnavailable`: try later."""
 
     def put(
         self, chunks: Iterable[bytes], *, limit: int | None = None, expect: str | None = None
