@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from bot import broadcasts
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot.admin.forms import keep_upload
 from bot.admin.quick_replies_page import placeholder_buttons
 from bot.broadcasts import timing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
@@ -43,10 +44,8 @@ from bot.media.sending import (
     Refused,
     accept,
     check,
-    keep_named,
     refusal_text,
 )
-from bot.media.store import get_media_store
 from bot.models import (
     Broadcast,
     BroadcastRun,
@@ -468,15 +467,7 @@ def _read_media(draft: Draft, at: datetime) -> None:
     with get_db().session() as session:
         if upload is not None and upload.filename:
             try:
-                kept = keep_named(
-                    session,
-                    get_media_store(),
-                    upload.stream,
-                    upload.filename,
-                    upload.mimetype,
-                    now=at,
-                    kinds=kinds,
-                )
+                kept = keep_upload(session, upload, now=at, kinds=kinds)
             except Refused as exc:
                 draft.errors["file"] = refusal_text(exc)
                 return

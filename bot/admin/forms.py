@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from bot.media.kinds import MediaKind
+from bot.media.sending import ALL_KINDS, Kept, keep_named
+from bot.media.store import get_media_store
 from bot.whatsapp.payloads import TEXT_MAX
+
+
+def keep_upload(
+    session: Session,
+    upload: FileStorage,
+    *,
+    now: datetime,
+    kinds: frozenset[MediaKind] = ALL_KINDS,
+) -> Kept:
+    """A form's file kept in the app's media store (`keep_named`: checked against WhatsApp's
+    limits first, `Refused` if it would not take it)."""
+    return keep_named(
+        session,
+        get_media_store(),
+        upload.stream,
+        upload.filename,
+        upload.mimetype,
+        now=now,
+        kinds=kinds,
+    )
 
 
 class LoginForm(FlaskForm):

@@ -24,7 +24,7 @@ from bot.admin.display import (
     window_closes,
     window_open,
 )
-from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm
+from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm, keep_upload
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
@@ -37,11 +37,9 @@ from bot.media.sending import (
     Refused,
     attach,
     check,
-    keep_named,
     limits_text,
     refusal_text,
 )
-from bot.media.store import get_media_store
 from bot.models import (
     Attachment,
     AttachmentState,
@@ -509,14 +507,7 @@ def _reply_with_file(
             return _answer(contact_id, _window_closed())
         try:
             if upload is not None:
-                kept = keep_named(
-                    session,
-                    get_media_store(),
-                    upload.stream,
-                    upload.filename,
-                    upload.mimetype,
-                    now=at,
-                )
+                kept = keep_upload(session, upload, now=at)
                 file, kind, filename = kept.file, kept.kind, kept.name
             else:
                 quick = session.get(QuickReply, quick_id)

@@ -15,16 +15,15 @@ from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot.admin.forms import keep_upload
 from bot.db import get_db
 from bot.i18n import page_language
 from bot.media.sending import (
     ACCEPT,
     Refused,
-    keep_named,
     limits_text,
     refusal_text,
 )
-from bot.media.store import get_media_store
 from bot.models import Contact, QuickReply
 from bot.placeholders import LABELS, Placeholder, token
 from bot.quick_replies import (
@@ -156,14 +155,7 @@ def quick_replies_save() -> Any:
         if not errors and upload is not None and upload.filename:
             # Checked against WhatsApp's limits, then kept, before the reply is saved.
             try:
-                kept = keep_named(
-                    session,
-                    get_media_store(),
-                    upload.stream,
-                    upload.filename,
-                    upload.mimetype,
-                    now=at,
-                )
+                kept = keep_upload(session, upload, now=at)
             except Refused as exc:
                 errors["file"] = refusal_text(exc)
         if errors:

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 
 from bot import i18n
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot.admin.forms import keep_upload
 from bot.admin.settings_form import (
     SECTIONS,
     FormState,
@@ -39,10 +40,8 @@ from bot.media.sending import (
     ACCEPT_HEADER,
     HEADER_KINDS,
     Refused,
-    keep_named,
     refusal_text,
 )
-from bot.media.store import get_media_store
 from bot.models import Business
 from bot.placeholders import Placeholder, from_jinja, to_jinja, token
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError
@@ -294,15 +293,7 @@ def _keyword_files(form: MultiDict[str, str]) -> dict[str, str]:
             continue
         try:
             with get_db().session() as session:
-                kept = keep_named(
-                    session,
-                    get_media_store(),
-                    upload.stream,
-                    upload.filename,
-                    upload.mimetype,
-                    now=at,
-                    kinds=HEADER_KINDS,
-                )
+                kept = keep_upload(session, upload, now=at, kinds=HEADER_KINDS)
                 sha256 = kept.file.sha256
         except Refused as exc:
             errors[f"kw-{match[1]}"] = refusal_text(exc)
