@@ -374,6 +374,137 @@ class User(Base):
     password_generated: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # A deactivated user cannot log in; their name stays on what they did (audit, notes).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Staff only: whether they may create and cancel broadcasts (owners always may).
+    may_broadcast: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class Invitation(Base):
+    """A one-time link an owner hands to a new member of the team: whoever opens it first
+    chooses a name and a password. Only the token's hash is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # a bot.users.Role
+    may_broadcast: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # Who joined with it.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AuditEntry(Base):
+    """One change a user made in the admin: who, what, when, and for settings the before and
+    after. The user's name is copied so the entry outlives the user."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))  # a bot.team.audit.Action
+    subject: Mapped[str | None] = mapped_column(String(255))  # "contact:12", "settings", …
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+
+
+class ConversationState(enum.StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"  # for the customer
+    DONE = "done"
+
+
+class Conversation(Base):
+    """How the team handles one contact's conversation. A contact without a row is an open,
+    unassigned, unpinned conversation: rows are written when someone changes that."""
+
+    __tablename__ = "conversations"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(
+        String(16), default=ConversationState.OPEN, server_default="open"
+    )
+    assigned_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Hidden from the lists until the customer writes again.
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationRead(Base):
+    """How far one user has read one conversation: the unread count is per person."""
+
+    __tablename__ = "conversation_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # The id of the last message this user has seen in it.
+    read_up_to: Mapped[int] = mapped_column(BigInteger, default=0)
+    # "Mark unread": shown unread until opened again.
+    marked_unread: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Note(Base):
+    """An internal note on a conversation: the team sees it, the customer never does."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class SignalKind(enum.StrEnum):
+    READ = "read"  # blue ticks on the customer's message
+    TYPING = "typing"  # "typing…" (it also marks the message read)
+
+
+class SignalState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Signal(Base):
+    """A read receipt or typing indicator waiting for the dispatcher: not a message, but a
+    request to the Graph API all the same, so it keeps the shared send rate."""
+
+    __tablename__ = "signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # a SignalKind
+    wamid: Mapped[str] = mapped_column(String(255))  # the customer's message it is about
+    state: Mapped[str] = mapped_column(String(16))  # a SignalState
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_signals_state", "state", "id"),)
 
 
 class UserSession(Base):
