@@ -1,0 +1,89 @@
+"""The audit log: every change a user makes in the admin, with who, what and when.
+
+Each edge that changes something records it in the same transaction as the change, so an entry
+exists exactly when the change does. Settings keep their before and after in full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from bot.models import AuditEntry
+
+
+class Action(StrEnum):
+    """What was done. The admin's audit page names each in the page's language."""
+
+    # the team
+    USER_ADDED = "user.added"
+    USER_INVITED = "user.invited"
+    USER_JOINED = "user.joined"
+    USER_CHANGED = "user.changed"  # role, broadcasts allowed
+    USER_DEACTIVATED = "user.deactivated"
+    USER_REACTIVATED = "user.reactivated"
+    USER_DELETED = "user.deleted"
+    PASSWORD_CHANGED = "user.password"  # noqa: S105 (an action, not a password)
+    LANGUAGE_CHANGED = "user.language"
+    # settings
+    SETTINGS_CHANGED = "settings.changed"
+    QUICK_REPLY_SAVED = "quick_reply.saved"
+    QUICK_REPLY_DELETED = "quick_reply.deleted"
+    # contacts
+    CONTACT_ADDED = "contact.added"
+    CONTACT_CHANGED = "contact.changed"
+    CONTACTS_IMPORTED = "contacts.imported"
+    CONTACTS_EXPORTED = "contacts.exported"
+    LABELS_CHANGED = "contact.labels"
+    OPT_IN_CHANGED = "contact.opt_in"
+    LABEL_SAVED = "label.saved"
+    LABEL_DELETED = "label.deleted"
+    # conversations
+    REPLY_SENT = "conversation.reply"
+    TEMPLATE_SENT = "conversation.template"
+    NOTE_ADDED = "conversation.note"
+    ASSIGNED = "conversation.assigned"
+    STATE_CHANGED = "conversation.state"
+    PINNED = "conversation.pinned"
+    ARCHIVED = "conversation.archived"
+    MARKED_UNREAD = "conversation.unread"
+    # broadcasts
+    BROADCAST_CREATED = "broadcast.created"
+    BROADCAST_CANCELLED = "broadcast.cancelled"
+    # anything else a form changed (see bot.admin: a POST that recorded nothing itself)
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user of the admin, or none (the command line, the system)."""
+
+    id: int | None
+    name: str | None
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: Action,
+    at: datetime,
+    *,
+    subject: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> AuditEntry:
+    """Add one entry to `session`; it is committed with the change it describes."""
+    entry = AuditEntry(
+        at=at,
+        user_id=actor.id,
+        user_name=actor.name,
+        action=str(action),
+        subject=subject,
+        before=before,
+        after=after,
+    )
+    session.add(entry)
+    return entry
