@@ -1,0 +1,1 @@
+"""How the team handles conversations: state, assignment, who has read what, notes."""
