@@ -49,6 +49,7 @@ __all__ = [
     "is_open",
     "next_close",
     "next_open",
+    "open_spans",
     "parse_interval",
     "week_lines",
 ]
@@ -183,6 +184,36 @@ def next_close(hours: OpeningHours, after: datetime) -> datetime | None:
         if end > after_utc:
             return end.astimezone(tz) if known else None
     return None
+
+
+def open_spans(
+    hours: OpeningHours, start: datetime, end: datetime
+) -> Iterator[tuple[datetime, datetime]]:
+    """The open stretches from `start` to `end`, merged and cut to that range, in UTC, in order.
+
+    Their lengths add up to the exact open time between the two instants (DST, holidays,
+    closures, special days and intervals past midnight applied), with no sampling.
+    """
+    start_utc, end_utc = _as_utc(start, "start"), _as_utc(end, "end")
+    tz = _zone(hours.timezone)
+    day = start_utc.astimezone(tz).date() - _ONE_DAY  # yesterday's overnight interval reaches in
+    last = end_utc.astimezone(tz).date()
+    current: tuple[datetime, datetime] | None = None
+    while day <= last:
+        for span_start, span_end in _day_spans(hours, tz, day):
+            lo, hi = max(span_start, start_utc), min(span_end, end_utc)
+            if hi <= lo:
+                continue
+            if current is None:
+                current = (lo, hi)
+            elif lo <= current[1]:
+                current = (current[0], max(current[1], hi))
+            else:
+                yield current
+                current = (lo, hi)
+        day += _ONE_DAY
+    if current is not None:
+        yield current
 
 
 def week_lines(hours: OpeningHours, locale: str) -> list[str]:

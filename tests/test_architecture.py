@@ -10,6 +10,7 @@ import pytest
 BOT = Path(__file__).resolve().parent.parent / "bot"
 PURE = {
     "bot.hours",
+    "bot.statistics",
     "bot.settings",
     "bot.settings.values",
     "bot.settings.reading",

@@ -1,4 +1,5 @@
-"""Insights: when customers write (weekday × hour, opening hours drawn over it) and who answers."""
+"""Insights: when customers write (weekday × hour, opening hours drawn over it), who answers, and
+week by week how much came in and went out and how long customers waited (bot.statistics)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ from zoneinfo import ZoneInfo
 
 import babel.dates
 from babel import Locale
-from flask import render_template, request
-from flask_babel import format_number, format_percent, get_locale, ngettext
+from flask import Response, render_template, request
+from flask_babel import (
+    format_date,
+    format_number,
+    format_percent,
+    get_locale,
+    gettext,
+    ngettext,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import statistics
+from bot.admin import weekly
 from bot.admin.blueprint import bp, now
 from bot.admin.display import rule_name
 from bot.db import get_db
@@ -31,7 +41,7 @@ LEVELS = 5
 # Enough for a busy shop's quarter; beyond that the picture would not change.
 MAX_MESSAGES = 50_000
 _LEADING_ZERO = re.compile(r"(?<!\d)0(\d)(?!\d)")
-NOT_WRITTEN = ("reaction", "system", "revoke")
+NOT_WRITTEN = tuple(sorted(statistics.NOT_WRITTEN))
 
 
 @dataclass(frozen=True)
@@ -178,11 +188,14 @@ def cells(grid: Heatmap, names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _weeks() -> int:
+    weeks = request.args.get("weeks", type=int) or DEFAULT_WEEKS
+    return weeks if weeks in WEEKS else DEFAULT_WEEKS
+
+
 @bp.get("/insights")
 def insights() -> str:
-    weeks = request.args.get("weeks", type=int) or DEFAULT_WEEKS
-    if weeks not in WEEKS:
-        weeks = DEFAULT_WEEKS
+    weeks = _weeks()
     at = now()
     since = at - timedelta(weeks=weeks)
     with get_db().session() as session:
@@ -191,6 +204,7 @@ def insights() -> str:
         assert settings is not None
         grid = heatmap(session, settings.hours, since=since, until=at + events.AHEAD)
         by_rule = replies_by(session, since=since)
+        by_week = weekly.load(session, settings.hours, weeks=weeks, at=at)
     manual = by_rule.get(Rule.MANUAL, 0)
     auto = sum(count for rule, count in by_rule.items() if rule in AUTO_RULES)
     locale = _locale()
@@ -205,6 +219,7 @@ def insights() -> str:
         rows=cells(grid, names),
         busiest=busiest,
         format_number=format_number,
+        format_date=format_date,
         format_percent=format_percent,
         weeks=weeks,
         week_choices=WEEKS,
@@ -218,4 +233,44 @@ def insights() -> str:
             key=lambda x: -x[1],
         ),
         closed_percent=_percent(grid.while_closed, grid.total),
+        by_week=by_week,
+        chart=weekly.chart(by_week),
+        duration=lambda value: weekly.duration_text(value, locale),
+        iso_duration=weekly.iso_duration,
+    )
+
+
+def csv_header() -> list[str]:
+    return [
+        gettext("ISO week"),
+        gettext("Week starts"),
+        gettext("Received"),
+        gettext("Sent"),
+        gettext("Personal answers"),
+        gettext("Automatic answers"),
+        gettext("Broadcast messages"),
+        gettext("Waits"),
+        gettext("Answered"),
+        gettext("Unanswered"),
+        gettext("Median first response (minutes)"),
+        gettext("90th percentile first response (minutes)"),
+    ]
+
+
+@bp.get("/insights/weekly.csv")
+def insights_weekly_csv() -> Response:
+    """The week-by-week figures of the page's period, one row per ISO week."""
+    weeks = _weeks()
+    at = now()
+    with get_db().session() as session:
+        seed_demo(session)
+        settings = load_settings(session)
+        assert settings is not None
+        by_week = weekly.load(session, settings.hours, weeks=weeks, at=at)
+    body = weekly.csv_text(by_week, csv_header(), _locale())
+    name = f"tresen-weeks-{by_week[0].iso}-{by_week[-1].iso}.csv"
+    return Response(
+        body.encode("utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
