@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--db sqlite|postgresql|both] [NAME ...]`: the benchmarks, one
 table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack,
-broadcast, robustness, end_to_end, media (each also runs alone as `python -m bench.NAME`)."""
+broadcast, robustness, end_to_end, media, statistics (each also runs alone as `python -m bench.NAME`)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def _media(quick: bool, databases: list[str]) -> None:
     media.run(quick, databases)
 
 
+def _statistics(quick: bool, databases: list[str]) -> None:
+    from bench import statistics
+
+    statistics.run(quick, databases)
+
+
 def _broadcast(quick: bool, databases: list[str]) -> None:
     try:
         module = importlib.import_module("bench.broadcast")
@@ -69,6 +75,7 @@ BENCHMARKS: dict[str, Callable[[bool, list[str]], None]] = {
     "robustness": _robustness,
     "end_to_end": _end_to_end,
     "media": _media,
+    "statistics": _statistics,
 }
 
 

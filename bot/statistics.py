@@ -133,6 +133,12 @@ class OpenClock:
                 self._before.append(total)
                 total += b - a
 
+    def covers(self, at: datetime) -> bool:
+        """Whether it is open at `at` (within the range), as hours.is_open says."""
+        t = at.timestamp()
+        i = bisect_right(self._starts, t) - 1
+        return i >= 0 and t < self._ends[i]
+
     def _up_to(self, t: float) -> float:
         i = bisect_right(self._starts, t) - 1
         if i < 0:
@@ -205,13 +211,15 @@ def weekly(
     """
     tz = ZoneInfo(hours.timezone)
     first = week_start(hours, now, weeks - 1).astimezone(tz).date()
-    mondays = [first + i * WEEK for i in range(weeks)]
-    index = {monday: i for i, monday in enumerate(mondays)}
+    mondays = [first + i * WEEK for i in range(weeks + 1)]
+    # The weeks' bounds as POSIX times: a bisection per message, no time zone arithmetic.
+    bounds = [datetime.combine(m, time(), tzinfo=tz).timestamp() for m in mondays]
+    mondays.pop()
     counts = [dict.fromkeys(Kind, 0) for _ in mondays]
 
     def week_of(at: datetime) -> int | None:
-        local = at.astimezone(tz).date()
-        return index.get(local - timedelta(days=local.weekday()))
+        i = bisect_right(bounds, at.timestamp()) - 1
+        return i if 0 <= i < weeks else None
 
     kept = []
     for event in events:

@@ -29,7 +29,7 @@ from bot.admin import weekly
 from bot.admin.blueprint import bp, now
 from bot.admin.display import rule_name
 from bot.db import get_db
-from bot.hours import OpeningHours, is_open
+from bot.hours import OpeningHours
 from bot.models import Direction, Message
 from bot.rules import AUTO_RULES, Rule
 from bot.settings.stored import load_settings, seed_demo
@@ -93,16 +93,23 @@ def heatmap(session: Session, hours: OpeningHours, *, since: datetime, until: da
     stored before such times were replaced: it would not fit the calendar in local time.
     """
     tz = ZoneInfo(hours.timezone)
-    stamps = session.scalars(
-        select(Message.timestamp)
-        .where(
-            Message.direction == Direction.IN,
-            Message.timestamp >= since,
-            Message.timestamp <= until,
-            Message.type.not_in(NOT_WRITTEN),
+    # Open or closed from the period's open stretches, by bisection: per message, is_open
+    # would work out two days of opening hours again.
+    clock = statistics.OpenClock(hours, since, until + timedelta(seconds=1))
+    stamps = (
+        session.connection()
+        .scalars(
+            select(Message.timestamp)
+            .where(
+                Message.direction == Direction.IN,
+                Message.timestamp >= since,
+                Message.timestamp <= until,
+                Message.type.not_in(NOT_WRITTEN),
+            )
+            .order_by(Message.timestamp.desc())
+            .limit(MAX_MESSAGES)
         )
-        .order_by(Message.timestamp.desc())
-        .limit(MAX_MESSAGES)
+        .all()
     )
     counts = [[0] * 24 for _ in range(7)]
     total = closed = 0
@@ -111,7 +118,7 @@ def heatmap(session: Session, hours: OpeningHours, *, since: datetime, until: da
         counts[local.weekday()][local.hour] += 1
         total += 1
         # Holidays, closures and special days count here, unlike in the weekly overlay.
-        if not is_open(hours, stamp):
+        if not clock.covers(stamp):
             closed += 1
     return Heatmap(
         counts=tuple(tuple(row) for row in counts),
