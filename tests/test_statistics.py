@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -227,9 +226,9 @@ def test_the_weeks_start_on_monday_in_business_time() -> None:
     assert (week.iso, week.received, week.unanswered) == ("2026-W13", 1, 1)
 
 
-def test_fifty_thousand_messages_in_a_quarter_are_quick() -> None:
+def test_fifty_thousand_messages_in_a_quarter() -> None:
     """A busy shop: 50,000 messages in 13 weeks, 5,000 customers, each answered by a person
-    after an automatic reply, some not at all. Printed with -s: the time the pure part takes."""
+    after an automatic reply, some not at all. How long it takes is bench.statistics's part."""
     start = local("2026-01-05 08:00")
     events = []
     for i in range(12_500):
@@ -243,12 +242,8 @@ def test_fifty_thousand_messages_in_a_quarter_are_quick() -> None:
         else:
             events.append(Event(contact, at + timedelta(minutes=1), Kind.BROADCAST))
     assert len(events) == 50_000
-    began = time.perf_counter()
     weeks = statistics.weekly(events, HOURS, now=events[-1].at, weeks=13)
-    took = time.perf_counter() - began
-    print(f"\n50,000 messages, 13 weeks: {took * 1000:.0f} ms")
     assert sum(w.received for w in weeks) == 25_000
-    assert took < 2.0  # a guard against a slow algorithm; bench.statistics measures
 
 
 # --- the page and the CSV, on SQLite and PostgreSQL -----------------------------------------
