@@ -32,7 +32,7 @@ _conversations = cast(Table, Conversation.__table__)
 REOPEN = (
     sql_update(_conversations)
     .where(
-        _conversations.c.contact_id == bindparam("contact_id"),
+        _conversations.c.contact_id == bindparam("conversation"),
         or_(_conversations.c.archived, _conversations.c.state != ConversationState.OPEN),
     )
     .values(

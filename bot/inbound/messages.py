@@ -193,7 +193,7 @@ def store_message(
     message_id, reply_id = written
     if answer and contact.reopen:
         # Put aside (waiting, done, archived) until the customer wrote again: open and listed.
-        conn.execute(REOPEN, {"contact_id": contact.id, "at": now})
+        conn.execute(REOPEN, {"conversation": contact.id, "at": now})
     media = _attachment(event)
     if media is not None:
         # Only media costs a statement more; a redelivery never gets here.
