@@ -229,7 +229,7 @@ def _list(session: Session, at: datetime) -> dict[str, Any]:
     items = conversations(
         session, query=query, label=label, at=at, user_id=user_id, view=view, nav=nav
     )
-    totals = team.unread_totals(session, user_id)
+    totals = team.unread_totals(session, user_id, at)
     keep: dict[str, Any] = {key: value for key, value in nav.items() if key != "view"}
     tabs = [
         {
@@ -435,7 +435,7 @@ def conversation(contact_id: int) -> str:
             "state": str(handled.state),
             "state_word": str(STATE_WORDS[handled.state]),
             "assigned_user_id": handled.assigned_user_id,
-            "assigned_name": dict(team.user_names(session)).get(handled.assigned_user_id or 0, ""),
+            "assigned_name": team.user_names(session).get(handled.assigned_user_id or 0, ""),
             "pinned": handled.pinned,
             "archived": handled.archived,
         }

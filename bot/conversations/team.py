@@ -4,7 +4,7 @@ archive, the inbox's views as SQL conditions, and the unread totals per view."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, false, func, or_, select
@@ -192,7 +192,13 @@ def user_names(session: Session) -> dict[int, str]:
     return {row.id: row.name for row in session.execute(select(User.id, User.name))}
 
 
-def unread_totals(session: Session, user_id: int) -> dict[View, int]:
+# The tabs' counts look at conversations the customer wrote to this recently (and at every one
+# the team's shared count or a "mark unread" calls unread): each poll of every open inbox
+# counts them, and a shop's thousands of old conversations need not be looked through each time.
+TOTALS_RECENT = timedelta(days=30)
+
+
+def unread_totals(session: Session, user_id: int, at: datetime) -> dict[View, int]:
     """For each tab, how many of its conversations have something unread for this user (the
     same rule as bot.conversations.unread: the shared count where the user has no row)."""
     reads = and_(ConversationRead.contact_id == Contact.id, ConversationRead.user_id == user_id)
@@ -207,7 +213,10 @@ def unread_totals(session: Session, user_id: int) -> dict[View, int]:
         and_(ConversationRead.user_id.is_(None), func.coalesce(Contact.unread, 0) > 0),
         and_(
             ConversationRead.user_id.is_not(None),
-            or_(ConversationRead.marked_unread.is_(True), newer),
+            or_(
+                ConversationRead.marked_unread.is_(True),
+                and_(Contact.last_inbound_at >= at - TOTALS_RECENT, newer),
+            ),
         ),
     )
     rows = session.execute(
