@@ -15,13 +15,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, event, func, not_, select, text
 from sqlalchemy.orm import Session
 
 from bench.common import fresh_database, postgres_version, print_environment, workdir
 from bot import broadcasts
+from bot.conversations import search, team
+from bot.conversations.state import View
 from bot.db import Database
-from bot.models import Broadcast, Contact, Message
+from bot.models import Broadcast, Contact, Conversation, Message
 from bot.outbound import outbox
 
 INBOX_LIMIT = 50
@@ -85,6 +87,37 @@ def populate(database: Database, contacts: int, messages: int) -> int:
                 "UPDATE messages SET status = 'failed', error_code = 131026, "
                 "error_reason = '131026: Message Undeliverable' "
                 "WHERE direction = 'out' AND id % 100 = 0"
+            )
+        )
+        # A team of three: a tenth of the conversations handled (assigned round the team,
+        # a third of them waiting, some done or archived); the first user has read half the
+        # conversations, a fifth of those not up to their last message.
+        conn.execute(
+            text(
+                "INSERT INTO users (name, password_hash, created_at, role, active, "
+                "password_generated, may_broadcast) "
+                "SELECT 'user' || g, 'x', now(), 'staff', true, false, true "
+                "FROM generate_series(1, 3) AS g"
+            )
+        )
+        conn.execute(
+            text(
+                """
+                INSERT INTO conversations (contact_id, state, assigned_user_id, pinned, archived,
+                                           updated_at)
+                SELECT g, (ARRAY['open', 'waiting', 'done'])[1 + g % 3], 1 + g % 3, g % 500 = 0,
+                       g % 7 = 0, now()
+                FROM generate_series(10, :n, 10) AS g
+                """
+            ),
+            {"n": contacts},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO conversation_reads (user_id, contact_id, read_up_to, marked_unread) "
+                "SELECT 1, contact_id, max(id) - CASE WHEN contact_id % 10 = 1 THEN 1 ELSE 0 END, "
+                "false FROM messages WHERE direction = 'in' AND contact_id % 2 = 1 "
+                "GROUP BY contact_id"
             )
         )
         broadcast_id = conn.execute(
@@ -178,18 +211,50 @@ def claim(session: Session) -> None:
 
 
 def inbox(session: Session) -> None:
-    # The admin inbox's query (bot/admin/inbox.py conversations), without a search.
+    # The admin inbox's query (bot/admin/inbox.py conversations), without a search: the "All"
+    # view's conversations that are not pinned (the pinned ones are a query of their own).
     stmt = (
-        select(Contact)
-        .where(Contact.last_message_at.is_not(None))
+        select(Contact, Conversation)
+        .outerjoin(Conversation, Conversation.contact_id == Contact.id)
+        .where(
+            Contact.last_message_at.is_not(None),
+            team.in_view(View.ALL, 1),
+            not_(team.pinned()),
+        )
         .order_by(Contact.last_message_at.desc(), Contact.id.desc())
         .limit(INBOX_LIMIT)
     )
-    ids = [c.id for c in session.scalars(stmt)]
+    ids = [row[0].id for row in session.execute(stmt)]
     newest = (
         select(func.max(Message.id)).where(Message.contact_id.in_(ids)).group_by(Message.contact_id)
     )
     list(session.scalars(select(Message).where(Message.id.in_(newest))))
+
+
+def mine(session: Session) -> None:
+    # The "Mine" view: the same walk, filtered to one person's open conversations.
+    stmt = (
+        select(Contact, Conversation)
+        .outerjoin(Conversation, Conversation.contact_id == Contact.id)
+        .where(
+            Contact.last_message_at.is_not(None),
+            team.in_view(View.MINE, 1),
+            not_(team.pinned()),
+        )
+        .order_by(Contact.last_message_at.desc(), Contact.id.desc())
+        .limit(INBOX_LIMIT)
+    )
+    list(session.execute(stmt))
+
+
+def unread_totals(session: Session) -> None:
+    # The unread count of each view's tab, for one person, on every inbox poll.
+    team.unread_totals(session, 1, datetime.now(UTC))
+
+
+def text_search(session: Session) -> None:
+    # The inbox search in message texts (bot/conversations/search.py).
+    search.in_messages(session, "strauss")
 
 
 def conversation(session: Session) -> None:
@@ -242,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ("outbox claim (queued)", claim, lambda s: "next_attempt_at <=" in s),
                 ("inbox list", inbox, lambda s: "FROM contacts" in s and "LIMIT" in s),
                 ("inbox previews", inbox, lambda s: "max(messages.id)" in s),
+                ("inbox, Mine view", mine, lambda s: "FROM contacts" in s and "LIMIT" in s),
+                ("inbox unread totals", unread_totals, lambda s: "conversation_reads" in s),
+                ("search in message texts", text_search, lambda s: "ILIKE" in s.upper()),
                 ("conversation", conversation, lambda s: "FROM messages" in s),
                 ("broadcast funnel", funnel_of(run_id), lambda s: "GROUP BY" in s),
             ]

@@ -45,6 +45,8 @@ PURE = {
     "bot.quick_replies",
     "bot.media.kinds",
     "bot.media.serve",
+    "bot.conversations.state",
+    "bot.conversations.text",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -19,6 +19,7 @@ from bot.admin import (  # noqa: F401
     contacts_page,
     errors,
     inbox,
+    inbox_team,
     insights,
     labels_page,
     media_page,

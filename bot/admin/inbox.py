@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, lazy_gettext
-from sqlalchemy import func, or_, select
+from flask_login import current_user
+from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
@@ -29,6 +30,10 @@ from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
 from bot.contacts.numbers import display
+from bot.conversations import notes as team_notes
+from bot.conversations import search, team, unread
+from bot.conversations.state import TABS, State, View, default_view, initials, parse_view
+from bot.conversations.text import excerpt, like_pattern
 from bot.db import get_db
 from bot.media.kinds import MediaKind
 from bot.media.sending import (
@@ -44,9 +49,11 @@ from bot.models import (
     Attachment,
     AttachmentState,
     Contact,
+    Conversation,
     Direction,
     Label,
     Message,
+    Note,
     QuickReply,
 )
 from bot.outbound import outbox
@@ -60,11 +67,27 @@ SCRIPT_TEXTS["inbox_quoted"] = lazy_gettext("on “%(text)s”")
 SCRIPT_TEXTS["inbox_unread"] = lazy_gettext("unread")
 SCRIPT_TEXTS["inbox_refused"] = lazy_gettext("The server refused it (HTTP %(status)s).")
 SCRIPT_TEXTS["inbox_unreachable"] = lazy_gettext("Not sent: the server cannot be reached.")
+SCRIPT_TEXTS["inbox_pinned"] = lazy_gettext("pinned")
+SCRIPT_TEXTS["inbox_note"] = lazy_gettext("Note by %(name)s")
+SCRIPT_TEXTS["inbox_assigned"] = lazy_gettext("assigned to %(name)s")
+
+# The words for the states and views, as the pages show them.
+STATE_WORDS = {
+    State.OPEN: lazy_gettext("Open"),
+    State.WAITING: lazy_gettext("Waiting for the customer"),
+    State.DONE: lazy_gettext("Done"),
+}
+VIEW_WORDS = {
+    View.MINE: lazy_gettext("Mine"),
+    View.UNASSIGNED: lazy_gettext("Unassigned"),
+    View.ALL: lazy_gettext("All"),
+    View.DONE: lazy_gettext("Done"),
+    View.ARCHIVED: lazy_gettext("Archived"),
+}
 
 LIST_LIMIT = 200
 HISTORY_LIMIT = 500
 LABELS_MAX = 20
-_LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
 def local_of(session: Session) -> Local:
@@ -75,37 +98,53 @@ def local_of(session: Session) -> Local:
     return Local(tz, str(locale) if locale else DEFAULT_LOCALE)
 
 
-def _like(text: str) -> str:
-    return "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
-
-
 def conversations(
-    session: Session, *, query: str = "", label: str = "", at: datetime
+    session: Session,
+    *,
+    query: str = "",
+    label: str = "",
+    at: datetime,
+    user_id: int,
+    view: View = View.ALL,
+    nav: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Contacts with their last message, newest first, matching a search and a label."""
+    """The conversations of a view, pinned ones first, then by last message, newest first,
+    matching a search (name, number or a message's text) and a label. `nav`: the list's
+    search and view, carried in the links to each conversation."""
     query = query.strip()
+    found = search.in_messages(session, query) if query else {}
     if query or label:
         # Imported contacts who never wrote are found by name or label, listed last.
-        order = (Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
-        stmt = select(Contact).order_by(*order)
+        order: tuple[Any, ...] = (Contact.last_message_at.desc().nulls_last(), Contact.id.desc())
+        stmt = select(Contact, Conversation).order_by(*order)
     else:
         # The plain inbox: a backward walk of the (last_message_at, id) index, which stops
         # at the limit however many contacts were imported.
         stmt = (
-            select(Contact)
+            select(Contact, Conversation)
             .where(Contact.last_message_at.is_not(None))
             .order_by(Contact.last_message_at.desc(), Contact.id.desc())
         )
+    stmt = stmt.outerjoin(Conversation, Conversation.contact_id == Contact.id).where(
+        team.in_view(view, user_id)
+    )
     if query:
-        matches = [Contact.name.ilike(_like(query), escape="\\")]
+        matches: list[ColumnElement[bool]] = [Contact.name.ilike(like_pattern(query), escape="\\")]
         digits = re.sub(r"\D", "", query)
         if digits:
-            matches.append(Contact.wa_id.like(_like(digits), escape="\\"))
-        matches.append(Contact.user_id.ilike(_like(query), escape="\\"))
+            matches.append(Contact.wa_id.like(like_pattern(digits), escape="\\"))
+        matches.append(Contact.user_id.ilike(like_pattern(query), escape="\\"))
+        if found:
+            matches.append(Contact.id.in_(list(found)))
         stmt = stmt.where(or_(*matches))
     if label:
         stmt = stmt.where(Contact.labels.any(Label.name_key == label_key(label)))
-    contacts = list(session.scalars(stmt.options(selectinload(Contact.labels)).limit(LIST_LIMIT)))
+    stmt = stmt.options(selectinload(Contact.labels))
+    # Pinned ones first: a few rows of their own, so the rest keeps its index walk.
+    rows = list(session.execute(stmt.where(team.pinned()).limit(LIST_LIMIT)))
+    rows += session.execute(stmt.where(not_(team.pinned())).limit(LIST_LIMIT - len(rows)))
+    contacts = [row[0] for row in rows]
+    teams: dict[int, Conversation | None] = {row[0].id: row[1] for row in rows}
     last: dict[int, Message] = {}
     if contacts:
         newest = (
@@ -115,32 +154,103 @@ def conversations(
         )
         for message in session.scalars(select(Message).where(Message.id.in_(newest))):
             last[message.contact_id] = message
+    counts = unread.unread_counts(session, user_id, [c.id for c in contacts])
+    names = (
+        team.user_names(session) if any(t and t.assigned_user_id for t in teams.values()) else {}
+    )
     local = local_of(session)
     out = []
     for contact in contacts:
         latest = last.get(contact.id)
         preview = ""
         if latest is not None:
-            view = _view(latest, local, at)
-            preview = snippet(view["text"] or view["note"] or "")
+            view_of = _view(latest, local, at)
+            preview = snippet(view_of["text"] or view_of["note"] or "")
             if latest.direction == Direction.OUT and latest.rule == Rule.MANUAL:
                 preview = gettext("You: %(text)s", text=preview)
             elif latest.direction == Direction.OUT:
                 preview = gettext("Auto: %(text)s", text=preview)
+        row = teams.get(contact.id)
+        state = State(row.state) if row is not None else State.OPEN
+        assigned_id = row.assigned_user_id if row is not None else None
+        assigned = None
+        if assigned_id is not None:
+            name = names.get(assigned_id, "?")
+            assigned = {"id": assigned_id, "name": name, "initials": initials(name)}
+        match = None
+        hit = found.get(contact.id)
+        if hit is not None:
+            cut = excerpt(hit[1], query)
+            if cut is not None:
+                match = {"before": cut.before, "match": cut.match, "after": cut.after}
         out.append(
             {
                 "id": contact.id,
                 "name": contact.name or contact.wa_id or contact.user_id or "?",
                 "number": display(contact.wa_id) if contact.wa_id else (contact.user_id or ""),
-                "unread": contact.unread or 0,
+                "unread": counts.get(contact.id, 0),
                 "labels": sorted(lbl.name for lbl in contact.labels),
                 "preview": preview,
                 "time": local.time(contact.last_message_at, at) if contact.last_message_at else "",
                 "at": contact.last_message_at.isoformat() if contact.last_message_at else "",
-                "url": url_for("admin.conversation", contact_id=contact.id),
+                "url": url_for("admin.conversation", contact_id=contact.id, **(nav or {})),
+                "assigned": assigned,
+                "mine": assigned_id == user_id,
+                "state": str(state),
+                "state_word": str(STATE_WORDS[state]),
+                "pinned": bool(row is not None and row.pinned),
+                "archived": bool(row is not None and row.archived),
+                "match": match,
             }
         )
     return out
+
+
+def _me() -> tuple[int, str]:
+    return int(current_user.id), str(current_user.name)
+
+
+def _nav() -> dict[str, Any]:
+    """The list's search, label and view as the URL gave them: links keep them."""
+    return {key: value for key in ("q", "label", "view") if (value := request.args.get(key, ""))}
+
+
+def _chosen_view(session: Session, user_id: int) -> View:
+    chosen = parse_view(request.args.get("view"))
+    return chosen if chosen is not None else default_view(team.anything_mine(session, user_id))
+
+
+def _list(session: Session, at: datetime) -> dict[str, Any]:
+    """What the conversation list beside every inbox page needs."""
+    user_id, _ = _me()
+    view = _chosen_view(session, user_id)
+    query, label = request.args.get("q", ""), request.args.get("label", "")
+    nav = _nav()
+    items = conversations(
+        session, query=query, label=label, at=at, user_id=user_id, view=view, nav=nav
+    )
+    totals = team.unread_totals(session, user_id, at)
+    keep: dict[str, Any] = {key: value for key, value in nav.items() if key != "view"}
+    tabs = [
+        {
+            "view": str(v),
+            "word": str(VIEW_WORDS[v]),
+            "unread": totals.get(v, 0),
+            "url": url_for("admin.inbox", view=str(v), **keep),
+            "current": v == view,
+        }
+        for v in (*TABS, View.DONE, View.ARCHIVED)
+    ]
+    return {
+        "conversations": items,
+        "labels": _all_labels(session),
+        "query": query,
+        "label": label,
+        "view": str(view),
+        "tabs": tabs,
+        "poll_url": url_for("admin.inbox_json", view=str(view), **keep),
+        "unread_totals": {str(v): totals.get(v, 0) for v in TABS},
+    }
 
 
 def attachments_of(session: Session, message_ids: list[int]) -> dict[int, AttachmentInfo]:
@@ -272,26 +382,20 @@ def index() -> Response:
 
 @bp.get("/inbox")
 def inbox() -> str:
-    query, label = request.args.get("q", ""), request.args.get("label", "")
     with get_db().session() as session:
-        items = conversations(session, query=query, label=label, at=now())
-        labels = _all_labels(session)
-    return render_template(
-        "admin/inbox.html",
-        conversations=items,
-        labels=labels,
-        query=query,
-        label=label,
-        current=None,
-    )
+        listed = _list(session, now())
+    return render_template("admin/inbox.html", current=None, **listed)
 
 
 @bp.get("/inbox.json")
 def inbox_json() -> Response:
-    query, label = request.args.get("q", ""), request.args.get("label", "")
     with get_db().session() as session:
-        items = conversations(session, query=query, label=label, at=now())
-    return jsonify(conversations=items)
+        listed = _list(session, now())
+    return jsonify(
+        conversations=listed["conversations"],
+        view=listed["view"],
+        unread=listed["unread_totals"],
+    )
 
 
 def _state(contact: Contact, at: datetime, local: Local) -> dict[str, Any]:
@@ -312,16 +416,29 @@ def _state(contact: Contact, at: datetime, local: Local) -> dict[str, Any]:
 @bp.get("/inbox/<int:contact_id>")
 def conversation(contact_id: int) -> str:
     at = now()
-    query, label = request.args.get("q", ""), request.args.get("label", "")
+    user_id, _ = _me()
     with get_db().session() as session:
         contact = _contact(session, contact_id)
-        contact.unread = 0  # opened: everything in it has been seen
+        contact.unread = 0  # opened: the team's shared count, for users without a row
         local = local_of(session)
         messages = history(session, contact, local, at)
+        last_id = max((m["id"] for m in messages), default=0)
+        if last_id:
+            unread.mark_seen(session, user_id, contact.id, last_id)
+        notes = team_notes.notes_of(session, contact.id)
         settings = load_settings(session)
-        items = conversations(session, query=query, label=label, at=at)
-        labels = _all_labels(session)
+        listed = _list(session, at)
         state = _state(contact, at, local)
+        handled = team.team_of(session, contact.id)
+        users = team.active_users(session)
+        handling = {
+            "state": str(handled.state),
+            "state_word": str(STATE_WORDS[handled.state]),
+            "assigned_user_id": handled.assigned_user_id,
+            "assigned_name": team.user_names(session).get(handled.assigned_user_id or 0, ""),
+            "pinned": handled.pinned,
+            "archived": handled.archived,
+        }
         view = {
             "id": contact.id,
             "name": contact.name or contact.wa_id or contact.user_id or "?",
@@ -336,12 +453,14 @@ def conversation(contact_id: int) -> str:
     return render_template(
         "admin/conversation.html",
         contact=view,
-        messages=messages,
-        conversations=items,
-        labels=labels,
-        query=query,
-        label=label,
+        messages=timeline(messages, [note_view(n, local, at) for n in notes]),
         current=contact_id,
+        handling=handling,
+        users=users,
+        states=[(str(s), str(w)) for s, w in STATE_WORDS.items()],
+        notes_after=max((n.id for n in notes), default=0),
+        back_url=url_for("admin.inbox", **_nav()),
+        **listed,
         reply_form=ReplyForm(formdata=None),
         accept=ACCEPT,
         file_limits=limits_text(),
@@ -349,7 +468,7 @@ def conversation(contact_id: int) -> str:
         labels_form=LabelsForm(formdata=None, labels=view["labels"]),
         optin_form=OptInForm(formdata=None, opted_in=view["opted_in"]),
         recent_templates=templates,
-        last_id=max((m["id"] for m in messages), default=0),
+        last_id=last_id,
         **state,
     )
 
@@ -361,12 +480,22 @@ def conversation_json(contact_id: int) -> Response:
     at = now()
     after = request.args.get("after", "0")
     after_id = int(after) if after.isdigit() else 0
+    notes_after = request.args.get("notes_after", "0")
+    user_id, _ = _me()
     with get_db().session() as session:
         contact = _contact(session, contact_id)
         local = local_of(session)
         messages = history(session, contact, local, at, after=after_id)
         if any(m["direction"] == Direction.IN for m in messages):
             contact.unread = 0  # shown on an open page: seen
+        if messages:
+            unread.mark_seen(session, user_id, contact.id, max(m["id"] for m in messages))
+        notes = [
+            note_view(n, local, at)
+            for n in team_notes.notes_of(
+                session, contact.id, after=int(notes_after) if notes_after.isdigit() else 0
+            )
+        ]
         recent = session.scalars(
             select(Message)
             .where(Message.contact_id == contact.id, Message.direction == Direction.OUT)
@@ -385,7 +514,27 @@ def conversation_json(contact_id: int) -> Response:
         }
         state = _state(contact, at, local)
         updated = _fetched(session, contact, _ids(request.args.get("pending", "")), local, at)
-    return jsonify(messages=messages, statuses=statuses, updated=updated, **state)
+    return jsonify(messages=messages, notes=notes, statuses=statuses, updated=updated, **state)
+
+
+def note_view(note: Note, local: Local, at: datetime) -> dict[str, Any]:
+    """An internal note as the timeline shows it."""
+    return {
+        "team_note": True,
+        "id": note.id,
+        "author": note.user_name or "?",
+        "text": note.text,
+        "time": local.time(note.created_at, at),
+        "at": note.created_at.isoformat(),
+    }
+
+
+def timeline(messages: list[dict[str, Any]], notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages and notes in one list by time (a note after a message of the same moment)."""
+    merged = [(datetime.fromisoformat(m["at"]), 0, m) for m in messages]
+    merged += [(datetime.fromisoformat(n["at"]), 1, n) for n in notes]
+    merged.sort(key=lambda item: (item[0], item[1]))
+    return [item[2] for item in merged]
 
 
 PENDING_MAX = 100
@@ -447,6 +596,7 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
         message = outbox.enqueue(session, contact, payload, now=at, text=text, rule=Rule.MANUAL)
         # A person has taken over the conversation: away and greeting pause (bot.rules).
         contact.last_human_reply_at = at
+        team.replied(session, contact.id, at)
         view = _view(message, local_of(session), at)
     return _answer(contact_id, None, view)
 
@@ -542,6 +692,7 @@ def _reply_with_file(
         )
         attach(session, message, file, kind, filename, at)
         contact.last_human_reply_at = at
+        team.replied(session, contact.id, at)
         view = _view(message, local_of(session), at)
     return _answer(contact_id, None, view)
 

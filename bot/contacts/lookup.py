@@ -9,6 +9,7 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.conversations.team import needs_reopening
 from bot.models import ConsentEvent, Contact, Message
 from bot.sql import insert_ignore
 
@@ -35,6 +36,9 @@ _CONTACT = select(
     .where(_consents.c.contact_id == _contacts.c.id)
     .scalar_subquery()
     .label("last_consent_event_at"),
+    # Whether a message from the customer reopens the team's conversation (an index lookup):
+    # the pipeline writes to `conversations` only then.
+    needs_reopening().label("reopen"),
 )
 # The two ways a contact is known, each unique.
 _KEYS = {"user_id": _contacts.c.user_id, "wa_id": _contacts.c.wa_id}

@@ -37,6 +37,7 @@ from bot.contacts.lookup import (
     locked_contact,
 )
 from bot.contacts.names import name_after_message
+from bot.conversations.team import REOPEN
 from bot.media.kinds import MediaKind, kind_of
 from bot.media.sending import CAPTION_KINDS
 from bot.models import (
@@ -190,6 +191,9 @@ def store_message(
         log.info("message %s delivered again: already stored", event.id)
         return None
     message_id, reply_id = written
+    if answer and contact.reopen:
+        # Put aside (waiting, done, archived) until the customer wrote again: open and listed.
+        conn.execute(REOPEN, {"conversation": contact.id, "at": now})
     media = _attachment(event)
     if media is not None:
         # Only media costs a statement more; a redelivery never gets here.

@@ -168,6 +168,20 @@
     } else if (error) { error.remove(); }
   }
 
+  // An internal note in the timeline: yellow, with its author; never sent.
+  function noteNode(n) {
+    var li = el("li", "team-note");
+    li.dataset.noteId = String(n.id);
+    li.appendChild(el("div", "note-head", say("inbox_note", { name: n.author })));
+    li.appendChild(noTranslate(el("div", "text", n.text)));
+    var meta = el("div", "meta");
+    var time = el("time", null, n.time);
+    time.setAttribute("datetime", n.at);
+    meta.appendChild(time);
+    li.appendChild(meta);
+    return li;
+  }
+
   function nearBottom(list) {
     return list.scrollHeight - list.scrollTop - list.clientHeight < 120;
   }
@@ -178,7 +192,8 @@
     function poll() {
       if (busy || document.hidden) return Promise.resolve();
       busy = true;
-      var url = list.dataset.pollUrl + "?after=" + encodeURIComponent(list.dataset.after || "0");
+      var url = list.dataset.pollUrl + "?after=" + encodeURIComponent(list.dataset.after || "0") +
+        "&notes_after=" + encodeURIComponent(list.dataset.notesAfter || "0");
       // Files still being fetched: the answer brings those that came (or failed) since.
       var pending = Array.prototype.map.call(list.querySelectorAll("li[data-pending]"),
         function (li) { return li.dataset.id; });
@@ -193,6 +208,13 @@
           if (list.querySelector('[data-id="' + m.id + '"]')) return;
           list.appendChild(messageNode(m));
           list.dataset.after = String(Math.max(Number(list.dataset.after || 0), m.id));
+        });
+        (data.notes || []).forEach(function (n) {
+          if (list.querySelector('[data-note-id="' + n.id + '"]')) return;
+          var empty = list.querySelector(".empty");
+          if (empty) empty.remove();
+          list.appendChild(noteNode(n));
+          list.dataset.notesAfter = String(Math.max(Number(list.dataset.notesAfter || 0), n.id));
         });
         (data.updated || []).forEach(function (m) {
           var li = list.querySelector('li[data-id="' + m.id + '"]');
@@ -210,6 +232,7 @@
     }
     setInterval(poll, 3000);
     document.addEventListener("visibilitychange", poll);
+    refresh.conversation = poll;
 
     var errorBox = document.getElementById("send-error");
     document.querySelectorAll("form[data-ajax]").forEach(function (form) {
@@ -233,6 +256,7 @@
       });
     });
     attachments();
+    modes();
     var text = document.getElementById("reply-text");
     if (text) {
       text.addEventListener("keydown", function (event) {
@@ -264,12 +288,44 @@
     });
   }
 
+  // Reply or note: the same place under the conversation, two forms; the note one is yellow.
+  function modes() {
+    var buttons = document.querySelectorAll(".reply-modes .mode");
+    var note = document.getElementById("note-form");
+    var reply = document.getElementById("reply-mode");
+    if (!buttons.length || !note || !reply) return;
+    function choose(mode) {
+      buttons.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.mode === mode)); });
+      note.hidden = mode !== "note";
+      reply.hidden = mode === "note";
+      var box = document.getElementById(mode === "note" ? "note-text" : "reply-text");
+      if (box) box.focus();
+    }
+    buttons.forEach(function (b) {
+      b.addEventListener("click", function () { choose(b.dataset.mode); });
+    });
+  }
+
+  // The conversation's header: choosing a person or a state applies it at once.
+  function teamBar() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      var apply = select.form.querySelector(".apply");
+      if (apply) apply.hidden = true;
+      select.addEventListener("change", function () { select.form.requestSubmit(); });
+    });
+  }
+
   // --- the conversation list -----------------------------------------------------------
 
   function conversationNode(c, current) {
     var li = el("li", String(c.id) === current ? "current" : "");
     var a = el("a"); a.href = c.url;
     var who = el("span", "who");
+    if (c.pinned) {
+      var pin = el("span", "pin", "📌");
+      pin.title = say("inbox_pinned"); pin.setAttribute("aria-label", say("inbox_pinned"));
+      who.appendChild(pin);
+    }
     var name = el("span", "name", c.name);
     name.setAttribute("translate", "no");
     who.appendChild(name);
@@ -285,22 +341,60 @@
       badge.setAttribute("aria-label", say("inbox_unread"));
       line.appendChild(badge);
     }
-    a.appendChild(who); a.appendChild(line);
+    a.appendChild(who);
+    if (c.match) {
+      // The found text around the match: three text nodes, the middle one marked.
+      var found = el("span", "line match");
+      var text = noTranslate(el("span", "snippet"));
+      text.appendChild(document.createTextNode(c.match.before));
+      text.appendChild(el("mark", null, c.match.match));
+      text.appendChild(document.createTextNode(c.match.after));
+      found.appendChild(text);
+      a.appendChild(found);
+    }
+    a.appendChild(line);
+    var handling = el("span", "handling");
+    if (c.state && c.state !== "open") handling.appendChild(el("span", "state state-" + c.state, c.state_word));
+    if (c.assigned) {
+      var assignee = el("span", "assignee");
+      assignee.title = say("inbox_assigned", { name: c.assigned.name });
+      assignee.appendChild(noTranslate(el("span", "initials", c.assigned.initials)));
+      assignee.appendChild(document.createTextNode(" "));
+      assignee.appendChild(noTranslate(el("span", "assignee-name", c.assigned.name)));
+      handling.appendChild(assignee);
+    }
     if (c.labels.length) {
       var labels = el("span", "labels");
       labels.setAttribute("translate", "no");
       c.labels.forEach(function (l) { labels.appendChild(el("span", "label", l)); });
-      a.appendChild(labels);
+      handling.appendChild(labels);
     }
+    a.appendChild(handling);
     li.appendChild(a);
+    li.className = [String(c.id) === current ? "current" : "", c.pinned ? "pinned" : "",
+      "state-" + (c.state || "open")].join(" ").trim();
+    li.dataset.id = String(c.id);
     return li;
+  }
+
+  // The unread count on each view's tab ("Mine 3 · Unassigned 5").
+  function tabCounts(unread) {
+    Object.keys(unread || {}).forEach(function (view) {
+      var badge = document.querySelector('.view-tab[data-view="' + view + '"] .view-unread');
+      if (!badge) return;
+      badge.textContent = String(unread[view]);
+      badge.classList.toggle("none", !unread[view]);
+    });
   }
 
   function conversations(list) {
     var last = null;
-    setInterval(function () {
-      if (document.hidden) return;
-      getJSON(list.dataset.pollUrl).then(function (data) {
+    var busy = false;
+    function poll() {
+      if (busy || document.hidden) return Promise.resolve();
+      busy = true;
+      return getJSON(list.dataset.pollUrl).then(function (data) {
+        tabCounts(data.unread);
         var key = JSON.stringify(data.conversations);
         if (last === null) { last = key; return; }
         if (key === last) return;
@@ -308,9 +402,15 @@
         if (!data.conversations.length) return;
         var items = data.conversations.map(function (c) { return conversationNode(c, list.dataset.current); });
         list.replaceChildren.apply(list, items);
-      }).catch(function () {});
-    }, 5000);
+      }).catch(function () {}).then(function () { busy = false; });
+    }
+    setInterval(poll, 5000);
+    refresh.inbox = poll;
   }
+
+  // What a push channel calls when something happened: the same refreshes as the polls.
+  var refresh = { inbox: function () {}, conversation: function () {} };
+  window.tresenRefresh = refresh;
 
   // A photo opens full size over the page; without the script its link opens it in a tab.
   function lightbox(list, dialog) {
@@ -338,5 +438,6 @@
     if (messages && dialog && dialog.showModal) lightbox(messages, dialog);
     var list = document.getElementById("conversations");
     if (list) conversations(list);
+    teamBar();
   });
 })();
