@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
+from bot.admin import signals_page
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.admin.display import (
     AttachmentInfo,
@@ -315,6 +316,7 @@ def conversation(contact_id: int) -> str:
     query, label = request.args.get("q", ""), request.args.get("label", "")
     with get_db().session() as session:
         contact = _contact(session, contact_id)
+        signals_page.read_on_open(session, contact, at)  # before it counts as seen
         contact.unread = 0  # opened: everything in it has been seen
         local = local_of(session)
         messages = history(session, contact, local, at)
