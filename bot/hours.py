@@ -45,6 +45,7 @@ __all__ = [
     "Interval",
     "OpeningHours",
     "SpecialDay",
+    "closed_since",
     "format_interval",
     "is_open",
     "next_close",
@@ -56,6 +57,8 @@ __all__ = [
 
 # Local dates looked at by next_open/next_close: the day before `after`, its own date and 365 more.
 _SEARCH_DAYS = 367
+# How far closed_since looks back: a business closed longer than this closed a year ago.
+_LOOK_BACK = timedelta(days=365)
 _MIDNIGHT = time(0, 0)
 _ONE_DAY = timedelta(days=1)
 
@@ -214,6 +217,51 @@ def open_spans(
         day += _ONE_DAY
     if current is not None:
         yield current
+
+
+def closed_since(hours: OpeningHours, at: datetime) -> datetime:
+    """The latest instant at or before `at` at which the business closed, in the business zone:
+    while closed, when the current closed period began.
+
+    It looks back a year at most: a business not open at all in the year before `at` counts
+    as closed since a year before it (`at` minus 365 days).
+    """
+    at_utc = _as_utc(at, "at")
+    tz = _zone(hours.timezone)
+    floor = at_utc - _LOOK_BACK
+    today = at_utc.astimezone(tz).date()
+    spans: list[tuple[datetime, datetime]] = []
+    # Back one local date at a time. An interval lasts a day at most, so one starting two
+    # dates or more before a close cannot reach past it: a close on a date after the earliest
+    # date looked at is final.
+    for offset in range(_SEARCH_DAYS + 1):
+        day = today - timedelta(days=offset)
+        spans[:0] = _day_spans(hours, tz, day)
+        close = _last_close(spans, at_utc)
+        if close is not None and close.astimezone(tz).date() > day:
+            return max(close, floor).astimezone(tz)
+        if datetime.combine(day, _MIDNIGHT, tzinfo=tz).astimezone(UTC) < floor - _ONE_DAY:
+            break
+    close = _last_close(spans, at_utc)
+    return max(close or floor, floor).astimezone(tz)
+
+
+def _last_close(spans: list[tuple[datetime, datetime]], at_utc: datetime) -> datetime | None:
+    """The end of the latest merged open stretch that ends at or before `at_utc`."""
+    last: datetime | None = None
+    current: tuple[datetime, datetime] | None = None
+    for start, end in sorted(spans):
+        if start > at_utc:
+            break
+        if current is not None and start <= current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None and current[1] <= at_utc:
+            last = current[1]
+        current = (start, end)
+    if current is not None and current[1] <= at_utc:
+        last = current[1]
+    return last
 
 
 def week_lines(hours: OpeningHours, locale: str) -> list[str]:

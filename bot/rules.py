@@ -15,7 +15,7 @@ from typing import Any
 
 import regex
 
-from bot.hours import is_open
+from bot.hours import closed_since, is_open
 from bot.settings import BusinessSettings, KeywordFile, KeywordRule, bare_word, fold_text
 from bot.strain import Strain
 
@@ -250,11 +250,14 @@ def choose(
         away = settings.away
         if away is None:
             return None
-        if (
-            history.last_away_at is not None
-            and _hours_between(history.last_away_at, now) < away.cooldown_hours
-        ):
-            return None
+        last = history.last_away_at
+        if last is not None:
+            # Once per closed period: a customer who writes again while still closed has
+            # been told already, however long the closure lasts.
+            if away.once_per_closure and last >= closed_since(settings.hours, now):
+                return None
+            if away.cooldown_hours is not None and _hours_between(last, now) < away.cooldown_hours:
+                return None
         return Decision(rule=Rule.AWAY, template=away.template, opt_in=None)
 
     greeting = settings.greeting

@@ -1,5 +1,6 @@
-"""The worker process: the outbound dispatcher, the broadcast scheduler and the media fetcher,
-and the inbound processor in a child process of its own."""
+"""The worker process: the outbound dispatcher (and beside it the sender of read receipts and
+typing indicators), the broadcast scheduler and the media fetcher, and the inbound processor in
+a child process of its own."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from bot.media.store import MediaStore, get_media_store
 from bot.models import utcnow
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
+from bot.outbound.signal_sender import SIGNAL_SENDER, SignalSender
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.uploads import ConsoleUploader, GraphUploader, Uploader, UploadingTransport
 
@@ -102,6 +104,24 @@ def make_dispatcher(app: Flask, concurrency: int | None = None, lease: float = 3
     )
 
 
+def start_signal_sender(
+    app: Flask, dispatcher: Dispatcher, stop: threading.Event
+) -> tuple[threading.Thread, SignalSender]:
+    """Read receipts and typing indicators on a thread beside `dispatcher`: through its
+    transport and its shared send rate, with a database engine of their own."""
+    config: Config = app.config["TRESEN"]
+    sender = SignalSender(
+        Database(config.database_url, pool_size=1),
+        dispatcher.transport,
+        rate=dispatcher.rate,
+        worker=dispatcher.worker,
+        clock=dispatcher.clock,
+    )
+    thread = threading.Thread(target=sender.run, args=(stop,), name="signals", daemon=True)
+    thread.start()
+    return thread, sender
+
+
 def migrate_when_ready(database: Database, stop: threading.Event, pause: float = 1.0) -> bool:
     """Apply migrations, waiting out a database that is restarting or cutting connections.
 
@@ -135,6 +155,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     inbound = InboundProcess.start(app)
     dispatcher = make_dispatcher(app, concurrency, lease)
     fetching, fetcher = start_fetcher(app, stop)
+    signalling, _signals = start_signal_sender(app, dispatcher, stop)
 
     def stored() -> None:  # replies queued, media waiting: either may be new
         dispatcher.wake()
@@ -160,6 +181,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     heartbeat.join(10)
     scheduler.join(30)
     fetching.join(30)
+    signalling.join(30)
     if inbound.failed:
         sys.exit(1)  # the platform starts the worker again, processor and all
 
@@ -171,6 +193,8 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
     thread.start()
     _fetching, fetcher = start_fetcher(app, stop)
+    _signalling, signal_sender = start_signal_sender(app, dispatcher, stop)
+    app.extensions[SIGNAL_SENDER] = signal_sender
     start_inbound(app, stop, dispatcher, fetcher.wake)
     start_scheduler(Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock)
     start_heartbeat(

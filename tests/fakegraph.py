@@ -347,6 +347,13 @@ class FakeGraph:
             return list(self._requests)
 
     @property
+    def signals(self) -> list[Received]:
+        """The recorded read receipts and typing indicators (``status: "read"``), oldest first."""
+        return [
+            r for r in self.requests if isinstance(r.json, dict) and r.json.get("status") == "read"
+        ]
+
+    @property
     def count(self) -> int:
         """How many requests were received, whatever the answer."""
         with self._lock:
@@ -531,6 +538,14 @@ class FakeGraph:
                 graph_error(100, "(#100) Invalid parameter", "messaging_product is required"),
             )
         if payload.get("status") == "read":
+            # A read receipt, with `typing_indicator: {"type": "text"}` the typing indicator.
+            typing = payload.get("typing_indicator")
+            if not isinstance(payload.get("message_id"), str) or (
+                typing is not None and typing != {"type": "text"}
+            ):
+                return Reply(
+                    400, graph_error(100, "(#100) Invalid parameter", "message_id is required")
+                )
             return Reply(200, {"success": True})
         to = payload.get("to")
         contact = {"input": to, "wa_id": str(to).lstrip("+")}

@@ -41,7 +41,8 @@ def settings_form(admin: FlaskClient, section: str) -> tuple[dict[str, str], str
     for tag in re.finditer(r"<input\b[^>]*>", form):
         attrs = dict(re.findall(r'(\w[\w-]*)="([^"]*)"', tag.group(0)))
         name = attrs.get("name")
-        if not name or (attrs.get("type") == "checkbox" and "checked" not in tag.group(0)):
+        unchecked = attrs.get("type") in ("checkbox", "radio") and "checked" not in tag.group(0)
+        if not name or unchecked:
             continue
         data[name] = html_lib.unescape(attrs.get("value", ""))
     for area in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
@@ -148,7 +149,12 @@ def test_a_christmas_closure_is_added(app: Flask, admin: FlaskClient) -> None:
         ("business", {"timezone": "Mars/Olympus"}, "timezone", "Unbekannte Zeitzone"),
         ("business", {"name": ""}, "name", "Das darf nicht leer sein."),
         ("closures", {"closure-0-to": "2026-12-01"}, "closure-0", "vor dem ersten"),
-        ("answers", {"away_cooldown": "soon"}, "away", "Geben Sie eine Zahl ein."),
+        (
+            "answers",
+            {"away_limit": "hours", "away_cooldown": "soon"},
+            "away",
+            "Geben Sie eine Zahl ein.",
+        ),
         ("answers", {"stale_minutes": "1.5"}, "stale", "Geben Sie eine ganze Zahl ein."),
         ("answers", {"away-advanced": "1", "away-jinja": "{% if %}"}, "away", "template 'away'"),
         ("keywords", {"kw-1-match": "(a+)+$"}, "kw-1", "repeats something that itself repeats"),

@@ -14,6 +14,7 @@ from bot.hours import (
     Interval,
     OpeningHours,
     SpecialDay,
+    closed_since,
     format_interval,
     is_open,
     next_close,
@@ -659,3 +660,104 @@ def test_is_open_matches_wall_clock(hours: OpeningHours, t: datetime) -> None:
     ).utcoffset():
         return  # a DST change nearby: wall-clock comparison does not apply
     assert is_open(hours, t) is wall_clock_open(hours, t)
+
+
+# --- when the current closed period began ---------------------------------------------------
+
+CLOSED_SINCE_CASES = [
+    # Friday after hours, the weekend, Monday before opening: all since Friday 18:00.
+    ("Europe/Berlin", WEEKDAYS_9_18, "2026-11-27 20:00", "2026-11-27 18:00"),
+    ("Europe/Berlin", WEEKDAYS_9_18, "2026-11-29 12:00", "2026-11-27 18:00"),
+    ("Europe/Berlin", WEEKDAYS_9_18, "2026-11-30 08:59", "2026-11-27 18:00"),
+    # At the closing instant it is closed: the period begins right then.
+    ("Europe/Berlin", WEEKDAYS_9_18, "2026-11-27 18:00", "2026-11-27 18:00"),
+    # While open, the latest close before now.
+    ("Europe/Berlin", WEEKDAYS_9_18, "2026-11-30 10:00", "2026-11-27 18:00"),
+    # The lunch break is a closed period of its own.
+    (
+        "Europe/Berlin",
+        {"mon": ["09:00-12:30", "14:00-18:00"]},
+        "2026-11-30 13:00",
+        "2026-11-30 12:30",
+    ),
+    # An interval past midnight closes on the next date.
+    (
+        "Europe/Berlin",
+        {"fri": ["09:00-18:00", "22:00-02:00"]},
+        "2026-11-28 03:00",
+        "2026-11-28 02:00",
+    ),
+    (
+        "Europe/Berlin",
+        {"fri": ["09:00-18:00", "22:00-02:00"]},
+        "2026-11-27 21:00",
+        "2026-11-27 18:00",
+    ),
+    # Adjacent intervals across midnight are one stretch: no close at midnight.
+    (
+        "Europe/Berlin",
+        {"sat": ["20:00-24:00"], "sun": ["00:00-03:00"]},
+        "2026-11-29 05:00",
+        "2026-11-29 03:00",
+    ),
+    # DST spring forward (Sun 2026-03-29): Saturday 22:00-04:00 closes 04:00 CEST = 02:00 UTC.
+    ("Europe/Berlin", {"sat": ["22:00-04:00"]}, "2026-03-29 10:00", "2026-03-29 04:00"),
+    # A close inside the gap takes effect at 03:00 CEST.
+    ("Europe/Berlin", {"sat": ["20:00-02:30"]}, "2026-03-29 10:00", "2026-03-29 03:00"),
+    # DST fall back (Sun 2026-10-25): 02:30 happens twice; the first (CEST) is the close.
+    ("Europe/Berlin", {"sat": ["22:00-02:30"]}, "2026-10-25 10:00", "2026-10-25 02:30"),
+    # New York, spring forward on Sun 2026-03-08.
+    ("America/New_York", {"sat": ["18:00-03:00"]}, "2026-03-08 12:00", "2026-03-08 03:00"),
+]
+
+
+@pytest.mark.parametrize(("tz", "week", "at", "expected"), CLOSED_SINCE_CASES)
+def test_closed_since_at_chosen_instants(
+    tz: str, week: dict[str, list[str]], at: str, expected: str
+) -> None:
+    result = closed_since(make(tz, week), local(tz, at))
+    assert as_utc(result) == as_utc(local(tz, expected))
+    assert result.tzinfo == ZoneInfo(tz)
+
+
+def test_closed_since_across_a_weekend_with_a_public_holiday_and_closures() -> None:
+    # Whit Monday 2026-05-25 is a public holiday in Bavaria: closed from Friday to Tuesday.
+    shop = make("Europe/Berlin", WEEKDAYS_9_18, country="DE", subdivision="BY")
+    friday_close = local("Europe/Berlin", "2026-05-22 18:00")
+    for at in ("2026-05-22 19:00", "2026-05-24 12:00", "2026-05-25 12:00", "2026-05-26 08:00"):
+        assert as_utc(closed_since(shop, local("Europe/Berlin", at))) == as_utc(friday_close)
+    assert as_utc(closed_since(SHOP, local("Europe/Berlin", "2026-12-26 12:00"))) == as_utc(
+        local("Europe/Berlin", "2026-12-23 18:00")
+    )
+    # Special hours end the day early.
+    assert as_utc(closed_since(SHOP, local("Europe/Berlin", "2026-12-31 15:00"))) == as_utc(
+        local("Europe/Berlin", "2026-12-31 12:00")
+    )
+
+
+def test_closed_since_looks_back_a_year_at_most() -> None:
+    at = local("Europe/Berlin", "2026-11-29 12:00")
+    never = make("Europe/Berlin", {})
+    assert as_utc(closed_since(never, at)) == as_utc(at - timedelta(days=365))
+    always = make("Europe/Berlin", {d: ["00:00-24:00"] for d in DAYS})
+    assert as_utc(closed_since(always, at)) == as_utc(at - timedelta(days=365))
+    # A closure of more than a year: closed since a year ago, not since the day before it.
+    long = make(
+        "Europe/Berlin", WEEKDAYS_9_18, closures=(Closure(date(2025, 6, 1), date(2026, 12, 31)),)
+    )
+    assert as_utc(closed_since(long, at)) == as_utc(at - timedelta(days=365))
+
+
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hours=schedules(ZONES), t=instants)
+def test_closed_since_properties(hours: OpeningHours, t: datetime) -> None:
+    began = as_utc(closed_since(hours, t))
+    assert began is not None and t - timedelta(days=365) <= began <= t
+    if began == t - timedelta(days=365):
+        return
+    assert is_open(hours, began - TICK)
+    assert not is_open(hours, began)
+    if not is_open(hours, t):
+        # Closed all the way from then to now: the next opening after it is after now.
+        reopens = as_utc(next_open(hours, began))
+        assert reopens is None or reopens > t

@@ -16,6 +16,7 @@ from bot.settings import (
     AwayRule,
     BusinessSettings,
     GreetingRule,
+    InboxSignals,
     KeywordRule,
     Retention,
     SettingsError,
@@ -62,7 +63,7 @@ def test_contract_example_parses_to_these_values() -> None:
         KeywordRule(match=("öffnungszeiten", "hours"), pattern=None, template="hours"),
         KeywordRule(match=(), pattern=r"(?i)bestellung\s*#?\d+", template="order", when="open"),
     )
-    assert s.away == AwayRule(template="away", cooldown_hours=12)
+    assert s.away == AwayRule(template="away", cooldown_hours=12, once_per_closure=False)
     assert s.greeting == GreetingRule(template="greeting", after_inactive_days=14)
     assert (s.stale_after_minutes, s.human_pause_minutes) == (60, 120)
     assert s.retention == Retention(messages_days=730, media_days=365)
@@ -116,7 +117,7 @@ def test_stale_after_minutes_is_read_and_written() -> None:
 
 def test_rules_given_without_values_take_their_defaults() -> None:
     s = parse_settings("business: {name: Kiosk}\nreplies:\n  away: {}\n  greeting: on\n")
-    assert s.away == AwayRule(template="away", cooldown_hours=12.0)
+    assert s.away == AwayRule(template="away", cooldown_hours=None, once_per_closure=True)
     assert s.greeting == GreetingRule(template="greeting", after_inactive_days=14.0)
     off = parse_settings("business: {name: Kiosk}\nreplies:\n  away: off\n  greeting:\n")
     assert off.away is None and off.greeting is None
@@ -192,14 +193,14 @@ ERRORS = [
         "- a\n",
         1,
         "the settings must be a mapping of business, hours, public_holidays, closures, "
-        "special_hours, replies, retention, templates",
+        "special_hours, replies, retention, inbox, templates",
         id="not-a-mapping",
     ),
     pytest.param(
         HEAD + "hour:\n  mon: []\n",
         2,
         "unknown key 'hour' in the settings (expected business, hours, public_holidays, "
-        "closures, special_hours, replies, retention, templates)",
+        "closures, special_hours, replies, retention, inbox, templates)",
         id="unknown-section",
     ),
     pytest.param(
@@ -211,7 +212,8 @@ ERRORS = [
     pytest.param(
         HEAD + "replies:\n  away: {template: away, cooldown: 3}\n",
         3,
-        "unknown key 'cooldown' in replies.away (expected template, cooldown_hours)",
+        "unknown key 'cooldown' in replies.away (expected template, cooldown_hours, "
+        "once_per_closure)",
         id="unknown-key-in-away",
     ),
     pytest.param(
@@ -555,7 +557,7 @@ def test_dump_writes_the_contract_form() -> None:
     assert "  - {from: 2026-12-24, to: 2026-12-26, reason: Weihnachten}" in dumped
     assert "  - {date: 2026-12-31, hours: ['09:00-12:00']}" in dumped
     assert "    - {pattern: '(?i)bestellung\\s*#?\\d+', template: order, when: open}" in dumped
-    assert "  away: {template: away, cooldown_hours: 12}" in dumped
+    assert "  away: {template: away, once_per_closure: false, cooldown_hours: 12}" in dumped
 
 
 def test_settings_are_hashable_and_templates_immutable() -> None:
@@ -656,7 +658,13 @@ def _settings(draw: st.DrawFn) -> BusinessSettings:
         optout_stop=stop,
         optout_start=start,
         keywords=tuple(keywords),
-        away=draw(st.one_of(st.none(), st.builds(AwayRule, template_names, numbers))),
+        away=draw(
+            st.one_of(
+                st.none(),
+                st.builds(AwayRule, template_names, st.one_of(st.none(), numbers), st.just(True)),
+                st.builds(AwayRule, template_names, numbers, st.just(False)),
+            )
+        ),
         greeting=draw(st.one_of(st.none(), st.builds(GreetingRule, template_names, numbers))),
         templates=templates,
         stale_after_minutes=draw(st.integers(0, 10**9)),
@@ -668,6 +676,7 @@ def _settings(draw: st.DrawFn) -> BusinessSettings:
                 st.one_of(st.none(), st.integers(1, 10**6)),
             )
         ),
+        inbox=draw(st.builds(InboxSignals, st.booleans(), st.booleans())),
     )
 
 

@@ -25,6 +25,7 @@ from bot.admin import (  # noqa: F401
     media_page,
     quick_replies_page,
     settings_page,
+    signals_page,
 )
 from bot.admin.blueprint import bp
 from bot.db import get_db

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
+from bot.admin import signals_page
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
 from bot.admin.display import (
     AttachmentInfo,
@@ -419,6 +420,7 @@ def conversation(contact_id: int) -> str:
     user_id, _ = _me()
     with get_db().session() as session:
         contact = _contact(session, contact_id)
+        signals_page.read_on_open(session, contact, at)  # before it counts as seen
         contact.unread = 0  # opened: the team's shared count, for users without a row
         local = local_of(session)
         messages = history(session, contact, local, at)
@@ -487,7 +489,9 @@ def conversation_json(contact_id: int) -> Response:
         local = local_of(session)
         messages = history(session, contact, local, at, after=after_id)
         if any(m["direction"] == Direction.IN for m in messages):
-            contact.unread = 0  # shown on an open page: seen
+            # Shown on an open page: seen, and the customer may see that too.
+            signals_page.read_on_open(session, contact, at)
+            contact.unread = 0
         if messages:
             unread.mark_seen(session, user_id, contact.id, max(m["id"] for m in messages))
         notes = [

@@ -34,6 +34,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "closures": ("holiday_country", "holiday_subdivision", "closures"),
     "answers": (
         "away_on",
+        "away_once",
         "away_cooldown",
         "away_source",
         "away_advanced",
@@ -45,6 +46,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "optout_start",
         "stale_minutes",
         "pause_minutes",
+        "inbox_read",
+        "inbox_typing",
     ),
     "keywords": ("keywords",),
 }
@@ -67,6 +70,8 @@ class FormState:
     keywords: list[dict[str, str]] = field(default_factory=list)
     away_on: bool = False
     away_template: str = "away"
+    # True: once per closed time; False: at most every `away_cooldown` hours.
+    away_once: bool = True
     away_cooldown: str = "12"
     away_source: str = ""
     away_advanced: bool = False
@@ -77,6 +82,8 @@ class FormState:
     greeting_advanced: bool = False
     stale_minutes: str = "60"
     pause_minutes: str = "120"
+    inbox_read: bool = False
+    inbox_typing: bool = True
     # Not on the pages, kept as stored.
     retention_messages: str = ""
     retention_media: str = ""
@@ -153,7 +160,12 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         ],
         away_on=s.away is not None,
         away_template=away_name,
-        away_cooldown=_num_text(s.away.cooldown_hours) if s.away else "12",
+        away_once=s.away.once_per_closure if s.away else True,
+        away_cooldown=(
+            _num_text(s.away.cooldown_hours)
+            if s.away is not None and s.away.cooldown_hours is not None
+            else "12"
+        ),
         away_source=_source_of(s, away_name),
         greeting_on=s.greeting is not None,
         greeting_template=greeting_name,
@@ -161,6 +173,8 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         greeting_source=_source_of(s, greeting_name),
         stale_minutes=str(s.stale_after_minutes),
         pause_minutes=str(s.human_pause_minutes),
+        inbox_read=s.inbox.read_receipts,
+        inbox_typing=s.inbox.typing_indicator,
         retention_messages=_days_text(s.retention.messages_days),
         retention_media=_days_text(s.retention.media_days),
     )
@@ -254,6 +268,7 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         optout_start=form.get("optout_start", ""),
         keywords=keywords,
         away_on=bool(form.get("away_on")),
+        away_once=form.get("away_limit", "closure") != "hours",
         away_cooldown=form.get("away_cooldown", "").strip(),
         away_source=away_source,
         away_advanced=away_advanced,
@@ -263,6 +278,8 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         greeting_advanced=greeting_advanced,
         stale_minutes=form.get("stale_minutes", "").strip(),
         pause_minutes=form.get("pause_minutes", "").strip(),
+        inbox_read=bool(form.get("inbox_read")),
+        inbox_typing=bool(form.get("inbox_typing")),
     )
 
 
@@ -393,6 +410,10 @@ def _number(text: str) -> str:
     return text.strip() if _NUMBER.fullmatch(text) else quote(text)
 
 
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def _date(text: str) -> str:
     return text.strip() if _DATE.fullmatch(text) else quote(text)
 
@@ -469,11 +490,12 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
             f"kw-{i}",
         )
     if state.away_on:
-        emit(
-            f"  away: {{template: {quote(state.away_template)}, "
-            f"cooldown_hours: {_number(state.away_cooldown)}}}",
-            "away",
+        limit = (
+            "once_per_closure: true"
+            if state.away_once
+            else f"once_per_closure: false, cooldown_hours: {_number(state.away_cooldown)}"
         )
+        emit(f"  away: {{template: {quote(state.away_template)}, {limit}}}", "away")
     if state.greeting_on:
         emit(
             f"  greeting: {{template: {quote(state.greeting_template)}, "
@@ -492,6 +514,11 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
     ]
     if kept:
         emit("retention: {" + ", ".join(kept) + "}")
+    emit(
+        f"inbox: {{read_receipts: {_flag(state.inbox_read)}, "
+        f"typing_indicator: {_flag(state.inbox_typing)}}}",
+        "inbox",
+    )
     custom = [
         (i, row)
         for i, row in enumerate(state.templates)

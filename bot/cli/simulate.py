@@ -60,7 +60,11 @@ def simulate_command(
             wa_id = typed_wa_id(wa_id, settings_region(settings), "--from")
             contact = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         if contact is not None:
-            history = History(contact.last_inbound_at, contact.last_away_at)
+            history = History(
+                contact.last_inbound_at,
+                contact.last_away_at,
+                last_human_reply_at=contact.last_human_reply_at,
+            )
             # As a message would find it: a name the shop gave wins over the profile's.
             name = name_after_message(contact.name, contact.name_by_shop, name)
         session.rollback()  # the demo seed above is the one thing a simulation may keep

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
-from typing import TypeVar
 
 import holidays
 import jinja2
@@ -27,6 +26,7 @@ from bot.settings.reading import (
     SettingsError,
     compose,
     date_of,
+    flag_of,
     intervals_of,
     is_null,
     items_of,
@@ -40,6 +40,7 @@ from bot.settings.reading import (
 )
 from bot.settings.values import (
     DAYS,
+    DEFAULT_COOLDOWN_HOURS,
     DEFAULT_HUMAN_PAUSE_MINUTES,
     DEFAULT_STALE_AFTER_MINUTES,
     DEFAULT_START,
@@ -50,6 +51,7 @@ from bot.settings.values import (
     BusinessSettings,
     FrozenMap,
     GreetingRule,
+    InboxSignals,
     KeywordFile,
     KeywordRule,
     Retention,
@@ -64,6 +66,7 @@ _SECTIONS = (
     "special_hours",
     "replies",
     "retention",
+    "inbox",
     "templates",
 )
 
@@ -116,6 +119,7 @@ class _Draft:
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES
     retention: Retention = field(default_factory=Retention)
+    inbox: InboxSignals = field(default_factory=InboxSignals)
     templates: dict[str, str] = field(default_factory=dict)
     template_lines: dict[str, int] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
@@ -358,35 +362,58 @@ def _keyword_file(node: Node) -> KeywordFile:
     return KeywordFile(name=name, sha256=sha256)
 
 
-_Rule = TypeVar("_Rule", AwayRule, GreetingRule)
+def _away(node: Node, d: _Draft) -> None:
+    """`away`: off, on (once per closed period), or its template and its limits.
 
-
-def _rule(node: Node, d: _Draft, kind: type[_Rule], where: str, number: str) -> _Rule | None:
-    """`away` or `greeting`: off, on with its defaults, or its template and its one number."""
-    default = kind()
+    `once_per_closure` defaults to true when the file gives no `cooldown_hours` and to false
+    when it does: a file written to the contract's `{template: away, cooldown_hours: 12}`
+    keeps the cooldown alone. Turned off without a cooldown, the cooldown is the default."""
     switch = switch_of(node)
     if switch is not None:
+        d.away = AwayRule() if switch else None
         if switch:
-            d.references.append((default.template, node))
-        return default if switch else None
-    rule = default
+            d.references.append((AwayRule().template, node))
+        return
+    template, template_node = AwayRule().template, node
+    cooldown: float | None = None
+    once: bool | None = None
+    for key, _key_node, value in pairs_of(
+        node, "replies.away", ("template", "cooldown_hours", "once_per_closure")
+    ):
+        if key == "template":
+            template, template_node = text_of(value, "template"), value
+        elif key == "cooldown_hours":
+            cooldown = number_of(value, "cooldown_hours")
+        else:
+            once = flag_of(value, "replies.away.once_per_closure")
+    if once is None:
+        once = cooldown is None
+    if not once and cooldown is None:
+        cooldown = DEFAULT_COOLDOWN_HOURS
+    d.away = AwayRule(template=template, cooldown_hours=cooldown, once_per_closure=once)
+    d.references.append((template, template_node))
+
+
+def _greeting(node: Node, d: _Draft) -> None:
+    """`greeting`: off, on with its defaults, or its template and its inactivity."""
+    switch = switch_of(node)
+    if switch is not None:
+        d.greeting = GreetingRule() if switch else None
+        if switch:
+            d.references.append((GreetingRule().template, node))
+        return
+    rule = GreetingRule()
     template_node: Node = node
-    for key, _key_node, value in pairs_of(node, where, ("template", number)):
+    for key, _key_node, value in pairs_of(
+        node, "replies.greeting", ("template", "after_inactive_days")
+    ):
         if key == "template":
             rule = replace(rule, template=text_of(value, "template"))
             template_node = value
         else:
-            rule = kind(rule.template, number_of(value, number))
+            rule = replace(rule, after_inactive_days=number_of(value, "after_inactive_days"))
+    d.greeting = rule
     d.references.append((rule.template, template_node))
-    return rule
-
-
-def _away(node: Node, d: _Draft) -> None:
-    d.away = _rule(node, d, AwayRule, "replies.away", "cooldown_hours")
-
-
-def _greeting(node: Node, d: _Draft) -> None:
-    d.greeting = _rule(node, d, GreetingRule, "replies.greeting", "after_inactive_days")
 
 
 def _stale_after(node: Node, d: _Draft) -> None:
@@ -432,6 +459,15 @@ def _retention(node: Node, d: _Draft) -> None:
     d.retention = Retention(**days)
 
 
+def _inbox(node: Node, d: _Draft) -> None:
+    if is_null(node):
+        return
+    flags: dict[str, bool] = {}
+    for key, _key_node, value in pairs_of(node, "inbox", ("read_receipts", "typing_indicator")):
+        flags[key] = flag_of(value, f"inbox.{key}")
+    d.inbox = InboxSignals(**flags)
+
+
 def _templates(node: Node, d: _Draft) -> None:
     if is_null(node):
         return
@@ -468,6 +504,7 @@ _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
     "special_hours": _special_hours,
     "replies": _replies,
     "retention": _retention,
+    "inbox": _inbox,
     "templates": _templates,
 }
 
@@ -531,6 +568,7 @@ def parse_settings(
         stale_after_minutes=d.stale_after_minutes,
         human_pause_minutes=d.human_pause_minutes,
         retention=d.retention,
+        inbox=d.inbox,
     )
     if try_templates:
         for name in d.templates:

@@ -152,6 +152,14 @@ def intervals_of(node: Node, what: str) -> tuple[Interval, ...]:
     return tuple(out)
 
 
+def flag_of(node: Node, what: str) -> bool:
+    """true or false (YAML's yes/no and on/off too)."""
+    switch = switch_of(node) if not is_null(node) else None
+    if switch is None:
+        raise SettingsError(f"{what} must be true or false, got {_shown(node)}", line_of(node))
+    return switch
+
+
 def switch_of(node: Node) -> bool | None:
     """`away: off` / `away: ~` turn a rule off and `away: on` turns it on with its defaults."""
     if is_null(node):

@@ -75,8 +75,21 @@ class KeywordRule:
 
 @dataclass(frozen=True)
 class AwayRule:
+    """The away message: at most once per closed period per contact (`once_per_closure`),
+    and/or at most every `cooldown_hours` (None: no such limit).
+
+    A settings file that gives `cooldown_hours` and no `once_per_closure` means the cooldown
+    alone, as the settings file's contract has it; one that gives neither means once per
+    closed period. Without either limit the away message would go with every message.
+    """
+
     template: str = "away"
-    cooldown_hours: float = DEFAULT_COOLDOWN_HOURS
+    cooldown_hours: float | None = None
+    once_per_closure: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.once_per_closure and self.cooldown_hours is None:
+            raise ValueError("an away rule needs once_per_closure or cooldown_hours")
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,16 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class InboxSignals:
+    """What the customer sees of the team at work: blue ticks when a person opens an unread
+    conversation, and WhatsApp's typing indicator while a person writes a reply (which marks
+    the message read as well)."""
+
+    read_receipts: bool = False
+    typing_indicator: bool = True
+
+
+@dataclass(frozen=True)
 class BusinessSettings:
     name: str
     timezone: str
@@ -109,6 +132,7 @@ class BusinessSettings:
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES  # 0: no pause
     retention: Retention = Retention()
+    inbox: InboxSignals = InboxSignals()
 
     def __post_init__(self) -> None:
         # Accept a plain dict from callers, but keep the value hashable and immutable.

@@ -81,9 +81,11 @@ def dump_settings(s: BusinessSettings) -> str:
         "keywords": [_keyword_out(k) for k in s.keywords],
     }
     if s.away is not None:
-        reply["away"] = _FlowMap(
-            template=s.away.template, cooldown_hours=_num(s.away.cooldown_hours)
-        )
+        # once_per_closure always written: its default depends on whether a cooldown is given.
+        away = _FlowMap(template=s.away.template, once_per_closure=s.away.once_per_closure)
+        if s.away.cooldown_hours is not None:
+            away["cooldown_hours"] = _num(s.away.cooldown_hours)
+        reply["away"] = away
     if s.greeting is not None:
         reply["greeting"] = _FlowMap(
             template=s.greeting.template, after_inactive_days=_num(s.greeting.after_inactive_days)
@@ -101,6 +103,9 @@ def dump_settings(s: BusinessSettings) -> str:
     )
     if kept:
         doc["retention"] = kept
+    doc["inbox"] = _FlowMap(
+        read_receipts=s.inbox.read_receipts, typing_indicator=s.inbox.typing_indicator
+    )
     if s.templates:
         doc["templates"] = dict(s.templates)
     return yaml.dump(
