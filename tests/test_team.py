@@ -18,9 +18,10 @@ from bot.admin.blueprint import ACCESS, Access, access_of
 from bot.db import get_db
 from bot.models import Invitation, User, UserSession
 from bot.settings.stored import seed_demo
-from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, login, make_user
+from tests.test_admin import NOW, Clock, csrf_of, login, make_user
 
 STAFF_PASSWORD = "staff password 1"
+NINA_PASSWORD = "nina's password"
 
 
 @pytest.fixture
@@ -64,21 +65,25 @@ def user_id(app: Flask, name: str) -> int:
 def sessions_of(app: Flask, name: str) -> int:
     with get_db(app).session() as session:
         rows = session.scalars(
-            select(UserSession.id).join(User, User.id == UserSession.user_id).where(User.name == name)
+            select(UserSession.id)
+            .join(User, User.id == UserSession.user_id)
+            .where(User.name == name)
         ).all()
     return len(rows)
 
 
 def invite(owner: FlaskClient, **form: str) -> str:
     """An invitation made on the team page: the link it shows once."""
-    answer = post(owner, "/admin/users/invitations", form or {"role": "staff", "may_broadcast": "1"})
+    answer = post(
+        owner, "/admin/users/invitations", form or {"role": "staff", "may_broadcast": "1"}
+    )
     assert answer.status_code == 200
     match = re.search(r'id="invite-link" value="([^"]+)"', answer.get_data(as_text=True))
     assert match, "no invitation link on the page"
     return match.group(1)
 
 
-def join(app: Flask, link: str, name: str = "nina", password: str = "nina's password") -> Any:
+def join(app: Flask, link: str, name: str = "nina", password: str = NINA_PASSWORD) -> Any:
     newcomer = app.test_client()
     page = newcomer.get(link)
     if page.status_code != 200:
@@ -237,7 +242,7 @@ def admin_rules(app: Flask) -> list[Any]:
 def example_path(rule: Any) -> str:
     """The rule's path with every parameter given an example value."""
     path = rule.rule
-    for argument, converter in rule._converters.items():  # noqa: SLF001
+    for argument, converter in rule._converters.items():
         value = "1" if type(converter).__name__ == "IntegerConverter" else "x"
         path = re.sub(rf"<(?:\w+:)?{argument}>", value, path)
     return path
