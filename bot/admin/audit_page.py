@@ -61,6 +61,20 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.OTHER: lazy_gettext("changed something else"),
 }
 
+# Values the entries keep in the log's own words, shown in the page's.
+VALUE_TEXTS: dict[str, Any] = {
+    "owner": lazy_gettext("Owner"),
+    "staff": lazy_gettext("Staff"),
+    "staff, no broadcasts": lazy_gettext("Staff, no broadcasts"),
+    "yes": lazy_gettext("gets broadcasts"),
+    "no": lazy_gettext("gets no broadcasts"),
+}
+
+
+def value_text(value: str | None) -> str | None:
+    return str(VALUE_TEXTS[value]) if value in VALUE_TEXTS else value
+
+
 # The kinds of change to filter by: each a set of action values' prefixes.
 KINDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "team": (lazy_gettext("Team and accounts"), ("user.", "invitation.")),
@@ -217,8 +231,8 @@ def audit() -> str:
             "diff": diff_lines(entry.before, entry.after)
             if entry.action == Action.SETTINGS_CHANGED
             else None,
-            "before": entry.before,
-            "after": entry.after,
+            "before": value_text(entry.before),
+            "after": value_text(entry.after),
             "other": entry.subject if entry.action == Action.OTHER else None,
         }
         for entry in entries
