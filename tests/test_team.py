@@ -318,7 +318,9 @@ def test_staff_see_broadcasts_but_make_them_only_when_allowed(
     page = plain.get("/admin/broadcasts")
     assert page.status_code == 200
     assert 'href="/admin/broadcasts/new"' not in page.get_data(as_text=True)
-    assert plain.get("/admin/broadcasts/new").status_code == 403
+    refused = plain.get("/admin/broadcasts/new")
+    assert refused.status_code == 403
+    assert "mit Erlaubnis" in refused.get_data(as_text=True)
     allowed = staff_client(app, "bea", may_broadcast=True)
     page = allowed.get("/admin/broadcasts")
     assert 'href="/admin/broadcasts/new"' in page.get_data(as_text=True)

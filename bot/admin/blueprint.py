@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_babel import get_locale, get_timezone, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
 from bot import audit
@@ -74,6 +75,19 @@ ACCESS: dict[str, Access] = {
     "admin.broadcast_check": Access.BROADCAST,
     "admin.broadcast_cancel": Access.BROADCAST,
 }
+
+
+class NotAllowed(Forbidden):
+    """A 403 whose page says why in words of its own (errors.py shows `text`)."""
+
+    def __init__(self, text: Any) -> None:
+        super().__init__()
+        self.text = text
+
+
+BROADCASTS_NOT_ALLOWED = lazy_gettext(
+    "Creating and cancelling broadcasts needs an owner's permission: ask an owner of the shop."
+)
 
 
 def access_of(endpoint: str) -> Access | None:
@@ -140,9 +154,10 @@ def guard() -> Response | None:
         get_locale()
         get_timezone()
         audit.start_counting()
-        if request.endpoint not in PUBLIC_ENDPOINTS and not may_open(
-            current_user, request.endpoint or ""
-        ):
+        endpoint = request.endpoint or ""
+        if endpoint not in PUBLIC_ENDPOINTS and not may_open(current_user, endpoint):
+            if access_of(endpoint) is Access.BROADCAST:
+                raise NotAllowed(BROADCASTS_NOT_ALLOWED)
             abort(403)
         return None
     if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
