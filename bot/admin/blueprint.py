@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import session as browser_session
 from flask_babel import get_locale, get_timezone, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
@@ -203,9 +204,7 @@ def audit_fallback(response: Response) -> Response:
 
 def _refused_by_flash() -> bool:
     # A form refused with a message for the next page (a label's name taken) changed nothing.
-    from flask import session
-
-    flashes = session.get("_flashes") or []
+    flashes = browser_session.get("_flashes") or []
     return any(category == "error" for category, _message in flashes)
 
 
