@@ -6,6 +6,7 @@ exists exactly when the change does. Settings keep their before and after in ful
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -55,6 +56,26 @@ class Action(StrEnum):
     BROADCAST_CANCELLED = "broadcast.cancelled"
     # anything else a form changed (see bot.admin: a POST that recorded nothing itself)
     OTHER = "other"
+    # invitations
+    INVITATION_WITHDRAWN = "invitation.withdrawn"
+
+
+# Entries recorded since start_counting(): the admin's safety net records a change whose view
+# recorded none. A context variable, as each request runs in a context of its own.
+_count: ContextVar[int] = ContextVar("audit_count", default=0)
+
+
+def start_counting() -> None:
+    _count.set(0)
+
+
+def counted() -> int:
+    return _count.get()
+
+
+def nothing_changed() -> None:
+    """A form was saved as it was: no entry, and none from the safety net either."""
+    _count.set(_count.get() + 1)
 
 
 @dataclass(frozen=True)
@@ -86,4 +107,5 @@ def record(
         after=after,
     )
     session.add(entry)
+    _count.set(_count.get() + 1)
     return entry

@@ -179,6 +179,9 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # wrong name or password
     WAIT = "wait"  # too many failures from this address or for this name
     BUSY = "busy"  # too many logins being checked at once
+    # The right password of a deactivated user: said plainly, as only someone who knows the
+    # password learns that the name exists.
+    DEACTIVATED = "deactivated"
 
 
 @dataclass(frozen=True)
@@ -222,10 +225,14 @@ def log_in(
             user = session.get(User, found[0], with_for_update=True)
             if user is None or user.password_hash != stored_hash:
                 return Attempt(Outcome.REFUSED)  # deleted or given a new password meanwhile
+            if not user.active:
+                return Attempt(Outcome.DEACTIVATED)
             clear(session, keys, now=now)
             user.last_login_at = now
             token = users.start_session(session, user.id, now=now, lifetime=lifetime)
-            found_user = users.SessionUser(user.id, user.name, users.Role(user.role), user.locale)
+            found_user = users.SessionUser(
+                user.id, user.name, users.Role(user.role), user.locale, user.may_broadcast
+            )
             return Attempt(Outcome.LOGGED_IN, found_user, token)
     finally:
         gate.leave()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -43,6 +44,7 @@ class Problem(StrEnum):
     UNKNOWN_USER = "unknown_user"
     SELF = "self"
     LAST_OWNER = "last_owner"
+    INVITATION = "invitation"  # used, expired, withdrawn or never made: all alike
 
 
 class UserError(ValueError):
@@ -61,6 +63,7 @@ class SessionUser:
     name: str
     role: Role = Role.OWNER
     locale: str | None = None  # the chosen admin language, none: the business's
+    may_broadcast: bool = True  # staff only: owners always may
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class UserSummary:
     open_sessions: int
     role: Role = Role.OWNER
     id: int = 0
+    active: bool = True
+    may_broadcast: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def create_or_reset(
         session.flush()
         return True
     if role is not None and role != user.role:
-        if user.role == Role.OWNER and _owners(session) <= 1:
+        if _last_owner(session, user):
             raise UserError(f"{name} is the only owner: make another one first", Problem.LAST_OWNER)
         user.role = role
     user.password_hash = password_hash
@@ -154,15 +159,30 @@ def create_or_reset(
     return False
 
 
-def add_user(db: Database, name: str, password: str, *, role: Role, now: datetime) -> None:
-    """A new user, from the team page: an existing name is refused, never reset."""
+def add_user(
+    db: Database,
+    name: str,
+    password: str,
+    *,
+    role: Role,
+    now: datetime,
+    then: Callable[[Session, User], None] | None = None,
+) -> None:
+    """A new user, from the team page: an existing name is refused, never reset.
+
+    `then` runs in the same transaction once the user is there (the audit entry).
+    """
     name = check_name(name)
     # Hashing outside any transaction: on SQLite an open one would hold up every writer.
     password_hash = hash_password(check_password(password))
     with db.session() as session:
         if session.scalar(select(User.id).where(User.name == name)) is not None:
             raise UserError(f"there is already a user named {name!r}", Problem.NAME_TAKEN)
-        session.add(User(name=name, password_hash=password_hash, created_at=now, role=role))
+        user = User(name=name, password_hash=password_hash, created_at=now, role=role)
+        session.add(user)
+        session.flush()
+        if then is not None:
+            then(session, user)
 
 
 def delete_user(session: Session, name: str) -> None:
@@ -188,24 +208,81 @@ def remove_user(session: Session, user_id: int, *, by: int) -> str:
         raise UserError("there is no such user", Problem.UNKNOWN_USER)
     if user.id == by:
         raise UserError("you cannot remove yourself", Problem.SELF)
-    if user.role == Role.OWNER and _owners(session) <= 1:
+    if _last_owner(session, user):
         raise UserError(f"{user.name} is the only owner", Problem.LAST_OWNER)
     name = user.name
     delete_user(session, name)
     return name
 
 
-def _owners(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(User.role == Role.OWNER)) or 0)
+def _last_owner(session: Session, user: User) -> bool:
+    """Whether `user` is the only active owner: without one, nobody could manage the team."""
+    if user.role != Role.OWNER or not user.active:
+        return False
+    owners = session.scalar(
+        select(func.count()).where(User.role == Role.OWNER, User.active.is_(True))
+    )
+    return int(owners or 0) <= 1
+
+
+def set_active(session: Session, user_id: int, active: bool, *, by: int) -> str:
+    """Deactivate (every session ends at once) or reactivate user `user_id`; returns its name.
+
+    A deactivated user keeps its name on what it did but cannot log in. Nobody deactivates
+    themselves, and the last active owner stays active.
+    """
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserError("there is no such user", Problem.UNKNOWN_USER)
+    if not active:
+        if user.id == by:
+            raise UserError("you cannot deactivate yourself", Problem.SELF)
+        if _last_owner(session, user):
+            raise UserError(f"{user.name} is the only owner", Problem.LAST_OWNER)
+        end_sessions(session, user.id)
+    user.active = active
+    return user.name
+
+
+def set_role(
+    session: Session, user_id: int, role: Role, may_broadcast: bool
+) -> tuple[str, str, str]:
+    """A user's role and, for staff, whether they may send broadcasts.
+
+    Returns the name and the user's permissions before and after, in words for the audit log
+    ("staff, no broadcasts"). The last active owner stays an owner.
+    """
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserError("there is no such user", Problem.UNKNOWN_USER)
+    before = permissions(Role(user.role), user.may_broadcast)
+    if role != user.role and _last_owner(session, user):
+        raise UserError(f"{user.name} is the only owner", Problem.LAST_OWNER)
+    user.role = role
+    user.may_broadcast = may_broadcast
+    return user.name, before, permissions(role, may_broadcast)
+
+
+def permissions(role: Role, may_broadcast: bool) -> str:
+    """A user's role in the audit log's words: "owner", "staff" or "staff, no broadcasts"."""
+    if role is Role.OWNER or may_broadcast:
+        return str(role)
+    return f"{role}, no broadcasts"
 
 
 def change_password(
-    db: Database, user_id: int, old: str, new: str, *, keep_token: str | None
+    db: Database,
+    user_id: int,
+    old: str,
+    new: str,
+    *,
+    keep_token: str | None,
+    then: Callable[[Session], None] | None = None,
 ) -> None:
     """A user's own new password: the old one must be right; every other session ends.
 
     The session `keep_token` (the browser that asked) stays logged in. The hashing runs
-    outside any transaction, as a login's does.
+    outside any transaction, as a login's does. `then` runs in the change's transaction.
     """
     check_password(new)
     with db.session() as session:
@@ -227,6 +304,8 @@ def change_password(
         if keep_token is not None:
             others = others.where(UserSession.token_hash != _token_hash(keep_token))
         session.execute(others)
+        if then is not None:
+            then(session)
 
 
 def set_locale(session: Session, user_id: int, locale: str | None) -> None:
@@ -285,13 +364,21 @@ def summaries(session: Session, *, now: datetime, lifetime: timedelta) -> list[U
         .subquery()
     )
     rows = session.execute(
-        select(User.name, User.last_login_at, func.coalesce(sessions.c.n, 0), User.role, User.id)
+        select(
+            User.name,
+            User.last_login_at,
+            func.coalesce(sessions.c.n, 0),
+            User.role,
+            User.id,
+            User.active,
+            User.may_broadcast,
+        )
         .outerjoin(sessions, sessions.c.user_id == User.id)
         .order_by(User.name)
     ).all()
     return [
-        UserSummary(name, last_login, int(n), Role(role), user_id)
-        for name, last_login, n, role, user_id in rows
+        UserSummary(name, last_login, int(n), Role(role), user_id, active, may_broadcast)
+        for name, last_login, n, role, user_id, active, may_broadcast in rows
     ]
 
 
@@ -318,16 +405,18 @@ def session_user(
 ) -> SessionUser | None:
     """The user of a session token, unless the session ended or outlived `lifetime`."""
     row = session.execute(
-        select(User.id, User.name, User.role, User.locale)
+        select(User.id, User.name, User.role, User.locale, User.may_broadcast)
         .join(UserSession, UserSession.user_id == User.id)
         .where(
             UserSession.token_hash == _token_hash(token),
             UserSession.created_at > now - lifetime,
+            # Deactivating ends the sessions too; this holds should one start meanwhile.
+            User.active.is_(True),
         )
     ).one_or_none()
     if row is None:
         return None
-    return SessionUser(row.id, row.name, Role(row.role), row.locale)
+    return SessionUser(row.id, row.name, Role(row.role), row.locale, row.may_broadcast)
 
 
 def end_session(session: Session, token: str) -> None:

@@ -245,8 +245,32 @@ def media_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # no
     return {"attachment_id": [str(ids["photo_file"])]}
 
 
+def team_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
+    """An open invitation (its page) and an audit log with an entry of every kind, a settings
+    change among them (shown as a diff)."""
+    from bot import audit, invitations, users
+    from bot.db import get_db
+    from tests.test_admin import NOW
+
+    with get_db(app).session() as session:
+        invitation_id, token = invitations.create(
+            session, users.Role.STAFF, may_broadcast=False, by=None, now=NOW
+        )
+        for action in audit.Action:
+            audit.record(
+                session,
+                audit.Actor(None, "anna" if action != audit.Action.OTHER else None),
+                action,
+                NOW,
+                subject="contact:1" if action.value.startswith("contact") else "user:anna",
+                before="a: 1\nb: 2\n" if action == audit.Action.SETTINGS_CHANGED else "x",
+                after="a: 1\nb: 3\n",
+            )
+    return {"token": [token], "invitation_id": [str(invitation_id)]}
+
+
 # Areas with pages of their own add a function here that makes their example data.
-EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example]
+EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example, team_example]
 
 
 def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:

@@ -14,6 +14,7 @@ from bot import i18n
 # The pages register their routes on `bp` when imported.
 from bot.admin import (  # noqa: F401
     account,
+    audit_page,
     auth,
     broadcasts_page,
     contacts_page,
@@ -26,6 +27,7 @@ from bot.admin import (  # noqa: F401
     quick_replies_page,
     settings_page,
     signals_page,
+    team_page,
 )
 from bot.admin.blueprint import bp
 from bot.db import get_db

@@ -1,16 +1,16 @@
-"""One's own account (password, language) and, for owners, the team: add and remove users."""
+"""One's own account: password and language (the team: bot/admin/team_page.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import force_locale, gettext, lazy_gettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from bot import users
-from bot.admin.blueprint import bp, now
+from bot import audit, users
+from bot.admin.blueprint import bp, log_change
 from bot.db import get_db
 from bot.i18n import language_of
 
@@ -31,6 +31,7 @@ PROBLEMS: dict[users.Problem, Any] = {
     users.Problem.LAST_OWNER: lazy_gettext(
         "The last owner stays: make another user an owner first."
     ),
+    users.Problem.INVITATION: lazy_gettext("This invitation link cannot be used."),
 }
 
 
@@ -66,9 +67,18 @@ def account_password() -> Response | tuple[str, int]:
     new, repeat = request.form.get("new", ""), request.form.get("repeat", "")
     if new != repeat:
         return _account_page(gettext("The two new passwords are not the same."), 400)
+    subject = f"user:{current_user.name}"
     try:
         users.change_password(
-            get_db(), current_user.id, current, new, keep_token=current_user.token
+            get_db(),
+            current_user.id,
+            current,
+            new,
+            keep_token=current_user.token,
+            # Which password, never: the entry says that it changed.
+            then=lambda session: log_change(
+                session, audit.Action.PASSWORD_CHANGED, subject=subject
+            ),
         )
     except users.UserError as error:
         return _account_page(problem_text(error), 400)
@@ -81,74 +91,16 @@ def account_language() -> Response:
     chosen = request.form.get("language", "")
     locale = chosen if chosen in LANGUAGE_NAMES else None
     with get_db().session() as session:
+        before = current_user.locale
         users.set_locale(session, current_user.id, locale)
+        log_change(
+            session,
+            audit.Action.LANGUAGE_CHANGED,
+            subject=f"user:{current_user.name}",
+            before=before or "",
+            after=locale or "",
+        )
     # Said in the language just chosen: this request still speaks the old one.
     with force_locale(locale or business_language()):
         flash(gettext("The language is saved."))
     return redirect(url_for("admin.account"))
-
-
-# --- the team: owners only ----------------------------------------------------------------------
-
-
-def _owner_only() -> None:
-    if not current_user.is_owner:
-        abort(403)
-
-
-def _team_page(
-    created: dict[str, str] | None = None, error: str | None = None, status: int = 200
-) -> tuple[str, int]:
-    with get_db().session() as session:
-        team = users.summaries(session, now=now(), lifetime=current_app.permanent_session_lifetime)
-    owners = sum(1 for user in team if user.role is users.Role.OWNER)
-    rows = [
-        {
-            "summary": user,
-            "is_me": user.id == current_user.id,
-            "removable": user.id != current_user.id
-            and not (user.role is users.Role.OWNER and owners <= 1),
-        }
-        for user in team
-    ]
-    # A refused form keeps what was typed; an added user's form starts empty again.
-    typed = request.form if error else {}
-    form = {"name": typed.get("name", ""), "role": typed.get("role", "staff")}
-    page = render_template("admin/users.html", team=rows, created=created, error=error, form=form)
-    return page, status
-
-
-@bp.get("/users", endpoint="users")
-def users_page() -> tuple[str, int]:
-    _owner_only()
-    return _team_page()
-
-
-@bp.post("/users")
-def users_add() -> tuple[str, int]:
-    _owner_only()
-    name = request.form.get("name", "").strip()
-    password = request.form.get("password", "")
-    role = users.Role.OWNER if request.form.get("role") == "owner" else users.Role.STAFF
-    generated = not password
-    if generated:
-        password = users.generate_password()
-    try:
-        users.add_user(get_db(), name, password, role=role, now=now())
-    except users.UserError as error:
-        return _team_page(error=problem_text(error), status=400)
-    # Shown on this answer only, never stored or flashed (a flash lives in the cookie).
-    created = {"name": name, "password": password if generated else ""}
-    return _team_page(created=created)
-
-
-@bp.post("/users/<int:user_id>/remove")
-def users_remove(user_id: int) -> Response | tuple[str, int]:
-    _owner_only()
-    try:
-        with get_db().session() as session:
-            name = users.remove_user(session, user_id, by=current_user.id)
-    except users.UserError as error:
-        return _team_page(error=problem_text(error), status=400)
-    flash(gettext("%(name)s is removed and logged out everywhere.", name=name))
-    return redirect(url_for("admin.users"))

@@ -35,6 +35,9 @@ from bot.db import get_db
 WEBHOOK_PATHS = f"{webhook.bp.url_prefix}/"
 REFUSED_MESSAGE = lazy_gettext("Wrong name or password.")
 BUSY_MESSAGE = lazy_gettext("Many logins are being checked right now: try again in a moment.")
+DEACTIVATED_MESSAGE = lazy_gettext(
+    "This user is deactivated. An owner of the shop can activate it again on the team page."
+)
 
 
 def wait_message(seconds: int) -> str:
@@ -55,6 +58,7 @@ class AdminUser(UserMixin):
     token: str  # the session's: random, nothing derived from the password
     role: users.Role = users.Role.OWNER
     locale: str | None = None  # the admin language the user chose; none: the business's
+    may_broadcast: bool = True  # staff only: owners always may
 
     def get_id(self) -> str:
         return self.token
@@ -63,9 +67,13 @@ class AdminUser(UserMixin):
     def is_owner(self) -> bool:
         return self.role is users.Role.OWNER
 
+    @property
+    def can_broadcast(self) -> bool:
+        return self.is_owner or self.may_broadcast
+
 
 def admin_user(user: users.SessionUser, token: str) -> AdminUser:
-    return AdminUser(user.id, user.name, token, user.role, user.locale)
+    return AdminUser(user.id, user.name, token, user.role, user.locale, user.may_broadcast)
 
 
 def load_user(token: str) -> AdminUser | None:
@@ -168,6 +176,8 @@ def login() -> tuple[str, int, dict[str, str]] | Response:
             error, status = wait_message(attempt.retry_after), 429
         elif attempt.outcome is logins.Outcome.BUSY:
             error, status = str(BUSY_MESSAGE), 503
+        elif attempt.outcome is logins.Outcome.DEACTIVATED:
+            error, status = str(DEACTIVATED_MESSAGE), 403
         else:
             error, status = str(REFUSED_MESSAGE), 401
         if attempt.retry_after:

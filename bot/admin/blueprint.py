@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import session as browser_session
 from flask_babel import get_locale, get_timezone, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
+
+from bot import audit
+from bot.db import get_db
 
 bp = Blueprint(
     "admin",
@@ -20,8 +26,97 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-# Reachable without logging in: the login page itself and the CSS and script it uses.
-PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
+# Reachable without logging in: the login page itself and the CSS and script it uses, and
+# the page where an invited person joins the team.
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static", "admin.join"})
+
+
+class Access(StrEnum):
+    """Who may open an endpoint of the admin."""
+
+    PUBLIC = "public"  # anyone, logged in or not (PUBLIC_ENDPOINTS)
+    STAFF = "staff"  # every logged-in user
+    BROADCAST = "broadcast"  # owners, and staff allowed to send broadcasts
+    OWNER = "owner"  # owners only
+
+
+# Who may open what, in one place, by endpoint name prefix: the longest matching prefix
+# decides. An endpoint no prefix matches is for owners only, so a page added without a
+# thought refuses staff rather than showing them too much; tests/test_team.py fails for it.
+ACCESS: dict[str, Access] = {
+    # the team, invitations, the audit log
+    "admin.users": Access.OWNER,
+    "admin.invitation": Access.OWNER,
+    "admin.audit": Access.OWNER,
+    "admin.account": Access.STAFF,  # one's own password and language
+    "admin.login": Access.PUBLIC,
+    "admin.logout": Access.STAFF,
+    "admin.join": Access.PUBLIC,
+    "admin.static": Access.PUBLIC,
+    # settings and what the robot answers
+    "admin.settings": Access.OWNER,
+    "admin.quick_replies": Access.OWNER,
+    "admin.insights": Access.OWNER,
+    # the daily work: the inbox and its actions, contacts, labels, media, live updates
+    "admin.index": Access.STAFF,
+    "admin.inbox": Access.STAFF,
+    "admin.conversation": Access.STAFF,  # incl. the reply box's quick-replies.json
+    "admin.reply": Access.STAFF,
+    "admin.optin": Access.STAFF,
+    "admin.events": Access.STAFF,
+    "admin.typing": Access.STAFF,
+    "admin.note": Access.STAFF,
+    "admin.contact": Access.STAFF,
+    "admin.label": Access.STAFF,
+    "admin.media": Access.STAFF,
+    # broadcasts: everyone sees them; making and cancelling one takes the permission
+    "admin.broadcast": Access.STAFF,
+    "admin.broadcast_new": Access.BROADCAST,
+    "admin.broadcast_create": Access.BROADCAST,
+    "admin.broadcast_check": Access.BROADCAST,
+    "admin.broadcast_cancel": Access.BROADCAST,
+}
+
+
+class NotAllowed(Forbidden):
+    """A 403 whose page says why in words of its own (errors.py shows `text`)."""
+
+    def __init__(self, text: Any) -> None:
+        super().__init__()
+        self.text = text
+
+
+BROADCASTS_NOT_ALLOWED = lazy_gettext(
+    "Creating and cancelling broadcasts needs an owner's permission: ask an owner of the shop."
+)
+
+
+def access_of(endpoint: str) -> Access | None:
+    """The access rule for `endpoint`; none when no prefix matches (then: owners only)."""
+    matches = [prefix for prefix in ACCESS if endpoint.startswith(prefix)]
+    return ACCESS[max(matches, key=len)] if matches else None
+
+
+def may_open(user: Any, endpoint: str) -> bool:
+    """Whether logged-in `user` (an AdminUser) may open `endpoint`."""
+    rule = access_of(endpoint)
+    if rule in (Access.PUBLIC, Access.STAFF):
+        return True
+    if user.is_owner:
+        return True
+    return rule is Access.BROADCAST and bool(user.may_broadcast)
+
+
+# POSTs that change nothing a person would look for in the audit log: logging in and out,
+# previews and conversions for a form, the typing indicator. Prefixes, as in ACCESS.
+NOT_CHANGES = (
+    "admin.login",
+    "admin.logout",
+    "admin.settings_preview",
+    "admin.settings_text",
+    "admin.broadcast_check",
+    "admin.typing",
+)
 
 # Scripts and styles come from our own static files only: no inline script can run even if
 # something customer-supplied ever slipped into a page unescaped.
@@ -59,10 +154,58 @@ def guard() -> Response | None:
         # (opening a conversation marks it read) and, timing out, fall back to German.
         get_locale()
         get_timezone()
+        audit.start_counting()
+        endpoint = request.endpoint or ""
+        if endpoint not in PUBLIC_ENDPOINTS and not may_open(current_user, endpoint):
+            if access_of(endpoint) is Access.BROADCAST:
+                raise NotAllowed(BROADCASTS_NOT_ALLOWED)
+            abort(403)
         return None
     if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
         return Response('{"error": "log in first"}', 401, mimetype="application/json")
     return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+
+
+def actor() -> audit.Actor:
+    """Who is making this request's changes, for the audit log."""
+    return audit.Actor(current_user.id, current_user.name)
+
+
+def log_change(
+    session: Any,
+    action: audit.Action,
+    *,
+    subject: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> None:
+    """Record a change the logged-in user makes, in `session`'s transaction (bot.audit)."""
+    audit.record(session, actor(), action, now(), subject=subject, before=before, after=after)
+
+
+@bp.after_request
+def audit_fallback(response: Response) -> Response:
+    """The audit log's safety net: a change whose view recorded nothing gets an entry naming
+    the endpoint (never the form's values: they may hold passwords)."""
+    endpoint = request.endpoint or ""
+    if (
+        request.method in ("GET", "HEAD", "OPTIONS")
+        or response.status_code >= 400
+        or not current_user.is_authenticated
+        or endpoint.startswith(NOT_CHANGES)
+        or audit.counted() != 0
+        or _refused_by_flash()
+    ):
+        return response
+    with get_db().session() as session:
+        audit.record(session, actor(), audit.Action.OTHER, now(), subject=endpoint)
+    return response
+
+
+def _refused_by_flash() -> bool:
+    # A form refused with a message for the next page (a label's name taken) changed nothing.
+    flashes = browser_session.get("_flashes") or []
+    return any(category == "error" for category, _message in flashes)
 
 
 @bp.after_request
@@ -98,7 +241,11 @@ NAV = (
     NavItem("admin.broadcasts_page", lazy_gettext("Broadcasts"), ("admin.broadcast",)),
     NavItem("admin.settings", lazy_gettext("Settings"), ("admin.settings", "admin.quick_repl")),
     NavItem("admin.insights", lazy_gettext("Insights"), ("admin.insights",)),
-    NavItem("admin.account", lazy_gettext("Account"), ("admin.account", "admin.users")),
+    NavItem(
+        "admin.account",
+        lazy_gettext("Account"),
+        ("admin.account", "admin.users", "admin.invitation", "admin.audit"),
+    ),
 )
 
 
@@ -113,8 +260,11 @@ def navigation() -> dict[str, Any]:
         }
         for item in NAV
         if item.endpoint in current_app.view_functions
+        and (not current_user.is_authenticated or may_open(current_user, item.endpoint))
     ]
     return {
         "nav_items": items,
         "js_texts": {key: str(text) for key, text in SCRIPT_TEXTS.items()},
+        # For a page's buttons: {% if may('admin.broadcast_new') %}
+        "may": lambda name: current_user.is_authenticated and may_open(current_user, name),
     }

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from bot import broadcasts
-from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot import audit, broadcasts
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, log_change, now
 from bot.admin.forms import keep_upload
 from bot.admin.quick_replies_page import placeholder_buttons
 from bot.broadcasts import timing
@@ -504,6 +504,7 @@ def broadcast_create() -> Any:
     times = timing.send_times(now=at, timezone=settings.timezone, at=draft.at, cron=draft.cron)
     if timing.quiet_times(settings.hours, times) and request.form.get("confirmed") != "1":
         # Not refused: the owner sees when it would arrive and confirms.
+        audit.nothing_changed()
         return _new_page(draft, 200, confirm=True)
     assert draft.content is not None and draft.audience is not None
     try:
@@ -518,6 +519,7 @@ def broadcast_create() -> Any:
                 cron=draft.cron,
             )
             broadcast_id = created.id
+            log_change(session, audit.Action.BROADCAST_CREATED, subject=f"broadcast:{broadcast_id}")
     except broadcasts.BroadcastError as exc:
         draft.errors["text"] = gettext("The broadcast could not be created.")
         draft.details["text"] = str(exc)
@@ -699,6 +701,9 @@ def broadcast_cancel(broadcast_id: int) -> Response:
             if session.get(Broadcast, broadcast_id) is None:
                 abort(404)
             withdrawn = broadcasts.cancel(session, broadcast_id, now())
+            log_change(
+                session, audit.Action.BROADCAST_CANCELLED, subject=f"broadcast:{broadcast_id}"
+            )
     except broadcasts.BroadcastError:
         flash(gettext("This broadcast has been sent already: it cannot be cancelled."), "error")
     else:

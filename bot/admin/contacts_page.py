@@ -16,7 +16,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.wrappers import Response
 
-from bot.admin.blueprint import bp, now
+from bot import audit
+from bot.admin.blueprint import bp, log_change, now
 from bot.admin.display import snippet
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.csvfile import (
@@ -265,6 +266,12 @@ def contacts_label() -> Response:
             found = label(session, name)
             changed = add_label(session, chosen, found)
             shown = found.name
+        log_change(
+            session,
+            audit.Action.LABELS_CHANGED,
+            subject=f"label:{shown}",
+            after=f"{'-' if removing else '+'}{shown} ({changed})",
+        )
     if removing:
         message = ngettext(
             "Label “%(label)s” taken from %(num)s contact.",
@@ -360,11 +367,19 @@ def contact_labels(contact_id: int) -> Response:
         return redirect(url_for("admin.contact", contact_id=contact_id))
     with get_db().session() as session:
         found = _contact(session, contact_id)
+        before = _label_names(found)
         cache: dict[str, Label] = {}
         wanted = {
             lb.id: lb for lb in (label(session, n, cache) for n in [*names, new] if clean_label(n))
         }
         found.labels = sorted(wanted.values(), key=lambda lb: lb.name_key)
+        log_change(
+            session,
+            audit.Action.LABELS_CHANGED,
+            subject=f"contact:{contact_id}",
+            before=before,
+            after=_label_names(found),
+        )
     flash(gettext("Labels saved."))
     return redirect(url_for("admin.contact", contact_id=contact_id))
 
@@ -373,9 +388,22 @@ def contact_labels(contact_id: int) -> Response:
 def contact_opt_in(contact_id: int) -> Response:
     wanted = request.form.get("opted_in") == "yes"
     with get_db().session() as session:
-        set_opt_in(session, _contact(session, contact_id), wanted, ConsentSource.ADMIN, now())
+        found = _contact(session, contact_id)
+        before = "yes" if found.opted_in else "no"
+        set_opt_in(session, found, wanted, ConsentSource.ADMIN, now())
+        log_change(
+            session,
+            audit.Action.OPT_IN_CHANGED,
+            subject=f"contact:{contact_id}",
+            before=before,
+            after="yes" if wanted else "no",
+        )
     flash(gettext("Gets broadcasts now.") if wanted else gettext("Gets no broadcasts now."))
     return redirect(url_for("admin.contact", contact_id=contact_id))
+
+
+def _label_names(contact: Contact) -> str:
+    return "; ".join(sorted((lb.name for lb in contact.labels), key=label_key))
 
 
 # --- adding and editing -----------------------------------------------------------------------
@@ -456,6 +484,7 @@ def contact_new() -> Any:
                 _save(session, created, form, wa_id)
                 session.flush()
                 new_id = created.id
+                log_change(session, audit.Action.CONTACT_ADDED, subject=f"contact:{new_id}")
         if not errors:
             flash(gettext("Contact added."))
             return redirect(url_for("admin.contact", contact_id=new_id))
@@ -477,6 +506,7 @@ def contact_edit(contact_id: int) -> Any:
             wa_id, errors = _checked(session, form, found)
             if not errors:
                 _save(session, found, form, wa_id)
+                log_change(session, audit.Action.CONTACT_CHANGED, subject=f"contact:{contact_id}")
         else:
             form = ContactForm(
                 name=(found.name or "") if found.name_by_shop else "",
@@ -522,6 +552,7 @@ def contacts_import() -> Any:
         error = gettext("Choose a CSV file first.")
         return render_template("admin/contacts_import.html", report=None, error=error), 400
     text = decode(upload.read())
+    filename = upload.filename
     lines: list[str] = []
     more = 0
 
@@ -536,7 +567,15 @@ def contacts_import() -> Any:
 
     def save(good: list[Any]) -> ImportCounts:
         with database.session() as session:
-            return import_rows(session, good, now())
+            counts = import_rows(session, good, now())
+            if counts.created or counts.updated:  # each batch with the rows it changed
+                log_change(
+                    session,
+                    audit.Action.CONTACTS_IMPORTED,
+                    subject=f"file:{filename}"[:255],
+                    after=f"created {counts.created}, updated {counts.updated}",
+                )
+            return counts
 
     with database.session() as session:
         region = _region(session)
@@ -545,6 +584,7 @@ def contacts_import() -> Any:
     except CsvError as exc:
         error = str(FILE_PROBLEMS.get(exc.problem, exc))
         return render_template("admin/contacts_import.html", report=None, error=error), 400
+    audit.nothing_changed()  # the batches that changed contacts are recorded; others were not
     report = {
         "lines": lines,
         "more": more,
@@ -576,6 +616,8 @@ def contacts_export() -> Response:
             )
             for contact in session.scalars(stmt)
         ]
+        # Customers' numbers leave the shop: who took them, and how many.
+        log_change(session, audit.Action.CONTACTS_EXPORTED, after=str(len(rows)))
     stamp = now().strftime("%Y-%m-%d")
     return Response(
         "".join(write_contacts(rows)),

@@ -99,7 +99,7 @@ def init_app(app: Flask) -> None:
         if not _for_admin() or error.code not in PAGES:
             return error
         heading, text = PAGES[error.code]
-        page = _page(error.code, heading, text)
+        page = _page(error.code, heading, getattr(error, "text", text))
         if error.code == 405 and (allowed := error.get_headers()):
             page.headers.update({k: v for k, v in allowed if k == "Allow"})
         return page

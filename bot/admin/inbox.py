@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
+from bot import audit
 from bot.admin import signals_page
-from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, log_change, now
 from bot.admin.display import (
     AttachmentInfo,
     Local,
@@ -601,6 +602,8 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
         # A person has taken over the conversation: away and greeting pause (bot.rules).
         contact.last_human_reply_at = at
         team.replied(session, contact.id, at)
+        sent = audit.Action.TEMPLATE_SENT if text is None else audit.Action.REPLY_SENT
+        log_change(session, sent, subject=f"contact:{contact_id}")
         view = _view(message, local_of(session), at)
     return _answer(contact_id, None, view)
 
@@ -697,6 +700,7 @@ def _reply_with_file(
         attach(session, message, file, kind, filename, at)
         contact.last_human_reply_at = at
         team.replied(session, contact.id, at)
+        log_change(session, audit.Action.REPLY_SENT, subject=f"contact:{contact_id}")
         view = _view(message, local_of(session), at)
     return _answer(contact_id, None, view)
 
@@ -740,6 +744,12 @@ def labels(contact_id: int) -> Response:
         return redirect(url_for("admin.conversation", contact_id=contact_id))
     with get_db().session() as session:
         set_labels(session, _contact(session, contact_id), names)
+        log_change(
+            session,
+            audit.Action.LABELS_CHANGED,
+            subject=f"contact:{contact_id}",
+            after="; ".join(names),
+        )
     flash(gettext("Labels saved."))
     return redirect(url_for("admin.conversation", contact_id=contact_id))
 
@@ -752,5 +762,11 @@ def optin(contact_id: int) -> Response:
         contact = _contact(session, contact_id)
         wanted = bool(form.opted_in.data)
         set_opt_in(session, contact, wanted, ConsentSource.ADMIN, now())
+        log_change(
+            session,
+            audit.Action.OPT_IN_CHANGED,
+            subject=f"contact:{contact_id}",
+            after="yes" if wanted else "no",
+        )
     flash(gettext("Gets broadcasts now.") if wanted else gettext("Gets no broadcasts now."))
     return redirect(url_for("admin.conversation", contact_id=contact_id))

@@ -10,7 +10,8 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from bot.admin.blueprint import bp
+from bot import audit
+from bot.admin.blueprint import bp, log_change
 from bot.contacts.label_names import COLORS, clean_label, color_of
 from bot.contacts.labels import LabelError, find_label, label, label_counts, rename_label, set_color
 from bot.db import get_db
@@ -82,6 +83,7 @@ def label_create() -> Response:
             created = label(session, name)
             if color in COLORS:
                 created.color = color
+            log_change(session, audit.Action.LABEL_SAVED, subject=f"label:{name}", after=name)
         taken = known.name if known is not None else None
     if taken is not None:
         flash(gettext("There is a label “%(name)s” already.", name=taken), "error")
@@ -100,10 +102,18 @@ def label_update(label_id: int) -> Response:
         # A refusal leaves the block, so the transaction rolls back whole.
         with get_db().session() as session:
             found = _label(session, label_id)
+            before = f"{found.name} ({found.color})"
             rename_label(session, found, name)
             if color:
                 set_color(found, color)
             saved = found.name
+            log_change(
+                session,
+                audit.Action.LABEL_SAVED,
+                subject=f"label:{saved}",
+                before=before,
+                after=f"{found.name} ({found.color})",
+            )
     except LabelError as exc:
         refused = exc
     if refused is not None:
@@ -119,5 +129,6 @@ def label_delete(label_id: int) -> Any:
         found = _label(session, label_id)
         name = found.name
         session.delete(found)
+        log_change(session, audit.Action.LABEL_DELETED, subject=f"label:{name}")
     flash(gettext("Label “%(name)s” deleted.", name=name))
     return redirect(url_for("admin.labels"))

@@ -14,7 +14,8 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot import audit
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, log_change, now
 from bot.admin.forms import keep_upload
 from bot.db import get_db
 from bot.i18n import page_language
@@ -164,6 +165,7 @@ def quick_replies_save() -> Any:
         shortcut = clean_shortcut(form.shortcut.data or "")
         text = (form.text.data or "").strip()
         found = session.get(QuickReply, own_id) if own_id is not None else None
+        before = f"/{found.shortcut}\n{found.text}" if found is not None else None
         if found is None:
             found = QuickReply(shortcut=shortcut, text=text, created_at=at, updated_at=at)
             session.add(found)
@@ -173,6 +175,13 @@ def quick_replies_save() -> Any:
             found.file_id, found.file_name = kept.file.id, kept.name
         elif form.remove_file.data:
             found.file_id = found.file_name = None
+        log_change(
+            session,
+            audit.Action.QUICK_REPLY_SAVED,
+            subject=f"quick_reply:/{shortcut}",
+            before=before,
+            after=f"/{shortcut}\n{text}",
+        )
     flash(gettext("Quick reply /%(shortcut)s saved.", shortcut=shortcut))
     return redirect(url_for("admin.quick_replies"))
 
@@ -185,6 +194,12 @@ def quick_replies_delete(reply_id: int) -> Response:
             abort(404)
         shortcut = found.shortcut
         session.delete(found)
+        log_change(
+            session,
+            audit.Action.QUICK_REPLY_DELETED,
+            subject=f"quick_reply:/{shortcut}",
+            before=found.text,
+        )
     flash(gettext("Quick reply /%(shortcut)s deleted.", shortcut=shortcut))
     return redirect(url_for("admin.quick_replies"))
 

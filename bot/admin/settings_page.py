@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from bot import i18n
-from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, now
+from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, actor, bp, now
 from bot.admin.forms import keep_upload
 from bot.admin.settings_form import (
     SECTIONS,
@@ -45,7 +45,7 @@ from bot.media.sending import (
 from bot.models import Business
 from bot.placeholders import Placeholder, from_jinja, to_jinja, token
 from bot.settings import DAYS, WHEN, BusinessSettings, SettingsError
-from bot.settings.stored import BUSINESS_ID, load_settings, save_settings, seed_demo
+from bot.settings.stored import BUSINESS_ID, load_settings, save_settings_by, seed_demo
 
 PREVIEW_TEXT_MAX = 1000
 LOCALES = ("de_DE", "de_AT", "de_CH", "en_US", "en_GB", "fr_FR", "it_IT", "es_ES", "nl_NL")
@@ -323,7 +323,7 @@ def _section_page(section: str) -> Any:
         return _render(section, state, errors, 400)
     try:
         with get_db().session() as session:
-            save_settings(session, text)
+            save_settings_by(session, text, actor(), now())
     except SettingsError as exc:  # changed meanwhile in a way that no longer fits
         return _render(section, state, {"general": exc.reason}, 400)
     flash(gettext("Saved. The change applies to the next message."))
@@ -385,7 +385,7 @@ def settings_yaml() -> Any:
         text = request.form.get("yaml", "").replace("\r\n", "\n")
         try:
             with get_db().session() as session:
-                save_settings(session, text)
+                save_settings_by(session, text, actor(), now())
         except SettingsError as exc:
             error = str(exc)
         else:

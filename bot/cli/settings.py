@@ -7,11 +7,12 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from bot.cli.common import load_settings_or_fail, migrated
+from bot import audit
+from bot.cli.common import clock_now, load_settings_or_fail, migrated
 from bot.db import get_db
 from bot.models import Business
 from bot.settings import SettingsError, dump_settings
-from bot.settings.stored import BUSINESS_ID, save_settings, seed_demo
+from bot.settings.stored import BUSINESS_ID, save_settings_by, seed_demo
 
 settings_cli = AppGroup("settings", help="The business settings file (YAML).")
 
@@ -28,7 +29,7 @@ def settings_import(file: str) -> None:
         raise click.ClickException(f"{file}: cannot read: {exc}") from exc
     try:
         with get_db(current_app).session() as session:
-            settings = save_settings(session, text)
+            settings = save_settings_by(session, text, audit.Actor(None, None), clock_now())
     except SettingsError as exc:
         raise click.ClickException(f"{file}: {exc}; the settings were not changed") from exc
     click.echo(f"settings imported: {settings.name} ({settings.timezone}, {settings.locale})")

@@ -6,11 +6,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from bot import audit
 from bot.cli.common import clock_now, migrated
 from bot.db import get_db
 from bot.users import Role, UserError, check_name, create_or_reset, delete_user, summaries
 
 users_cli = AppGroup("users", help="Users of the admin pages.")
+# Who the audit log names for changes made here: no user (the page says "command line").
+COMMAND_LINE = audit.Actor(None, None)
 
 
 @users_cli.command("create")
@@ -35,7 +38,11 @@ def users_create(name: str, password: str | None, staff: bool) -> None:
             pw = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         with get_db(current_app).session() as session:
             role = Role.STAFF if staff else None
-            created = create_or_reset(session, name, pw, now=clock_now(), role=role)
+            at = clock_now()
+            created = create_or_reset(session, name, pw, now=at, role=role)
+            # The command line's entry: the new password never, only that one was set.
+            action = audit.Action.USER_ADDED if created else audit.Action.PASSWORD_CHANGED
+            audit.record(session, COMMAND_LINE, action, at, subject=f"user:{name.strip()}")
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     verb = "created" if created else "updated (new password, logged out everywhere)"
@@ -50,6 +57,13 @@ def users_delete(name: str) -> None:
     try:
         with get_db(current_app).session() as session:
             delete_user(session, name)
+            audit.record(
+                session,
+                COMMAND_LINE,
+                audit.Action.USER_DELETED,
+                clock_now(),
+                subject=f"user:{name.strip()}",
+            )
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"user {name.strip()} deleted and logged out everywhere")
@@ -58,7 +72,8 @@ def users_delete(name: str) -> None:
 @users_cli.command("list")
 @migrated
 def users_list() -> None:
-    """List the users of the admin pages: name, last login, open sessions, role."""
+    """List the users of the admin pages: name, last login, open sessions, role, and
+    "deactivated" (or, for staff, "no broadcasts") where that is so."""
     with get_db(current_app).session() as session:
         rows = summaries(session, now=clock_now(), lifetime=current_app.permanent_session_lifetime)
     if not rows:
@@ -68,4 +83,8 @@ def users_list() -> None:
         last = row.last_login_at
         seen = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
         sessions = f"{row.open_sessions} open session(s)"
-        click.echo(f"{row.name}\tlast login {seen}\t{sessions}\t{row.role}")
+        # A fifth column only for the exceptions, so the lines of scripts that read four stay.
+        extra = "" if row.active else "\tdeactivated"
+        if row.active and row.role == Role.STAFF and not row.may_broadcast:
+            extra = "\tno broadcasts"
+        click.echo(f"{row.name}\tlast login {seen}\t{sessions}\t{row.role}{extra}")

@@ -3,11 +3,13 @@ seed the demo."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import audit
 from bot.contacts.labels import seed_default_labels
 from bot.models import Business, utcnow
 from bot.settings import DEMO_SETTINGS, BusinessSettings, dump_settings, parse_settings
@@ -50,6 +52,31 @@ def save_settings(session: Session, text: str) -> BusinessSettings:
         business.settings_yaml = canonical
         business.version += 1
         business.updated_at = utcnow()
+    return settings
+
+
+def save_settings_by(
+    session: Session, text: str, actor: audit.Actor, at: datetime
+) -> BusinessSettings:
+    """save_settings for a person: the audit log gets the whole document before and after
+    (nothing when it stays the same)."""
+    business = session.get(Business, BUSINESS_ID, with_for_update=True)
+    before = business.settings_yaml if business is not None else None
+    settings = save_settings(session, text)
+    after = session.get(Business, BUSINESS_ID)
+    after_text = after.settings_yaml if after is not None else None
+    if after_text == before:
+        audit.nothing_changed()
+    else:
+        audit.record(
+            session,
+            actor,
+            audit.Action.SETTINGS_CHANGED,
+            at,
+            subject="settings",
+            before=before,
+            after=after_text,
+        )
     return settings
 
 

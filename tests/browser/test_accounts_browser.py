@@ -89,3 +89,53 @@ def test_an_unknown_page_is_in_the_admins_look(shop: Shop) -> None:
     shop.shot("not-found")
     tab.get_by_role("link", name="Zum Posteingang").click()
     tab.wait_for_url(re.compile(r"/admin/inbox"))
+
+
+def test_a_colleague_joins_by_invitation_and_the_owner_reads_the_audit_log(shop: Shop) -> None:
+    tab = shop.go("/admin/users")
+    tab.get_by_label("Mitarbeiter/in darf Rundsendungen erstellen und abbrechen").first.uncheck()
+    tab.get_by_role("button", name="Einladungslink erstellen").click()
+    link = tab.locator("#invite-link").input_value()
+    assert "/admin/join/" in link
+    tab.get_by_role("button", name="Link kopieren").click()
+    tab.get_by_role("button", name="Kopiert").wait_for()  # the clipboard answers later
+    shop.shot("team-invited")
+    # Mia opens the link on her phone and chooses her name and password.
+    context = tab.context.browser.new_context(viewport=tab.viewport_size, locale="de-DE")
+    mia = context.new_page()
+    mia.goto(link)
+    mia.get_by_label("Benutzername (ohne Leerzeichen)").fill("mia")
+    mia.get_by_label("Passwort", exact=True).fill("Mias Passwort 1")
+    mia.get_by_label("Passwort wiederholen").fill("Mias Passwort 1")
+    mia.get_by_role("button", name="Beitreten").click()
+    mia.wait_for_url(re.compile(r"/admin/inbox"))
+    assert "Willkommen, mia" in mia.locator(".flashes").inner_text()
+    menu = mia.locator("header.top nav").inner_text()
+    assert "Posteingang" in menu and "Einstellungen" not in menu
+    mia.goto(f"{shop.url}/admin/broadcasts")
+    assert mia.get_by_role("link", name="Neue Rundsendung").count() == 0
+    # The link works once.
+    again = context.new_page()
+    answer = again.goto(link)
+    assert answer is not None and answer.status == 404
+    # The owner deactivates her: she is logged out at once.
+    tab.goto(f"{shop.url}/admin/users")
+    tab.locator("li", has_text="mia").get_by_role("button", name="Deaktivieren").click()
+    tab.wait_for_url(re.compile(r"/admin/users$"))
+    assert "mia ist deaktiviert" in tab.locator(".flashes").inner_text()
+    shop.fits()
+    mia.goto(f"{shop.url}/admin/inbox")
+    assert "/admin/login" in mia.url
+    context.close()
+    # And reads who did what.
+    tab.goto(f"{shop.url}/admin/account")
+    tab.get_by_role("link", name="Protokoll").click()
+    tab.wait_for_url(re.compile(r"/admin/audit"))
+    log = tab.locator("ol.audit-log").inner_text()
+    for said in (
+        "hat einen Einladungslink erstellt",
+        "ist per Einladung dem Team beigetreten",
+        "hat einen Zugang deaktiviert",
+    ):
+        assert said in log
+    shop.shot("audit")
