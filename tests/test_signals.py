@@ -24,6 +24,7 @@ from bot.channels.console import ConsoleTransport
 from bot.channels.errors import PermanentError, RetryLater
 from bot.db import Database, get_db
 from bot.models import (
+    AuditEntry,
     Contact,
     ConversationRead,
     Message,
@@ -270,6 +271,9 @@ def test_typing_posts_within_20_seconds_queue_one_indicator(
     clock.at = NOW + timedelta(seconds=20)
     assert typing(owner, cid, token).get_json() == {"queued": True}
     assert [s.kind for s in stored(app)] == ["typing", "typing"]
+    # Typing changes nothing a person would look for in the audit log.
+    with get_db(app).session() as session:
+        assert session.scalars(select(AuditEntry.action)).all() == []
 
 
 def test_no_typing_indicator_when_off_or_outside_the_window(

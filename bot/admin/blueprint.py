@@ -64,8 +64,6 @@ ACCESS: dict[str, Access] = {
     "admin.reply": Access.STAFF,
     "admin.optin": Access.STAFF,
     "admin.events": Access.STAFF,
-    "admin.typing": Access.STAFF,
-    "admin.note": Access.STAFF,
     "admin.contact": Access.STAFF,
     "admin.label": Access.STAFF,
     "admin.media": Access.STAFF,
@@ -115,7 +113,7 @@ NOT_CHANGES = (
     "admin.settings_preview",
     "admin.settings_text",
     "admin.broadcast_check",
-    "admin.typing",
+    "admin.conversation_typing",
 )
 
 # Scripts and styles come from our own static files only: no inline script can run even if
