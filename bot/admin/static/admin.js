@@ -30,6 +30,18 @@
       });
   }
 
+  // What live.js calls when its event stream tells of a change. While that stream is up
+  // (window.tresenLive.up) the polls only look now and then, for what it does not tell.
+  var refresher = window.tresenRefresh = window.tresenRefresh || {};
+  function every(ms, pushedMs, fn) {
+    var last = 0;
+    setInterval(function () {
+      if (window.tresenLive && window.tresenLive.up && Date.now() - last < pushedMs) return;
+      last = Date.now();
+      fn();
+    }, ms);
+  }
+
   function postForm(form, extra) {
     var data = new FormData(form);
     if (extra) Object.keys(extra).forEach(function (k) { data.set(k, extra[k]); });
@@ -208,7 +220,8 @@
         }
       }).catch(function () {}).then(function () { busy = false; });
     }
-    setInterval(poll, 3000);
+    every(3000, 15000, poll);
+    refresher.conversation = poll;
     document.addEventListener("visibilitychange", poll);
 
     var errorBox = document.getElementById("send-error");
@@ -298,18 +311,21 @@
 
   function conversations(list) {
     var last = null;
-    setInterval(function () {
-      if (document.hidden) return;
+    // pushed: live.js heard of a change, so even the first answer is news.
+    function refresh(pushed) {
+      if (document.hidden && !pushed) return;
       getJSON(list.dataset.pollUrl).then(function (data) {
         var key = JSON.stringify(data.conversations);
-        if (last === null) { last = key; return; }
+        if (last === null && !pushed) { last = key; return; }
         if (key === last) return;
         last = key;
         if (!data.conversations.length) return;
         var items = data.conversations.map(function (c) { return conversationNode(c, list.dataset.current); });
         list.replaceChildren.apply(list, items);
       }).catch(function () {});
-    }, 5000);
+    }
+    every(5000, 60000, refresh);
+    refresher.inbox = refresh;
   }
 
   // A photo opens full size over the page; without the script its link opens it in a tab.
