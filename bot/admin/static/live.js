@@ -133,12 +133,15 @@
 
   // --- the stream -----------------------------------------------------------------------
 
-  var stale = false; // a change came while the tab was hidden
+  var stale = false;   // a change came while the tab was hidden
+  var unread = null;   // the count last heard
 
+  // The open conversation first: its poll marks what it shows as read, which the list's
+  // unread badges then show.
   function refresh() {
     var pages = window.tresenRefresh || {};
-    if (pages.inbox) pages.inbox(true);
-    if (pages.conversation) pages.conversation();
+    var shown = pages.conversation ? pages.conversation() : null;
+    Promise.resolve(shown).then(function () { if (pages.inbox) pages.inbox(true); });
     stale = document.hidden;
   }
 
@@ -147,11 +150,14 @@
     var failures = 0;
     source.addEventListener("open", function () { failures = 0; live.up = true; });
     source.addEventListener("unread", function (event) {
-      showUnread(JSON.parse(event.data).unread_for_me);
+      var count = JSON.parse(event.data).unread_for_me;
+      // Read meanwhile (another tab, this page's own poll): the list's badges changed too.
+      if (unread !== null && count !== unread) refresh();
+      showUnread(unread = count);
     });
     source.addEventListener("inbox", function (event) {
       var data = JSON.parse(event.data);
-      showUnread(data.unread_for_me);
+      showUnread(unread = data.unread_for_me);
       refresh();
       tell(data);
     });
