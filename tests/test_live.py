@@ -61,7 +61,7 @@ class Stream:
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         self.response = client.get("/admin/events", headers=headers, buffered=False)
-        self._frames: Iterator[bytes] = iter(self.response.response)
+        self._frames: Iterator[bytes] = iter(self.response.response)  # type: ignore[arg-type]
         self.comments = 0
         self.retry: int | None = None
 
@@ -330,7 +330,7 @@ def test_under_gunicorn_open_streams_leave_the_webhook_its_threads(
     with database.session() as session:
         users.create_or_reset(session, "owner", PASSWORD, now=NOW)
     database.dispose()
-    # gunicorn's timeout shortened to 3 s, streams of 6 s: a worker busy streaming must still
+    # gunicorn's timeout shortened to 3 s, streams of 8 s: a worker busy streaming must still
     # count as alive (gthread's main thread reports for it).
     env = {
         "DATABASE_URL": database_url,
@@ -357,8 +357,9 @@ def test_under_gunicorn_open_streams_leave_the_webhook_its_threads(
             answer = requests.post(
                 f"{base}/webhooks/whatsapp", data=body, headers=headers, timeout=5
             )
+            took = time.monotonic() - sent
             assert answer.status_code == 200
-            assert time.monotonic() - sent < 1.0
+            assert took < 1.0, f"the webhook took {took:.2f} s with the streams open"
         # So does the admin's own polling.
         assert browser.get(f"{base}/admin/inbox.json", timeout=5).status_code == 200
 
@@ -373,9 +374,10 @@ def test_under_gunicorn_open_streams_leave_the_webhook_its_threads(
             time.sleep(0.1)
         again.close()
 
-        readers[1].join(timeout=20)
+        readers[1].join(timeout=30)
         assert readers[1].ended_at is not None
-        assert readers[1].ended_at - started >= 5  # lived its 6 s, past gunicorn's 3 s timeout
+        lived = readers[1].ended_at - started
+        assert lived >= 7, lived  # lived its 8 s, past gunicorn's 3 s timeout
         assert "event: unread" in readers[1].text and "retry: 1500" in readers[1].text
         # Told to stop, the worker ends its open streams instead of waiting out their minute.
         last = Reader(browser, base)
@@ -383,7 +385,8 @@ def test_under_gunicorn_open_streams_leave_the_webhook_its_threads(
         last.start()
         stopping = time.monotonic()
         web.stop()
-        assert time.monotonic() - stopping < 3  # not the stream's 6 s
+        took = time.monotonic() - stopping
+        assert took < 5, f"stopping took {took:.1f} s"  # not the rest of the stream's 8 s
         output = web.output()
     assert "WORKER TIMEOUT" not in output, output
     assert "Traceback" not in output, output
