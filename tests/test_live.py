@@ -250,6 +250,12 @@ def test_a_stream_ends_after_its_lifetime_with_heartbeats_meanwhile(
     assert live.streams(app).open == 0
 
 
+def test_a_head_request_takes_no_place(fast: Flask, owner: FlaskClient) -> None:
+    live.streams(fast).capacity = 1
+    assert owner.head("/admin/events").status_code == 200
+    assert live.streams(fast).open == 0
+
+
 def test_logged_out_gets_401_and_no_stream(app: Flask, client: FlaskClient) -> None:
     answer = client.get("/admin/events", headers={"Accept": "text/event-stream"})
     assert answer.status_code == 401

@@ -267,6 +267,8 @@ def _page_context(app: Flask, locale: str) -> Iterator[None]:
 
 @bp.get("/events")
 def events() -> Response:
+    if request.method == "HEAD":  # a check of the address: no stream, no thread held
+        return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
     own = streams(current_app)
     if not own.alive() or not own.take():
         return Response(
