@@ -23,10 +23,14 @@ keepalive = 5
 
 def post_worker_init(worker):
     from bot import warn_console_mode
+    from bot.admin import live
     from bot.db import get_db
     from bot.heap import freeze_startup_objects
 
     warn_console_mode(worker.wsgi)
     # One connection per request thread and one spare (the health check), a little burst room.
     get_db(worker.wsgi).resize(worker.cfg.threads + 1, max_overflow=2)
+    # The admin's event streams each hold a thread: at most half of them (LIVE_STREAMS), and
+    # they end as soon as the worker is told to stop.
+    live.fit_to_worker(worker.wsgi, threads=worker.cfg.threads, alive=lambda: worker.alive)
     freeze_startup_objects()

@@ -47,6 +47,9 @@ class Config:
     instance_path: Path
     # MEDIA_STORE: a folder (default `instance/media`) or an S3-compatible URL (bot.media.store)
     media_store: str = ""
+    # LIVE_STREAMS: event streams (the admin's push channel) one web process keeps open at
+    # once; None: half its request threads (bot.admin.live)
+    live_streams: int | None = None
 
     @property
     def console_mode(self) -> bool:
@@ -122,6 +125,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         send_rate=send_rate,
         instance_path=instance_path,
         media_store=_media_store(get("MEDIA_STORE"), instance_path),
+        live_streams=_live_streams(get("LIVE_STREAMS")),
     )
 
 
@@ -150,6 +154,16 @@ def _send_rate(value: str | None) -> float:
             f"SEND_RATE must be a positive number of messages per second, got {value!r}"
         )
     return rate
+
+
+def _live_streams(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) > 1000:
+        raise ConfigError(
+            f"LIVE_STREAMS must be a whole number from 0 (pages only poll) to 1000, got {value!r}"
+        )
+    return int(value)
 
 
 def _database_url(value: str | None, instance_path: Path) -> str:

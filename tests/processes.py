@@ -75,7 +75,12 @@ class Process:
 
 
 def gunicorn(
-    env: Mapping[str, str], log: Path, *, workers: int = 1, threads: int = 4
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    workers: int = 1,
+    threads: int = 4,
+    app: str = "app:app",
 ) -> tuple[Process, str]:
     port = free_port()
     process = Process(
@@ -89,7 +94,7 @@ def gunicorn(
             str(workers),
             "--threads",
             str(threads),
-            "app:app",
+            app,
         ],
         env,
         log,

@@ -23,6 +23,7 @@ from bot.admin import (  # noqa: F401
     inbox_team,
     insights,
     labels_page,
+    live,
     media_page,
     quick_replies_page,
     settings_page,
@@ -49,6 +50,7 @@ def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
     csrf.exempt("webhook")
     auth.init_login(app)
+    live.init_app(app)
     i18n.init_app(app, choose=page_locale, timezone=business_timezone)
     app.register_blueprint(bp)
     errors.init_app(app)

@@ -27,7 +27,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from werkzeug.wrappers import Response
 
 from bot import logins, users, webhook
-from bot.admin.blueprint import bp, now
+from bot.admin.blueprint import BACKGROUND_ENDPOINTS, bp, now
 from bot.admin.forms import LoginForm
 from bot.db import get_db
 
@@ -119,9 +119,13 @@ class SessionInterface(SecureCookieSessionInterface):
         if session.modified:
             return True
         # Only a page load renews an unchanged cookie. A script's request in the background
-        # (a preview, a poll) still carries the cookie from before a form's redirect, and
+        # (a preview, a poll, the event stream) still carries the cookie from before a form's redirect, and
         # answering it with that cookie would wipe the message the redirect left ("Gespeichert").
-        background = request.method != "GET" or request.path.endswith(".json")
+        background = (
+            request.method != "GET"
+            or request.path.endswith(".json")
+            or request.endpoint in BACKGROUND_ENDPOINTS
+        )
         return not background and super().should_set_cookie(app, session)
 
     def get_cookie_secure(self, app: Flask) -> bool:

@@ -130,6 +130,10 @@ CSP = (
 UPLOAD_ENDPOINTS: set[str] = set()
 UPLOAD_BODY_MAX = 100 * 1024 * 1024 + 1024 * 1024
 
+# Endpoints only a page's script asks (besides the .json ones): a logged-out request gets 401
+# rather than the login page, and the answer never renews the session cookie (see auth.py).
+BACKGROUND_ENDPOINTS: set[str] = set()
+
 
 def now() -> datetime:
     clock = current_app.config["TRESEN_CLOCK"]
@@ -159,7 +163,11 @@ def guard() -> Response | None:
                 raise NotAllowed(BROADCASTS_NOT_ALLOWED)
             abort(403)
         return None
-    if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
+    if (
+        request.path.endswith(".json")
+        or request.endpoint in BACKGROUND_ENDPOINTS
+        or request.accept_mimetypes.best == "application/json"
+    ):
         return Response('{"error": "log in first"}', 401, mimetype="application/json")
     return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
 

@@ -30,6 +30,18 @@
       });
   }
 
+  // What live.js calls when its event stream tells of a change. While that stream is up
+  // (window.tresenLive.up) the polls only look now and then, for what it does not tell.
+  var refresher = window.tresenRefresh = window.tresenRefresh || {};
+  function every(ms, pushedMs, fn) {
+    var last = 0;
+    setInterval(function () {
+      if (window.tresenLive && window.tresenLive.up && Date.now() - last < pushedMs) return;
+      last = Date.now();
+      fn();
+    }, ms);
+  }
+
   function postForm(form, extra) {
     var data = new FormData(form);
     if (extra) Object.keys(extra).forEach(function (k) { data.set(k, extra[k]); });
@@ -230,9 +242,9 @@
         }
       }).catch(function () {}).then(function () { busy = false; });
     }
-    setInterval(poll, 3000);
+    every(3000, 15000, poll);
+    refresher.conversation = poll;
     document.addEventListener("visibilitychange", poll);
-    refresh.conversation = poll;
 
     var errorBox = document.getElementById("send-error");
     document.querySelectorAll("form[data-ajax]").forEach(function (form) {
@@ -390,13 +402,14 @@
   function conversations(list) {
     var last = null;
     var busy = false;
-    function poll() {
-      if (busy || document.hidden) return Promise.resolve();
+    // pushed: live.js heard of a change, so even the first answer is news.
+    function refresh(pushed) {
+      if (busy || (document.hidden && !pushed)) return Promise.resolve();
       busy = true;
       return getJSON(list.dataset.pollUrl).then(function (data) {
         tabCounts(data.unread);
         var key = JSON.stringify(data.conversations);
-        if (last === null) { last = key; return; }
+        if (last === null && !pushed) { last = key; return; }
         if (key === last) return;
         last = key;
         if (!data.conversations.length) return;
@@ -404,13 +417,9 @@
         list.replaceChildren.apply(list, items);
       }).catch(function () {}).then(function () { busy = false; });
     }
-    setInterval(poll, 5000);
-    refresh.inbox = poll;
+    every(5000, 60000, refresh);
+    refresher.inbox = refresh;
   }
-
-  // What a push channel calls when something happened: the same refreshes as the polls.
-  var refresh = { inbox: function () {}, conversation: function () {} };
-  window.tresenRefresh = refresh;
 
   // A photo opens full size over the page; without the script its link opens it in a tab.
   function lightbox(list, dialog) {
