@@ -27,6 +27,8 @@ from sqlalchemy import (
     TypeDecorator,
     Unicode,
     false,
+    func,
+    select,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -356,6 +358,11 @@ class WorkerHeartbeat(Base):
     sent: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+def _newest_message(context: Any) -> int:
+    newest = context.connection.scalar(select(func.max(Message.id)))
+    return int(newest or 0)
+
+
 class User(Base):
     """Someone who may use the admin pages: the owner or staff."""
 
@@ -373,6 +380,13 @@ class User(Base):
     # The password was made by Tresen and printed once (the first start's login), not chosen.
     password_generated: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
+    )
+    # The newest message when the user joined: in a conversation they never opened, the
+    # customer's messages after it are unread for them (bot.conversations.unread).
+    unread_from: Mapped[int] = mapped_column(
+        BigInteger,
+        default=_newest_message,
+        server_default="0",
     )
     # A deactivated user cannot log in; their name stays on what they did (audit, notes).
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))

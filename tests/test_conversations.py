@@ -322,10 +322,12 @@ def test_unread_counts_are_per_person(app: Flask, owner: FlaskClient) -> None:
     berta = staff(app)
     receive(owner, wa_id=ANNA, name="Anna")
     anna = contact_id(app, ANNA)
-    # Neither has opened it: both see the team's count.
+    # Neither has opened it: unread for both. The owner opening it reads it for the owner only.
     assert listing(owner)["conversations"][0]["unread"] == 1
     assert listing(berta)["conversations"][0]["unread"] == 1
     owner.get(f"/admin/inbox/{anna}")
+    assert listing(owner)["conversations"][0]["unread"] == 0
+    assert listing(berta)["conversations"][0]["unread"] == 1
     berta.get(f"/admin/inbox/{anna}")
     receive(owner, wa_id=ANNA, at=NOW + timedelta(minutes=1))
     receive(owner, wa_id=ANNA, at=NOW + timedelta(minutes=2))
@@ -342,6 +344,19 @@ def test_unread_counts_are_per_person(app: Flask, owner: FlaskClient) -> None:
     assert data["messages"]
     assert listing(berta)["conversations"][0]["unread"] == 0
     assert listing(owner)["conversations"][0]["unread"] == 1
+
+
+def test_what_came_before_someone_joined_is_not_unread_for_them(
+    app: Flask, owner: FlaskClient
+) -> None:
+    receive(owner, wa_id=ANNA, name="Anna")
+    receive(owner, wa_id=ANNA, at=NOW + timedelta(minutes=1))
+    berta = staff(app)
+    assert listing(berta)["conversations"][0]["unread"] == 0
+    assert listing(berta)["unread"]["all"] == 0
+    receive(owner, wa_id=ANNA, at=NOW + timedelta(minutes=2))
+    assert listing(berta)["conversations"][0]["unread"] == 1
+    assert listing(owner)["conversations"][0]["unread"] == 3
 
 
 def test_mark_unread_is_for_the_one_who_marks(app: Flask, owner: FlaskClient) -> None:

@@ -192,6 +192,42 @@ def test_a_state_change_and_a_read_elsewhere_are_told(fast: Flask, owner: FlaskC
     stream.close()
 
 
+def test_a_conversation_handed_to_someone_is_told_to_them_only(
+    fast: Flask,
+    owner: FlaskClient,
+    clock: Any,  # noqa: F811
+) -> None:
+    from tests.test_conversations import post, staff
+
+    app = fast
+    bea = staff(app, "bea")
+    writes(owner, ANNA, "Anna", "Hallo")
+    writes(owner, KARL, "Karl", "Hallo")
+    anna, karl = contact_id(app, ANNA), contact_id(app, KARL)
+    hers, mine = Stream(bea), Stream(owner)
+    hers.until("unread")
+    mine.until("unread")
+
+    clock.at = NOW + timedelta(seconds=5)
+    assert (
+        post(owner, f"/admin/inbox/{anna}/assign", user=str(user_id(app, "bea"))).status_code == 302
+    )
+    told = hers.until("inbox").data["new"]
+    assert [(i["name"], i["for_me"], i["snippet"]) for i in told] == [
+        ("Anna", True, "owner hat Ihnen das Gespräch zugewiesen")
+    ]
+    assert told[0]["url"] == f"/admin/inbox/{anna}"
+    # The owner's own stream hears that the list changed, but is told of nothing new.
+    assert mine.until("inbox").data["new"] == []
+
+    # Taking a conversation oneself is no news to oneself.
+    clock.at = NOW + timedelta(seconds=10)
+    post(owner, f"/admin/inbox/{karl}/assign", user=str(user_id(app, "owner")))
+    assert mine.until("inbox").data["new"] == []
+    hers.close()
+    mine.close()
+
+
 def test_a_reconnect_tells_what_it_missed_and_nothing_twice(
     fast: Flask, owner: FlaskClient
 ) -> None:

@@ -108,3 +108,47 @@ def test_stored_broadcast_jobs_find_their_function_where_it_moved(app: Flask) ->
     store.start(scheduler, "default")
     [job] = store.get_all_jobs()
     assert (job.id, job.func, job.next_run_time) == ("broadcast:7", fire, due)
+
+
+@pytest.mark.db
+def test_unread_becomes_per_person_keeping_what_the_team_had_not_read(app: Flask) -> None:
+    engine = get_db(app).engine
+    command.downgrade(alembic_config(engine), "0015_media_uses")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        for name in ("owner", "berta"):
+            conn.execute(
+                text(
+                    "INSERT INTO users (name, password_hash, created_at, role) "
+                    "VALUES (:name, 'x', :at, 'owner')"
+                ),
+                {"name": name, "at": at},
+            )
+        for wa_id, unread in (("491511", 0), ("491512", 2)):
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (wa_id, opted_in, created_at, unread) "
+                    "VALUES (:wa_id, false, :at, :unread)"
+                ),
+                {"wa_id": wa_id, "at": at, "unread": unread},
+            )
+            for n in range(2):
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (contact_id, direction, type, text, status, "
+                        "created_at, timestamp, priority, attempts) SELECT id, 'in', 'text', "
+                        ":text, 'received', :at, :at, 0, 0 FROM contacts WHERE wa_id = :wa_id"
+                    ),
+                    {"wa_id": wa_id, "at": at, "text": str(n)},
+                )
+    get_db(app).upgrade()
+    from bot.conversations.unread import unread_counts
+    from bot.models import Contact, User
+
+    with get_db(app).session() as session:
+        contacts = {c.wa_id: c.id for c in session.scalars(select(Contact))}
+        for user in session.scalars(select(User)):
+            assert user.unread_from == 4  # the newest message: everything before it is read…
+            counts = unread_counts(session, user.id, list(contacts.values()))
+            # …except what the team had not read, which stays unread for each of them
+            assert counts == {contacts["491511"]: 0, contacts["491512"]: 1}

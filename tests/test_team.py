@@ -259,7 +259,7 @@ def test_the_classification_is_by_prefix_and_fails_closed() -> None:
     assert access_of("admin.conversation_assign") is Access.STAFF
     assert access_of("admin.inbox_mine") is Access.STAFF
     assert access_of("admin.events") is Access.STAFF
-    assert access_of("admin.typing") is Access.STAFF
+    assert access_of("admin.conversation_typing") is Access.STAFF
     assert access_of("admin.insights_weekly_csv") is Access.OWNER
     assert access_of("admin.settings_anything") is Access.OWNER
     assert access_of("admin.conversation_quick_replies") is Access.STAFF

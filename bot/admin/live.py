@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
-from flask_babel import force_locale, get_locale, lazy_gettext
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
@@ -197,10 +197,27 @@ def _item(news: changes.News, viewer: Viewer, local: Local) -> dict[str, Any]:
     }
 
 
-def _inbox(viewer: Viewer, mark: changes.Mark, since: int, unread: int) -> str:
+def _handed(handed: changes.Handed, viewer: Viewer) -> dict[str, Any]:
+    return {
+        "contact_id": handed.contact_id,
+        "name": handed.name,
+        "snippet": gettext("Assigned to you by %(name)s", name=handed.by or "?"),
+        "for_me": True,
+        "url": viewer.conversation_url.format(handed.contact_id),
+    }
+
+
+def _inbox(viewer: Viewer, mark: changes.Mark, since: changes.Mark, unread: int) -> str:
     local = Local(ZoneInfo("UTC"), viewer.locale)
     with get_db().session() as session:
-        items = [_item(n, viewer, local) for n in changes.news(session, since)]
+        items = [_item(n, viewer, local) for n in changes.news(session, since.latest)]
+        if mark.changed != since.changed:
+            told = {item["contact_id"] for item in items}
+            items += [
+                _handed(h, viewer)
+                for h in changes.handed_to(session, viewer.user_id, since.changed)
+                if h.contact_id not in told
+            ]
     return frame("inbox", {"latest": mark.latest, "unread_for_me": unread, "new": items}, mark)
 
 
@@ -231,7 +248,7 @@ def events_of(
             mark = changes.current(session)
             unread = changes.unread_conversations(session, viewer.user_id)
         if since is not None and since != mark and since.latest <= mark.latest:
-            text = _inbox(viewer, mark, since.latest, unread)
+            text = _inbox(viewer, mark, since, unread)
         else:
             text = _unread(mark, unread)
     yield text
@@ -246,7 +263,7 @@ def events_of(
                 if now != mark or due:
                     count = changes.unread_conversations(session, viewer.user_id)
             if now != mark:
-                text = _inbox(viewer, now, mark.latest, count)
+                text = _inbox(viewer, now, mark, count)
                 mark, unread = now, count
             elif not due:
                 continue

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.conversations.unread import for_me
-from bot.models import Contact, Conversation, ConversationRead, Direction, Message, MessageStatus
+from bot.audit import Action
+from bot.conversations.unread import for_me, unread_condition
+from bot.models import (
+    AuditEntry,
+    Contact,
+    Conversation,
+    ConversationRead,
+    Direction,
+    Message,
+    MessageStatus,
+)
 
 # A customer writing in a burst, or a stream reconnecting after a laptop slept: one item per
 # conversation, and no more than this many.
@@ -23,6 +32,7 @@ NEWS_MAX = 10
 # How many of the newest messages are looked through to find those conversations.
 NEWS_SCAN = 200
 _MARK = re.compile(r"(\d{1,18})-(\d{1,18})")
+_CONTACT = re.compile(r"contact:(\d{1,18})")
 
 
 @dataclass(frozen=True, order=False)
@@ -105,15 +115,50 @@ def news(session: Session, after: int) -> list[News]:
     return sorted(newest.values(), key=lambda item: item.message.id)
 
 
+@dataclass(frozen=True)
+class Handed:
+    """A conversation someone else assigned to the user since a mark."""
+
+    contact_id: int
+    name: str
+    by: str
+
+
+def handed_to(session: Session, user_id: int, after_ms: int) -> list[Handed]:
+    """Conversations assigned to this user by someone else after `after_ms` (a mark's
+    `changed`) and still theirs, at most NEWS_MAX. Read from the audit log, which knows who
+    assigned: a user who takes a conversation themselves is not told of it."""
+    since = datetime.fromtimestamp(after_ms / 1000, UTC)
+    entries = session.execute(
+        select(AuditEntry.subject, AuditEntry.user_name)
+        .where(
+            AuditEntry.action == Action.ASSIGNED,
+            AuditEntry.at > since,
+            or_(AuditEntry.user_id.is_(None), AuditEntry.user_id != user_id),
+        )
+        .order_by(AuditEntry.id.desc())
+        .limit(NEWS_SCAN)
+    ).all()
+    by: dict[int, str] = {}
+    for subject, name in entries:
+        match = _CONTACT.fullmatch(subject or "")
+        if match and int(match[1]) not in by:
+            by[int(match[1])] = name or ""
+    if not by:
+        return []
+    rows = session.execute(
+        select(Contact.id, Contact.name, Contact.wa_id, Contact.user_id)
+        .join(Conversation, Conversation.contact_id == Contact.id)
+        .where(Contact.id.in_(list(by)), Conversation.assigned_user_id == user_id)
+        .order_by(Contact.id)
+        .limit(NEWS_MAX)
+    ).all()
+    return [Handed(cid, name or wa_id or uid or "?", by[cid]) for cid, name, wa_id, uid in rows]
+
+
 def unread_conversations(session: Session, user_id: int) -> int:
     """How many conversations told to this user (bot.conversations.unread.for_me) have
-    something unread for them, counted as unread_counts counts: the team's count where the
-    user never opened the conversation, else the customer's messages since they last did."""
-    newer = exists().where(
-        Message.contact_id == Contact.id,
-        Message.direction == Direction.IN,
-        Message.id > ConversationRead.read_up_to,
-    )
+    something unread for them, by the rule unread_counts follows."""
     count = session.scalar(
         select(func.count())
         .select_from(Contact)
@@ -122,15 +167,6 @@ def unread_conversations(session: Session, user_id: int) -> int:
             ConversationRead,
             and_(ConversationRead.contact_id == Contact.id, ConversationRead.user_id == user_id),
         )
-        .where(
-            for_me(user_id),
-            or_(
-                and_(ConversationRead.user_id.is_(None), Contact.unread > 0),
-                and_(
-                    ConversationRead.user_id.is_not(None),
-                    or_(ConversationRead.marked_unread.is_(True), newer),
-                ),
-            ),
-        )
+        .where(Contact.last_inbound_at.is_not(None), for_me(user_id), unread_condition(user_id))
     )
     return int(count or 0)

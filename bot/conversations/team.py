@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session
 
 from bot.conversations import state as rules
 from bot.conversations.state import TABS, State, Team, View, after_reply
+from bot.conversations.unread import unread_condition
 from bot.models import (
     Contact,
     Conversation,
     ConversationRead,
     ConversationState,
-    Direction,
-    Message,
     User,
 )
 from bot.sql import insert_ignore
@@ -202,22 +201,9 @@ def unread_totals(session: Session, user_id: int, at: datetime) -> dict[View, in
     """For each tab, how many of its conversations have something unread for this user (the
     same rule as bot.conversations.unread: the shared count where the user has no row)."""
     reads = and_(ConversationRead.contact_id == Contact.id, ConversationRead.user_id == user_id)
-    newer = exists(
-        select(Message.id).where(
-            Message.contact_id == Contact.id,
-            Message.direction == Direction.IN,
-            Message.id > ConversationRead.read_up_to,
-        )
-    )
     unread = or_(
-        and_(ConversationRead.user_id.is_(None), func.coalesce(Contact.unread, 0) > 0),
-        and_(
-            ConversationRead.user_id.is_not(None),
-            or_(
-                ConversationRead.marked_unread.is_(True),
-                and_(Contact.last_inbound_at >= at - TOTALS_RECENT, newer),
-            ),
-        ),
+        ConversationRead.marked_unread.is_(True),
+        and_(Contact.last_inbound_at >= at - TOTALS_RECENT, unread_condition(user_id)),
     )
     rows = session.execute(
         select(Conversation.assigned_user_id, Conversation.state, Conversation.archived)

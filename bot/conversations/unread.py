@@ -1,21 +1,49 @@
 """Unread counts per person: each user has read each conversation up to a message of their own.
 
-A user who never opened a conversation has no row for it and sees the team's shared count
-(`contacts.unread`, which the inbound pipeline raises with every new message and which opening
-the conversation resets): a new member of the team, or every user right after the upgrade that
-brought per-person counts, starts from what the team had not seen rather than from the whole
-history.
+A conversation a user never opened has no row for them: the customer's messages newer than the
+newest message when they joined (`users.unread_from`) are unread for them. The upgrade that
+brought per-person counts set that mark for everyone on the team then, and kept what the team
+had not read as "marked unread" for each of them.
+
+The team's shared count (`contacts.unread`, raised with every new message and reset by whoever
+opens the conversation) still says whether anyone has seen a message (read receipts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.models import Contact, Conversation, ConversationRead, Direction, Message
+from bot.models import Contact, Conversation, ConversationRead, Direction, Message, User
 from bot.sql import insert_ignore
+
+
+def _joined(user_id: int) -> ColumnElement[int]:
+    return select(User.unread_from).where(User.id == user_id).scalar_subquery()
+
+
+def unread_condition(user_id: int) -> ColumnElement[bool]:
+    """Whether a conversation has something unread for this user, for a query over Contact
+    that outer-joins this user's ConversationRead: the same rule as `unread_counts`."""
+    newer_than_read = exists().where(
+        Message.contact_id == Contact.id,
+        Message.direction == Direction.IN,
+        Message.id > ConversationRead.read_up_to,
+    )
+    newer_than_joining = exists().where(
+        Message.contact_id == Contact.id,
+        Message.direction == Direction.IN,
+        Message.id > _joined(user_id),
+    )
+    return or_(
+        and_(ConversationRead.user_id.is_(None), newer_than_joining),
+        and_(
+            ConversationRead.user_id.is_not(None),
+            or_(ConversationRead.marked_unread.is_(True), newer_than_read),
+        ),
+    )
 
 
 def unread_counts(session: Session, user_id: int, contact_ids: Sequence[int]) -> dict[int, int]:
@@ -31,13 +59,20 @@ def unread_counts(session: Session, user_id: int, contact_ids: Sequence[int]) ->
             )
         )
     }
-    counts = {contact_id: 0 for contact_id in ids}
-    shared = [contact_id for contact_id in ids if contact_id not in reads]
-    if shared:
-        for contact_id, unread in session.execute(
-            select(Contact.id, Contact.unread).where(Contact.id.in_(shared))
-        ):
-            counts[contact_id] = int(unread or 0)
+    counts = dict.fromkeys(ids, 0)
+    never_opened = [contact_id for contact_id in ids if contact_id not in reads]
+    if never_opened:
+        since_joining = (
+            select(Message.contact_id, func.count())
+            .where(
+                Message.contact_id.in_(never_opened),
+                Message.direction == Direction.IN,
+                Message.id > _joined(user_id),
+            )
+            .group_by(Message.contact_id)
+        )
+        for contact_id, n in session.execute(since_joining):
+            counts[contact_id] = int(n)
     if reads:
         newer = (
             select(Message.contact_id, func.count())

@@ -94,7 +94,9 @@ def test_two_people_answer_together(shop: Shop, berta: Any) -> None:
     berta.goto(f"{shop.url}/admin/inbox?view=mine")
     assert berta.locator(".conversations .name").count() == 0
 
-    # The owner gives Anna's conversation to Berta.
+    # The owner gives Anna's conversation to Berta, whose tab is in the background: her page
+    # hears of it at once, lists it under "Meine" and notifies her.
+    berta.evaluate("window.__hidden = true")
     tab = shop.go("/admin/inbox")
     tab.locator(".conversations a", has_text="Anna").click()
     tab.wait_for_url(re.compile(r"/admin/inbox/\d+$"))
@@ -102,15 +104,21 @@ def test_two_people_answer_together(shop: Shop, berta: Any) -> None:
         tab.select_option("#assign-user", label="berta")
     assert tab.locator("#assign-user option:checked").text_content() == "berta"
     shop.fits()
-
-    # Anna writes again while Berta's tab is in the background: the stream tells Berta's page,
-    # which shows her conversation under "Meine", counts it in the title and notifies her.
-    berta.evaluate("window.__hidden = true")
-    customer_writes(shop.app, "Und kann ich ihn heute abholen?", name="Anna", wa_id=ANNA)
     berta.locator(".conversations .name", has_text="Anna").wait_for()
-    berta.wait_for_function("() => /^\\(1\\) /.test(document.title)")
     berta.wait_for_function("() => window.__notes.length > 0")
-    note = berta.evaluate("window.__notes[0]")
+    assert berta.evaluate("window.__notes[0]") == {
+        "title": "Anna",
+        "body": "owner hat Ihnen das Gespräch zugewiesen",
+    }
+
+    # Anna writes again: counted in Berta's tab title, and told.
+    customer_writes(shop.app, "Und kann ich ihn heute abholen?", name="Anna", wa_id=ANNA)
+    try:
+        berta.wait_for_function("() => /^\\(1\\) /.test(document.title)")
+    except Exception:
+        raise AssertionError(berta.title()) from None
+    berta.wait_for_function("() => window.__notes.length > 1")
+    note = berta.evaluate("window.__notes[1]")
     assert note["title"] == "Anna"
     assert "heute abholen" in note["body"]
     berta.evaluate("window.__hidden = false")

@@ -117,16 +117,23 @@
     };
   }
 
-  // Several tabs hear the same message: the first to claim it tells.
-  function firstToTell(latest) {
-    if (Number(stored(TOLD_KEY) || 0) >= latest) return false;
-    store(TOLD_KEY, String(latest));
+  // Several tabs hear the same news: the first to claim it tells. A mark is the event's id,
+  // "<newest message>-<latest conversation change>"; both only grow.
+  function parts(mark) {
+    var found = /^(\d+)-(\d+)$/.exec(mark || "");
+    return found ? [Number(found[1]), Number(found[2])] : [0, 0];
+  }
+
+  function firstToTell(mark) {
+    var told = parts(stored(TOLD_KEY)), now = parts(mark);
+    if (told[0] >= now[0] && told[1] >= now[1]) return false;
+    store(TOLD_KEY, mark);
     return true;
   }
 
-  function tell(data) {
+  function tell(data, mark) {
     var mine = (data["new"] || []).filter(function (item) { return item.for_me; });
-    if (!mine.length || !firstToTell(data.latest)) return;
+    if (!mine.length || !firstToTell(mark)) return;
     if (soundOn()) chime();
     if (document.hidden && canNotify() && Notification.permission === "granted") mine.forEach(notify);
   }
@@ -159,7 +166,7 @@
       var data = JSON.parse(event.data);
       showUnread(unread = data.unread_for_me);
       refresh();
-      tell(data);
+      tell(data, event.lastEventId);
     });
     source.addEventListener("error", function () {
       // A stream that ended after its minute reconnects by itself (one error, then open);

@@ -29,6 +29,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("may_broadcast", sa.Boolean(), nullable=False, server_default=sa.true())
         )
+        batch_op.add_column(
+            sa.Column("unread_from", sa.BigInteger(), nullable=False, server_default="0")
+        )
     op.create_table(
         "invitations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,6 +90,26 @@ def upgrade() -> None:
     op.create_index(
         "ix_conversation_reads_contact_id", "conversation_reads", ["contact_id"], unique=False
     )
+    # Unread becomes per person. Whoever is on the team now has read up to here; what the team
+    # had not read yet (the shared count) stays unread for each of them.
+    op.execute("UPDATE users SET unread_from = (SELECT COALESCE(MAX(id), 0) FROM messages)")
+    users = sa.table("users", sa.column("id"), sa.column("unread_from"))
+    contacts = sa.table("contacts", sa.column("id"), sa.column("unread"))
+    reads = sa.table(
+        "conversation_reads",
+        sa.column("user_id"),
+        sa.column("contact_id"),
+        sa.column("read_up_to"),
+        sa.column("marked_unread", sa.Boolean()),
+    )
+    op.execute(
+        reads.insert().from_select(
+            ["user_id", "contact_id", "read_up_to", "marked_unread"],
+            sa.select(users.c.id, contacts.c.id, users.c.unread_from, sa.true())
+            .select_from(users.join(contacts, sa.true()))
+            .where(contacts.c.unread > 0),
+        )
+    )
     op.create_table(
         "notes",
         sa.Column("id", BigId, nullable=False),
@@ -134,5 +157,6 @@ def downgrade() -> None:
     op.drop_table("audit_entries")
     op.drop_table("invitations")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("unread_from")
         batch_op.drop_column("may_broadcast")
         batch_op.drop_column("active")
