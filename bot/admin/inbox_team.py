@@ -4,11 +4,14 @@ in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from bot.admin.blueprint import bp, now
@@ -50,28 +53,33 @@ def _exists(session: Any, contact_id: int) -> None:
         abort(404)
 
 
-@bp.post("/inbox/<int:contact_id>/assign", endpoint="conversation_assign")
-def assign(contact_id: int) -> Response:
-    wanted = request.form.get("user", "")
-    user_id = int(wanted) if wanted.isdigit() else None
+def _change(
+    contact_id: int, action: Action, apply: Callable[[Session, int, datetime], team.Change]
+) -> None:
+    """One change to the conversation and its audit entry, in one transaction."""
     at = now()
     with get_db().session() as session:
         _exists(session, contact_id)
-        try:
-            change = team.assign(session, contact_id, user_id, at)
-        except ValueError:
-            session.rollback()
-            flash(gettext("That person cannot be assigned."), "error")
-            return _back(contact_id)
+        change = apply(session, contact_id, at)
         record(
             session,
             _actor(),
-            Action.ASSIGNED,
+            action,
             at,
             subject=_subject(contact_id),
             before=change.before,
             after=change.after,
         )
+
+
+@bp.post("/inbox/<int:contact_id>/assign", endpoint="conversation_assign")
+def assign(contact_id: int) -> Response:
+    wanted = request.form.get("user", "")
+    user_id = int(wanted) if wanted.isdigit() else None
+    try:
+        _change(contact_id, Action.ASSIGNED, lambda s, cid, at: team.assign(s, cid, user_id, at))
+    except ValueError:  # nobody by that id, or deactivated: nothing was written
+        flash(gettext("That person cannot be assigned."), "error")
     return _back(contact_id)
 
 
@@ -81,19 +89,7 @@ def set_state(contact_id: int) -> Response:
         state = State(request.form.get("state", ""))
     except ValueError:
         abort(400)
-    at = now()
-    with get_db().session() as session:
-        _exists(session, contact_id)
-        change = team.set_state(session, contact_id, state, at)
-        record(
-            session,
-            _actor(),
-            Action.STATE_CHANGED,
-            at,
-            subject=_subject(contact_id),
-            before=change.before,
-            after=change.after,
-        )
+    _change(contact_id, Action.STATE_CHANGED, lambda s, cid, at: team.set_state(s, cid, state, at))
     return _back(contact_id)
 
 
@@ -103,38 +99,15 @@ def _flag() -> bool:
 
 @bp.post("/inbox/<int:contact_id>/pin", endpoint="conversation_pin")
 def pin(contact_id: int) -> Response:
-    at = now()
-    with get_db().session() as session:
-        _exists(session, contact_id)
-        change = team.set_pinned(session, contact_id, _flag(), at)
-        record(
-            session,
-            _actor(),
-            Action.PINNED,
-            at,
-            subject=_subject(contact_id),
-            before=change.before,
-            after=change.after,
-        )
+    pinned = _flag()
+    _change(contact_id, Action.PINNED, lambda s, cid, at: team.set_pinned(s, cid, pinned, at))
     return _back(contact_id)
 
 
 @bp.post("/inbox/<int:contact_id>/archive", endpoint="conversation_archive")
 def archive(contact_id: int) -> Response:
-    at = now()
     archived = _flag()
-    with get_db().session() as session:
-        _exists(session, contact_id)
-        change = team.set_archived(session, contact_id, archived, at)
-        record(
-            session,
-            _actor(),
-            Action.ARCHIVED,
-            at,
-            subject=_subject(contact_id),
-            before=change.before,
-            after=change.after,
-        )
+    _change(contact_id, Action.ARCHIVED, lambda s, cid, at: team.set_archived(s, cid, archived, at))
     if archived:
         flash(gettext("Archived. It comes back when the customer writes again."))
         return _to_list()
