@@ -19,19 +19,15 @@ from bot import users
 from bot.db import alembic_config, get_db
 from bot.embedded import start_lines
 from bot.models import User, UserSession
-from bot.settings.stored import seed_demo
 from tests.processes import Process, free_port, wait_healthy
-from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, login, make_user
+from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, demo_owner, login, make_user
 
 
 @pytest.fixture
 def owner(app: Flask, client: FlaskClient) -> FlaskClient:
     """The demo shop's owner, logged in (the clock stands still at NOW)."""
     app.config["TRESEN_CLOCK"] = Clock(NOW)
-    make_user(app)
-    with get_db(app).session() as session:
-        seed_demo(session)
-    assert login(client).status_code == 302
+    demo_owner(app, client)
     return client
 
 

@@ -73,13 +73,19 @@ def login(client: FlaskClient, name: str = "owner", password: str = PASSWORD) ->
     )
 
 
-@pytest.fixture
-def admin(app: Flask, client: FlaskClient, clock: Clock) -> FlaskClient:
+def demo_owner(app: Flask, client: FlaskClient) -> FlaskClient:
+    """`client` logged in as the owner of the demo shop (what `python app.py` seeds on its
+    first start)."""
     make_user(app)
     with get_db(app).session() as session:
-        seed_demo(session)  # what `python app.py` does on its first start
+        seed_demo(session)
     assert login(client).status_code == 302
     return client
+
+
+@pytest.fixture
+def admin(app: Flask, client: FlaskClient, clock: Clock) -> FlaskClient:
+    return demo_owner(app, client)
 
 
 def receive(

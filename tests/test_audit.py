@@ -21,8 +21,8 @@ from bot.contacts.audiences import parse_audience
 from bot.contacts.labels import label
 from bot.db import get_db
 from bot.models import AuditEntry, Business, Contact, Label, QuickReply, User
-from bot.settings.stored import BUSINESS_ID, seed_demo
-from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, login, make_user, receive
+from bot.settings.stored import BUSINESS_ID
+from tests.test_admin import NOW, PASSWORD, Clock, csrf_of, demo_owner, login, make_user, receive
 from tests.test_admin_settings import settings_form
 
 NEW_PASSWORD = "a brand new secret"
@@ -33,10 +33,7 @@ ADDED_PASSWORD = "added user's secret"
 def owner(app: Flask, client: FlaskClient) -> FlaskClient:
     """The demo shop's owner, logged in, with a customer who wrote (the clock stands still)."""
     app.config["TRESEN_CLOCK"] = Clock(NOW)
-    make_user(app)
-    with get_db(app).session() as session:
-        seed_demo(session)
-    assert login(client).status_code == 302
+    demo_owner(app, client)
     receive(client)
     return client
 

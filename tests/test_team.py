@@ -17,8 +17,7 @@ from bot import users
 from bot.admin.blueprint import ACCESS, Access, access_of
 from bot.db import get_db
 from bot.models import Invitation, User, UserSession
-from bot.settings.stored import seed_demo
-from tests.test_admin import NOW, Clock, csrf_of, login, make_user
+from tests.test_admin import NOW, Clock, csrf_of, demo_owner, login, make_user
 
 STAFF_PASSWORD = "staff password 1"
 NINA_PASSWORD = "nina's password"
@@ -28,10 +27,7 @@ NINA_PASSWORD = "nina's password"
 def owner(app: Flask, client: FlaskClient) -> FlaskClient:
     """The demo shop's owner, logged in (the clock stands still at NOW)."""
     app.config["TRESEN_CLOCK"] = Clock(NOW)
-    make_user(app)
-    with get_db(app).session() as session:
-        seed_demo(session)
-    assert login(client).status_code == 302
+    demo_owner(app, client)
     return client
 
 
