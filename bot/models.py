@@ -53,7 +53,8 @@ class MessageStatus(enum.StrEnum):
 
     In: received, or revoked once the customer deleted it for everyone (its content is gone).
     Out: queued -> sending -> sent -> delivered -> read, or failed; a broadcast's rows start as
-    drafts and those a cancel or the 24-hour window stops are skipped.
+    drafts and those a cancel or the 24-hour window stops are skipped. A broadcast message the
+    messaging limit or the quiet hours hold back is deferred until it may be queued.
     """
 
     RECEIVED = "received"
@@ -66,6 +67,7 @@ class MessageStatus(enum.StrEnum):
     READ = "read"
     FAILED = "failed"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -219,6 +221,9 @@ class Message(Base):
     claimed_until: Mapped[datetime | None]
     # The broadcast run that wrote it; unique with the contact, so a run reaches each once.
     broadcast_run_id: Mapped[int | None] = mapped_column(Integer)
+    # When Meta first refused it for the recipient's marketing cap (131049): it gets one
+    # later try at most.
+    capped_at: Mapped[datetime | None]
 
     contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
 
@@ -227,6 +232,8 @@ class Message(Base):
         Index("ix_messages_outbox", "status", "priority", "id"),
         Index("ix_messages_contact_status", "contact_id", "status"),
         Index("ux_messages_broadcast_recipient", "broadcast_run_id", "contact_id", unique=True),
+        # The unique recipients of the last 24 hours, which the messaging limit counts.
+        Index("ix_messages_sent_at", "sent_at"),
     )
 
 
@@ -688,3 +695,70 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
+class MessageTemplate(Base):
+    """A WhatsApp message template of the business account: as Meta lists it (synced), as
+    submitted from here and not yet listed, or a console-mode demo. Values are stored as
+    bot.message_templates' StrEnums (lowercase); `components` as Meta's JSON."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meta_id: Mapped[str | None] = mapped_column(String(64))  # Meta's template id
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    # The category before Meta last moved it (template_category_update): a utility template
+    # moved to marketing now costs.
+    previous_category: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    quality: Mapped[str | None] = mapped_column(String(16))
+    parameter_format: Mapped[str | None] = mapped_column(String(16))  # positional | named
+    components: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)  # why rejected, paused or disabled
+    origin: Mapped[str] = mapped_column(String(16))  # synced | submitted | demo
+    synced_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ux_message_templates_name_language", "name", "language", unique=True),
+        Index("ix_message_templates_meta_id", "meta_id"),
+    )
+
+
+class Notice(Base):
+    """Something the shop should know and has not dismissed yet, shown on every admin page:
+    a template paused, re-categorised or rejected, a broadcast held back. The text is built
+    from `kind` and `details` in the reader's language."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_templates.id", ondelete="SET NULL")
+    )
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dismissed_at: Mapped[datetime | None]
+    dismissed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_notices_open", "dismissed_at", "created_at"),)
+
+
+class MessagingLimit(Base):
+    """The business portfolio's messaging limit, as last read from the Graph API or learnt
+    from a refusal: how many unique customers business-initiated messages may reach in any
+    24 hours. One row (id 1); `limit` None is unlimited."""
+
+    __tablename__ = "messaging_limit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32))  # Meta's name, e.g. TIER_2K
+    limit: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # api | error | default
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
