@@ -50,6 +50,9 @@ class Config:
     # LIVE_STREAMS: event streams (the admin's push channel) one web process keeps open at
     # once; None: half its request threads (bot.admin.live)
     live_streams: int | None = None
+    # WHATSAPP_BUSINESS_ACCOUNT_ID: the account whose message templates are synced (and
+    # submitted); None: templates are not synced (bot.message_templates.sync)
+    business_account_id: str | None = None
 
     @property
     def console_mode(self) -> bool:
@@ -88,6 +91,12 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         ):
             if value is None:
                 raise ConfigError(f"{name} is required when WHATSAPP_TOKEN is set")
+    business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID")
+    if business_account_id is not None and not business_account_id.isdigit():
+        raise ConfigError(
+            "WHATSAPP_BUSINESS_ACCOUNT_ID must be the numeric WhatsApp Business Account id "
+            f"(WhatsApp Manager, Account tools), got {business_account_id!r}"
+        )
     if phone_number_id is not None and not phone_number_id.isdigit():
         raise ConfigError(
             f"WHATSAPP_PHONE_NUMBER_ID must be the numeric phone number id, got {phone_number_id!r}"
@@ -126,6 +135,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         instance_path=instance_path,
         media_store=_media_store(get("MEDIA_STORE"), instance_path),
         live_streams=_live_streams(get("LIVE_STREAMS")),
+        business_account_id=business_account_id,
     )
 
 

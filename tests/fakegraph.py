@@ -2,7 +2,8 @@
 
 For end-to-end tests and benchmarks: it records what it receives, answers like Meta,
 plays scripted answers, and simulates outages. It also serves customers' media as Meta does
-(`add_media`; `GET /{version}/{media-id}`, then a download URL that expires). Standalone:
+(`add_media`; `GET /{version}/{media-id}`, then a download URL that expires), and lists the
+account's message templates page by page (`set_templates`). Standalone:
 ``python -m tests.fakegraph --port 8900 --latency 0.1``; there it answers any media id it does
 not know with a small generated picture, so a console demo's image message shows one.
 """
@@ -10,6 +11,8 @@ not know with a small generated picture, so a console demo's image message shows
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
 import hashlib
 import itertools
@@ -19,6 +22,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
 import zlib
 from collections import deque
@@ -39,6 +43,9 @@ _MESSAGES_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/messages/?
 _MEDIA_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<media_id>[^/?]+)/?(?:\?.*)?")
 _DOWNLOAD_PATH = re.compile(r"/fake-media-download/(?P<ticket>[0-9a-f]+)/?")
 _UPLOAD_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/media/?")
+_TEMPLATES_PATH = re.compile(
+    r"/(?P<version>v[0-9.]+)/(?P<waba>[^/?]+)/message_templates/?(?:\?(?P<query>.*))?"
+)
 
 
 class Received(NamedTuple):
@@ -179,6 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
         if _DOWNLOAD_PATH.fullmatch(self.path):
             self._download(fake._download(self.path, dict(self.headers.items())))
             return
+        if _TEMPLATES_PATH.fullmatch(self.path):
+            reply = fake._templates_page(self.path, dict(self.headers.items()))
+            with contextlib.suppress(ConnectionError):
+                self._write(reply.status, _encode(reply.body), reply.headers)
+            return
         if not _MEDIA_PATH.fullmatch(self.path):
             self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
             return
@@ -287,6 +299,9 @@ class FakeGraph:
         self._upload_script: deque[Reply] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # The account's message templates (set_templates) and the list requests received.
+        self._templates: list[dict[str, Any]] = []
+        self.template_requests: list[dict[str, list[str]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -618,6 +633,58 @@ class FakeGraph:
                 "%s upload %s (%d bytes) -> %s", path, upload.type, len(upload.data), media_id
             )
         return Reply(200, {"id": media_id})
+
+    # -- the account's message templates -------------------------------------------------
+
+    def set_templates(self, templates: Iterable[Mapping[str, Any]]) -> None:
+        """The templates `GET /{version}/{waba-id}/message_templates` lists, in this order
+        (Meta's template objects: name, language, category, status, components, …; an `id`
+        is added where missing)."""
+        with self._lock:
+            self._templates = [
+                {"id": str(900000000000 + i), **dict(t)} for i, t in enumerate(templates)
+            ]
+
+    def _templates_page(self, path: str, headers: Mapping[str, str]) -> Reply:
+        """One page of the list, with Graph cursor paging: `limit` (default 25) items after
+        the `after` cursor; `paging.cursors` always, `paging.next` while more follow.
+        Scripted answers and outages come first, as for the other endpoints."""
+        match = _TEMPLATES_PATH.fullmatch(path)
+        assert match is not None
+        query = urllib.parse.parse_qs(match["query"] or "")
+        with self._lock:
+            self.template_requests.append(query)
+            reply = self._script.popleft() if self._script else self._outage
+            if reply is not None:
+                return reply
+            if not self._authorized(headers):
+                return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+            templates = list(self._templates)
+        try:
+            limit = int(query.get("limit", ["25"])[0])
+            start = (
+                int(base64.urlsafe_b64decode(query["after"][0]).decode()) if "after" in query else 0
+            )
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            return Reply(400, graph_error(100, "(#100) Invalid parameter"))
+        if limit < 1:
+            return Reply(400, graph_error(100, "(#100) Invalid parameter"))
+        page = templates[start : start + limit]
+
+        def cursor(index: int) -> str:
+            return base64.urlsafe_b64encode(str(index).encode()).decode()
+
+        body: dict[str, Any] = {"data": page}
+        if page:
+            body["paging"] = {
+                "cursors": {"before": cursor(start), "after": cursor(start + len(page))}
+            }
+            if start + len(page) < len(templates):
+                following = {k: v[0] for k, v in query.items() if k != "after"}
+                following["after"] = cursor(start + len(page))
+                base = path.split("?", 1)[0]
+                body["paging"]["next"] = f"{self.url}{base}?{urllib.parse.urlencode(following)}"
+        return Reply(200, body)
 
 
 def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, Any]]:

@@ -163,6 +163,18 @@ def _examples(example: Mapping[str, Any], positional: str, named: str) -> dict[s
     return found
 
 
+def _url_sample(url: str, example: object) -> str | None:
+    """The sample value of a URL button's `{{1}}`: Meta's example is the whole URL
+    (`https://shop.de/bestellung/4711` for `https://shop.de/bestellung/{{1}}`), the value
+    sent is only the part after the fixed prefix."""
+    given = example[0] if isinstance(example, list) and example else example
+    if not isinstance(given, str) or not given:
+        return None
+    match = VARIABLE.search(url)
+    prefix = url[: match.start()] if match else ""
+    return given[len(prefix) :] if prefix and given.startswith(prefix) else given
+
+
 def _variables(text: str) -> list[str]:
     seen: list[str] = []
     for key in VARIABLE.findall(text):
@@ -218,10 +230,11 @@ def parse_template(data: Mapping[str, Any]) -> Template:
                     )
                 )
                 if url:
-                    example_urls = button.get("example") or []
-                    sample = str(example_urls[0]) if example_urls else None
                     parameters += [
-                        Parameter(Place.BUTTON, k, sample, index) for k in _variables(str(url))
+                        Parameter(
+                            Place.BUTTON, k, _url_sample(str(url), button.get("example")), index
+                        )
+                        for k in _variables(str(url))
                     ]
     return Template(
         name=str(data.get("name", "")),
