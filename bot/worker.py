@@ -31,6 +31,7 @@ from bot.inbound.processor import Processor
 from bot.inbound.processor import start_thread as start_processor
 from bot.media.fetcher import start_for_app as start_fetcher
 from bot.media.store import MediaStore, get_media_store
+from bot.message_templates.sync import DailySync
 from bot.models import utcnow
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
@@ -172,7 +173,10 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
         clock=dispatcher.clock,
     )
     scheduler = start_scheduler(
-        Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock
+        Database(get_db(app).url, pool_size=3),
+        stop,
+        clock=dispatcher.clock,
+        template_sync=_template_sync(app),
     )
     freeze_startup_objects()
     dispatcher.run(stop)
@@ -196,7 +200,12 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     _signalling, signal_sender = start_signal_sender(app, dispatcher, stop)
     app.extensions[SIGNAL_SENDER] = signal_sender
     start_inbound(app, stop, dispatcher, fetcher.wake)
-    start_scheduler(Database(get_db(app).url, pool_size=3), stop, clock=dispatcher.clock)
+    start_scheduler(
+        Database(get_db(app).url, pool_size=3),
+        stop,
+        clock=dispatcher.clock,
+        template_sync=_template_sync(app),
+    )
     start_heartbeat(
         dispatcher.database,
         dispatcher.worker,
@@ -205,6 +214,15 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
         clock=dispatcher.clock,
     )
     return thread, stop
+
+
+def _template_sync(app: Flask) -> DailySync | None:
+    """The scheduler's daily template sync, on an engine of its own (none to do without an
+    account id outside console mode)."""
+    config: Config = app.config["TRESEN"]
+    if not DailySync.wanted(config):
+        return None
+    return DailySync.for_config(Database(config.database_url, pool_size=1), config)
 
 
 def start_inbound(

@@ -73,6 +73,10 @@ ACCESS: dict[str, Access] = {
     "admin.broadcast_create": Access.BROADCAST,
     "admin.broadcast_check": Access.BROADCAST,
     "admin.broadcast_cancel": Access.BROADCAST,
+    # WhatsApp templates: everyone reads them; fetching them from Meta is for owners
+    "admin.templates_list": Access.STAFF,
+    "admin.templates_detail": Access.STAFF,
+    "admin.templates_sync": Access.OWNER,
 }
 
 
@@ -245,6 +249,7 @@ NAV = (
     NavItem("admin.inbox", lazy_gettext("Inbox"), ("admin.inbox", "admin.conversation")),
     NavItem("admin.contacts", lazy_gettext("Contacts"), ("admin.contact", "admin.label")),
     NavItem("admin.broadcasts_page", lazy_gettext("Broadcasts"), ("admin.broadcast",)),
+    NavItem("admin.templates_list", lazy_gettext("Templates"), ("admin.templates",)),
     NavItem("admin.settings", lazy_gettext("Settings"), ("admin.settings", "admin.quick_repl")),
     NavItem("admin.insights", lazy_gettext("Insights"), ("admin.insights",)),
     NavItem(

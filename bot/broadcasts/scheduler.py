@@ -79,9 +79,13 @@ class SchedulerService:
         batch_size: int = runs.BATCH_SIZE,
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        template_sync: Callable[[datetime], object] | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
+        # The daily template sync (bot.message_templates.sync.DailySync): it decides itself
+        # when it is due, at the first pass and then once a day.
+        self.template_sync = template_sync
         self.tick = tick
         self.lease = timedelta(seconds=lease)
         self.batch_size = batch_size
@@ -158,7 +162,8 @@ class SchedulerService:
 
     def tend(self, stop: threading.Event) -> None:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
-        written, held statuses applied or, once old, forgotten."""
+        written, held statuses applied or, once old, forgotten; the templates synced when
+        due."""
         self.sync_jobs()
         self.process_runs(stop)
         # Read after the runs, which may have taken long.
@@ -166,6 +171,8 @@ class SchedulerService:
         with self.database.session() as session:
             outbox.reconcile_held(session)
             outbox.prune_held(session, now - HOLD_STATUSES_FOR)
+        if self.template_sync is not None:
+            self.template_sync(now)
 
     def sync_jobs(self) -> None:
         """Give every broadcast still to start its APScheduler job; drop cancelled ones'."""
@@ -223,10 +230,14 @@ class SchedulerService:
 
 
 def start_thread(
-    database: Database, stop: threading.Event, *, clock: Callable[[], datetime] = utcnow
+    database: Database,
+    stop: threading.Event,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    template_sync: Callable[[datetime], object] | None = None,
 ) -> threading.Thread:
     """The scheduler service on a daemon thread of this process."""
-    service = SchedulerService(database, clock=clock)
+    service = SchedulerService(database, clock=clock, template_sync=template_sync)
     thread = threading.Thread(target=service.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
     return thread

@@ -13,6 +13,7 @@ from bot.cli.media import media_cli
 from bot.cli.outbox import outbox_cli
 from bot.cli.settings import settings_cli
 from bot.cli.simulate import simulate_command
+from bot.cli.templates import templates_cli
 from bot.cli.users import users_cli
 from bot.cli.worker import worker_command
 
@@ -29,3 +30,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(outbox_cli)
     app.cli.add_command(inbound_cli)
     app.cli.add_command(media_cli)
+    app.cli.add_command(templates_cli)

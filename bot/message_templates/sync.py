@@ -107,7 +107,7 @@ def fetch_templates(
     token: str,
     *,
     http: requests.Session | None = None,
-    page_size: int = PAGE_SIZE,
+    page_size: int | None = None,
 ) -> Listing:
     """Every template of the account, all pages; SyncError when any page fails.
 
@@ -117,6 +117,7 @@ def fetch_templates(
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     session = http or requests.Session()
     templates: list[dict[str, Any]] = []
+    page_size = page_size or PAGE_SIZE
     params: dict[str, str | int] = {"fields": FIELDS, "limit": page_size}
     pages = 0
     seen: set[str] = set()
@@ -158,7 +159,9 @@ def _page(
         raise SyncError(f"the Graph API cannot be reached: {type(exc).__name__}") from exc
     if not 200 <= response.status_code < 300:
         error = classify(response.status_code, response.content)
-        raise SyncError(scrub(f"HTTP {response.status_code}: {error.message}")[:300])
+        code = f" (code {error.code})" if error.code is not None else ""
+        details = f" {error.details}" if error.details else ""
+        raise SyncError(scrub(f"HTTP {response.status_code}{code}: {error.message}{details}")[:300])
     try:
         answer = response.json()
     except ValueError:
@@ -293,10 +296,15 @@ class DailySync:
         self.run = run
         self.next_at: datetime | None = None
 
+    @staticmethod
+    def wanted(config: Config) -> bool:
+        """Whether there is anything to sync: an account id, or console mode's demo."""
+        return config.console_mode or config.business_account_id is not None
+
     @classmethod
     def for_config(cls, database: Database, config: Config) -> DailySync | None:
-        """None when there is nothing to sync: no account id, and not console mode."""
-        if not config.console_mode and config.business_account_id is None:
+        """None when there is nothing to sync (see `wanted`)."""
+        if not cls.wanted(config):
             return None
         return cls(lambda now: sync(database, config, now))
 
