@@ -269,8 +269,27 @@ def team_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noq
     return {"token": [token], "invitation_id": [str(invitation_id)]}
 
 
+def template_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
+    """The demo templates (a picture header, named variables, a URL button, a paused one),
+    one of them rejected with Meta's reason and moved from utility: the list and a page."""
+    from sqlalchemy import select
+
+    from bot.db import get_db
+    from bot.message_templates.demo import seed_demo_templates
+    from bot.models import MessageTemplate
+    from tests.test_admin import NOW
+
+    with get_db(app).session() as session:
+        seed_demo_templates(session, NOW)
+        row = session.scalars(select(MessageTemplate).order_by(MessageTemplate.id)).first()
+        assert row is not None
+        row.status, row.reason, row.previous_category = "rejected", "INVALID_FORMAT", "utility"
+        row.synced_at = NOW
+        return {"template_id": [str(row.id)]}
+
+
 # Areas with pages of their own add a function here that makes their example data.
-EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example, team_example]
+EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example, team_example, template_example]
 
 
 def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:
