@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple, Self, TextIO
 
+from bot.message_templates.demo import DEMO_TEMPLATES
 from bot.whatsapp.payloads import describe
 
 __all__ = ["FakeGraph", "Received", "Reply", "Upload", "graph_error"]
@@ -653,7 +654,8 @@ class FakeGraph:
         assert match is not None
         query = urllib.parse.parse_qs(match["query"] or "")
         with self._lock:
-            self.template_requests.append(query)
+            if self.record:
+                self.template_requests.append(query)
             reply = self._script.popleft() if self._script else self._outage
             if reply is not None:
                 return reply
@@ -731,6 +733,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # Any media id a console demo's message names shows this picture.
     fake.serve_unknown_media(sample_picture(), "image/png")
+    # The account's templates: console mode's German demo ones, so a live-mode trial lists some.
+    fake.set_templates(DEMO_TEMPLATES)
     with fake:
         print(f"fake Graph API on {fake.url} (latency {args.latency}s); Ctrl-C stops", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

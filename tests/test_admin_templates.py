@@ -130,3 +130,9 @@ def test_the_sync_button_fetches_from_meta_and_says_what_failed(
     assert "WhatsApp hat die Vorlagen nicht herausgegeben" in html
     assert "Error validating access token" in html and TOKEN not in html
     assert "eins" in html  # nothing changed
+
+
+def test_the_templates_pages_need_a_login(client: FlaskClient) -> None:
+    for path in ("/admin/templates", "/admin/templates/1"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/admin/login" in response.headers["Location"]

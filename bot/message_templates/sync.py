@@ -262,6 +262,8 @@ def sync(
         with database.session() as session:
             added = seed_demo_templates(session, now)
             count = len(list(session.scalars(select(MessageTemplate.id))))
+        if added:
+            log.info("console mode: %d demo templates added", added)
         return SyncResult(templates=count, stored=Stored(added=added), demo=True)
     if config.business_account_id is None:
         return SyncResult(configured=False)
