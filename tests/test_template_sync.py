@@ -258,6 +258,19 @@ def test_named_and_positional_parameters_survive_the_database(app: Flask) -> Non
     assert components(plain, ["Anna", "4711", "4711"])[0]["type"] == "body"
 
 
+def test_a_url_buttons_sample_is_the_part_after_its_fixed_prefix() -> None:
+    def sample(url: str, example: object) -> str | None:
+        button = {"type": "URL", "text": "Link", "url": url, "example": example}
+        data = {"name": "x", "components": [{"type": "BUTTONS", "buttons": [button]}]}
+        return parse_template(data).parameters[0].example
+
+    assert sample("https://shop.example/b/{{1}}", ["https://shop.example/b/4711"]) == "4711"
+    assert sample("https://shop.example/b/{{1}}", "https://shop.example/b/4711") == "4711"
+    # An example that does not start with the fixed part is kept whole; none stays none.
+    assert sample("https://shop.example/b/{{1}}", ["4711"]) == "4711"
+    assert sample("https://shop.example/b/{{1}}", []) is None
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
