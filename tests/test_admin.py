@@ -824,6 +824,7 @@ def admin_get_paths(
     contact_ids: list[int],
     broadcast_ids: list[int] | None = None,
     attachment_ids: list[int] | None = None,
+    template_ids: list[int] | None = None,
 ) -> list[str]:
     """Every page of the admin a GET reaches, for each of these contacts (broadcasts, files)
     where it names one."""
@@ -845,6 +846,8 @@ def admin_get_paths(
             paths += [
                 rule.rule.replace("<int:attachment_id>", str(aid)) for aid in attachment_ids or []
             ]
+        elif "<int:template_id>" in rule.rule:
+            paths += [rule.rule.replace("<int:template_id>", str(t)) for t in template_ids or []]
         else:
             paths.append(rule.rule)
     return paths
@@ -973,6 +976,40 @@ def test_times_at_the_calendar_ends_read_back_whatever_the_servers_time_zone(
         get_db(app).dispose()
 
 
+def hostile_templates(session: Any) -> list[int]:
+    """WhatsApp templates as a newer Meta or a hand-edited database may leave them: unknown
+    words, markup, components of the wrong shape."""
+    from bot.models import MessageTemplate
+
+    rows = [
+        MessageTemplate(
+            name=XSS_NAME,
+            language="x" * 16,
+            category="weird",
+            previous_category=XSS_TEXT,
+            status="weird",
+            quality="weird",
+            parameter_format="weird",
+            components=[
+                "text",
+                {"type": "HEADER", "format": "WEIRD", "text": XSS_TEXT},
+                {"type": "BODY", "text": "{{" + XSS_TEXT + "}} {{1}} {{ 2 }}", "example": 5},
+                {"type": "BUTTONS", "buttons": [None, {"type": 1, "url": "{{1}}", "example": {}}]},
+            ],
+            reason=XSS_TEXT,
+            origin="weird",
+            synced_at=EARLIEST,
+            updated_at=LATEST,
+        ),
+        MessageTemplate(
+            name="leer", language="de", category="", status="", components=[], origin="demo"
+        ),
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
+
+
 def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
     """Store HOSTILE_INBOUND and HOSTILE_OUTBOUND directly; every admin page must show."""
     with get_db(app).session() as session:
@@ -1019,7 +1056,8 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
         attachment_ids = hostile_attachments(
             app, session, [r.id for r in rows if r.direction == "in"]
         )
-    paths = admin_get_paths(app, ids, broadcast_ids, attachment_ids)
+        template_ids = hostile_templates(session)
+    paths = admin_get_paths(app, ids, broadcast_ids, attachment_ids, template_ids)
     assert f"/admin/media/{attachment_ids[0]}" in paths
     assert f"/admin/broadcasts/{broadcast_ids[0]}" in paths
     assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths
