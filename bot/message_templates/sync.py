@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import requests
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.config import Config
@@ -281,8 +282,15 @@ def sync(
         result = SyncResult(error=str(exc))
         log.warning("%s", result.summary())
         return result
-    with database.session() as session:
-        stored = store_templates(session, listing.templates, now)
+    try:
+        with database.session() as session:
+            stored = store_templates(session, listing.templates, now)
+    except IntegrityError:
+        # The admin's button and the daily run at once added the same new template; the
+        # other one's rows stand.
+        result = SyncResult(error="another fetch stored the templates at the same time")
+        log.warning("%s", result.summary())
+        return result
     result = SyncResult(templates=len(listing.templates), pages=listing.pages, stored=stored)
     log.info("%s", result.summary())
     return result
