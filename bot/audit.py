@@ -54,6 +54,8 @@ class Action(StrEnum):
     # broadcasts
     BROADCAST_CREATED = "broadcast.created"
     BROADCAST_CANCELLED = "broadcast.cancelled"
+    # WhatsApp templates
+    TEMPLATE_SUBMITTED = "template.submitted"
     # anything else a form changed (see bot.admin: a POST that recorded nothing itself)
     OTHER = "other"
     # invitations

@@ -58,6 +58,7 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.MARKED_UNREAD: lazy_gettext("marked a conversation unread"),
     Action.BROADCAST_CREATED: lazy_gettext("created a broadcast"),
     Action.BROADCAST_CANCELLED: lazy_gettext("cancelled a broadcast"),
+    Action.TEMPLATE_SUBMITTED: lazy_gettext("submitted a WhatsApp template"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 
