@@ -34,6 +34,7 @@ from bot.message_templates.submission import (
     NAME_MAX,
     SAMPLE_MAX_BYTES,
     SAMPLE_TYPES,
+    VARIABLE_NAME,
     ButtonDraft,
     ButtonKind,
     Draft,
@@ -417,7 +418,7 @@ def _page(
         "footer": draft.footer if draft else "",
         "examples": dict(draft.examples) if draft else {},
     }
-    wanted = [k for k in wanted_examples(draft) if k.isidentifier()] if draft else []
+    wanted = [k for k in wanted_examples(draft) if VARIABLE_NAME.fullmatch(k)] if draft else []
     used_rows = max((i for i, r in enumerate(rows) if r.get("kind")), default=-1) + 1
     return (
         render_template(
@@ -425,7 +426,7 @@ def _page(
             mode=mode,
             can_upload=_can_upload(mode),
             values=values,
-            examples=[k for k in wanted if k == k.lower()],
+            examples=wanted,
             rows=rows,
             visible_rows=max(used_rows + 1, 1),
             errors=errors,
