@@ -56,6 +56,7 @@ class Action(StrEnum):
     BROADCAST_CANCELLED = "broadcast.cancelled"
     # WhatsApp templates
     TEMPLATES_SYNCED = "templates.synced"
+    TEMPLATE_SUBMITTED = "template.submitted"
     # anything else a form changed (see bot.admin: a POST that recorded nothing itself)
     OTHER = "other"
     # invitations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +50,12 @@ class Config:
     # LIVE_STREAMS: event streams (the admin's push channel) one web process keeps open at
     # once; None: half its request threads (bot.admin.live)
     live_streams: int | None = None
-    # WHATSAPP_BUSINESS_ACCOUNT_ID: the account whose message templates are synced (and
-    # submitted); None: templates are not synced (bot.message_templates.sync)
+    # WHATSAPP_BUSINESS_ACCOUNT_ID: the account whose message templates are synced and
+    # submitted; None: templates are not synced (bot.message_templates.sync)
     business_account_id: str | None = None
+    # WHATSAPP_APP_ID: the Meta app's id, needed only to upload a media header's sample file
+    # for a new template (Meta's Resumable Upload API lives on the app)
+    app_id: str | None = None
 
     @property
     def console_mode(self) -> bool:
@@ -91,12 +94,6 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         ):
             if value is None:
                 raise ConfigError(f"{name} is required when WHATSAPP_TOKEN is set")
-    business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID")
-    if business_account_id is not None and not business_account_id.isdigit():
-        raise ConfigError(
-            "WHATSAPP_BUSINESS_ACCOUNT_ID must be the numeric WhatsApp Business Account id "
-            f"(WhatsApp Manager, Account tools), got {business_account_id!r}"
-        )
     if phone_number_id is not None and not phone_number_id.isdigit():
         raise ConfigError(
             f"WHATSAPP_PHONE_NUMBER_ID must be the numeric phone number id, got {phone_number_id!r}"
@@ -110,6 +107,9 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
     graph_api_version = get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION
     if not (graph_api_version.startswith("v") and _is_version(graph_api_version[1:])):
         raise ConfigError(f"GRAPH_API_VERSION must look like v24.0, got {graph_api_version!r}")
+
+    business_account_id = _numeric_id("WHATSAPP_BUSINESS_ACCOUNT_ID", get)
+    app_id = _numeric_id("WHATSAPP_APP_ID", get)
 
     port = _port(get("PORT"))
     send_rate = _send_rate(get("SEND_RATE"))
@@ -136,7 +136,17 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         media_store=_media_store(get("MEDIA_STORE"), instance_path),
         live_streams=_live_streams(get("LIVE_STREAMS")),
         business_account_id=business_account_id,
+        app_id=app_id,
     )
+
+
+def _numeric_id(name: str, get: Callable[[str], str | None]) -> str | None:
+    value = get(name)
+    if value is not None and not value.isdigit():
+        raise ConfigError(
+            f"{name} must be the numeric id from Meta's WhatsApp Manager, got {value!r}"
+        )
+    return value
 
 
 def _is_version(text: str) -> bool:

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, Self, TextIO
 
 from bot.message_templates.demo import DEMO_TEMPLATES
 from bot.whatsapp.payloads import describe
+from tests import fake_templates
 
 __all__ = ["FakeGraph", "Received", "Reply", "Upload", "graph_error"]
 
@@ -171,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if _UPLOAD_PATH.fullmatch(self.path):
             reply = fake._upload(self.path, dict(self.headers.items()), raw)
+        elif fake_templates.matches(self.path):
+            reply = fake._template_post(self.path, dict(self.headers.items()), raw)
         else:
             reply = fake._answer(self.path, dict(self.headers.items()), raw)
         if fake.latency or reply.delay:
@@ -303,6 +306,8 @@ class FakeGraph:
         # The account's message templates (set_templates) and the list requests received.
         self._templates: list[dict[str, Any]] = []
         self.template_requests: list[dict[str, list[str]]] = []
+        # Templates submitted to the account, and sample files uploaded for them.
+        self.template_desk = fake_templates.TemplateDesk()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -577,6 +582,28 @@ class FakeGraph:
                 "messages": [{"id": message_id}],
             },
         )
+
+    # -- template creation: POST /{version}/{waba}/message_templates and uploads ---------
+
+    def _template_post(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Scripts and outages first, then the token, then what Meta would answer."""
+        try:
+            payload = json.loads(raw) if raw and path.endswith("message_templates") else None
+        except ValueError:
+            payload = None
+        with self._lock:
+            self._count += 1
+            if self.record:
+                self._requests.append(Received(path, headers, payload))
+            self._received.notify_all()
+            reply = self._script.popleft() if self._script else self._outage
+        if reply is not None:
+            return reply
+        uploading = fake_templates.UPLOAD_SESSION_PATH.fullmatch(path) is not None
+        if self.token is not None and not uploading and not self._authorized(headers):
+            return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+        status, body = self.template_desk.answer(path, headers, raw, payload)
+        return Reply(status, body)
 
     # -- media uploads: POST /{version}/{phone}/media ------------------------------------
 

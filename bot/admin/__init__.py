@@ -30,6 +30,7 @@ from bot.admin import (  # noqa: F401
     signals_page,
     team_page,
     templates_page,
+    templates_new_page,
 )
 from bot.admin.blueprint import bp
 from bot.db import get_db

@@ -59,6 +59,7 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.BROADCAST_CREATED: lazy_gettext("created a broadcast"),
     Action.BROADCAST_CANCELLED: lazy_gettext("cancelled a broadcast"),
     Action.TEMPLATES_SYNCED: lazy_gettext("fetched the WhatsApp templates"),
+    Action.TEMPLATE_SUBMITTED: lazy_gettext("submitted a WhatsApp template"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 
