@@ -58,6 +58,7 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.MARKED_UNREAD: lazy_gettext("marked a conversation unread"),
     Action.BROADCAST_CREATED: lazy_gettext("created a broadcast"),
     Action.BROADCAST_CANCELLED: lazy_gettext("cancelled a broadcast"),
+    Action.NOTICE_DISMISSED: lazy_gettext("dismissed a notice"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 
@@ -82,6 +83,7 @@ KINDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "contacts": (lazy_gettext("Contacts and labels"), ("contact.", "contacts.", "label.")),
     "conversations": (lazy_gettext("Conversations"), ("conversation.",)),
     "broadcasts": (lazy_gettext("Broadcasts"), ("broadcast.",)),
+    "notices": (lazy_gettext("Notices"), ("notice.",)),
     "other": (lazy_gettext("Other"), ("other",)),
 }
 

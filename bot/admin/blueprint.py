@@ -73,6 +73,8 @@ ACCESS: dict[str, Access] = {
     "admin.broadcast_create": Access.BROADCAST,
     "admin.broadcast_check": Access.BROADCAST,
     "admin.broadcast_cancel": Access.BROADCAST,
+    # notices (a template paused, moved to marketing …): the whole team reads and hides them
+    "admin.notice": Access.STAFF,
 }
 
 
