@@ -64,9 +64,7 @@ def store_template(
         return row.id
 
 
-def schedule(
-    app: Flask, template: str = "angebot", language: str = "de", *, days: int = 2
-) -> int:
+def schedule(app: Flask, template: str = "angebot", language: str = "de", *, days: int = 2) -> int:
     """A template broadcast planned for later: scheduled, nothing sent yet."""
     with get_db(app).session() as session:
         created = broadcasts.create(
@@ -91,9 +89,7 @@ def template(app: Flask, name: str = "angebot") -> MessageTemplate:
 def open_notices(app: Flask) -> list[Notice]:
     with get_db(app).session() as session:
         rows = list(
-            session.scalars(
-                select(Notice).where(Notice.dismissed_at.is_(None)).order_by(Notice.id)
-            )
+            session.scalars(select(Notice).where(Notice.dismissed_at.is_(None)).order_by(Notice.id))
         )
         session.expunge_all()
         return rows
@@ -301,7 +297,10 @@ def test_dismissing_hides_the_notice_for_everyone_and_is_in_the_audit_log(
         dismissed = session.get(Notice, notice.id)
         owner = session.scalar(select(User.id).where(User.name == "owner"))
         assert dismissed is not None and dismissed.dismissed_by_id == owner
-    assert admin.post("/admin/notices/99999/dismiss", data={"csrf_token": csrf_of(inbox)}).status_code == 404
+    assert (
+        admin.post("/admin/notices/99999/dismiss", data={"csrf_token": csrf_of(inbox)}).status_code
+        == 404
+    )
     # A `next` off the admin is not followed.
     again = admin.post(
         f"/admin/notices/{notice.id}/dismiss",
