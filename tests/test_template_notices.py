@@ -204,9 +204,15 @@ def test_a_template_is_found_by_name_and_meta_s_way_of_writing_the_language(
 ) -> None:
     store_template(app, "bestellung", "en_US", meta_id=None)
     doc = template_status("REJECTED", name="bestellung", language="en-US", reason="INVALID_FORMAT")
+    why = "Your template has parameters placed next to each other."
+    doc["entry"][0]["changes"][0]["value"]["rejection_info"] = {"reason": why}
     assert post_notification(admin, doc).status_code == 200
     row = template(app, "bestellung")
     assert (row.status, row.reason, row.meta_id) == ("rejected", "INVALID_FORMAT", "1234567890")
+    # Meta's own words on why, beside its code.
+    shown = text_of(page(admin, "/admin/notices"))
+    assert "Meta hat die Vorlage bestellung (en_US) abgelehnt." in shown
+    assert why in shown and "INVALID_FORMAT" in shown
 
 
 def test_a_delivery_repeated_raises_one_notice(app: Flask, admin: FlaskClient) -> None:

@@ -140,6 +140,7 @@ def shown(notice: Notice, users: Mapping[int, str] | None = None) -> dict[str, A
         "kind": notice.kind,
         "text": notice_text(notice.kind, details),
         "reason": str(reason) if reason else None,
+        "detail": str(details.get("detail") or "") or None,
         "broadcasts": broadcasts,
         "created_at": notice.created_at,
         "dismissed_at": notice.dismissed_at,

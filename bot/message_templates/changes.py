@@ -199,6 +199,8 @@ def _status(
     if kind is NoticeKind.TEMPLATE_APPROVED and previous == TemplateStatus.APPROVED:
         return  # nothing new to tell (a sync or an earlier delivery had it already)
     details = _head(event, row) | {"status": new or previous or word, "reason": reason}
+    if event.detail:
+        details["detail"] = event.detail[:1000]
     if row is not None:
         state = state_of(row)
     else:

@@ -378,8 +378,10 @@ class TemplateStatusUpdate:
     language: str  # as Meta writes it: de, en_US (or en-US)
     timestamp: datetime
     event: str
-    reason: str | None = None
+    reason: str | None = None  # Meta's code: NONE, INVALID_FORMAT, …
     category: str | None = None
+    # Meta's words about it, where given: why it was rejected, locked or flagged.
+    detail: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -541,7 +543,18 @@ def _template_status(value: Wild, entry: Wild) -> TemplateStatusUpdate:
         event=value["event"].as_str(),
         reason=value.opt_str("reason"),
         category=value.opt_str("message_template_category"),
+        detail=_template_detail(value),
     )
+
+
+def _template_detail(value: Wild) -> str | None:
+    rejection = value.get("rejection_info")
+    if rejection is not None and (reason := rejection.opt_str("reason")):
+        return reason
+    other = value.get("other_info")
+    if other is not None:
+        return other.opt_str("description") or other.opt_str("title")
+    return None
 
 
 def _template_category(value: Wild, entry: Wild) -> TemplateCategoryUpdate:
