@@ -47,6 +47,8 @@ PURE = {
     "bot.media.serve",
     "bot.conversations.state",
     "bot.conversations.text",
+    "bot.message_templates.model",
+    "bot.message_templates.flags",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 
