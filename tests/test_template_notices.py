@@ -234,6 +234,21 @@ def test_a_template_not_stored_yet_is_told_and_left_to_the_sync(
     assert (notice.template_id, notice.details["broadcasts"]) == (None, [coming])
 
 
+def test_a_flagged_template_is_told_but_still_sendable(app: Flask, admin: FlaskClient) -> None:
+    store_template(app)
+    coming = schedule(app)
+    schedule(app, "neu")
+    for name in ("angebot", "neu"):  # stored, and not stored yet
+        doc = template_status("FLAGGED", name=name, template_id=len(name), at=AT)
+        assert post_notification(admin, doc).status_code == 200
+    assert template(app).status == "approved"
+    notices = open_notices(app)
+    assert [n.kind for n in notices] == ["template_flagged", "template_flagged"]
+    assert all("broadcasts" not in n.details for n in notices)
+    assert "template-flag" not in page(admin, f"/admin/broadcasts/{coming}")
+    assert "Meta warnt vor der Vorlage angebot (de)" in text_of(page(admin, "/admin/inbox"))
+
+
 def test_an_unknown_event_leaves_the_status_as_it_is(app: Flask, admin: FlaskClient) -> None:
     store_template(app)
     assert post_notification(admin, template_status("SOMETHING_NEW", at=AT)).status_code == 200

@@ -205,7 +205,9 @@ def _status(
         state = state_of(row)
     else:
         category = (event.category or "").lower() or None
-        state = TemplateState(event.name, event.language, new or word, category)
+        # Flagged is a warning, not a state: the template is still sendable.
+        status = new or TemplateStatus.APPROVED
+        state = TemplateState(event.name, event.language, status, category)
     _raise(session, kind, details, row, state, now)
 
 
