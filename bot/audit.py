@@ -61,6 +61,8 @@ class Action(StrEnum):
     OTHER = "other"
     # invitations
     INVITATION_WITHDRAWN = "invitation.withdrawn"
+    # notices (template paused, moved to marketing …)
+    NOTICE_DISMISSED = "notice.dismissed"
 
 
 # Entries recorded since start_counting(): the admin's safety net records a change whose view

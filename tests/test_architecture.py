@@ -49,6 +49,7 @@ PURE = {
     "bot.conversations.text",
     "bot.message_templates.model",
     "bot.message_templates.submission",
+    "bot.message_templates.flags",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

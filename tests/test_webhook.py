@@ -236,9 +236,7 @@ def test_unhandled_fields_answer_200_and_are_ignored(app: Flask, client: FlaskCl
         "entry": [
             {
                 "id": "1",
-                "changes": [
-                    {"field": "message_template_quality_update", "value": [1, {"x": None}]}
-                ],
+                "changes": [{"field": "phone_number_quality_update", "value": [1, {"x": None}]}],
             }
         ],
     }

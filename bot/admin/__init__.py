@@ -25,6 +25,7 @@ from bot.admin import (  # noqa: F401
     labels_page,
     live,
     media_page,
+    notices_page,
     quick_replies_page,
     settings_page,
     signals_page,

@@ -60,6 +60,7 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.BROADCAST_CANCELLED: lazy_gettext("cancelled a broadcast"),
     Action.TEMPLATES_SYNCED: lazy_gettext("fetched the WhatsApp templates"),
     Action.TEMPLATE_SUBMITTED: lazy_gettext("submitted a WhatsApp template"),
+    Action.NOTICE_DISMISSED: lazy_gettext("dismissed a notice"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 
@@ -84,6 +85,7 @@ KINDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "contacts": (lazy_gettext("Contacts and labels"), ("contact.", "contacts.", "label.")),
     "conversations": (lazy_gettext("Conversations"), ("conversation.",)),
     "broadcasts": (lazy_gettext("Broadcasts"), ("broadcast.",)),
+    "notices": (lazy_gettext("Notices"), ("notice.",)),
     "other": (lazy_gettext("Other"), ("other",)),
 }
 

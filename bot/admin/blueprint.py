@@ -77,6 +77,8 @@ ACCESS: dict[str, Access] = {
     "admin.templates_list": Access.STAFF,
     "admin.templates_detail": Access.STAFF,
     "admin.templates_sync": Access.OWNER,
+    # notices (a template paused, moved to marketing …): the whole team reads and hides them
+    "admin.notice": Access.STAFF,
 }
 
 

@@ -46,6 +46,7 @@ from bot.media.sending import (
     check,
     refusal_text,
 )
+from bot.message_templates.changes import flags_for as template_flags
 from bot.models import (
     Broadcast,
     BroadcastRun,
@@ -582,12 +583,14 @@ def broadcasts_page() -> str:
             session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(LIST_LIMIT))
         )
         stats = broadcasts.funnels(session, found)
+        # Coming broadcasts whose template Meta paused, rejected or moved to marketing.
+        flags = template_flags(session, found, stats)
     items = [describe(b, stats[b.id], at) for b in found]
     coming = [i for i in items if i["can_cancel"]]
     # The next one first; a broadcast without a next time (sending now) before them.
     coming.sort(key=lambda i: (i["upcoming"] is not None, i["upcoming"] or at))
     past = [i for i in items if not i["can_cancel"]]
-    return render_template("admin/broadcasts.html", coming=coming, past=past)
+    return render_template("admin/broadcasts.html", coming=coming, past=past, flags=flags)
 
 
 # --- one broadcast ------------------------------------------------------------------------------
@@ -637,6 +640,7 @@ def broadcast_page(broadcast_id: int) -> str:
         if b is None:
             abort(404)
         funnel = broadcasts.funnels(session, [b])[broadcast_id]
+        flag = template_flags(session, [b], {broadcast_id: funnel}).get(broadcast_id)
         read = func.coalesce(func.sum(case((Message.status == MessageStatus.READ, 1), else_=0)), 0)
         runs = [
             {
@@ -691,6 +695,7 @@ def broadcast_page(broadcast_id: int) -> str:
         recipients=recipients,
         shown=RECIPIENTS_SHOWN,
         several_runs=len(runs) > 1,
+        flag=flag,
     )
 
 

@@ -33,6 +33,7 @@ from bot.inbound.messages import Stored, store_message
 from bot.inbound.preferences import apply_preference
 from bot.inbound.receive import decode
 from bot.inbound.statuses import apply_status
+from bot.message_templates.changes import apply_update
 from bot.models import utcnow
 from bot.rules import Inbound
 from bot.settings import BusinessSettings
@@ -132,6 +133,10 @@ def _preference(session: Session, event: events.UserPreference, batch: Batch) ->
         apply_preference(session, event, batch.now)
 
 
+def _template(session: Session, event: events.TemplateUpdate, batch: Batch) -> None:
+    apply_update(session, event, batch.now)
+
+
 def _unhandled(_session: Session, _event: events.Unhandled, _batch: Batch) -> None:
     """A field Tresen does not subscribe to: kept in the journal until processed, no more."""
 
@@ -140,6 +145,9 @@ HANDLERS: dict[type, Callable[[Session, Any, Batch], None]] = {
     events.Message: _message,
     events.Status: _status,
     events.UserPreference: _preference,
+    events.TemplateStatusUpdate: _template,
+    events.TemplateCategoryUpdate: _template,
+    events.TemplateQualityUpdate: _template,
     events.Unhandled: _unhandled,
 }
 

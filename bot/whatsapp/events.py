@@ -41,6 +41,9 @@ __all__ = [
     "StatusKind",
     "System",
     "TemplateButton",
+    "TemplateCategoryUpdate",
+    "TemplateQualityUpdate",
+    "TemplateStatusUpdate",
     "Unhandled",
     "UserPreference",
     "parse",
@@ -363,7 +366,71 @@ class Malformed:
         return cls(path=error.path, problem=error.problem, raw=raw.value)
 
 
-Event: TypeAlias = Message | Status | UserPreference | Unhandled
+@dataclass(frozen=True, slots=True)
+class TemplateStatusUpdate:
+    """Meta approved, rejected, paused, disabled … one of the account's templates
+    (`message_template_status_update`). `event` is Meta's word as it came (APPROVED, PAUSED,
+    REINSTATED, …); `template_id` Meta's template id, as text like the stored `meta_id`."""
+
+    account_id: str  # the WhatsApp Business Account (the entry's id)
+    template_id: str
+    name: str
+    language: str  # as Meta writes it: de, en_US (or en-US)
+    timestamp: datetime
+    event: str
+    reason: str | None = None  # Meta's code: NONE, INVALID_FORMAT, …
+    category: str | None = None
+    # Meta's words about it, where given: why it was rejected, locked or flagged.
+    detail: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateCategoryUpdate:
+    """Meta moved a template to another category (`template_category_update`), or announces
+    that it will: then `correct_category` is set and `previous_category` is not."""
+
+    account_id: str
+    template_id: str
+    name: str
+    language: str
+    timestamp: datetime
+    new_category: str
+    previous_category: str | None = None
+    correct_category: str | None = None  # an impending change: the category it will get
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def impending(self) -> bool:
+        return self.previous_category is None and self.correct_category is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateQualityUpdate:
+    """A template's quality score changed (`message_template_quality_update`): GREEN, YELLOW,
+    RED or UNKNOWN."""
+
+    account_id: str
+    template_id: str
+    name: str
+    language: str
+    timestamp: datetime
+    new_quality: str
+    previous_quality: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+TemplateUpdate: TypeAlias = TemplateStatusUpdate | TemplateCategoryUpdate | TemplateQualityUpdate
+
+Event: TypeAlias = (
+    Message
+    | Status
+    | UserPreference
+    | TemplateStatusUpdate
+    | TemplateCategoryUpdate
+    | TemplateQualityUpdate
+    | Unhandled
+)
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -389,7 +456,7 @@ def parse(doc: object) -> tuple[Event | Malformed, ...]:
             continue
         for change in changes:
             try:
-                events.extend(_change(change))
+                events.extend(_change(change, entry))
             except PayloadError as exc:
                 events.append(Malformed.of(exc, change))
     if events and all(isinstance(e, Malformed) for e in events):
@@ -399,12 +466,14 @@ def parse(doc: object) -> tuple[Event | Malformed, ...]:
     return tuple(events)
 
 
-def _change(change: Wild) -> Iterator[Event | Malformed]:
+def _change(change: Wild, entry: Wild) -> Iterator[Event | Malformed]:
     kind = change["field"].as_str()
     if kind == "messages":
         yield from _messages_value(change["value"])
     elif kind == "user_preferences":
         yield from _preferences_value(change["value"])
+    elif kind in _TEMPLATE_FIELDS:
+        yield _TEMPLATE_FIELDS[kind](change["value"], entry)
     else:
         # Other fields are not acted on, whatever their value looks like.
         yield Unhandled(field=kind)
@@ -436,6 +505,80 @@ def _messages_value(value: Wild) -> Iterator[Event | Malformed]:
         except PayloadError as exc:
             event = Malformed.of(exc, status)
         yield event
+
+
+# -- template notifications (entry.id is the WhatsApp Business Account) ---------------------
+
+
+def _template_head(value: Wild, entry: Wild) -> dict[str, Any]:
+    """What every template notification names: the account, the template, and when."""
+    value.as_object()
+    time = entry.get("time")
+    return {
+        "account_id": _id_text(entry["id"]),
+        "template_id": _id_text(value["message_template_id"]),
+        "name": value["message_template_name"].as_str(),
+        "language": value["message_template_language"].as_str(),
+        # Meta puts the time on the entry; without one the processor takes the arrival
+        # (plausible() reads the epoch as a wrong clock).
+        "timestamp": _timestamp(time) if time is not None else datetime.fromtimestamp(0, tz=UTC),
+        "raw": value.as_object(),
+    }
+
+
+def _id_text(value: Wild) -> str:
+    """A Graph id: Meta writes a template's as a number, an account's as text; kept as text."""
+    raw = value.value
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return str(raw)
+    text = value.as_str()
+    if not text.isdigit() or len(text) > 64:
+        raise PayloadError(value.path, "expected an id of digits")
+    return text
+
+
+def _template_status(value: Wild, entry: Wild) -> TemplateStatusUpdate:
+    return TemplateStatusUpdate(
+        **_template_head(value, entry),
+        event=value["event"].as_str(),
+        reason=value.opt_str("reason"),
+        category=value.opt_str("message_template_category"),
+        detail=_template_detail(value),
+    )
+
+
+def _template_detail(value: Wild) -> str | None:
+    rejection = value.get("rejection_info")
+    if rejection is not None and (reason := rejection.opt_str("reason")):
+        return reason
+    other = value.get("other_info")
+    if other is not None:
+        return other.opt_str("description") or other.opt_str("title")
+    return None
+
+
+def _template_category(value: Wild, entry: Wild) -> TemplateCategoryUpdate:
+    return TemplateCategoryUpdate(
+        **_template_head(value, entry),
+        new_category=value["new_category"].as_str(),
+        previous_category=value.opt_str("previous_category"),
+        correct_category=value.opt_str("correct_category"),
+    )
+
+
+def _template_quality(value: Wild, entry: Wild) -> TemplateQualityUpdate:
+    return TemplateQualityUpdate(
+        **_template_head(value, entry),
+        new_quality=value["new_quality_score"].as_str(),
+        previous_quality=value.opt_str("previous_quality_score"),
+    )
+
+
+_TEMPLATE_FIELDS: dict[str, Callable[[Wild, Wild], Event]] = {
+    "message_template_status_update": _template_status,
+    "template_category_update": _template_category,
+    "message_template_quality_update": _template_quality,
+}
 
 
 def _preferences_value(value: Wild) -> Iterator[Event | Malformed]:
