@@ -329,3 +329,50 @@ def sent_status(app: Flask, wa_id: str) -> str | None:
             .join(Contact, Contact.id == Message.contact_id)
             .where(Contact.wa_id == wa_id, Message.direction == "out")
         )
+
+
+# --- the broadcast form -----------------------------------------------------------------------
+
+
+def broadcast_form(admin: FlaskClient, **fields: str) -> dict[str, str]:
+    html = admin.get("/admin/broadcasts/new").get_data(as_text=True)
+    return {"csrf_token": csrf_of(html), "kind": "template", "when": "now", **fields}
+
+
+def test_the_broadcast_form_picks_a_template_and_previews_it_for_a_sample_contact(
+    app: Flask, admin: FlaskClient
+) -> None:
+    ids = seed(app, WELCOME_BACK)
+    add_contact(app, "4915111111111", "Berta")
+    page = admin.get("/admin/broadcasts/new").get_data(as_text=True)
+    assert f'<option value="{ids["welcome_back"]}"' in page
+    assert 'name="params"' not in page  # nothing typed from memory
+    form = broadcast_form(admin, template_id=str(ids["welcome_back"]), source_1="name")
+    shown = admin.post("/admin/broadcasts/check.json", data=form).get_json()["preview"]
+    assert shown["text"] == "Hallo Berta, wir sind wieder für Sie da!"
+    assert shown["template"] == "welcome_back"
+    created = admin.post("/admin/broadcasts", data=form)
+    assert created.status_code == 302
+    with get_db(app).session() as session:
+        stored = session.scalars(select(Broadcast)).one()
+        assert (stored.template_name, stored.language, stored.params) == (
+            "welcome_back",
+            "de",
+            ["{{ contact.name }}"],
+        )
+
+
+def test_the_broadcast_form_refuses_what_does_not_fit_the_template(
+    app: Flask, admin: FlaskClient
+) -> None:
+    ids = seed(app, ORDER_READY)
+    add_contact(app, "4915111111111", "Berta")
+    form = broadcast_form(
+        admin, template_id=str(ids["order_ready"]), source_1="name", source_2="text"
+    )
+    refused = admin.post("/admin/broadcasts", data=form)
+    assert refused.status_code == 400
+    assert "Die Nachricht passt nicht zur Vorlage: der Wert für {{2}} ist leer." in (
+        refused.get_data(as_text=True)
+    )
+    assert count_broadcasts(app) == 0

@@ -103,7 +103,7 @@ class Content:
         try:
             model.check_values(self.stored, values, media=self.media is not None)
         except model.TemplateMismatch as exc:
-            raise BroadcastError(str(exc)) from None
+            raise BroadcastError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,6 @@ def with_stored(session: Session, content: Content, *, strict: bool = True) -> C
         template = stored_template(session, content.template, content.language or "")
     except TemplateMismatch as exc:
         if strict:
-            raise BroadcastError(str(exc)) from None
+            raise BroadcastError(str(exc)) from exc
         return content
     return replace(content, stored=template)
