@@ -63,6 +63,7 @@ def test_a_mismatch_is_shown_and_nothing_is_sent(shop: Shop) -> None:
     tab = shop.go(f"/admin/inbox/{cid}")
     tab.select_option("#tp-select", value=str(ids["order_ready"]))
     chosen = tab.locator(f".tp-template[data-template='{ids['order_ready']}']")
+    chosen.locator("select[name=source_1]").select_option("name")
     chosen.locator("select[name=source_2]").select_option("text")  # and left empty
     tab.click("#template-form button[type=submit]")
     tab.wait_for_selector("#send-error:visible")
