@@ -4,6 +4,7 @@ lists them."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,9 +17,9 @@ from sqlalchemy import func, select
 from bot import broadcasts
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
-from bot.models import Broadcast, Contact, Message, MessageTemplate
+from bot.models import Attachment, Broadcast, Contact, Message, MessageTemplate
 from bot.settings.stored import save_settings
-from tests.fakegraph import FakeGraph
+from tests.fakegraph import FakeGraph, sample_picture
 from tests.test_admin import NOW, Clock, conversation, csrf_of, demo_owner, outbound
 from tests.test_autoreply import SHOP
 from tests.test_dispatcher import TOKEN, Running, wait_until
@@ -376,3 +377,38 @@ def test_the_broadcast_form_refuses_what_does_not_fit_the_template(
         refused.get_data(as_text=True)
     )
     assert count_broadcasts(app) == 0
+
+
+def test_the_broadcast_preview_says_what_does_not_fit(app: Flask, admin: FlaskClient) -> None:
+    ids = seed(app, ORDER_READY)
+    add_contact(app, "4915111111111", "Berta")
+    form = broadcast_form(
+        admin, template_id=str(ids["order_ready"]), source_1="name", source_2="text"
+    )
+    shown = admin.post("/admin/broadcasts/check.json", data=form).get_json()["preview"]
+    assert shown["error"] == "Die Nachricht passt nicht zur Vorlage: der Wert für {{2}} ist leer."
+
+
+def test_a_media_header_template_carries_the_uploaded_file(app: Flask, admin: FlaskClient) -> None:
+    ids = seed(app, SPRING)
+    cid, html = closed_conversation(app, admin)
+    answer = admin.post(
+        f"/admin/inbox/{cid}/template",
+        data={
+            "csrf_token": csrf_of(html),
+            "template_id": str(ids["spring_offer"]),
+            "source_1": "business",
+            "file": (io.BytesIO(sample_picture()), "tulpen.png"),
+        },
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200, answer.get_json()
+    sent = outbound(app)[-1]
+    assert sent.payload is not None
+    header, body = sent.payload["template"]["components"]
+    assert header["type"] == "header" and set(header["parameters"][0]["image"]) == {"file"}
+    assert body == {"type": "body", "parameters": [{"type": "text", "text": "Blumen Müller"}]}
+    with get_db(app).session() as session:
+        kept = session.scalars(select(Attachment).where(Attachment.message_id == sent.id)).one()
+        assert kept.kind == "image"

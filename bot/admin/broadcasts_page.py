@@ -48,7 +48,7 @@ from bot.media.sending import (
     refusal_text,
 )
 from bot.message_templates.mapping import jinja_for
-from bot.message_templates.model import TemplateMismatch, keyed
+from bot.message_templates.model import TemplateMismatch, check_values, keyed
 from bot.models import (
     Broadcast,
     BroadcastRun,
@@ -372,6 +372,12 @@ def _preview(
             if content.stored is not None:  # the wording as this contact reads it
                 header, body = content.stored.filled(keyed(content.stored, params))
                 text = f"{header}\n{body}" if header else body
+                check_values(content.stored, params, media=content.stored.needs_media)
+    except TemplateMismatch as exc:  # shown before the owner creates it
+        error = gettext(
+            "The message does not fit the template: %(reason)s.", reason=mismatch_text(exc)
+        )
+        return {"for": name, "error": error, "text": "", "params": [], "title": ""}
     except Exception as exc:  # a runtime error of this contact's render, as the run would meet it
         return {"for": name or reach.first_wa_id or "", "error": str(exc), "text": "", "params": []}
     return {
