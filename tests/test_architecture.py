@@ -20,6 +20,8 @@ PURE = {
     "bot.settings.demo",
     "bot.rules",
     "bot.placeholders",
+    "bot.message_templates.model",
+    "bot.message_templates.mapping",
     "bot.autoreply",
     "bot.inbound.receive",
     "bot.replies",

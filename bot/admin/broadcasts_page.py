@@ -32,6 +32,7 @@ from bot import audit, broadcasts
 from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, log_change, now
 from bot.admin.forms import keep_upload
 from bot.admin.quick_replies_page import placeholder_buttons
+from bot.admin.template_picker import mismatch_text, picked, picker
 from bot.broadcasts import timing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
 from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus
@@ -47,6 +48,8 @@ from bot.media.sending import (
     refusal_text,
 )
 from bot.message_templates.changes import flags_for as template_flags
+from bot.message_templates.mapping import jinja_for
+from bot.message_templates.model import TemplateMismatch, check_values, keyed
 from bot.models import (
     Broadcast,
     BroadcastRun,
@@ -183,6 +186,9 @@ def default_form() -> dict[str, Any]:
         # A file kept by an earlier post of the form (one asked to confirm, or refused).
         "file_id": "",
         "file_name": "",
+        # The template picker: the stored template chosen, and its parameters' sources.
+        "template_id": "",
+        "picked": {},
     }
 
 
@@ -192,8 +198,9 @@ def read_form(values: MultiDict[str, str], settings: BusinessSettings, at: datet
     for key in form:
         if key == "days":
             form[key] = [d for d in values.getlist("days") if d in timing.WEEKDAYS]
-        elif key in values:
+        elif key in values and key != "picked":
             form[key] = values.get(key, "")
+    form["picked"] = {k: v for k, v in values.items() if k.startswith(("source_", "text_"))}
     draft = Draft(form)
     errors = draft.errors
     try:
@@ -217,7 +224,9 @@ def read_form(values: MultiDict[str, str], settings: BusinessSettings, at: datet
 
 def _read_content(draft: Draft) -> None:
     form, errors = draft.form, draft.errors
-    if form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
+    if form["kind"] == broadcasts.BroadcastKind.TEMPLATE and str(form["template_id"]):
+        _read_picked(draft)
+    elif form["kind"] == broadcasts.BroadcastKind.TEMPLATE:
         params = tuple(
             as_template(p.strip()) for p in str(form["params"]).splitlines() if p.strip()
         )
@@ -233,6 +242,25 @@ def _read_content(draft: Draft) -> None:
         if not str(form["text"]).strip():
             errors["text"] = gettext("Write the message.")
         draft.content = broadcasts.Content(text=as_template(str(form["text"])))
+
+
+def _read_picked(draft: Draft) -> None:
+    """A stored template chosen in the picker: each parameter a contact field (as the Jinja
+    rendered for each contact) or a fixed text."""
+    form = draft.form
+    with get_db().session() as session:
+        try:
+            template, choices = picked(
+                session, {"template_id": form["template_id"], **form["picked"]}
+            )
+        except TemplateMismatch:
+            draft.errors["template"] = gettext("Choose the template.")
+            return
+    form["template"], form["language"] = template.name, template.language
+    params = tuple(jinja_for(choices))
+    draft.content = broadcasts.Content(
+        template=template.name, language=template.language, params=params, stored=template
+    )
 
 
 def _read_timing(draft: Draft, settings: BusinessSettings, at: datetime) -> None:
@@ -340,8 +368,17 @@ def _preview(
             text = renderer.render(content.text, name, reach.first_wa_id)
             params: list[str] = []
         else:
-            text = ""
             params = [renderer.render(p, name, reach.first_wa_id) for p in content.params]
+            text = ""
+            if content.stored is not None:  # the wording as this contact reads it
+                header, body = content.stored.filled(keyed(content.stored, params))
+                text = f"{header}\n{body}" if header else body
+                check_values(content.stored, params, media=content.stored.needs_media)
+    except TemplateMismatch as exc:  # shown before the owner creates it
+        error = gettext(
+            "The message does not fit the template: %(reason)s.", reason=mismatch_text(exc)
+        )
+        return {"for": name, "error": error, "text": "", "params": [], "title": ""}
     except Exception as exc:  # a runtime error of this contact's render, as the run would meet it
         return {"for": name or reach.first_wa_id or "", "error": str(exc), "text": "", "params": []}
     return {
@@ -403,6 +440,7 @@ def _new_page(draft: Draft, status: int = 200, confirm: bool = False) -> tuple[s
     settings = _settings()
     with get_db().session() as session:
         labels = _labels(session)
+        picking = picker(session)
     shown = overview(draft, reach_of(draft, at), settings, at)
     return (
         render_template(
@@ -424,6 +462,7 @@ def _new_page(draft: Draft, status: int = 200, confirm: bool = False) -> tuple[s
                 )
             ),
             timezone=settings.timezone,
+            picker=picking,
         ),
         status,
     )
@@ -522,6 +561,12 @@ def broadcast_create() -> Any:
             broadcast_id = created.id
             log_change(session, audit.Action.BROADCAST_CREATED, subject=f"broadcast:{broadcast_id}")
     except broadcasts.BroadcastError as exc:
+        if isinstance(exc.__cause__, TemplateMismatch):  # checked against the stored template
+            draft.errors["template"] = gettext(
+                "The message does not fit the template: %(reason)s.",
+                reason=mismatch_text(exc.__cause__),
+            )
+            return _new_page(draft, 400)
         draft.errors["text"] = gettext("The broadcast could not be created.")
         draft.details["text"] = str(exc)
         return _new_page(draft, 400)

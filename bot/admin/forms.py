@@ -55,6 +55,11 @@ class TemplateForm(FlaskForm):
     )
 
 
+class PickerForm(FlaskForm):
+    """The template picker: its fields depend on the template chosen (read by
+    bot.admin.template_picker); the form checks the CSRF token."""
+
+
 class LabelsForm(FlaskForm):
     labels = StringField(lazy_gettext("Labels, separated by commas"), validators=[Length(max=1024)])
 

@@ -27,7 +27,15 @@ from bot.admin.display import (
     window_closes,
     window_open,
 )
-from bot.admin.forms import LabelsForm, OptInForm, ReplyForm, TemplateForm, keep_upload
+from bot.admin.forms import (
+    LabelsForm,
+    OptInForm,
+    PickerForm,
+    ReplyForm,
+    TemplateForm,
+    keep_upload,
+)
+from bot.admin.template_picker import mismatch_text, picked, picker
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
@@ -41,12 +49,17 @@ from bot.media.kinds import MediaKind
 from bot.media.sending import (
     ACCEPT,
     CAPTION_KINDS,
+    HEADER_KINDS,
     Refused,
     attach,
     check,
     limits_text,
     refusal_text,
 )
+from bot.message_templates import store
+from bot.message_templates.mapping import Fields, values_for
+from bot.message_templates.model import TemplateMismatch, keyed
+from bot.message_templates.sending import prepare
 from bot.models import (
     Attachment,
     AttachmentState,
@@ -62,7 +75,14 @@ from bot.outbound import outbox
 from bot.rules import Rule
 from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 from bot.settings.stored import load_settings
-from bot.whatsapp.payloads import body_parameters, media_payload, template_payload, text_payload
+from bot.whatsapp.payloads import (
+    Payload,
+    body_parameters,
+    header_media,
+    media_payload,
+    template_payload,
+    text_payload,
+)
 
 # What the page script says (bot/admin/static/admin.js), in the page's language.
 SCRIPT_TEXTS["inbox_quoted"] = lazy_gettext("on “%(text)s”")
@@ -451,6 +471,8 @@ def conversation(contact_id: int) -> str:
             "opted_in_source": contact.opted_in_source,
         }
         templates = _recent_templates(session)
+        picking = picker(session)
+        fields = _fields(session, contact)
     language = (settings.locale if settings else DEFAULT_LOCALE).split("_")[0]
     template_form = TemplateForm(formdata=None, language=language)
     return render_template(
@@ -471,6 +493,8 @@ def conversation(contact_id: int) -> str:
         labels_form=LabelsForm(formdata=None, labels=view["labels"]),
         optin_form=OptInForm(formdata=None, opted_in=view["opted_in"]),
         recent_templates=templates,
+        picker=picking,
+        picker_fields=fields,
         last_id=last_id,
         **state,
     )
@@ -594,7 +618,10 @@ def _queue(contact_id: int, build: Any, text: str | None) -> Any:
         contact = _contact(session, contact_id)
         recipient = contact.wa_id or contact.user_id or ""
         try:
-            payload = build(recipient, contact, at)
+            payload = build(recipient, contact, at, session)
+        except TemplateMismatch as exc:
+            session.rollback()
+            return _answer(contact_id, _mismatch(exc))
         except ValueError as exc:
             session.rollback()
             return _answer(contact_id, str(exc))
@@ -633,7 +660,7 @@ def reply(contact_id: int) -> Any:
 
 
 def _reply_text(contact_id: int, text: str) -> Any:
-    def build(recipient: str, contact: Contact, at: datetime) -> dict[str, Any]:
+    def build(recipient: str, contact: Contact, at: datetime, _session: Session) -> dict[str, Any]:
         if not window_open(contact.last_inbound_at, at):
             raise ValueError(_window_closed())
         return text_payload(recipient, text)
@@ -705,18 +732,83 @@ def _reply_with_file(
     return _answer(contact_id, None, view)
 
 
+def _mismatch(exc: TemplateMismatch) -> str:
+    return gettext("Not sent: %(reason)s. Nothing was queued.", reason=mismatch_text(exc))
+
+
+UPLOAD_ENDPOINTS.add("admin.reply_template")
+
+
 @bp.post("/inbox/<int:contact_id>/template")
 def reply_template(contact_id: int) -> Any:
+    """A template from the picker (`template_id`, a value per parameter), or, where no
+    templates are stored at all, by the name and parameters typed in."""
+    if "template_id" in request.form:
+        return _reply_picked(contact_id)
     form = TemplateForm()
     if not form.validate():
         return _answer(contact_id, _form_error(form))
     params = [line.strip() for line in (form.params.data or "").splitlines() if line.strip()]
     name, language = (form.name.data or "").strip(), (form.language.data or "").strip()
 
-    def build(recipient: str, _contact: Contact, _at: datetime) -> dict[str, Any]:
+    def build(recipient: str, _contact: Contact, _at: datetime, session: Session) -> Payload:
+        if store.any_stored(session):  # known templates: the one check, as the picker's
+            return template_payload(
+                recipient, name, language, prepare(session, name, language, params)
+            )
         return template_payload(recipient, name, language, body_parameters(params))
 
     return _queue(contact_id, build, None)
+
+
+def _fields(session: Session, contact: Contact) -> Fields:
+    """What the picker's parameters may be taken from for this contact."""
+    settings = load_settings(session)
+    return Fields(
+        name=contact.name or "",
+        phone=f"+{contact.wa_id}" if contact.wa_id else "",
+        business=settings.name if settings else "",
+    )
+
+
+def _reply_picked(contact_id: int) -> Any:
+    """The picked template with this contact's values, checked against the stored template
+    (`prepare`) before anything is queued; a media header carries the uploaded file."""
+    if not PickerForm().validate():
+        return _answer(contact_id, gettext("The form is incomplete."))
+    upload = request.files.get("file")
+    if upload is not None and not upload.filename:
+        upload = None
+    at = now()
+    with get_db().session() as session:
+        contact = _contact(session, contact_id)
+        recipient = contact.wa_id or contact.user_id or ""
+        kept = None
+        try:
+            template, choices = picked(session, request.form)
+            values = values_for(choices, _fields(session, contact))
+            header = None
+            if upload is not None and template.needs_media:
+                kept = keep_upload(session, upload, now=at, kinds=HEADER_KINDS)
+                filename = kept.name if kept.kind == MediaKind.DOCUMENT else None
+                header = header_media(str(kept.kind), file=kept.file.sha256, filename=filename)
+            components = prepare(session, template.name, template.language, values, header=header)
+            payload = template_payload(recipient, template.name, template.language, components)
+        except TemplateMismatch as exc:
+            session.rollback()
+            return _answer(contact_id, _mismatch(exc))
+        except Refused as exc:
+            session.rollback()
+            return _answer(contact_id, refusal_text(exc))
+        filled = template.filled(keyed(template, values))[1]
+        message = outbox.enqueue(session, contact, payload, now=at, text=filled, rule=Rule.MANUAL)
+        if kept is not None:
+            attach(session, message, kept.file, kept.kind, kept.name, at)
+        contact.last_human_reply_at = at
+        team.replied(session, contact.id, at)
+        log_change(session, audit.Action.TEMPLATE_SENT, subject=f"contact:{contact_id}")
+        view = _view(message, local_of(session), at)
+    return _answer(contact_id, None, view)
 
 
 def parse_labels(text: str) -> list[str]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import replies
+from bot.message_templates import model
 from bot.settings import BusinessSettings
 from bot.whatsapp.payloads import (
     HEADER_MEDIA_KINDS,
@@ -52,6 +53,9 @@ class Content:
     language: str | None = None
     params: tuple[str, ...] = ()
     media: Media | None = None
+    # The template as stored (synced from Meta): when known, the values are checked against
+    # it and sent with its parameter names. Not stored with the broadcast: looked up anew.
+    stored: model.Template | None = field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> BroadcastKind:
@@ -85,6 +89,21 @@ class Content:
                 raise BroadcastError(f"{what} is not a valid template: {exc}") from exc
         if settings is not None and now is not None:
             _check_bounds(self, settings, now)
+
+    def check_stored(
+        self, settings: BusinessSettings, now: datetime, name: str | None, wa_id: str | None
+    ) -> None:
+        """Raise BroadcastError unless the parameters, rendered for a sample contact (the
+        first recipient), fit the stored template: their number, none empty, the media
+        header. A value empty only for some contacts fails on their messages instead."""
+        if self.stored is None:
+            return
+        renderer = Renderer(self, settings, now)
+        values = [renderer.render(p, name or _SAMPLE_NAMES[0], wa_id) for p in self.params]
+        try:
+            model.check_values(self.stored, values, media=self.media is not None)
+        except model.TemplateMismatch as exc:
+            raise BroadcastError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -127,11 +146,19 @@ class Renderer:
                 return text_payload(recipient, text), text
             values = [self.render(p, name, wa_id) for p in c.params]
             assert c.template is not None and c.language is not None
-            components = body_parameters(values)
+            header = None
             if c.media is not None:
                 filename = c.media.filename if c.media.kind == "document" else None
                 header = header_media(c.media.kind, file=c.media.sha256, filename=filename)
-                components = [header, *components]
+            if c.stored is not None:
+                # The one check (bot.message_templates): a contact whose values do not fit
+                # fails here with the reason, not at Meta with 132000.
+                model.check_values(c.stored, values, media=header is not None)
+                components = model.components(c.stored, values, header)
+            else:
+                components = body_parameters(values)
+                if header is not None:
+                    components = [header, *components]
             return template_payload(recipient, c.template, c.language, components), None
         except ValueError:
             raise

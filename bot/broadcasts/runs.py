@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Media, Renderer
+from bot.broadcasts.stored import with_stored
 from bot.contacts.audiences import Audience, parse_audience, window_start
 from bot.contacts.labels import find_label
 from bot.db import Database
@@ -117,7 +118,12 @@ def create(
     cron: str | None = None,
 ) -> Broadcast:
     """Store a new broadcast; without `at` or `cron` it is due now."""
-    content.check(load_settings(session), now)
+    settings = load_settings(session)
+    content.check(settings, now)
+    content = with_stored(session, content)
+    if content.stored is not None and settings is not None:
+        sample = reach(session, audience, now)
+        content.check_stored(settings, now, sample.first_name, sample.first_wa_id)
     if at is not None and cron is not None:
         raise BroadcastError("give --at or --cron, not both")
     broadcast = Broadcast(
@@ -514,7 +520,7 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
             select(*columns.values()).where(Contact.id.in_(select(batch.c.id))),
         )
     )
-    content = content_of(broadcast)
+    content = with_stored(session, content_of(broadcast), strict=False)
     media_type = broadcast.file.content_type if broadcast.file is not None else None
     return _Batch(run.id, run.cursor, last, content, _settings(session), media_type)
 

@@ -83,9 +83,27 @@ VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _BAD_WHITESPACE = re.compile(r"[\n\r\t]| {5,}")
 
 
+class Mismatch(enum.StrEnum):
+    """Why values do not fit (for a page to say it in its language)."""
+
+    UNKNOWN = "unknown"  # no such template stored
+    NOT_APPROVED = "not_approved"
+    COUNT = "count"
+    EMPTY = "empty"
+    WHITESPACE = "whitespace"
+    MEDIA_MISSING = "media_missing"
+    MEDIA_UNWANTED = "media_unwanted"
+
+
 class TemplateMismatch(ValueError):
     """Values that do not fit a template, or a template that cannot be sent; the message says
-    why in words a shop owner understands (English; the admin translates it)."""
+    why in words a shop owner understands (English; the admin translates it by `reason` and
+    `details`)."""
+
+    def __init__(self, message: str, reason: Mismatch | None = None, **details: str | int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -261,27 +279,44 @@ def check_values(template: Template, values: Sequence[str], *, media: bool = Fal
     132012 or 100 for each of these; they are known before sending."""
     if not template.sendable:
         raise TemplateMismatch(
-            f"the template {template.name} ({template.language}) is {template.status}, not approved"
+            f"the template {template.name} ({template.language}) is {template.status}, not approved",
+            Mismatch.NOT_APPROVED,
+            name=template.name,
+            status=str(template.status),
         )
     wanted = len(template.parameters)
     if len(values) != wanted:
         raise TemplateMismatch(
-            f"the template {template.name} needs {wanted} value(s), {len(values)} given"
+            f"the template {template.name} needs {wanted} value(s), {len(values)} given",
+            Mismatch.COUNT,
+            name=template.name,
+            wanted=wanted,
+            given=len(values),
         )
     for parameter, value in zip(template.parameters, values, strict=True):
         if not value.strip():
-            raise TemplateMismatch(f"the value for {parameter.label} is empty")
+            raise TemplateMismatch(
+                f"the value for {parameter.label} is empty", Mismatch.EMPTY, label=parameter.label
+            )
         if parameter.place != Place.BUTTON and _BAD_WHITESPACE.search(value):
             raise TemplateMismatch(
                 f"the value for {parameter.label} has a line break, a tab or more than four "
-                "spaces in a row, which WhatsApp refuses"
+                "spaces in a row, which WhatsApp refuses",
+                Mismatch.WHITESPACE,
+                label=parameter.label,
             )
     if template.needs_media and not media:
         raise TemplateMismatch(
-            f"the template {template.name} has a {template.header_kind} header: add a file"
+            f"the template {template.name} has a {template.header_kind} header: add a file",
+            Mismatch.MEDIA_MISSING,
+            name=template.name,
         )
     if media and not template.needs_media:
-        raise TemplateMismatch(f"the template {template.name} has no media header for a file")
+        raise TemplateMismatch(
+            f"the template {template.name} has no media header for a file",
+            Mismatch.MEDIA_UNWANTED,
+            name=template.name,
+        )
 
 
 def components(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from bot.message_templates.model import (
+    Mismatch,
     Payload,
     Template,
     TemplateMismatch,
@@ -23,7 +24,12 @@ def stored_template(session: Session, name: str, language: str) -> Template:
     """The stored template, or TemplateMismatch naming what is missing."""
     row = find(session, name, language)
     if row is None:
-        raise TemplateMismatch(f"there is no template {name} in the language {language}")
+        raise TemplateMismatch(
+            f"there is no template {name} in the language {language}",
+            Mismatch.UNKNOWN,
+            name=name,
+            language=language,
+        )
     return template_of(row)
 
 

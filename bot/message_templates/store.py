@@ -31,3 +31,20 @@ def find(session: Session, name: str, language: str) -> MessageTemplate | None:
             MessageTemplate.name == name, MessageTemplate.language == language
         )
     )
+
+
+def any_stored(session: Session) -> bool:
+    """Whether the account's templates are known here at all (synced, submitted or demo):
+    without any, a template is sent by the name the shop gives, unchecked, as before."""
+    return session.scalar(select(MessageTemplate.id).limit(1)) is not None
+
+
+def approved(session: Session) -> list[tuple[int, Template]]:
+    """The approved templates with their row ids, by category, name and language."""
+    rows = session.scalars(select(MessageTemplate).order_by(MessageTemplate.id))
+    found = [(row.id, template_of(row)) for row in rows]
+    order = {c: i for i, c in enumerate(("utility", "marketing", "authentication"))}
+    return sorted(
+        ((i, t) for i, t in found if t.sendable),
+        key=lambda item: (order.get(item[1].category, 9), item[1].name, item[1].language),
+    )
