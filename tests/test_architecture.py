@@ -49,7 +49,6 @@ PURE = {
     "bot.media.serve",
     "bot.conversations.state",
     "bot.conversations.text",
-    "bot.message_templates.model",
     "bot.message_templates.submission",
     "bot.message_templates.flags",
 }

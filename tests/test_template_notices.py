@@ -112,6 +112,7 @@ def test_a_paused_template_is_stored_shown_on_every_page_and_flags_its_scheduled
     app: Flask, admin: FlaskClient
 ) -> None:
     template_id = store_template(app)
+    store_template(app, "willkommen", meta_id="555")
     coming = schedule(app)
     other = schedule(app, "willkommen")  # another template: not flagged
     response = post_notification(
@@ -235,9 +236,9 @@ def test_a_template_not_stored_yet_is_told_and_left_to_the_sync(
 
 
 def test_a_flagged_template_is_told_but_still_sendable(app: Flask, admin: FlaskClient) -> None:
+    schedule(app, "neu")  # created while no template was stored: sent by its name unchecked
     store_template(app)
     coming = schedule(app)
-    schedule(app, "neu")
     for name in ("angebot", "neu"):  # stored, and not stored yet
         doc = template_status("FLAGGED", name=name, template_id=len(name), at=AT)
         assert post_notification(admin, doc).status_code == 200

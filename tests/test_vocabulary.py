@@ -28,6 +28,7 @@ VOCABULARIES: list[tuple[type[StrEnum], set[str]]] = [
             "read",
             "failed",
             "skipped",
+            "deferred",
         },
     ),
     (Rule, {"optout", "optin", "keyword", "away", "greeting", "manual", "broadcast"}),

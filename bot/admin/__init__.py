@@ -30,8 +30,8 @@ from bot.admin import (  # noqa: F401
     settings_page,
     signals_page,
     team_page,
-    templates_page,
     templates_new_page,
+    templates_page,
 )
 from bot.admin.blueprint import bp
 from bot.db import get_db
