@@ -47,6 +47,8 @@ PURE = {
     "bot.media.serve",
     "bot.conversations.state",
     "bot.conversations.text",
+    "bot.followups",
+    "bot.followups.rule",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 
