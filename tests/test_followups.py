@@ -255,9 +255,7 @@ def test_a_person_who_answered_during_the_closure_leaves_no_follow_up(
     with get_db(shop).session() as session:
         anna = session.scalars(select(Contact).where(Contact.wa_id == ANNA)).one()
         payload = {"messaging_product": "whatsapp", "to": ANNA, "type": "text"}
-        outbox.enqueue(
-            session, anna, payload, now=SATURDAY + timedelta(hours=1), rule=Rule.MANUAL
-        )
+        outbox.enqueue(session, anna, payload, now=SATURDAY + timedelta(hours=1), rule=Rule.MANUAL)
     assert FollowUps(get_db(shop)).queue_due(JOB) == 0
     assert follow_ups(shop) == []
 
@@ -379,3 +377,26 @@ def test_no_follow_up_without_the_setting(app: Flask, client: FlaskClient) -> No
     write(app, client, SATURDAY, wa_id=ANNA, name="Anna")
     assert FollowUps(get_db(app)).queue_due(JOB) == 0
     assert follow_ups(app) == []
+
+
+def test_two_leaders_for_a_moment_queue_each_follow_up_once(
+    shop: Flask, client: FlaskClient
+) -> None:
+    customers = [f"4915100000{i:03d}" for i in range(8)]
+    for i, wa_id in enumerate(customers):
+        write(shop, client, SATURDAY + timedelta(minutes=i), wa_id=wa_id, name=f"Kunde {i}")
+    start = threading.Barrier(2)
+    counts: list[int] = []
+
+    def lead() -> None:
+        job = FollowUps(get_db(shop))
+        start.wait()
+        counts.append(job.queue_due(JOB))
+
+    threads = [threading.Thread(target=lead) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(counts) == len(customers)
+    assert sorted(wa_id or "" for wa_id, _p, _t in follow_ups(shop)) == customers
