@@ -400,3 +400,20 @@ def test_two_leaders_for_a_moment_queue_each_follow_up_once(
         thread.join(60)
     assert sum(counts) == len(customers)
     assert sorted(wa_id or "" for wa_id, _p, _t in follow_ups(shop)) == customers
+
+
+def test_a_customer_without_a_name_for_the_parameter_is_left_out_and_said_once(
+    shop: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(shop, client, SATURDAY, wa_id=ANNA, name="Anna")
+    write(shop, client, SATURDAY + timedelta(minutes=5), wa_id=BERT, name="Bert")
+    with get_db(shop).session() as session:
+        bert = session.scalars(select(Contact).where(Contact.wa_id == BERT)).one()
+        bert.name = None
+    job = FollowUps(get_db(shop))
+    with caplog.at_level(logging.WARNING, logger="tresen.followups"):
+        assert job.queue_due(JOB) == 1
+        assert job.queue_due(JOB + timedelta(minutes=1)) == 0
+    assert [wa_id for wa_id, _p, _t in follow_ups(shop)] == [ANNA]
+    said = [r.getMessage() for r in caplog.records if r.name == "tresen.followups"]
+    assert len(said) == 1 and "is empty" in said[0]

@@ -148,8 +148,13 @@ class FollowUps:
         queued = 0
         for contact_id in due:
             with self.database.session() as session:
-                if _queue_one(session, contact_id, settings.follow_up, renderer, closure, now):
-                    queued += 1
+                problem = _queue_one(
+                    session, contact_id, settings.follow_up, renderer, closure, now
+                )
+            if problem is None:
+                queued += 1
+            elif problem:
+                self._say(f"follow-up not sent to contact {contact_id}: {problem}")
         if queued:
             log.info("follow-up %s queued for %d customer(s)", settings.follow_up.template, queued)
         return queued
@@ -172,28 +177,28 @@ def _queue_one(
     renderer: Renderer,
     closure: Closure,
     now: datetime,
-) -> bool:
+) -> str | None:
+    """Queue one contact's follow-up: None when queued, else why not ("" when it is no longer
+    due, which is no problem to report)."""
     # Locked, then asked again: another leader for a moment, or this one's earlier pass,
     # may have queued it since the list was read (SQLite has one writer at a time anyway).
     contact = session.get(Contact, contact_id, with_for_update=True, populate_existing=True)
     if contact is None:
-        return False
+        return ""
     row = session.execute(_candidates(closure).where(Contact.id == contact_id)).first()
     if row is None or verdict(closure, _customer(row), now) != Verdict.SEND:
-        return False
+        return ""
     recipient = contact.wa_id or contact.user_id or ""
     try:
         values = [renderer.render(p, contact.name, contact.wa_id) for p in rule.params]
         components = prepare(session, rule.template, rule.language, values)
     except TemplateMismatch as exc:
         # The one check before queueing (an empty name for {{ contact.name }}, say).
-        log.warning("follow-up not sent to contact %s: %s", contact_id, exc)
-        return False
+        return str(exc)
     except Exception as exc:  # a sandbox violation or a runtime error in a parameter
-        log.warning("follow-up not sent to contact %s: a parameter failed: %s", contact_id, exc)
-        return False
+        return f"a parameter failed: {exc}"
     template = stored_template(session, rule.template, rule.language)
     _header, text = template.filled(keyed(template, values))
     payload = template_payload(recipient, rule.template, rule.language, components)
     outbox.enqueue(session, contact, payload, now=now, text=text, rule=Rule.FOLLOW_UP)
-    return True
+    return None
