@@ -13,9 +13,11 @@ from flask.testing import FlaskClient
 
 from bot.admin.follow_up_form import ParamKind, kind_of, source_of
 from bot.db import get_db
-from bot.models import MessageTemplate
+from bot.models import Contact, MessageTemplate
+from bot.outbound import outbox
+from bot.rules import Rule
 from bot.settings import FollowUpRule, dump_settings
-from tests.test_admin import admin, clock  # noqa: F401  (fixtures)
+from tests.test_admin import NOW, admin, clock, contact_id, receive  # noqa: F401  (fixtures)
 from tests.test_admin_settings import replace_settings, settings_form, stored
 
 
@@ -138,3 +140,16 @@ def test_a_follow_up_from_the_settings_file_survives_saving_any_section(
             assert 'value="jinja" selected' in html  # Jinja of its own, kept as written
         assert admin.post(f"/admin/settings/{section}", data=data).status_code == 302
         assert stored(app).follow_up == rule
+
+
+def test_the_conversation_names_the_follow_up(app: Flask, admin: FlaskClient) -> None:
+    receive(admin)
+    cid = contact_id(app)
+    with get_db(app).session() as session:
+        contact = session.get_one(Contact, cid)
+        payload = {"messaging_product": "whatsapp", "to": contact.wa_id, "type": "template"}
+        outbox.enqueue(
+            session, contact, payload, now=NOW, text="Wir sind wieder da!", rule=Rule.FOLLOW_UP
+        )
+    page = admin.get(f"/admin/inbox/{cid}").get_data(as_text=True)
+    assert "automatische Nachfrage nach der Schließzeit" in page
