@@ -34,8 +34,9 @@ class Closure:
 def closure_before(hours: OpeningHours, now: datetime) -> Closure | None:
     """The closure that the open stretch of `now` ended; None while closed.
 
-    A worker that was down at the reopening still finds it, as long as the shop is open: the
-    follow-up catches up within the same opening span, never later."""
+    A worker that was down at the reopening still finds it until the shop closes again (a
+    lunch break included): the follow-up catches up within the same opening span, never
+    later."""
     if not is_open(hours, now):
         return None
     closed_at = closed_since(hours, now)
