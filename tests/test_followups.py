@@ -133,6 +133,17 @@ def test_the_closure_is_found_from_anywhere_in_the_open_span_and_never_while_clo
     assert tuesday == Closure(berlin(2026, 3, 9, 18, 0), berlin(2026, 3, 10, 9, 0))
 
 
+def test_after_a_lunch_break_the_weekend_is_no_longer_caught_up() -> None:
+    split = parse_settings(
+        SETTINGS.replace('mon: ["09:00-18:00"]', 'mon: ["09:00-12:30", "14:00-18:00"]')
+    )
+    lunch = Closure(berlin(2026, 3, 9, 12, 30), berlin(2026, 3, 9, 14, 0))
+    assert closure_before(split.hours, berlin(2026, 3, 9, 12, 0)) == WEEKEND
+    assert closure_before(split.hours, berlin(2026, 3, 9, 14, 30)) == lunch
+    late = berlin(2026, 3, 9, 14, 30)
+    assert verdict(lunch, customer(SATURDAY), late) == Verdict.NO_AWAY
+
+
 def test_who_gets_the_follow_up() -> None:
     assert verdict(WEEKEND, customer(SATURDAY), JOB) == Verdict.SEND
     # The window is still open at 09:00 Monday: the team answers within it.
