@@ -57,7 +57,8 @@ class History:
 
 class Rule(enum.StrEnum):
     """What wrote an outbound message, stored with it: one of the auto-replies, a person's
-    answer from the inbox (MANUAL), or a broadcast."""
+    answer from the inbox (MANUAL), a broadcast, or the template follow-up after a closure
+    (bot.followups)."""
 
     OPTOUT = "optout"
     OPTIN = "optin"
@@ -66,6 +67,7 @@ class Rule(enum.StrEnum):
     GREETING = "greeting"
     MANUAL = "manual"
     BROADCAST = "broadcast"
+    FOLLOW_UP = "follow_up"
 
 
 # The rules the bot answers by itself.

@@ -51,6 +51,8 @@ PURE = {
     "bot.conversations.text",
     "bot.message_templates.submission",
     "bot.message_templates.flags",
+    "bot.followups",
+    "bot.followups.rule",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -31,7 +31,7 @@ VOCABULARIES: list[tuple[type[StrEnum], set[str]]] = [
             "deferred",
         },
     ),
-    (Rule, {"optout", "optin", "keyword", "away", "greeting", "manual", "broadcast"}),
+    (Rule, {"optout", "optin", "keyword", "away", "greeting", "manual", "broadcast", "follow_up"}),
     (ConsentSource, {"keyword", "import", "admin", "whatsapp"}),
     (RunStatus, {"writing", "written", "cancelled"}),
     (BroadcastStatus, {"scheduled", "running", "done", "cancelled"}),

@@ -83,6 +83,7 @@ def rule_name(rule: str) -> str:
         Rule.GREETING: gettext("greeting"),
         Rule.MANUAL: gettext("by hand"),
         Rule.BROADCAST: gettext("broadcast"),
+        Rule.FOLLOW_UP: gettext("automatic follow-up after closing"),
     }
     return names.get(rule, rule)
 

@@ -16,6 +16,7 @@ from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from bot import replies
+from bot.admin.follow_up_form import read_follow_up
 from bot.hours import format_interval
 from bot.placeholders import from_jinja, to_jinja
 from bot.settings import DAYS, BusinessSettings, SettingsError, parse_settings
@@ -42,6 +43,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "greeting_days",
         "greeting_source",
         "greeting_advanced",
+        "follow_up_on",
+        "follow_up_template",
+        "follow_up_language",
+        "follow_up_params",
         "optout_stop",
         "optout_start",
         "stale_minutes",
@@ -80,6 +85,12 @@ class FormState:
     greeting_days: str = "14"
     greeting_source: str = ""
     greeting_advanced: bool = False
+    # The template follow-up after a closure: the template by name and language, and its
+    # parameters as Jinja sources (bot.admin.follow_up_form shows and reads them).
+    follow_up_on: bool = False
+    follow_up_template: str = ""
+    follow_up_language: str = ""
+    follow_up_params: list[str] = field(default_factory=list)
     stale_minutes: str = "60"
     pause_minutes: str = "120"
     inbox_read: bool = False
@@ -171,6 +182,10 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         greeting_template=greeting_name,
         greeting_days=_num_text(s.greeting.after_inactive_days) if s.greeting else "14",
         greeting_source=_source_of(s, greeting_name),
+        follow_up_on=s.follow_up is not None,
+        follow_up_template=s.follow_up.template if s.follow_up else "",
+        follow_up_language=s.follow_up.language if s.follow_up else "",
+        follow_up_params=list(s.follow_up.params) if s.follow_up else [],
         stale_minutes=str(s.stale_after_minutes),
         pause_minutes=str(s.human_pause_minutes),
         inbox_read=s.inbox.read_receipts,
@@ -248,6 +263,7 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         )
     away_source, away_advanced = read_text(form, "away")
     greeting_source, greeting_advanced = read_text(form, "greeting")
+    follow_up_template, follow_up_language, follow_up_params = read_follow_up(form)
     return FormState(
         name=form.get("name", ""),
         timezone=form.get("timezone", "").strip(),
@@ -276,6 +292,10 @@ def state_from_form(form: MultiDict[str, str]) -> FormState:
         greeting_days=form.get("greeting_days", "").strip(),
         greeting_source=greeting_source,
         greeting_advanced=greeting_advanced,
+        follow_up_on=bool(form.get("follow_up_on")),
+        follow_up_template=follow_up_template,
+        follow_up_language=follow_up_language,
+        follow_up_params=follow_up_params,
         stale_minutes=form.get("stale_minutes", "").strip(),
         pause_minutes=form.get("pause_minutes", "").strip(),
         inbox_read=bool(form.get("inbox_read")),
@@ -502,6 +522,13 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
             f"after_inactive_days: {_number(state.greeting_days)}}}",
             "greeting",
         )
+    if state.follow_up_on:
+        emit(
+            f"  follow_up: {{template: {quote(state.follow_up_template)}, "
+            f"language: {quote(state.follow_up_language)}, "
+            f"params: {_list(state.follow_up_params)}}}",
+            "follow_up",
+        )
     emit(f"  stale_after_minutes: {_number(state.stale_minutes)}", "stale")
     emit(f"  human_pause_minutes: {_number(state.pause_minutes)}", "pause")
     kept = [
@@ -546,6 +573,8 @@ def _typing_errors(state: FormState) -> dict[str, str]:
     for i, row in enumerate(state.closures):
         if not row.get("from", "").strip() or not row.get("to", "").strip():
             errors[f"closure-{i}"] = gettext("Enter the first and the last closed day.")
+    if state.follow_up_on and not state.follow_up_template:
+        errors["follow_up"] = gettext("Choose the template to send.")
     return errors
 
 

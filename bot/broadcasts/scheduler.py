@@ -23,6 +23,7 @@ from bot.broadcasts import runs
 from bot.broadcasts.cron import occurrence, trigger_for
 from bot.broadcasts.leader import make_lock
 from bot.db import Database
+from bot.followups.job import FollowUps
 from bot.models import Broadcast, BroadcastRun, apscheduler_jobs, utcnow
 from bot.outbound import outbox
 from bot.outbound.dispatcher import worker_name
@@ -94,6 +95,8 @@ class SchedulerService:
         self.scheduler: BackgroundScheduler | None = None
         self._wake = threading.Event()
         self._leading = threading.Event()
+        # The template follow-up after a closure, looked for on the leader's ticks.
+        self.follow_ups = FollowUps(database)
 
     @property
     def leading(self) -> bool:
@@ -163,7 +166,7 @@ class SchedulerService:
     def tend(self, stop: threading.Event) -> None:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
         written, held statuses applied or, once old, forgotten; the templates synced when
-        due."""
+        due, and follow-ups after a closure queued."""
         self.sync_jobs()
         self.process_runs(stop)
         # Read after the runs, which may have taken long.
@@ -173,6 +176,7 @@ class SchedulerService:
             outbox.prune_held(session, now - HOLD_STATUSES_FOR)
         if self.template_sync is not None:
             self.template_sync(now)
+        self.follow_ups.run(now)
 
     def sync_jobs(self) -> None:
         """Give every broadcast still to start its APScheduler job; drop cancelled ones'."""

@@ -49,6 +49,7 @@ from bot.settings.values import (
     WHEN,
     AwayRule,
     BusinessSettings,
+    FollowUpRule,
     FrozenMap,
     GreetingRule,
     InboxSignals,
@@ -116,6 +117,7 @@ class _Draft:
     keywords: tuple[KeywordRule, ...] = ()
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
+    follow_up: FollowUpRule | None = None
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES
     retention: Retention = field(default_factory=Retention)
@@ -416,6 +418,62 @@ def _greeting(node: Node, d: _Draft) -> None:
     d.references.append((rule.template, template_node))
 
 
+# Meta's rules for a template's name and its language's locale code (de, en_US, zh_Hant_HK…).
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{2,4}){0,2}")
+
+
+def _follow_up(node: Node, d: _Draft) -> None:
+    """`follow_up: {template: wieder_da, language: de, params: ["{{ contact.name }}"]}`: off
+    when left out (or `off`). Whether the template exists, is approved and takes these
+    parameters is checked when it is sent, against the templates Meta lists."""
+    if switch_of(node) is not None:
+        if switch_of(node):
+            raise SettingsError(
+                "replies.follow_up needs a template and its language, e.g. "
+                "{template: wieder_da, language: de}",
+                line_of(node),
+            )
+        d.follow_up = None
+        return
+    template: str | None = None
+    language: str | None = None
+    params: tuple[str, ...] = ()
+    for key, _key_node, value in pairs_of(
+        node, "replies.follow_up", ("template", "language", "params")
+    ):
+        if key == "template":
+            template = text_of(value, "replies.follow_up.template").strip()
+            if not _TEMPLATE_NAME.fullmatch(template):
+                raise SettingsError(
+                    f"invalid WhatsApp template name '{template}' (lowercase letters, digits "
+                    "and _ only, as in WhatsApp Manager)",
+                    line_of(value),
+                )
+        elif key == "language":
+            language = text_of(value, "replies.follow_up.language").strip()
+            if not _LANGUAGE.fullmatch(language):
+                raise SettingsError(
+                    f"invalid template language '{language}' (a code such as de or en_US)",
+                    line_of(value),
+                )
+        else:
+            sources = []
+            for number, item in enumerate(items_of(value, "replies.follow_up.params"), 1):
+                source = text_of(item, f"replies.follow_up.params {number}")
+                try:
+                    replies.compile_check(source)
+                except jinja2.TemplateSyntaxError as exc:
+                    raise SettingsError(
+                        f"replies.follow_up.params {number}: {exc.message}", line_of(item)
+                    ) from None
+                sources.append(source)
+            params = tuple(sources)
+    if template is None or language is None:
+        raise SettingsError("replies.follow_up needs 'template' and 'language'", line_of(node))
+    d.follow_up = FollowUpRule(template=template, language=language, params=params)
+
+
 def _stale_after(node: Node, d: _Draft) -> None:
     d.stale_after_minutes = whole_number_of(node, "replies.stale_after_minutes")
 
@@ -429,6 +487,7 @@ _REPLY_SECTIONS: dict[str, Callable[[Node, _Draft], None]] = {
     "keywords": _keywords,
     "away": _away,
     "greeting": _greeting,
+    "follow_up": _follow_up,
     "stale_after_minutes": _stale_after,
     "human_pause_minutes": _human_pause,
 }
@@ -564,6 +623,7 @@ def parse_settings(
         keywords=d.keywords,
         away=d.away,
         greeting=d.greeting,
+        follow_up=d.follow_up,
         templates=FrozenMap(d.templates),
         stale_after_minutes=d.stale_after_minutes,
         human_pause_minutes=d.human_pause_minutes,

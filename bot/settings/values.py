@@ -99,6 +99,19 @@ class GreetingRule:
 
 
 @dataclass(frozen=True)
+class FollowUpRule:
+    """A WhatsApp template sent once after a closure to customers who got the away message
+    and whose 24-hour window closed before the shop reopened ("we're back, how can we help?").
+
+    `params` are Jinja sources, one per template parameter in the template's order, rendered
+    for each contact like a broadcast's (`{{ contact.name }}`)."""
+
+    template: str  # the approved template's name as Meta has it
+    language: str  # its locale code: de, en_US
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Retention:
     """How many days messages and media are kept; None: for good. Read and kept only: nothing
     deletes old messages yet."""
@@ -128,6 +141,7 @@ class BusinessSettings:
     keywords: tuple[KeywordRule, ...] = ()
     away: AwayRule | None = None
     greeting: GreetingRule | None = None
+    follow_up: FollowUpRule | None = None
     templates: Mapping[str, str] = field(default_factory=FrozenMap)
     stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES  # 0: no pause

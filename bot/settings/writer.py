@@ -90,6 +90,11 @@ def dump_settings(s: BusinessSettings) -> str:
         reply["greeting"] = _FlowMap(
             template=s.greeting.template, after_inactive_days=_num(s.greeting.after_inactive_days)
         )
+    if s.follow_up is not None:
+        follow_up = _FlowMap(template=s.follow_up.template, language=s.follow_up.language)
+        if s.follow_up.params:
+            follow_up["params"] = _Flow(s.follow_up.params)
+        reply["follow_up"] = follow_up
     reply["stale_after_minutes"] = s.stale_after_minutes
     reply["human_pause_minutes"] = s.human_pause_minutes
     doc["replies"] = reply
