@@ -268,6 +268,20 @@ def test_without_stored_templates_a_broadcast_goes_by_name_as_before(shop: Flask
     assert count_broadcasts(shop) == 1
 
 
+def test_demo_templates_alone_leave_other_names_to_the_shop(shop: Flask) -> None:
+    """Console mode's demo templates are checked when named, but any other name may still be
+    tried: only a list from Meta says which names exist."""
+    from bot.message_templates.demo import seed_demo_templates
+
+    with get_db(shop).session() as session:
+        assert seed_demo_templates(session, NOW) > 0
+    add_contact(shop, "4915111111111", "Anna")
+    create(shop, broadcasts.Content(template="promo", language="de", params=("x",)))
+    with pytest.raises(broadcasts.BroadcastError, match="needs 1 value"):
+        create(shop, broadcasts.Content(template="wieder_da", language="de"))
+    assert count_broadcasts(shop) == 1
+
+
 def test_the_cli_refuses_a_mismatch_in_one_line(shop: Flask, runner: FlaskCliRunner) -> None:
     seed(shop, ORDER_READY)
     result = runner.invoke(

@@ -752,7 +752,8 @@ def reply_template(contact_id: int) -> Any:
     name, language = (form.name.data or "").strip(), (form.language.data or "").strip()
 
     def build(recipient: str, _contact: Contact, _at: datetime, session: Session) -> Payload:
-        if store.any_stored(session):  # known templates: the one check, as the picker's
+        # A stored template, or an account whose templates Meta listed: the one check.
+        if store.find(session, name, language) is not None or store.known_from_meta(session):
             return template_payload(
                 recipient, name, language, prepare(session, name, language, params)
             )

@@ -15,16 +15,19 @@ from bot.message_templates.sending import stored_template
 
 
 def with_stored(session: Session, content: Content, *, strict: bool = True) -> Content:
-    """`content` with its stored template; unchanged for a text, or when no templates are
-    stored at all (sent by name, unchecked, as before templates were synced). A template
-    not among the stored ones is refused (BroadcastError) when `strict`, else left
-    unchecked (a run of a broadcast created before)."""
-    if content.template is None or not store.any_stored(session):
+    """`content` with its stored template; unchanged for a text, or for a template not
+    stored here while the account's templates are not known from Meta (sent by name,
+    unchecked, as before templates were synced). A template not among those Meta lists is
+    refused (BroadcastError) when `strict`, else left unchecked (a run of a broadcast
+    created before)."""
+    if content.template is None:
         return content
-    try:
-        template = stored_template(session, content.template, content.language or "")
-    except TemplateMismatch as exc:
-        if strict:
-            raise BroadcastError(str(exc)) from exc
+    row = store.find(session, content.template, content.language or "")
+    if row is None:
+        if strict and store.known_from_meta(session):
+            try:
+                stored_template(session, content.template, content.language or "")
+            except TemplateMismatch as exc:
+                raise BroadcastError(str(exc)) from exc
         return content
-    return replace(content, stored=template)
+    return replace(content, stored=store.template_of(row))

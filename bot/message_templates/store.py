@@ -39,6 +39,16 @@ def any_stored(session: Session) -> bool:
     return session.scalar(select(MessageTemplate.id).limit(1)) is not None
 
 
+def known_from_meta(session: Session) -> bool:
+    """Whether the account's templates came from Meta (synced or submitted here): then a name
+    not among them is one Meta would refuse (132001). Demo templates alone do not count: in
+    console mode any name may be tried."""
+    return (
+        session.scalar(select(MessageTemplate.id).where(MessageTemplate.origin != "demo").limit(1))
+        is not None
+    )
+
+
 def approved(session: Session) -> list[tuple[int, Template]]:
     """The approved templates with their row ids, by category, name and language."""
     rows = session.scalars(select(MessageTemplate).order_by(MessageTemplate.id))
