@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.broadcasts.content import BroadcastKind
-from bot.broadcasts.limits import budget, may_send
-from bot.models import Message, MessageStatus
+from bot.broadcasts.limits import budget, finish_estimate, may_send
+from bot.models import BroadcastRun, Message, MessageStatus
 from bot.outbound import messaging_limit
 from bot.settings import BusinessSettings
 
@@ -82,3 +82,51 @@ def _hold_back(session: Session, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def finish_of(
+    session: Session, broadcast_id: int, settings: BusinessSettings, now: datetime
+) -> datetime | None:
+    """When the deferred messages of this broadcast will all have been released, about: those
+    of other broadcasts before them go first; None when none of its messages wait (or no
+    allowed time comes within a year)."""
+    runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast_id)
+    last, kind = session.execute(
+        select(func.max(Message.id), func.max(Message.type)).where(
+            Message.broadcast_run_id.in_(runs), Message.status == MessageStatus.DEFERRED
+        )
+    ).one()
+    if last is None:
+        return None
+    template = kind == BroadcastKind.TEMPLATE
+    kind_matches = Message.type == BroadcastKind.TEMPLATE
+    ahead = session.scalar(
+        select(func.count(Message.id)).where(
+            Message.status == MessageStatus.DEFERRED,
+            Message.id <= last,
+            kind_matches if template else ~kind_matches,
+        )
+    )
+    limit = messaging_limit.limit_now(session)
+    return finish_estimate(
+        remaining=int(ahead or 0),
+        limit=limit,
+        sends=messaging_limit.sends(session, now) if template and limit is not None else (),
+        now=now,
+        hours=settings.broadcasts,
+        opening=settings.hours,
+        counted=template,
+    )
+
+
+def failure_reasons(session: Session, broadcast_id: int) -> list[tuple[int | None, str, int]]:
+    """The failed recipients of a broadcast by Meta's error code, most first: (code, one of
+    the reasons stored with it, how many)."""
+    runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast_id)
+    rows = session.execute(
+        select(Message.error_code, func.min(Message.error_reason), func.count(Message.id))
+        .where(Message.broadcast_run_id.in_(runs), Message.status == MessageStatus.FAILED)
+        .group_by(Message.error_code)
+    ).all()
+    found = [(code, reason or "", int(count)) for code, reason, count in rows]
+    return sorted(found, key=lambda r: (-r[2], r[0] if r[0] is not None else -1))
