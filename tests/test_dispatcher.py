@@ -592,6 +592,7 @@ def test_a_broadcast_message_without_an_answer_is_never_sent_again(
     assert show(runner, broadcast_id) == {
         "id": broadcast_id, "status": "done", "total": 3, "pending": 0, "sent": 2,
         "delivered": 0, "read": 0, "failed": 1, "skipped": 0,
+    "capped": 0, "deferred": 0,
     }  # fmt: skip
 
 

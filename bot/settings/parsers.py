@@ -476,9 +476,12 @@ def _broadcasts(node: Node, d: _Draft) -> None:
     if is_null(node):
         return
     values: dict[str, Any] = {}
+    until_line = line_of(node)
     keys = ("send_from", "send_until", "on_closed_holidays")
     for key, _key_node, value in pairs_of(node, "broadcasts", keys):
         what = f"broadcasts.{key}"
+        if key == "send_until":
+            until_line = line_of(value)
         if key == "on_closed_holidays":
             values[key] = flag_of(value, what)
             continue
@@ -488,7 +491,7 @@ def _broadcasts(node: Node, d: _Draft) -> None:
         raise SettingsError(
             "broadcasts.send_until must be later than send_from on the same day "
             "(24:00 for until midnight)",
-            line_of(node),
+            until_line,
         )
     d.broadcasts = hours
 
