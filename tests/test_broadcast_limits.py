@@ -504,3 +504,19 @@ def test_broadcast_show_json_has_capped_and_deferred(shop: Flask, runner: FlaskC
     }  # fmt: skip
     with get_db(shop).session() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 2
+
+
+def test_the_page_says_when_a_waiting_broadcast_will_be_finished(
+    shop: Flask,
+    admin: FlaskClient,  # noqa: F811
+) -> None:
+    night = local(2026, 3, 3, 23, 0)
+    shop.config["TRESEN_CLOCK"] = lambda: night
+    add_contacts(shop, 3)
+    b = create(shop, TEMPLATE)
+    start(shop, b, night)
+    page = admin.get(f"/admin/broadcasts/{b}").get_data(as_text=True)
+    assert '<p class="finish">' in page
+    finish = page.split('<p class="finish">')[1].split("</p>")[0]
+    assert "09:00" in finish  # the next morning, when the quiet hours end
+    assert "fertig" in finish or "finished" in finish
