@@ -171,11 +171,12 @@ class SchedulerService:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
         written, the messaging limit read now and then, deferred broadcast messages released
         as the quiet hours and the limit allow, held statuses applied or, once old, forgotten."""
+        # The limit first: the runs release what they write as far as it allows.
+        self.read_messaging_limit(self.clock())
         self.sync_jobs()
         self.process_runs(stop)
         # Read after the runs, which may have taken long.
         now = self.clock()
-        self.read_messaging_limit(now)
         self.pace(now)
         with self.database.session() as session:
             outbox.reconcile_held(session)
