@@ -520,3 +520,16 @@ def test_the_page_says_when_a_waiting_broadcast_will_be_finished(
     finish = page.split('<p class="finish">')[1].split("</p>")[0]
     assert "09:00" in finish  # the next morning, when the quiet hours end
     assert "fertig" in finish or "finished" in finish
+
+
+def test_saving_a_settings_page_keeps_the_quiet_hours(app: Flask) -> None:
+    from bot.admin.settings_form import state_from_settings, to_yaml
+
+    text = SHOP + 'broadcasts: {send_from: "08:00", send_until: "21:30"}\n'
+    settings = parse_settings(text)
+    with app.test_request_context():
+        written, _lines = to_yaml(state_from_settings(settings))
+    assert parse_settings(written).broadcasts == BroadcastHours(time(8), time(21, 30), False)
+    with app.test_request_context():
+        written, _lines = to_yaml(state_from_settings(parse_settings(SHOP)))
+    assert "broadcasts" not in written
