@@ -423,7 +423,7 @@ def test_failures_are_counted_by_reason_on_the_page(shop: Flask, admin: FlaskCli
         ]
     page = admin.get(f"/admin/broadcasts/{b}").get_data(as_text=True)
     assert '<li data-code="131026"><span class="f-count">2</span>' in page
-    assert "Not on WhatsApp" in page or "nicht bei WhatsApp" in page.lower()
+    assert "Nicht bei WhatsApp oder nicht zustellbar" in page  # explained, in German
     assert "Something went wrong" in page  # an error we do not explain shows Meta's words
 
 
