@@ -403,6 +403,8 @@ def write_batch(
     short transactions: the rows as drafts, reading them, then the rendered messages with
     the run's cursor; rendering holds no lock. A crash in between leaves drafts that the
     next attempt (same batch, the cursor not moved) renders: nothing is written twice.
+    Rendered messages are deferred; the pacer (`pacing.release`, in the same transaction)
+    queues them as far as the quiet hours and the messaging limit allow.
     """
     with database.session() as session:
         batch = _insert_drafts(session, run_id, now, batch_size)
