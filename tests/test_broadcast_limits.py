@@ -533,3 +533,36 @@ def test_saving_a_settings_page_keeps_the_quiet_hours(app: Flask) -> None:
     with app.test_request_context():
         written, _lines = to_yaml(state_from_settings(parse_settings(SHOP)))
     assert "broadcasts" not in written
+
+
+def test_a_131049_answer_to_the_dispatcher_caps_and_a_131048_stops_releasing(
+    app: Flask,
+) -> None:
+    """Through the dispatcher and the fake Graph API: Meta refuses one broadcast message with
+    131049 (capped: deferred for its retry, not failed) and another with 131048 (the limit
+    is reached: nothing more is released until the window frees)."""
+    from tests.fakegraph import Reply, graph_error
+    from tests.test_dispatcher import TOKEN, Running, broadcast_to, rows, wait_until
+
+    with FakeGraph(token=TOKEN) as graph:
+        graph.script(
+            [
+                Reply(400, graph_error(131049, "Message not delivered")),
+                Reply(400, graph_error(131048, "Spam rate limit hit")),
+            ]
+        )
+        b = broadcast_to(app, 3)
+        with Running(app, graph, concurrency=1):
+            wait_until(lambda: graph.count >= 3)
+            # capped; 131048 waits an hour to be retried; the third went out
+            wait_until(
+                lambda: sorted(m.status for m in rows(app)) == ["deferred", "queued", "sent"]
+            )
+    capped = [m for m in rows(app) if m.capped_at is not None]
+    assert len(capped) == 1
+    assert (capped[0].status, capped[0].error_code) == ("deferred", 131049)
+    with get_db(app).session() as session:
+        row = session.get_one(MessagingLimit, 1)
+        assert row.source == "error"
+        counts = broadcasts.funnel(session, b)
+        assert counts is not None and (counts.capped, counts.deferred) == (1, 1)
