@@ -40,6 +40,8 @@ def release(session: Session, settings: BusinessSettings, now: datetime) -> Rele
     if not may_send(settings.broadcasts, settings.hours, now):
         return Released(held_back=_hold_back(session, now))
     texts = _queue(session, _due(now, template=False).limit(CHUNK), now)
+    if session.scalar(_due(now, template=True).limit(1)) is None:
+        return Released(texts)  # every tick: the count of the window only when it matters
     room = budget(messaging_limit.limit_now(session), messaging_limit.used(session, now))
     take = CHUNK if room is None else min(room, CHUNK)
     templates = _queue(session, _due(now, template=True).limit(take), now) if take > 0 else 0
