@@ -566,3 +566,14 @@ def test_a_131049_answer_to_the_dispatcher_caps_and_a_131048_stops_releasing(
         assert row.source == "error"
         counts = broadcasts.funnel(session, b)
         assert counts is not None and (counts.capped, counts.deferred) == (1, 1)
+
+
+def test_a_broadcast_written_the_night_before_the_spring_change_goes_at_nine_local(
+    shop: Flask,
+) -> None:
+    add_contacts(shop, 2)
+    b = create(shop, TEMPLATE)
+    start(shop, b, local(2026, 3, 28, 22, 0))  # Saturday night, before 02:00 becomes 03:00
+    assert release(shop, datetime(2026, 3, 29, 6, 59, tzinfo=UTC)).templates == 0  # 08:59
+    assert release(shop, datetime(2026, 3, 29, 7, 0, tzinfo=UTC)).templates == 2  # 09:00 CEST
+    assert funnel(shop, b)["deferred"] == 0
