@@ -38,6 +38,7 @@ from bot.contacts.audiences import Audience
 from bot.db import Database
 from bot.models import Contact, utcnow
 from bot.settings.stored import seed_demo
+from tests.any_hour import send_at_any_hour
 from tests.processes import BIN, Process
 
 LATENCY = 0.1
@@ -99,6 +100,7 @@ def measure(kind: str, n: int, where: Path) -> Result:
         database = Database(url)
         database.upgrade()
         add_contacts(database, n)
+        send_at_any_hour(database)  # measured at whatever hour it runs
         env = app_env(url, graph_url, SEND_RATE=str(SEND_RATE))
         log = where / f"worker-{kind}-{n}.log"
         command = [str(BIN / "flask"), "--app", "app", "worker", "--concurrency", str(CONCURRENCY)]

@@ -163,6 +163,20 @@ def is_open(hours: OpeningHours, at: datetime) -> bool:
     return False
 
 
+def closed_by_exception(hours: OpeningHours, day: date) -> bool:
+    """Whether the local date `day` is closed by a closure or a public holiday (special hours
+    that day open it again); a weekday closed every week is not an exception."""
+    for closure in hours.closures:
+        if closure.start <= day <= closure.end:
+            return True
+    for special in hours.special_days:
+        if special.day == day:
+            return not special.intervals
+    return hours.holiday_country is not None and day in _holiday_dates(
+        hours.holiday_country, hours.holiday_subdivision, day.year
+    )
+
+
 def next_open(hours: OpeningHours, after: datetime) -> datetime | None:
     """First instant after `after` at which it opens after being closed, in the business zone.
 

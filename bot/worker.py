@@ -139,6 +139,22 @@ def migrate_when_ready(database: Database, stop: threading.Event, pause: float =
     return False
 
 
+def limit_reader(config: Config) -> Callable[[], str] | None:
+    """How the scheduler reads the messaging limit: from the Graph API in WhatsApp mode; none
+    in console mode (nothing leaves, so nothing limits)."""
+    if config.console_mode:
+        return None
+    assert config.whatsapp_token and config.phone_number_id  # checked by config.load
+    client = GraphClient(
+        config.graph_api_url,
+        config.graph_api_version,
+        config.phone_number_id,
+        config.whatsapp_token,
+        pool_size=1,
+    )
+    return client.messaging_limit
+
+
 def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) -> None:
     """Run until SIGTERM or SIGINT, then finish what is in flight and exit."""
     stop = threading.Event()
@@ -177,6 +193,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
         stop,
         clock=dispatcher.clock,
         template_sync=_template_sync(app),
+        read_limit=limit_reader(app.config["TRESEN"]),
     )
     freeze_startup_objects()
     dispatcher.run(stop)
@@ -205,6 +222,7 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
         stop,
         clock=dispatcher.clock,
         template_sync=_template_sync(app),
+        read_limit=limit_reader(app.config["TRESEN"]),
     )
     start_heartbeat(
         dispatcher.database,

@@ -44,6 +44,8 @@ logger = logging.getLogger("tresen.fakegraph")
 _MESSAGES_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/messages/?")
 _MEDIA_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<media_id>[^/?]+)/?(?:\?.*)?")
 _DOWNLOAD_PATH = re.compile(r"/fake-media-download/(?P<ticket>[0-9a-f]+)/?")
+# `GET /{version}/{phone_number_id}?fields=whatsapp_business_manager_messaging_limit`
+_LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 _UPLOAD_PATH = re.compile(r"/(?P<version>v[0-9.]+)/(?P<phone>[^/]+)/media/?")
 _TEMPLATES_PATH = re.compile(
     r"/(?P<version>v[0-9.]+)/(?P<waba>[^/?]+)/message_templates/?(?:\?(?P<query>.*))?"
@@ -198,6 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not _MEDIA_PATH.fullmatch(self.path):
             self._write(*_error_reply(HTTPStatus.BAD_REQUEST, 100, "Unsupported get request."))
             return
+        if _LIMIT_FIELD in self.path:
+            reply = fake._phone_fields(dict(self.headers.items()))
+            self._write(reply.status, _encode(reply.body), reply.headers)
+            return
         reply = fake._media_info(self.path, dict(self.headers.items()))
         if fake.latency or reply.delay:
             time.sleep(fake.latency + reply.delay)
@@ -308,6 +314,9 @@ class FakeGraph:
         self.template_requests: list[dict[str, list[str]]] = []
         # Templates submitted to the account, and sample files uploaded for them.
         self.template_desk = fake_templates.TemplateDesk()
+        # The business portfolio's messaging limit tier the phone number answers with.
+        self.messaging_limit_tier = "TIER_UNLIMITED"
+        self.limit_reads = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -445,6 +454,18 @@ class FakeGraph:
         """Every download URL handed out so far expires now."""
         with self._lock:
             self._tickets.clear()
+
+    def _phone_fields(self, headers: Mapping[str, str]) -> Reply:
+        """`GET /{version}/{phone-number-id}?fields=whatsapp_business_manager_messaging_limit`:
+        the tier, as Meta answers it (`{"whatsapp_business_manager_messaging_limit":
+        "TIER_2K", "id": ...}`)."""
+        with self._lock:
+            self.limit_reads += 1
+            if self._outage is not None:
+                return self._outage
+            if not self._authorized(headers):
+                return Reply(401, graph_error(190, "Invalid OAuth access token data."))
+            return Reply(200, {_LIMIT_FIELD: self.messaging_limit_tier, "id": "106540352242922"})
 
     def _media_info(self, path: str, headers: Mapping[str, str]) -> Reply:
         """`GET /{version}/{media-id}`: scripts and outages first, then the media's URL."""

@@ -312,5 +312,6 @@ def test_the_cli_and_the_page_make_the_same_broadcast(
         )
     shown = runner.invoke(args=["broadcast", "show", str(page.id), "--json"])
     assert set(json.loads(shown.output)) == {
-        "id", "status", "total", "pending", "sent", "delivered", "read", "failed", "skipped"
+        "id", "status", "total", "pending", "sent", "delivered", "read", "failed", "skipped",
+        "capped", "deferred",
     }  # fmt: skip

@@ -44,6 +44,7 @@ PURE = {
     "bot.contacts.audiences",
     "bot.broadcasts.cron",
     "bot.broadcasts.timing",
+    "bot.broadcasts.limits",
     "bot.quick_replies",
     "bot.media.kinds",
     "bot.media.serve",

@@ -193,14 +193,14 @@ ERRORS = [
         "- a\n",
         1,
         "the settings must be a mapping of business, hours, public_holidays, closures, "
-        "special_hours, replies, retention, inbox, templates",
+        "special_hours, replies, retention, inbox, broadcasts, templates",
         id="not-a-mapping",
     ),
     pytest.param(
         HEAD + "hour:\n  mon: []\n",
         2,
         "unknown key 'hour' in the settings (expected business, hours, public_holidays, "
-        "closures, special_hours, replies, retention, inbox, templates)",
+        "closures, special_hours, replies, retention, inbox, broadcasts, templates)",
         id="unknown-section",
     ),
     pytest.param(

@@ -33,9 +33,9 @@ from bot.admin.blueprint import SCRIPT_TEXTS, UPLOAD_ENDPOINTS, bp, log_change, 
 from bot.admin.forms import keep_upload
 from bot.admin.quick_replies_page import placeholder_buttons
 from bot.admin.template_picker import mismatch_text, picked, picker
-from bot.broadcasts import timing
+from bot.broadcasts import pacing, timing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
-from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus
+from bot.broadcasts.runs import CANCELLED, PENDING, RunStatus, business_settings
 from bot.contacts.audiences import Audience, parse_audience
 from bot.db import get_db
 from bot.i18n import page_language
@@ -106,6 +106,18 @@ REASONS: dict[str, Any] = {
         "Has not written within 24 hours: only a template can reach this contact."
     ),
     CANCELLED: lazy_gettext("The broadcast was cancelled."),
+}
+# Meta's codes for a recipient a broadcast did not reach, in a shop owner's words.
+FAILURE_CODES: dict[int, Any] = {
+    131026: lazy_gettext(
+        "Not on WhatsApp, or could not be delivered (old app, terms not accepted)"
+    ),
+    131049: lazy_gettext(
+        "WhatsApp held it back: this customer gets too many offers from businesses just now"
+    ),
+    131050: lazy_gettext("This customer has stopped offers from your shop in WhatsApp"),
+    131047: lazy_gettext("Has not written within 24 hours: only a template can reach them"),
+    130472: lazy_gettext("Held back by WhatsApp for a test of marketing messages"),
 }
 WHEN_CHOICES = ("now", "at", "weekly", "cron")
 
@@ -717,6 +729,13 @@ def broadcast_page(broadcast_id: int) -> str:
             .order_by(BroadcastRun.due_at.desc(), Contact.name, Contact.id)
             .limit(RECIPIENTS_SHOWN)
         ).all()
+        settings = business_settings(session)
+        finish = pacing.finish_of(session, broadcast_id, settings, at)
+        failures = [
+            {"code": code, "explained": FAILURE_CODES.get(code) if code else None,
+             "reason": reason, "count": count}
+            for code, reason, count in pacing.failure_reasons(session, broadcast_id)
+        ]  # fmt: skip
     item = describe(b, funnel, at)
     recipients = []
     for name, wa_id, user_id, status, error_reason, due_at in rows:
@@ -741,6 +760,8 @@ def broadcast_page(broadcast_id: int) -> str:
         shown=RECIPIENTS_SHOWN,
         several_runs=len(runs) > 1,
         flag=flag,
+        finish=finish.astimezone(ZoneInfo(settings.timezone)) if finish else None,
+        failures=failures,
     )
 
 

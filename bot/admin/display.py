@@ -29,6 +29,7 @@ WINDOW = timedelta(hours=24)
 # Media kinds: an emoji the same in every language, and the word, translated when shown.
 _MEDIA_ICONS = {"image": "📷", "video": "🎬", "audio": "🎤", "document": "📄", "sticker": "🙂"}
 _TICKS: dict[str, str] = {
+    MessageStatus.DEFERRED: "…",
     MessageStatus.QUEUED: "…",
     MessageStatus.SENDING: "…",
     MessageStatus.SENT: "✓",
@@ -61,6 +62,8 @@ def revoked_note() -> str:
 def status_word(status: str) -> str:
     """An outbound message's status as the page says it (the tick's tooltip)."""
     words: dict[str, str] = {
+        # A broadcast message held for the quiet hours or the messaging limit waits too.
+        MessageStatus.DEFERRED: gettext("waiting to be sent"),
         MessageStatus.QUEUED: gettext("waiting to be sent"),
         MessageStatus.SENDING: gettext("being sent"),
         MessageStatus.SENT: gettext("sent"),

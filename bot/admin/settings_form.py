@@ -19,7 +19,7 @@ from bot import replies
 from bot.admin.follow_up_form import read_follow_up
 from bot.hours import format_interval
 from bot.placeholders import from_jinja, to_jinja
-from bot.settings import DAYS, BusinessSettings, SettingsError, parse_settings
+from bot.settings import DAYS, BroadcastHours, BusinessSettings, SettingsError, parse_settings
 
 _ROW = re.compile(r"(?P<group>[a-z]+)-(?P<index>\d{1,3})-(?P<part>[a-z]+)")
 _HOURS_ROW = re.compile(r"hours-(?P<day>[a-z]{3})-(?P<index>\d{1,2})-(?P<part>start|end)")
@@ -98,6 +98,7 @@ class FormState:
     # Not on the pages, kept as stored.
     retention_messages: str = ""
     retention_media: str = ""
+    broadcasts: str = ""  # the quiet hours as a flow mapping; "" for the defaults
     templates: list[dict[str, str]] = field(default_factory=list)
     # The section whose texts were edited ("" for all): the others stay as stored.
     edited: str = ""
@@ -126,6 +127,17 @@ def _source_of(s: BusinessSettings, name: str) -> str:
     if found is not None:
         return found
     return replies.default_source(replies.language(s.locale), name) or ""
+
+
+def _broadcast_hours(s: BusinessSettings) -> str:
+    hours = s.broadcasts
+    if hours == BroadcastHours():
+        return ""
+    until = "24:00" if hours.send_until is None else hours.send_until.strftime("%H:%M")
+    return (
+        f'{{send_from: "{hours.send_from.strftime("%H:%M")}", send_until: "{until}", '
+        f"on_closed_holidays: {_flag(hours.on_closed_holidays)}}}"
+    )
 
 
 def state_from_settings(s: BusinessSettings) -> FormState:
@@ -192,6 +204,7 @@ def state_from_settings(s: BusinessSettings) -> FormState:
         inbox_typing=s.inbox.typing_indicator,
         retention_messages=_days_text(s.retention.messages_days),
         retention_media=_days_text(s.retention.media_days),
+        broadcasts=_broadcast_hours(s),
     )
     for name, source in s.templates.items():
         default = replies.default_source(lang, name) or ""
@@ -546,6 +559,8 @@ def to_yaml(state: FormState) -> tuple[str, dict[int, str]]:
         f"typing_indicator: {_flag(state.inbox_typing)}}}",
         "inbox",
     )
+    if state.broadcasts:
+        emit(f"broadcasts: {state.broadcasts}")
     custom = [
         (i, row)
         for i, row in enumerate(state.templates)

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bot.broadcasts import pacing
 from bot.broadcasts.content import BroadcastError, BroadcastKind, Content, Media, Renderer
 from bot.broadcasts.stored import with_stored
 from bot.contacts.audiences import Audience, parse_audience, window_start
@@ -62,7 +63,12 @@ log = logging.getLogger("tresen.broadcasts")
 BATCH_SIZE = 1000
 # Broadcasts queue behind replies a customer is waiting for (priority 0).
 PRIORITY = 1
-PENDING = (MessageStatus.DRAFT, MessageStatus.QUEUED, MessageStatus.SENDING)
+PENDING = (
+    MessageStatus.DRAFT,
+    MessageStatus.DEFERRED,
+    MessageStatus.QUEUED,
+    MessageStatus.SENDING,
+)
 SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
 OUTSIDE_WINDOW = "outside the 24-hour customer-service window"
 CANCELLED = "broadcast cancelled"
@@ -90,6 +96,12 @@ STATUSES = tuple(BroadcastStatus)
 
 @dataclass(frozen=True)
 class Funnel:
+    """A broadcast's recipients by where they stand. Each is pending, sent, failed or skipped:
+    those four add up to `total`. `deferred` counts the pending ones held back by the quiet
+    hours or the messaging limit (a part of `pending`); `capped` those Meta refused with 131049
+    (its per-customer marketing cap): waiting for their one retry they are pending, given up
+    failed. A broadcast stays running while any are deferred."""
+
     id: int
     status: BroadcastStatus
     total: int = 0
@@ -99,6 +111,8 @@ class Funnel:
     read: int = 0
     failed: int = 0
     skipped: int = 0
+    capped: int = 0
+    deferred: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +199,8 @@ def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funn
             count(MessageStatus.READ),
             count(MessageStatus.FAILED),
             count(MessageStatus.SKIPPED),
+            func.coalesce(func.sum(case((Message.capped_at.is_not(None), 1), else_=0)), 0),
+            count(MessageStatus.DEFERRED),
         )
         .join(Message, Message.broadcast_run_id == BroadcastRun.id)
         .where(BroadcastRun.broadcast_id.in_(by_id))
@@ -201,8 +217,8 @@ def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funn
         run_states.setdefault(broadcast_id, set()).add(run_status)
     result = {}
     for broadcast_id, broadcast in by_id.items():
-        total, pending, sent, delivered, read, failed, skipped = counts.get(
-            broadcast_id, (0, 0, 0, 0, 0, 0, 0)
+        total, pending, sent, delivered, read, failed, skipped, capped, deferred = counts.get(
+            broadcast_id, (0, 0, 0, 0, 0, 0, 0, 0, 0)
         )
         states = run_states.get(broadcast_id, set())
         if broadcast.cancelled_at is not None:
@@ -214,7 +230,17 @@ def funnels(session: Session, broadcasts: Iterable[Broadcast]) -> dict[int, Funn
         else:
             state = BroadcastStatus.SCHEDULED
         result[broadcast_id] = Funnel(
-            broadcast_id, state, total, pending, sent, delivered, read, failed, skipped
+            broadcast_id,
+            state,
+            total,
+            pending,
+            sent,
+            delivered,
+            read,
+            failed,
+            skipped,
+            capped,
+            deferred,
         )
     return result
 
@@ -253,7 +279,7 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
         update(Message)
         .where(
             Message.broadcast_run_id.in_(runs),
-            Message.status.in_((MessageStatus.DRAFT, MessageStatus.QUEUED)),
+            Message.status.in_((MessageStatus.DRAFT, MessageStatus.DEFERRED, MessageStatus.QUEUED)),
         )
         .values(status=MessageStatus.SKIPPED, status_at=now, error_reason=CANCELLED)
         .execution_options(synchronize_session=False)
@@ -353,7 +379,8 @@ def unfinished_runs(session: Session) -> list[int]:
     )
 
 
-def _settings(session: Session) -> BusinessSettings:
+def business_settings(session: Session) -> BusinessSettings:
+    """The business settings, the demo's stored first if there are none yet."""
     settings = load_settings(session)
     if settings is None:
         seed_demo(session)
@@ -382,6 +409,8 @@ def write_batch(
     short transactions: the rows as drafts, reading them, then the rendered messages with
     the run's cursor; rendering holds no lock. A crash in between leaves drafts that the
     next attempt (same batch, the cursor not moved) renders: nothing is written twice.
+    Rendered messages are deferred; the pacer (`pacing.release`, in the same transaction)
+    queues them as far as the quiet hours and the messaging limit allow.
     """
     with database.session() as session:
         batch = _insert_drafts(session, run_id, now, batch_size)
@@ -404,7 +433,8 @@ def write_batch(
         change: dict[str, Any] = {
             "b_id": message_id,
             "type": str(batch.content.kind),
-            "status": MessageStatus.QUEUED,
+            # Deferred: the pacer queues it when the quiet hours and the limit allow.
+            "status": MessageStatus.DEFERRED,
             "payload": None,
             "text": None,
             "error_reason": None,
@@ -462,6 +492,8 @@ def write_batch(
             .values(cursor=batch.last)
             .execution_options(synchronize_session=False)
         )
+        # At once, so that a broadcast in allowed hours and within the limit starts now.
+        pacing.release(session, batch.settings, now)
     return True
 
 
@@ -522,7 +554,7 @@ def _insert_drafts(session: Session, run_id: int, now: datetime, batch_size: int
     )
     content = with_stored(session, content_of(broadcast), strict=False)
     media_type = broadcast.file.content_type if broadcast.file is not None else None
-    return _Batch(run.id, run.cursor, last, content, _settings(session), media_type)
+    return _Batch(run.id, run.cursor, last, content, business_settings(session), media_type)
 
 
 def write_run(

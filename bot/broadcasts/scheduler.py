@@ -19,13 +19,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import DBAPIError
 
-from bot.broadcasts import runs
+from bot.broadcasts import limits, pacing, runs
 from bot.broadcasts.cron import occurrence, trigger_for
 from bot.broadcasts.leader import make_lock
+from bot.channels.errors import SendError
 from bot.db import Database
 from bot.followups.job import FollowUps
 from bot.models import Broadcast, BroadcastRun, apscheduler_jobs, utcnow
-from bot.outbound import outbox
+from bot.outbound import messaging_limit, outbox
 from bot.outbound.dispatcher import worker_name
 
 log = logging.getLogger("tresen.scheduler")
@@ -34,6 +35,11 @@ JOB_PREFIX = "broadcast:"
 # Stored with each job and looked up when the job is loaded: renaming it needs a migration.
 FIRE = "bot.broadcasts.scheduler:fire"
 HOLD_STATUSES_FOR = timedelta(days=2)
+# Meta re-evaluates messaging limits every few hours; a failed reading is tried again sooner.
+READ_LIMIT_EVERY = timedelta(hours=3)
+READ_LIMIT_AGAIN = timedelta(minutes=10)
+# Reads the messaging limit tier from the Graph API (`GraphClient.messaging_limit`).
+LimitReader = Callable[[], str]
 
 
 def job_options(broadcast: Broadcast) -> dict[str, Any]:
@@ -81,8 +87,13 @@ class SchedulerService:
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         template_sync: Callable[[datetime], object] | None = None,
+        read_limit: LimitReader | None = None,
     ) -> None:
+        """`read_limit`: in WhatsApp mode, how to read the messaging limit (console mode has
+        none: unlimited unless a limit is stored)."""
         self.database = database
+        self.read_limit = read_limit
+        self._limit_read_at: datetime | None = None
         self.clock = clock
         # The daily template sync (bot.message_templates.sync.DailySync): it decides itself
         # when it is due, at the first pass and then once a day.
@@ -165,18 +176,51 @@ class SchedulerService:
 
     def tend(self, stop: threading.Event) -> None:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
-        written, held statuses applied or, once old, forgotten; the templates synced when
-        due, and follow-ups after a closure queued."""
+        written, the messaging limit read now and then, deferred broadcast messages released
+        as the quiet hours and the limit allow, held statuses applied or, once old, forgotten;
+        the templates synced when due, and follow-ups after a closure queued."""
+        # The limit first: the runs release what they write as far as it allows.
+        self.read_messaging_limit(self.clock())
         self.sync_jobs()
         self.process_runs(stop)
         # Read after the runs, which may have taken long.
         now = self.clock()
+        self.pace(now)
         with self.database.session() as session:
             outbox.reconcile_held(session)
             outbox.prune_held(session, now - HOLD_STATUSES_FOR)
         if self.template_sync is not None:
             self.template_sync(now)
         self.follow_ups.run(now)
+
+    def read_messaging_limit(self, now: datetime) -> None:
+        """On start and every few hours: the tier from the Graph API, kept with source api;
+        Meta's start (250) until a reading succeeds."""
+        if self.read_limit is None:
+            return
+        if self._limit_read_at is not None and now - self._limit_read_at < READ_LIMIT_EVERY:
+            return
+        with self.database.session() as session:
+            messaging_limit.ensure_default(session, now)
+        try:
+            tier = self.read_limit()
+            limits.tier_limit(tier)
+        except (SendError, ValueError) as exc:
+            log.warning("cannot read the messaging limit (%s); trying again later", exc)
+            self._limit_read_at = now - READ_LIMIT_EVERY + READ_LIMIT_AGAIN
+            return
+        with self.database.session() as session:
+            messaging_limit.store(session, tier, messaging_limit.LimitSource.API, now)
+        self._limit_read_at = now
+        log.info("messaging limit: %s", tier)
+
+    def pace(self, now: datetime) -> None:
+        """Release deferred broadcast messages as the quiet hours and the limit allow."""
+        with self.database.session() as session:
+            settings = runs.business_settings(session)
+            released = pacing.release(session, settings, now)
+        if released.held_back:
+            log.info("quiet hours: %d broadcast messages wait", released.held_back)
 
     def sync_jobs(self) -> None:
         """Give every broadcast still to start its APScheduler job; drop cancelled ones'."""
@@ -239,9 +283,12 @@ def start_thread(
     *,
     clock: Callable[[], datetime] = utcnow,
     template_sync: Callable[[datetime], object] | None = None,
+    read_limit: LimitReader | None = None,
 ) -> threading.Thread:
     """The scheduler service on a daemon thread of this process."""
-    service = SchedulerService(database, clock=clock, template_sync=template_sync)
+    service = SchedulerService(
+        database, clock=clock, template_sync=template_sync, read_limit=read_limit
+    )
     thread = threading.Thread(target=service.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
     return thread

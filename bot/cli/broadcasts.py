@@ -14,7 +14,9 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from bot import broadcasts
+from bot.broadcasts import pacing
 from bot.broadcasts.cron import cron_trigger, next_times, trigger_for
+from bot.broadcasts.runs import business_settings
 from bot.cli.common import clock_now, migrated, parse_at
 from bot.contacts.audiences import parse_audience
 from bot.db import get_db
@@ -130,6 +132,9 @@ def broadcast_show(broadcast_id: int, as_json: bool) -> None:
         if broadcast is None:
             raise click.ClickException(f"there is no broadcast {broadcast_id}")
         stats = broadcasts.funnels(session, [broadcast])[broadcast_id]
+        settings = business_settings(session)
+        finish = pacing.finish_of(session, broadcast_id, settings, clock_now())
+        failures = pacing.failure_reasons(session, broadcast_id)
     if as_json:
         click.echo(json.dumps(stats.as_dict()))
         return
@@ -143,8 +148,16 @@ def broadcast_show(broadcast_id: int, as_json: bool) -> None:
         if upcoming:
             tz = ZoneInfo(broadcast.timezone)
             click.echo(f"  next:      {upcoming[0].astimezone(tz).isoformat()}")
-    for key in ("total", "pending", "sent", "delivered", "read", "failed", "skipped"):
+    keys = ("total", "pending", "deferred", "sent", "delivered", "read", "failed", "skipped")
+    for key in (*keys, "capped"):
         click.echo(f"  {key + ':':<11}{getattr(stats, key)}")
+    if finish is not None:
+        local = finish.astimezone(ZoneInfo(settings.timezone))
+        click.echo(
+            f"  finishes:  {local.isoformat(timespec='minutes')} (about: quiet hours and limit)"
+        )
+    for code, reason, count in failures:
+        click.echo(f"  failed {count}: {code if code is not None else '-'} {reason}"[:200])
 
 
 @broadcast_cli.command("cancel")

@@ -37,11 +37,12 @@ from typing import Literal
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from bot.broadcasts.limits import LIMIT_REACHED_CODE
 from bot.channels.errors import AuthError, RecipientRateLimited, RetryLater, SendError
 from bot.channels.transport import Transport
 from bot.db import Database
 from bot.models import utcnow
-from bot.outbound import backoff, outbox
+from bot.outbound import backoff, messaging_limit, outbox
 from bot.outbound.ratelimit import SharedRate
 
 log = logging.getLogger("tresen.dispatcher")
@@ -363,6 +364,9 @@ class Dispatcher:
                     worker=self.worker,
                 )
             elif o.kind == "retry" and o.due is not None:
+                if o.code == LIMIT_REACHED_CODE:
+                    # The messaging limit is reached: the pacer releases no more for now.
+                    messaging_limit.learn_refusal(session, now)
                 outbox.retry_at(
                     session,
                     o.message_id,

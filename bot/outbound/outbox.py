@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from bot import storable
+from bot.broadcasts.limits import CAP_RETRY_AFTER, CAPPED_CODE
 from bot.models import Contact, Direction, HeldStatus, Message, MessageStatus
 from bot.sql import dialect_name
 from bot.whatsapp.events import StatusKind
@@ -149,6 +151,7 @@ def claim(
             Message.payload,
             Message.attempts,
             Message.created_at,
+            Message.status_at,
             Message.uncertain_attempts,
             Message.broadcast_run_id,
         )
@@ -159,7 +162,8 @@ def claim(
             r.id,
             r.payload or {},
             r.attempts,
-            r.created_at,
+            # Queued since: a deferred broadcast message counts from its release.
+            max(r.created_at, r.status_at),
             uncertain=r.uncertain_attempts,
             broadcast=r.broadcast_run_id is not None,
         )
@@ -304,10 +308,33 @@ def mark_failed(
     """Settle a message as failed; `answered` when this is Meta's answer to a request marked
     by `launch` (its mark is taken back; a request without an answer stays counted).
 
-    With `worker`, only while that worker still holds the claim (see `_held`)."""
+    With `worker`, only while that worker still holds the claim (see `_held`).
+
+    A broadcast message refused with 131049 (Meta's per-customer marketing cap) the first
+    time is capped instead: deferred for one retry a day later, through the pacer. A second
+    refusal, or any other message refused so, fails with the reason."""
+    if code == CAPPED_CODE:
+        capped = session.execute(
+            update(Message)
+            .where(
+                _held(message_id, worker),
+                Message.broadcast_run_id.is_not(None),
+                Message.capped_at.is_(None),
+            )
+            .values(
+                claimed_by=None,
+                claimed_until=None,
+                **_capped_values(now, code, reason),
+                **_taken_back(answered),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(capped, "rowcount", 0):
+            return
     _unclaim(
         session,
         _held(message_id, worker),
+        **({"capped_at": func.coalesce(Message.capped_at, now)} if code == CAPPED_CODE else {}),
         status=MessageStatus.FAILED,
         failed_at=now,
         status_at=now,
@@ -315,6 +342,18 @@ def mark_failed(
         error_reason=reason,
         **_taken_back(answered),
     )
+
+
+def _capped_values(now: datetime, code: int, reason: str) -> dict[str, Any]:
+    code_kept, reason_kept = _storable_error(code, reason)
+    return {
+        "status": MessageStatus.DEFERRED,
+        "capped_at": now,
+        "status_at": now,
+        "next_attempt_at": now + CAP_RETRY_AFTER,
+        "error_code": code_kept,
+        "error_reason": reason_kept,
+    }
 
 
 def retry_at(
@@ -383,8 +422,10 @@ def _unclaim(session: Session, where: ColumnElement[bool], **values: Any) -> Non
 
 def oldest_unsent(session: Session) -> datetime | None:
     """When the oldest message still waiting to go out was queued."""
+    # status_at: when it was queued; a broadcast message deferred by the pacer for days
+    # waits from when it was released, not from when its run wrote it.
     return session.scalar(
-        select(Message.created_at)
+        select(Message.status_at)
         .where(Message.direction == Direction.OUT, Message.status.in_(PENDING))
         .order_by(Message.id)
         .limit(1)
@@ -399,10 +440,25 @@ def advance(
     error_code: int | None = None,
     error_reason: str | None = None,
 ) -> None:
-    """Move an outbound message along sent → delivered → read, or to failed; never back."""
+    """Move an outbound message along sent → delivered → read, or to failed; never back.
+
+    A broadcast message failed with 131049 the first time is capped, as in `mark_failed`; the
+    statuses of that first attempt arriving later change nothing while it waits."""
+    if message.capped_at is not None and message.status in (
+        MessageStatus.DEFERRED,
+        MessageStatus.QUEUED,
+        MessageStatus.SENDING,
+    ):
+        return
     if kind == StatusKind.FAILED:
         if message.status in (MessageStatus.DELIVERED, MessageStatus.READ):
             return
+        if error_code == CAPPED_CODE:
+            if message.broadcast_run_id is not None and message.capped_at is None:
+                for key, value in _capped_values(at, error_code, error_reason or "capped").items():
+                    setattr(message, key, value)
+                return
+            message.capped_at = message.capped_at or at
         message.status = MessageStatus.FAILED
         message.failed_at = at
         message.status_at = at

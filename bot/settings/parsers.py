@@ -10,8 +10,9 @@ import re
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, time
 from functools import lru_cache
+from typing import Any
 
 import holidays
 import jinja2
@@ -48,6 +49,7 @@ from bot.settings.values import (
     DEFAULT_TIMEZONE,
     WHEN,
     AwayRule,
+    BroadcastHours,
     BusinessSettings,
     FollowUpRule,
     FrozenMap,
@@ -68,6 +70,7 @@ _SECTIONS = (
     "replies",
     "retention",
     "inbox",
+    "broadcasts",
     "templates",
 )
 
@@ -122,6 +125,7 @@ class _Draft:
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES
     retention: Retention = field(default_factory=Retention)
     inbox: InboxSignals = field(default_factory=InboxSignals)
+    broadcasts: BroadcastHours = field(default_factory=BroadcastHours)
     templates: dict[str, str] = field(default_factory=dict)
     template_lines: dict[str, int] = field(default_factory=dict)
     # Template names used by rules, with the node that names them, checked at the end.
@@ -527,6 +531,42 @@ def _inbox(node: Node, d: _Draft) -> None:
     d.inbox = InboxSignals(**flags)
 
 
+def _broadcasts(node: Node, d: _Draft) -> None:
+    if is_null(node):
+        return
+    values: dict[str, Any] = {}
+    until_line = line_of(node)
+    keys = ("send_from", "send_until", "on_closed_holidays")
+    for key, _key_node, value in pairs_of(node, "broadcasts", keys):
+        what = f"broadcasts.{key}"
+        if key == "send_until":
+            until_line = line_of(value)
+        if key == "on_closed_holidays":
+            values[key] = flag_of(value, what)
+            continue
+        values[key] = _wall_time(value, what, end=key == "send_until")
+    hours = BroadcastHours(**values)
+    if hours.send_until is not None and hours.send_until <= hours.send_from:
+        raise SettingsError(
+            "broadcasts.send_until must be later than send_from on the same day "
+            "(24:00 for until midnight)",
+            until_line,
+        )
+    d.broadcasts = hours
+
+
+def _wall_time(node: Node, what: str, *, end: bool) -> time | None:
+    """A local time "HH:MM"; "24:00" as an end is midnight (None)."""
+    text = text_of(node, what).strip()
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+    hour, minute = (int(match[1]), int(match[2])) if match else (-1, -1)
+    if end and (hour, minute) == (24, 0):
+        return None
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise SettingsError(f"{what} must be a time like 09:00, got '{text}'", line_of(node))
+    return time(hour, minute)
+
+
 def _templates(node: Node, d: _Draft) -> None:
     if is_null(node):
         return
@@ -564,6 +604,7 @@ _SECTION_PARSERS: dict[str, Callable[[Node, _Draft], None]] = {
     "replies": _replies,
     "retention": _retention,
     "inbox": _inbox,
+    "broadcasts": _broadcasts,
     "templates": _templates,
 }
 
@@ -629,6 +670,7 @@ def parse_settings(
         human_pause_minutes=d.human_pause_minutes,
         retention=d.retention,
         inbox=d.inbox,
+        broadcasts=d.broadcasts,
     )
     if try_templates:
         for name in d.templates:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import time
 
 from bot.hours import OpeningHours
 
@@ -131,6 +132,18 @@ class InboxSignals:
 
 
 @dataclass(frozen=True)
+class BroadcastHours:
+    """When broadcasts may go out, in the business time zone: from `send_from` until
+    `send_until` (None: until midnight), and on closed holidays and closures only when
+    `on_closed_holidays`. Messages a broadcast could not send meanwhile wait for the next
+    allowed time."""
+
+    send_from: time = time(9, 0)
+    send_until: time | None = time(20, 0)
+    on_closed_holidays: bool = False
+
+
+@dataclass(frozen=True)
 class BusinessSettings:
     name: str
     timezone: str
@@ -147,6 +160,7 @@ class BusinessSettings:
     human_pause_minutes: int = DEFAULT_HUMAN_PAUSE_MINUTES  # 0: no pause
     retention: Retention = Retention()
     inbox: InboxSignals = InboxSignals()
+    broadcasts: BroadcastHours = BroadcastHours()
 
     def __post_init__(self) -> None:
         # Accept a plain dict from callers, but keep the value hashable and immutable.

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from bot.hours import Interval, format_interval
-from bot.settings.values import DAYS, BusinessSettings, KeywordRule
+from bot.settings.values import DAYS, BroadcastHours, BusinessSettings, KeywordRule
 
 
 class _Flow(list[Any]):
@@ -111,6 +111,13 @@ def dump_settings(s: BusinessSettings) -> str:
     doc["inbox"] = _FlowMap(
         read_receipts=s.inbox.read_receipts, typing_indicator=s.inbox.typing_indicator
     )
+    if s.broadcasts != BroadcastHours():
+        until = s.broadcasts.send_until
+        doc["broadcasts"] = _FlowMap(
+            send_from=s.broadcasts.send_from.strftime("%H:%M"),
+            send_until="24:00" if until is None else until.strftime("%H:%M"),
+            on_closed_holidays=s.broadcasts.on_closed_holidays,
+        )
     if s.templates:
         doc["templates"] = dict(s.templates)
     return yaml.dump(

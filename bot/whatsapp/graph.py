@@ -31,6 +31,8 @@ from bot.whatsapp.payloads import Payload, describe, is_read, read_payload
 __all__ = ["GraphClient"]
 
 logger = logging.getLogger("tresen.outbound")
+# The phone number field that holds the business portfolio's messaging limit tier.
+LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 
 
 def _connection_never_made(exc: requests.RequestException) -> bool:
@@ -101,7 +103,8 @@ class GraphClient:
             raise ValueError(f"GRAPH_API_URL must start with https:// or http://, got {base_url!r}")
         if not version or not phone_number_id or not token:
             raise ValueError("version, phone number id and token must not be empty")
-        self.messages_url = f"{base_url.rstrip('/')}/{version}/{phone_number_id}/messages"
+        self.phone_url = f"{base_url.rstrip('/')}/{version}/{phone_number_id}"
+        self.messages_url = f"{self.phone_url}/messages"
         self.timeout = timeout
         self._token = token
         self._owns_session = session is None
@@ -184,6 +187,32 @@ class GraphClient:
     def mark_read(self, message_id: str, typing: bool = False) -> None:
         """Mark a received message as read, optionally showing the typing indicator."""
         self.send(read_payload(message_id, typing=typing))
+
+    def messaging_limit(self) -> str:
+        """The business portfolio's messaging limit tier (`TIER_2K`, `TIER_UNLIMITED` …), read
+        as the phone number's `whatsapp_business_manager_messaging_limit` field (Meta's
+        replacement of the deprecated `messaging_limit_tier`). Raises the classified
+        `SendError` on a refusal, `RetryLater` when the API cannot be reached."""
+        try:
+            response = self._session.get(
+                self.phone_url,
+                params={"fields": LIMIT_FIELD},
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise RetryLater(self._scrub(f"{type(exc).__name__}: {exc}")[:300]) from exc
+        if not 200 <= response.status_code < 300:
+            raise self._scrubbed(classify(response.status_code, response.content))
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        tier = answer.get(LIMIT_FIELD) if isinstance(answer, dict) else None
+        if not isinstance(tier, str) or not tier:
+            raise PermanentError(f"no {LIMIT_FIELD} in the answer", http_status=200)
+        return tier
 
     def _post(self, payload: Payload) -> dict[str, Any]:
         try:
