@@ -318,7 +318,7 @@ def assert_only_the_launched_may_miss(
     app: Flask, launched: set[str], requests: Counter[str], audience: set[str]
 ) -> None:
     """After a worker was killed mid-broadcast: no one got two requests; the messages that
-    failed are exactly those whose request the dead worker had launched, as uncertain; and
+    failed are among those whose request the dead worker had launched, as uncertain; and
     everyone without a request is one of them (killed between the launch and the post)."""
     with get_db(app).session() as session:
         failed = {
@@ -331,9 +331,12 @@ def assert_only_the_launched_may_miss(
         }
     assert set(requests.values()) == {1}
     assert set(requests) <= audience
-    assert set(failed) == launched
+    # `launched` is read right after the kill; a COMMIT the dead worker had already written
+    # to its socket may still be applied by PostgreSQL after that read, recording Meta's
+    # answer: such a message ends sent, once. Every failed one was launched.
+    assert set(failed) <= launched
     assert all(reason and reason.startswith("uncertain: ") for reason in failed.values())
-    assert audience - set(requests) <= launched
+    assert audience - set(requests) <= set(failed)
 
 
 @pytest.mark.slow
