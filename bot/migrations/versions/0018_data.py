@@ -1,0 +1,62 @@
+"""data sovereignty and the API: API keys for shop systems and the answers kept for their
+Idempotency-Keys
+
+Revision ID: 0018_data
+Revises: 0017_templates
+Create Date: 2026-11-29
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0018_data"
+down_revision = "0017_templates"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Moment = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("created_at", Moment, nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("revoked_at", Moment, nullable=True),
+        sa.Column("last_used_at", Moment, nullable=True),
+        sa.ForeignKeyConstraint(["created_by_id"], ["users.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key_hash"),
+    )
+    op.create_table(
+        "api_idempotency",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("api_key_id", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response", sa.JSON(), nullable=False),
+        sa.Column("created_at", Moment, nullable=False),
+        sa.ForeignKeyConstraint(["api_key_id"], ["api_keys.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ux_api_idempotency_key",
+        "api_idempotency",
+        ["api_key_id", "idempotency_key"],
+        unique=True,
+    )
+    op.create_index("ix_api_idempotency_created_at", "api_idempotency", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_api_idempotency_created_at", table_name="api_idempotency")
+    op.drop_index("ux_api_idempotency_key", table_name="api_idempotency")
+    op.drop_table("api_idempotency")
+    op.drop_table("api_keys")
