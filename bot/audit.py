@@ -38,6 +38,8 @@ class Action(StrEnum):
     CONTACT_CHANGED = "contact.changed"
     CONTACTS_IMPORTED = "contacts.imported"
     CONTACTS_EXPORTED = "contacts.exported"
+    CONTACT_DATA_EXPORTED = "contact.data_exported"  # one customer's data (GDPR Art. 15)
+    CONTACT_ERASED = "contact.erased"  # one customer's data (GDPR Art. 17), naming no one
     LABELS_CHANGED = "contact.labels"
     OPT_IN_CHANGED = "contact.opt_in"
     LABEL_SAVED = "label.saved"

@@ -171,6 +171,9 @@ class Contact(Base):
     # greeting after it, and reads it with the contact instead of searching the messages.
     last_human_reply_at: Mapped[datetime | None]
     unread: Mapped[int] = mapped_column(Integer, default=0)
+    # When the contact's data was erased on request (bot.contacts.erase): the row is kept,
+    # reduced to its numbers and opt-out, only so that no import or broadcast reaches them.
+    erased_at: Mapped[datetime | None]
 
     # Loaded when asked for (pages that list labels use selectinload), not with every contact.
     labels: Mapped[list[Label]] = relationship(secondary=contact_labels)

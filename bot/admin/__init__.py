@@ -17,6 +17,7 @@ from bot.admin import (  # noqa: F401
     audit_page,
     auth,
     broadcasts_page,
+    contact_data_page,
     contacts_page,
     errors,
     inbox,

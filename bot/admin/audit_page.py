@@ -44,6 +44,8 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.CONTACT_CHANGED: lazy_gettext("changed a contact"),
     Action.CONTACTS_IMPORTED: lazy_gettext("imported contacts"),
     Action.CONTACTS_EXPORTED: lazy_gettext("downloaded contacts"),
+    Action.CONTACT_DATA_EXPORTED: lazy_gettext("downloaded a customer's data"),
+    Action.CONTACT_ERASED: lazy_gettext("erased a customer's data"),
     Action.LABELS_CHANGED: lazy_gettext("changed a contact's labels"),
     Action.OPT_IN_CHANGED: lazy_gettext("changed a contact's broadcast consent"),
     Action.LABEL_SAVED: lazy_gettext("saved a label"),

@@ -65,6 +65,7 @@ ACCESS: dict[str, Access] = {
     "admin.optin": Access.STAFF,
     "admin.events": Access.STAFF,
     "admin.contact": Access.STAFF,
+    "admin.contact_data": Access.OWNER,  # one customer's data: export, erase
     "admin.label": Access.STAFF,
     "admin.media": Access.STAFF,
     # broadcasts: everyone sees them; making and cancelling one takes the permission

@@ -23,11 +23,14 @@ class ImportCounts:
     created: int
     updated: int
     unchanged: int
+    # Numbers erased on request after opting out (bot.contacts.erase): skipped whole, so an
+    # old file never brings their data back or opts them in again.
+    suppressed: int = 0
 
 
 def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> ImportCounts:
     """Create or update a contact per row (by wa_id), in the caller's transaction."""
-    created = updated = unchanged = 0
+    created = updated = unchanged = suppressed = 0
     labels: dict[str, Label] = {}
     batch = list(rows)
     wa_ids = {r.wa_id for r in batch}
@@ -36,6 +39,9 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
     }
     for row in batch:
         contact = existing.get(row.wa_id)
+        if contact is not None and contact.erased_at is not None and not contact.opted_in:
+            suppressed += 1
+            continue
         is_new = contact is None
         if contact is None:
             contact = Contact(
@@ -70,7 +76,7 @@ def import_rows(session: Session, rows: Iterable[ContactRow], now: datetime) -> 
         else:
             unchanged += 1
     session.flush()
-    return ImportCounts(created, updated, unchanged)
+    return ImportCounts(created, updated, unchanged, suppressed)
 
 
 IMPORT_BATCH = 1000
@@ -125,5 +131,6 @@ def import_file(
                 total.created + counts.created,
                 total.updated + counts.updated,
                 total.unchanged + counts.unchanged,
+                total.suppressed + counts.suppressed,
             )
     return ImportReport(total, bad)

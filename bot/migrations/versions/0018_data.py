@@ -53,9 +53,14 @@ def upgrade() -> None:
         unique=True,
     )
     op.create_index("ix_api_idempotency_created_at", "api_idempotency", ["created_at"])
+    # d-gdpr: when a contact was erased on request (kept only as an opt-out: bot.contacts.erase)
+    op.add_column("contacts", sa.Column("erased_at", Moment, nullable=True))
 
 
 def downgrade() -> None:
+    # d-gdpr. Plain SQL: SQLite drops a column in place (3.35+); a batch rebuild of contacts
+    # would drop the table, and the messages with it.
+    op.execute("ALTER TABLE contacts DROP COLUMN erased_at")
     op.drop_index("ix_api_idempotency_created_at", table_name="api_idempotency")
     op.drop_index("ux_api_idempotency_key", table_name="api_idempotency")
     op.drop_table("api_idempotency")
