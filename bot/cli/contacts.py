@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
+from bot import audit
 from bot.cli.common import clock_now, migrated
 from bot.contacts.csvfile import BadRow, ContactRow, CsvError, decode, read_contacts
 from bot.contacts.erase import delete_files, erase_contact, find_contact
@@ -89,7 +90,15 @@ def contacts_export(wa_id: str, out: str) -> None:
     """Write one contact's data to a ZIP: contact.json (contact, labels, consent record,
     conversation, notes, messages with their statuses) and the media of their messages."""
     with get_db(current_app).session() as session:
-        data = collect(session, _found(session, wa_id), clock_now())
+        found = _found(session, wa_id)
+        data = collect(session, found, clock_now())
+        audit.record(
+            session,
+            audit.Actor(None, None),
+            audit.Action.CONTACT_DATA_EXPORTED,
+            clock_now(),
+            subject=f"contact:{found.id}",
+        )
     try:
         with open(out, "wb") as handle:
             missing = write_zip(data, get_media_store(current_app), handle)
@@ -115,6 +124,14 @@ def contacts_erase(wa_id: str, yes: bool) -> None:
         click.confirm(f"Erase all data of {wa_id}?", abort=True)
     with database.session() as session:
         erased = erase_contact(session, _found(session, wa_id), clock_now())
+        # Names no one: the entry must not keep what was just erased.
+        audit.record(
+            session,
+            audit.Actor(None, None),
+            audit.Action.CONTACT_ERASED,
+            clock_now(),
+            after=str(erased.messages),
+        )
     files = delete_files(database, get_media_store(current_app), erased.files)
     kept = (
         "kept as an opt-out (number and consent record only)"
