@@ -131,6 +131,8 @@ def erase_contact(session: Session, contact: Contact, now: datetime) -> Erased:
     for start in range(0, len(wamids), 500):
         session.execute(delete(HeldStatus).where(HeldStatus.wamid.in_(wamids[start : start + 500])))
     session.execute(delete(contact_labels).where(contact_labels.c.contact_id == cid))
+    # The links are gone below the ORM: it must not delete them again with the contact.
+    session.expire(contact, ["labels"])
     for model in (Note, Conversation, ConversationRead, Signal):
         column = cast(Column[int], cast(Table, model.__table__).c.contact_id)
         session.execute(delete(model).where(column == cid))
