@@ -26,6 +26,8 @@ from bot.db import get_db
 from bot.media.kinds import MediaKind
 from bot.media.store import get_media_store
 from bot.models import (
+    ApiIdempotency,
+    ApiKey,
     AuditEntry,
     Base,
     ConsentEvent,
@@ -106,6 +108,21 @@ def everything_about(app: Flask, cid: int, wa_id: str, name: str, note: str) -> 
             )
         )
         session.add(HeldStatus(wamid=f"wamid.OUT-{wa_id}", status="read", at=NOW))
+        # A shop system's send through the API, its answer kept for the Idempotency-Key.
+        key = ApiKey(
+            name=f"shop {cid}", prefix="tr_x", key_hash=key_of(wa_id.encode()), scopes=[]
+        )
+        session.add(key)
+        session.flush()
+        session.add(
+            ApiIdempotency(
+                api_key_id=key.id,
+                idempotency_key=f"order-{wa_id}",
+                request_hash="0" * 64,
+                status_code=202,
+                response={"to": wa_id, "status": "queued"},
+            )
+        )
         audit.record(
             session,
             audit.Actor(owner, "owner"),
@@ -232,6 +249,7 @@ def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[
         "notes",
         "audit_entries",
         "inbound_notifications",
+        "api_idempotency",
     }
     before_bert = traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE))
     result = app.test_cli_runner().invoke(args=["contacts", "erase", ANNA, "--yes"])
