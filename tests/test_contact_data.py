@@ -109,9 +109,7 @@ def everything_about(app: Flask, cid: int, wa_id: str, name: str, note: str) -> 
         )
         session.add(HeldStatus(wamid=f"wamid.OUT-{wa_id}", status="read", at=NOW))
         # A shop system's send through the API, its answer kept for the Idempotency-Key.
-        key = ApiKey(
-            name=f"shop {cid}", prefix="tr_x", key_hash=key_of(wa_id.encode()), scopes=[]
-        )
+        key = ApiKey(name=f"shop {cid}", prefix="tr_x", key_hash=key_of(wa_id.encode()), scopes=[])
         session.add(key)
         session.flush()
         session.add(
