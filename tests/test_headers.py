@@ -85,9 +85,10 @@ def test_every_admin_page_is_secured_and_loads_nothing_from_elsewhere(
         assert not elsewhere, f"{path} loads from another host: {elsewhere}"
         for link in page.links:
             target = urlsplit(link)
-            if not target.scheme and not target.netloc and target.path.startswith("/admin"):
-                if "/media/" not in target.path and "logout" not in target.path:
-                    todo.append(link)
+            ours = not target.scheme and not target.netloc and target.path.startswith("/admin")
+            # Files have a sandbox policy of their own (bot.media.serve); logout is a POST.
+            if ours and "/media/" not in target.path and "logout" not in target.path:
+                todo.append(link)
     assert pages >= 20, f"the crawl found only {pages} pages"
 
 
