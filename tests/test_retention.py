@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 
 from bot.admin import weekly
@@ -35,6 +36,8 @@ from bot.rules import Rule
 from bot.settings import dump_settings
 from bot.settings.stored import save_settings
 from bot.settings.values import Retention
+from tests.test_admin import NOW as ADMIN_NOW
+from tests.test_admin import Clock, demo_owner
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
 
@@ -302,3 +305,18 @@ def test_100000_old_messages_go_in_batches_while_the_inbox_answers(app: Flask) -
     assert ids(app) == {recent}
     with database.session() as session:
         assert session.scalar(select(func.sum(MessageTotal.count))) == 100_000
+
+
+def test_the_conversation_says_a_file_was_deleted_after_the_retention_period(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    app.config["TRESEN_CLOCK"] = Clock(ADMIN_NOW)
+    admin = demo_owner(app, client)
+    keep(app, messages_days=None, media_days=10)
+    store = LocalStore(tmp_path / "media")
+    anna = contact(app)
+    photo = message(app, anna, ADMIN_NOW - timedelta(days=20), type="image")
+    attach(app, photo, put(app, store))
+    DailyRetention(get_db(app), store)(ADMIN_NOW)
+    page = admin.get(f"/admin/inbox/{anna}").get_data(as_text=True)
+    assert "nach der in den Einstellungen festgelegten Aufbewahrungsfrist gelöscht" in page
