@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from bot import admin, cli, db, health, logs, webhook
+from bot import admin, cli, db, headers, health, logs, webhook
 from bot.config import Config, load, read_environ
 from bot.models import utcnow
 
@@ -43,6 +43,7 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
     )
     db.init_app(app, db.Database(config.database_url))
+    headers.init_app(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)

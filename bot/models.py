@@ -7,7 +7,7 @@ event that caused it, and the dispatcher moves it on to `sent` or `failed`.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -181,6 +182,10 @@ class Contact(Base):
     __table_args__ = (Index("ix_contacts_last_message", "last_message_at", "id"),)
 
 
+# Only replies (`text` is a column's name inside Message's class body).
+_REPLIES = text("in_reply_to IS NOT NULL")
+
+
 class Message(Base):
     """One WhatsApp message, inbound or outbound; outbound rows are the outbox."""
 
@@ -237,6 +242,14 @@ class Message(Base):
         Index("ux_messages_broadcast_recipient", "broadcast_run_id", "contact_id", unique=True),
         # The unique recipients of the last 24 hours, which the messaging limit counts.
         Index("ix_messages_sent_at", "sent_at"),
+        # Deleting a message (retention, erasure) looks up the replies to it; only replies are
+        # indexed, so the webhook's insert of a plain message pays nothing.
+        Index(
+            "ix_messages_in_reply_to",
+            "in_reply_to",
+            postgresql_where=_REPLIES,
+            sqlite_where=_REPLIES,
+        ),
     )
 
 
@@ -802,3 +815,15 @@ class ApiIdempotency(Base):
         Index("ux_api_idempotency_key", "api_key_id", "idempotency_key", unique=True),
         Index("ix_api_idempotency_created_at", "created_at"),
     )
+
+
+class MessageTotal(Base):
+    """How many messages of one kind (a bot.statistics.Kind) one day had, kept for the weekly
+    statistics when retention deletes the messages themselves (bot.retention)."""
+
+    __tablename__ = "message_totals"
+
+    # The business's local date the messages were written on.
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

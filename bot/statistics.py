@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -264,3 +264,21 @@ def weekly(
             )
         )
     return result
+
+
+def with_totals(weeks: Sequence[Week], totals: Iterable[tuple[date, Kind, int]]) -> list[Week]:
+    """`weeks` with the kept daily totals of deleted messages (retention) added to their
+    counts: (local day, kind, count). Waits and response times are not kept for them."""
+    found = list(weeks)
+    for day, kind, count in totals:
+        for i, week in enumerate(found):
+            if week.monday <= day < week.monday + WEEK:
+                found[i] = replace(
+                    week,
+                    received=week.received + (count if kind is Kind.CUSTOMER else 0),
+                    automatic=week.automatic + (count if kind is Kind.AUTOMATIC else 0),
+                    personal=week.personal + (count if kind is Kind.PERSONAL else 0),
+                    broadcast=week.broadcast + (count if kind is Kind.BROADCAST else 0),
+                )
+                break
+    return found

@@ -36,6 +36,7 @@ from bot.models import utcnow
 from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
 from bot.outbound.signal_sender import SIGNAL_SENDER, SignalSender
+from bot.retention import DailyRetention
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.uploads import ConsoleUploader, GraphUploader, Uploader, UploadingTransport
 
@@ -194,6 +195,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
         clock=dispatcher.clock,
         template_sync=_template_sync(app),
         read_limit=limit_reader(app.config["TRESEN"]),
+        retention=_retention(app),
     )
     freeze_startup_objects()
     dispatcher.run(stop)
@@ -223,6 +225,7 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
         clock=dispatcher.clock,
         template_sync=_template_sync(app),
         read_limit=limit_reader(app.config["TRESEN"]),
+        retention=_retention(app),
     )
     start_heartbeat(
         dispatcher.database,
@@ -241,6 +244,12 @@ def _template_sync(app: Flask) -> DailySync | None:
     if not DailySync.wanted(config):
         return None
     return DailySync.for_config(Database(config.database_url, pool_size=1), config)
+
+
+def _retention(app: Flask) -> DailyRetention:
+    """The scheduler's daily retention pass, on an engine of its own."""
+    config: Config = app.config["TRESEN"]
+    return DailyRetention(Database(config.database_url, pool_size=1), get_media_store(app))
 
 
 def start_inbound(

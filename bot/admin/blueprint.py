@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from bot import audit
 from bot.db import get_db
+from bot.headers import secure
 
 bp = Blueprint(
     "admin",
@@ -123,14 +124,6 @@ NOT_CHANGES = (
     "admin.conversation_typing",
 )
 
-# Scripts and styles come from our own static files only: no inline script can run even if
-# something customer-supplied ever slipped into a page unescaped.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-    "object-src 'none'"
-)
-
 
 # Endpoints whose forms carry a file: their bodies may be as large as the largest file WhatsApp
 # sends (100 MB) and the form around it; every other request keeps the app's small limit.
@@ -223,9 +216,7 @@ def _refused_by_flash() -> bool:
 
 @bp.after_request
 def headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    secure(response)
     if request.endpoint != "admin.static":
         # Pages show customers' messages: keep them out of shared caches and the back button.
         response.headers.setdefault("Cache-Control", "no-store")

@@ -237,6 +237,9 @@ def media_status(kind: str, voice: bool, state: str, failure: str | None) -> str
             "%(thing)s was not fetched: in console mode Tresen is not connected to WhatsApp.",
             thing=thing,
         ),
+        Failure.EXPIRED: gettext(
+            "%(thing)s was deleted after the retention period of the settings.", thing=thing
+        ),
     }
     return reasons.get(failure or "", gettext("%(thing)s could not be fetched.", thing=thing))
 

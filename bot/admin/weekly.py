@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot import statistics
 from bot.hours import OpeningHours
-from bot.models import Direction, Message
+from bot.models import Direction, Message, MessageTotal
 from bot.rules import Rule
 from bot.sql import dialect_name
 from bot.statistics import Event, Kind, Week
@@ -69,9 +69,17 @@ def load(session: Session, hours: OpeningHours, *, weeks: int, at: datetime) -> 
         Event(contact, datetime.fromtimestamp(round(seconds, 3), UTC), kinds[kind])
         for contact, seconds, kind in rows
     ]
-    return statistics.weekly(
+    by_week = statistics.weekly(
         found, hours, now=at, weeks=weeks, waiting_before=waiting_at(session, since)
     )
+    # Messages retention deleted count by their kept daily totals.
+    first = by_week[0].monday
+    totals = session.execute(
+        select(MessageTotal.day, MessageTotal.kind, MessageTotal.count).where(
+            MessageTotal.day >= first
+        )
+    ).all()
+    return statistics.with_totals(by_week, ((d, kinds[k], n) for d, k, n in totals if k in kinds))
 
 
 def _epoch(session: Session) -> ColumnElement[float]:

@@ -88,9 +88,12 @@ class SchedulerService:
         clock: Callable[[], datetime] = utcnow,
         template_sync: Callable[[datetime], object] | None = None,
         read_limit: LimitReader | None = None,
+        retention: Callable[[datetime], object] | None = None,
     ) -> None:
         """`read_limit`: in WhatsApp mode, how to read the messaging limit (console mode has
-        none: unlimited unless a limit is stored)."""
+        none: unlimited unless a limit is stored); `retention`: the daily deletion of old
+        messages and media (bot.retention.DailyRetention), which decides itself when it is due."""
+        self.retention = retention
         self.database = database
         self.read_limit = read_limit
         self._limit_read_at: datetime | None = None
@@ -178,7 +181,8 @@ class SchedulerService:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
         written, the messaging limit read now and then, deferred broadcast messages released
         as the quiet hours and the limit allow, held statuses applied or, once old, forgotten;
-        the templates synced when due, and follow-ups after a closure queued."""
+        the templates synced when due, follow-ups after a closure queued, and once a day old
+        messages and media deleted (retention)."""
         # The limit first: the runs release what they write as far as it allows.
         self.read_messaging_limit(self.clock())
         self.sync_jobs()
@@ -192,6 +196,8 @@ class SchedulerService:
         if self.template_sync is not None:
             self.template_sync(now)
         self.follow_ups.run(now)
+        if self.retention is not None:
+            self.retention(now)
 
     def read_messaging_limit(self, now: datetime) -> None:
         """On start and every few hours: the tier from the Graph API, kept with source api;
@@ -284,10 +290,15 @@ def start_thread(
     clock: Callable[[], datetime] = utcnow,
     template_sync: Callable[[datetime], object] | None = None,
     read_limit: LimitReader | None = None,
+    retention: Callable[[datetime], object] | None = None,
 ) -> threading.Thread:
     """The scheduler service on a daemon thread of this process."""
     service = SchedulerService(
-        database, clock=clock, template_sync=template_sync, read_limit=read_limit
+        database,
+        clock=clock,
+        template_sync=template_sync,
+        read_limit=read_limit,
+        retention=retention,
     )
     thread = threading.Thread(target=service.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()

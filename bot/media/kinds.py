@@ -46,6 +46,7 @@ class Failure(enum.StrEnum):
     UNREACHABLE = "unreachable"  # Meta did not answer for longer than we kept trying
     REFUSED = "refused"  # Meta refused the request (token, permission): see the details
     CONSOLE = "console"  # console mode without a Graph API to fetch from
+    EXPIRED = "expired"  # kept, then deleted once older than retention.media_days
 
 
 @dataclass(frozen=True)

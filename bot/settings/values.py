@@ -114,8 +114,8 @@ class FollowUpRule:
 
 @dataclass(frozen=True)
 class Retention:
-    """How many days messages and media are kept; None: for good. Read and kept only: nothing
-    deletes old messages yet."""
+    """How many days messages and media are kept; None: for good. The scheduler leader's
+    daily pass deletes what is older (bot.retention)."""
 
     messages_days: int | None = None
     media_days: int | None = None

@@ -55,9 +55,27 @@ def upgrade() -> None:
     op.create_index("ix_api_idempotency_created_at", "api_idempotency", ["created_at"])
     # d-gdpr: when a contact was erased on request (kept only as an opt-out: bot.contacts.erase)
     op.add_column("contacts", sa.Column("erased_at", Moment, nullable=True))
+    # d-retention: the daily totals kept of messages retention deleted.
+    op.create_table(
+        "message_totals",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "kind"),
+    )
+    # d-retention: deleting a message looks up the replies to it (ON DELETE SET NULL).
+    op.create_index(
+        "ix_messages_in_reply_to",
+        "messages",
+        ["in_reply_to"],
+        postgresql_where=sa.text("in_reply_to IS NOT NULL"),
+        sqlite_where=sa.text("in_reply_to IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_in_reply_to", table_name="messages")  # d-retention
+    op.drop_table("message_totals")  # d-retention
     # d-gdpr. Plain SQL: SQLite drops a column in place (3.35+); a batch rebuild of contacts
     # would drop the table, and the messages with it.
     op.execute("ALTER TABLE contacts DROP COLUMN erased_at")
