@@ -16,8 +16,10 @@ from bot.message_templates.model import (
     TemplateMismatch,
     check_values,
     components,
+    keyed,
 )
-from bot.message_templates.store import find, template_of
+from bot.message_templates.store import find, known_from_meta, template_of
+from bot.whatsapp.payloads import body_parameters
 
 
 def stored_template(session: Session, name: str, language: str) -> Template:
@@ -47,3 +49,18 @@ def prepare(
     template = stored_template(session, name, language)
     check_values(template, values, media=header is not None)
     return components(template, values, header)
+
+
+def checked_components(
+    session: Session, name: str, language: str, values: Sequence[str]
+) -> tuple[list[Payload], str | None]:
+    """A template named by its name and language with body values, as an inbox reply typed
+    by hand or an API call sends it: the components and the filled body text for the
+    conversation. Checked by `prepare` when the template is stored or the account's templates
+    came from Meta (a name not among them would be refused); with demo templates only (console
+    mode), any other name is sent unchecked, its values as body parameters."""
+    if find(session, name, language) is not None or known_from_meta(session):
+        built = prepare(session, name, language, values)
+        template = stored_template(session, name, language)
+        return built, template.filled(keyed(template, values))[1]
+    return body_parameters(values), None
