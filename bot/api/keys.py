@@ -3,7 +3,6 @@ by that hash (so checking a key compares no secret byte by byte), scoped and rev
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -12,7 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.api.scopes import Scope
 from bot.models import ApiKey
+
+__all__ = ["Scope", "clean_scopes", "create_key", "find_key", "key_hash", "mark_used", "revoke"]
 
 # `tresen_<prefix>_<secret>`: the prefix tells the owner's keys apart on the admin page and in
 # a shop system's configuration; the secret carries the 256 bits that make the key.
@@ -22,14 +24,6 @@ NAME_MAX = 80
 # Writing last_used_at on every request would make every API call a write on the key's row:
 # once a minute is exact enough for "last used".
 LAST_USED_STEP = timedelta(minutes=1)
-
-
-class Scope(enum.StrEnum):
-    """What a key may do, stored in ApiKey.scopes."""
-
-    SEND = "send"  # send texts and templates
-    CONTACTS = "contacts"  # look up and change contacts
-    MESSAGES = "messages"  # read conversations and message statuses
 
 
 @dataclass(frozen=True)

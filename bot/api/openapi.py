@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.errors import Code
-from bot.api.keys import Scope
+from bot.api.scopes import Scope
 
 VERSION = "1.0.0"
 
