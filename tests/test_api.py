@@ -16,7 +16,8 @@ from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import func, select
 
 from bot.api import idempotency, openapi
-from bot.api.keys import Scope, create_key, key_hash
+from bot.api.keys import create_key, key_hash
+from bot.api.scopes import Scope
 from bot.db import get_db
 from bot.message_templates.demo import seed_demo_templates
 from bot.models import ApiIdempotency, ApiKey, AuditEntry, ConsentEvent, Contact, Message

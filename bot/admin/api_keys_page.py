@@ -13,7 +13,8 @@ from werkzeug.wrappers import Response
 
 from bot import audit
 from bot.admin.blueprint import bp, log_change, now
-from bot.api.keys import NAME_MAX, Scope, clean_scopes, create_key, revoke
+from bot.api.keys import NAME_MAX, clean_scopes, create_key, revoke
+from bot.api.scopes import Scope
 from bot.db import get_db
 from bot.models import ApiKey
 

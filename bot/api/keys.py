@@ -14,8 +14,6 @@ from sqlalchemy.orm import Session
 from bot.api.scopes import Scope
 from bot.models import ApiKey
 
-__all__ = ["Scope", "clean_scopes", "create_key", "find_key", "key_hash", "mark_used", "revoke"]
-
 # `tresen_<prefix>_<secret>`: the prefix tells the owner's keys apart on the admin page and in
 # a shop system's configuration; the secret carries the 256 bits that make the key.
 KEY_START = "tresen_"

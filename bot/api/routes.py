@@ -16,9 +16,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from bot.api import actions, idempotency, openapi
 from bot.api.errors import ApiError, Code
-from bot.api.keys import Scope, find_key, mark_used
+from bot.api.keys import find_key, mark_used
 from bot.api.ratelimit import BURST, RATE, Buckets, retry_after
 from bot.api.requests import read_contact_patch, read_id, read_limit, read_send
+from bot.api.scopes import Scope
 from bot.contacts.numbers import settings_region
 from bot.db import get_db
 from bot.models import ApiKey
