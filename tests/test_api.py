@@ -22,6 +22,7 @@ from bot.db import get_db
 from bot.message_templates.demo import seed_demo_templates
 from bot.models import ApiIdempotency, ApiKey, AuditEntry, ConsentEvent, Contact, Message
 from bot.rules import Rule
+from tests.conftest import build_app
 from tests.test_admin import NOW, Clock
 
 ANNA = "4915112345678"
@@ -379,6 +380,20 @@ def test_requests_beyond_the_rate_are_refused_with_retry_after(
     assert refused.get_json()["error"]["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
     assert call(client, "GET", "/api/v1/contacts/1", other).status_code == 404  # per key
+
+
+def test_the_rate_is_api_rate_with_a_burst_of_twice_as_many(
+    database_url: str, tmp_path: Any
+) -> None:
+    app = build_app(database_url, tmp_path, API_RATE="1")
+    try:
+        token = make_key(app)
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        codes = [client.get("/api/v1/contacts/1", headers=headers).status_code for _ in range(3)]
+        assert codes == [404, 404, 429]
+    finally:
+        get_db(app).dispose()
 
 
 def test_keys_are_kept_hashed_and_their_use_noted(

@@ -8,8 +8,8 @@ import math
 import threading
 from dataclasses import dataclass
 
-RATE = 10.0  # requests per second, sustained
-BURST = 20  # requests at once after a quiet moment
+RATE = 10.0  # requests per second, sustained (API_RATE)
+BURST = 20  # requests at once after a quiet moment (twice API_RATE)
 
 
 @dataclass

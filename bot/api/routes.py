@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from bot.api import actions, idempotency, openapi
 from bot.api.errors import ApiError, Code
 from bot.api.keys import find_key, mark_used
-from bot.api.ratelimit import BURST, RATE, Buckets, retry_after
+from bot.api.ratelimit import Buckets, retry_after
 from bot.api.requests import read_contact_patch, read_id, read_limit, read_send
 from bot.api.scopes import Scope
 from bot.contacts.numbers import settings_region
@@ -57,8 +57,10 @@ def _now() -> datetime:
 def _buckets() -> Buckets:
     buckets = current_app.extensions.get("tresen.api_buckets")
     if buckets is None:
+        # API_RATE from the environment (bot.config); tests may set API_RATE and API_BURST.
         config = current_app.config
-        buckets = Buckets(config.get("API_RATE", RATE), config.get("API_BURST", BURST))
+        rate = config.get("API_RATE", config["TRESEN"].api_rate)
+        buckets = Buckets(rate, config.get("API_BURST", max(1, round(2 * rate))))
         current_app.extensions["tresen.api_buckets"] = buckets
     return buckets
 
