@@ -33,15 +33,19 @@ def request_hash(method: str, path: str, body: Any) -> str:
 
 
 def stored(session: Session, key_id: int, idem_key: str, now: datetime) -> Stored | None:
-    """The kept answer for this key, if one younger than KEPT exists."""
+    """The kept answer for this key, if one younger than KEPT exists; an older one is
+    forgotten here, so the key can be kept anew."""
     row = session.scalar(
         select(ApiIdempotency).where(
             ApiIdempotency.api_key_id == key_id,
             ApiIdempotency.idempotency_key == idem_key,
-            ApiIdempotency.created_at > now - KEPT,
         )
     )
     if row is None:
+        return None
+    if row.created_at <= now - KEPT:
+        session.delete(row)
+        session.flush()
         return None
     return Stored(row.request_hash, row.status_code, row.response)
 
@@ -55,16 +59,9 @@ def keep(
     response: dict[str, Any],
     now: datetime,
 ) -> bool:
-    """Keep the answer in the request's transaction; False when another request with the same
-    key got there first (then this transaction must be rolled back)."""
-    # An expired answer under the same key gives way to the new one.
-    session.execute(
-        delete(ApiIdempotency).where(
-            ApiIdempotency.api_key_id == key_id,
-            ApiIdempotency.idempotency_key == idem_key,
-            ApiIdempotency.created_at <= now - KEPT,
-        )
-    )
+    """Keep the answer in the request's transaction (after `stored` found none); False when
+    another request with the same key got there first (then this transaction must be rolled
+    back)."""
     values = {
         "api_key_id": key_id,
         "idempotency_key": idem_key,

@@ -46,7 +46,10 @@ def prepare(
     """The `components` of a template message with these values (one per parameter, in the
     template's order) and an optional media header component; TemplateMismatch when they do
     not fit the stored template or it is not approved."""
-    template = stored_template(session, name, language)
+    return _checked(stored_template(session, name, language), values, header)
+
+
+def _checked(template: Template, values: Sequence[str], header: Payload | None) -> list[Payload]:
     check_values(template, values, media=header is not None)
     return components(template, values, header)
 
@@ -59,8 +62,9 @@ def checked_components(
     conversation. Checked by `prepare` when the template is stored or the account's templates
     came from Meta (a name not among them would be refused); with demo templates only (console
     mode), any other name is sent unchecked, its values as body parameters."""
-    if find(session, name, language) is not None or known_from_meta(session):
-        built = prepare(session, name, language, values)
-        template = stored_template(session, name, language)
-        return built, template.filled(keyed(template, values))[1]
-    return body_parameters(values), None
+    row = find(session, name, language)
+    if row is None and not known_from_meta(session):
+        return body_parameters(values), None
+    # Read once: an API send is on a shop system's hot path.
+    template = stored_template(session, name, language) if row is None else template_of(row)
+    return _checked(template, values, None), template.filled(keyed(template, values))[1]
