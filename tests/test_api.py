@@ -5,6 +5,7 @@ conversations, rate limits, and the OpenAPI document every answer is checked aga
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -447,3 +448,28 @@ def test_the_openapi_document_names_every_route_and_nothing_else(
             for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
                 operation = served["paths"][_flask_path(rule.rule)][method.lower()]
                 assert operation["x-scope"] == SCOPES[rule.endpoint]
+
+
+def test_concurrent_retries_with_one_idempotency_key_send_once(app: Flask, clock: Clock) -> None:
+    contact_id = add_contact(app, wrote_ago=timedelta(hours=1))
+    token = make_key(app)
+    body = {"contact_id": contact_id, "text": "Ihre Bestellung ist da."}
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "same"}
+    start = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def post() -> None:
+        client = app.test_client()
+        start.wait()
+        response = client.post("/api/v1/messages", json=body, headers=headers)
+        answers.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 6
+    assert {status for status, _ in answers} == {202}
+    assert len({answer["id"] for _, answer in answers}) == 1
+    assert len(messages(app)) == 1

@@ -70,8 +70,10 @@ def keep(
         "response": response,
         "created_at": now,
     }
-    inserted = session.execute(insert_ignore(session, ApiIdempotency, None).values(**values))
-    return bool(cast(CursorResult[Any], inserted).rowcount)
+    # RETURNING, not rowcount: a driver may report -1 for an insert that did nothing.
+    statement = insert_ignore(session, ApiIdempotency, None).values(**values)
+    inserted = session.execute(statement.returning(ApiIdempotency.id))
+    return inserted.scalar_one_or_none() is not None
 
 
 def prune(session: Session, now: datetime) -> int:
