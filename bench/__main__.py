@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--db sqlite|postgresql|both] [NAME ...]`: the benchmarks, one
-table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack,
+table each, after the environment they ran in. NAME picks some: rules, dispatch, webhook_ack, api_send,
 broadcast, robustness, end_to_end, media, statistics (each also runs alone as `python -m bench.NAME`)."""
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def _webhook_ack(quick: bool, databases: list[str]) -> None:
     from bench import webhook_ack
 
     webhook_ack.run(quick, databases)
+
+
+def _api_send(quick: bool, databases: list[str]) -> None:
+    from bench import api_send
+
+    api_send.run(quick, databases)
 
 
 def _robustness(quick: bool, databases: list[str]) -> None:
@@ -71,6 +77,7 @@ BENCHMARKS: dict[str, Callable[[bool, list[str]], None]] = {
     "rules": _rules,
     "dispatch": _dispatch,
     "webhook_ack": _webhook_ack,
+    "api_send": _api_send,
     "broadcast": _broadcast,
     "robustness": _robustness,
     "end_to_end": _end_to_end,

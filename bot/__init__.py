@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from bot import admin, cli, db, headers, health, logs, webhook
+from bot import admin, api, cli, db, headers, health, logs, webhook
 from bot.config import Config, load, read_environ
 from bot.models import utcnow
 
@@ -47,6 +47,7 @@ def create_app(
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)
+    api.init_app(app)
     cli.init_app(app)
     return app
 

@@ -65,6 +65,9 @@ class Action(StrEnum):
     INVITATION_WITHDRAWN = "invitation.withdrawn"
     # notices (template paused, moved to marketing …)
     NOTICE_DISMISSED = "notice.dismissed"
+    # API keys for shop systems
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
 
 
 # Entries recorded since start_counting(): the admin's safety net records a change whose view

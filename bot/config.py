@@ -56,6 +56,9 @@ class Config:
     # WHATSAPP_APP_ID: the Meta app's id, needed only to upload a media header's sample file
     # for a new template (Meta's Resumable Upload API lives on the app)
     app_id: str | None = None
+    # API_RATE: requests per second one API key may make to /api/v1/, in each web process
+    # (bot.api.ratelimit); a burst of twice as many is let through after a quiet moment
+    api_rate: float = 10.0
 
     @property
     def console_mode(self) -> bool:
@@ -137,6 +140,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         live_streams=_live_streams(get("LIVE_STREAMS")),
         business_account_id=business_account_id,
         app_id=app_id,
+        api_rate=_api_rate(get("API_RATE")),
     )
 
 
@@ -172,6 +176,20 @@ def _send_rate(value: str | None) -> float:
     if not 0 < rate <= 100_000 or rate != rate:
         raise ConfigError(
             f"SEND_RATE must be a positive number of messages per second, got {value!r}"
+        )
+    return rate
+
+
+def _api_rate(value: str | None) -> float:
+    if value is None:
+        return 10.0
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate <= 100_000 or rate != rate:
+        raise ConfigError(
+            f"API_RATE must be a positive number of requests per second, got {value!r}"
         )
     return rate
 

@@ -57,8 +57,8 @@ class History:
 
 class Rule(enum.StrEnum):
     """What wrote an outbound message, stored with it: one of the auto-replies, a person's
-    answer from the inbox (MANUAL), a broadcast, or the template follow-up after a closure
-    (bot.followups)."""
+    answer from the inbox (MANUAL), a broadcast, the template follow-up after a closure
+    (bot.followups), or a shop system's message through /api/v1 (API)."""
 
     OPTOUT = "optout"
     OPTIN = "optin"
@@ -68,6 +68,7 @@ class Rule(enum.StrEnum):
     MANUAL = "manual"
     BROADCAST = "broadcast"
     FOLLOW_UP = "follow_up"
+    API = "api"
 
 
 # The rules the bot answers by itself.

@@ -54,6 +54,11 @@ PURE = {
     "bot.message_templates.flags",
     "bot.followups",
     "bot.followups.rule",
+    "bot.api.errors",
+    "bot.api.requests",
+    "bot.api.ratelimit",
+    "bot.api.openapi",
+    "bot.api.scopes",
 }
 FORBIDDEN = {"flask", "werkzeug", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg"}
 

@@ -69,6 +69,8 @@ def test_full_configuration_is_live_mode(tmp_path: Path) -> None:
         ({"SEND_RATE": "0"}, "SEND_RATE"),
         ({"SEND_RATE": "fast"}, "SEND_RATE"),
         ({"SEND_RATE": "nan"}, "SEND_RATE"),
+        ({"API_RATE": "0"}, "API_RATE"),
+        ({"API_RATE": "many"}, "API_RATE"),
         ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
         ({"GRAPH_API_URL": "graph.facebook.com"}, "GRAPH_API_URL"),
         ({"GRAPH_API_VERSION": "23"}, "GRAPH_API_VERSION"),

@@ -14,6 +14,7 @@ from bot import i18n
 # The pages register their routes on `bp` when imported.
 from bot.admin import (  # noqa: F401
     account,
+    api_keys_page,
     audit_page,
     auth,
     broadcasts_page,

@@ -63,6 +63,8 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.TEMPLATES_SYNCED: lazy_gettext("fetched the WhatsApp templates"),
     Action.TEMPLATE_SUBMITTED: lazy_gettext("submitted a WhatsApp template"),
     Action.NOTICE_DISMISSED: lazy_gettext("dismissed a notice"),
+    Action.API_KEY_CREATED: lazy_gettext("created an API key"),
+    Action.API_KEY_REVOKED: lazy_gettext("revoked an API key"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 

@@ -49,6 +49,7 @@ ACCESS: dict[str, Access] = {
     "admin.users": Access.OWNER,
     "admin.invitation": Access.OWNER,
     "admin.audit": Access.OWNER,
+    "admin.api_keys": Access.OWNER,  # API keys for shop systems: list, create, revoke
     "admin.account": Access.STAFF,  # one's own password and language
     "admin.login": Access.PUBLIC,
     "admin.logout": Access.STAFF,
@@ -249,7 +250,7 @@ NAV = (
     NavItem(
         "admin.account",
         lazy_gettext("Account"),
-        ("admin.account", "admin.users", "admin.invitation", "admin.audit"),
+        ("admin.account", "admin.users", "admin.invitation", "admin.audit", "admin.api_keys"),
     ),
 )
 

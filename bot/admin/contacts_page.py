@@ -83,6 +83,7 @@ SOURCES: dict[str, Any] = {
     ConsentSource.IMPORT: lazy_gettext("CSV import"),
     ConsentSource.ADMIN: lazy_gettext("set here"),
     ConsentSource.WHATSAPP: lazy_gettext("the customer's WhatsApp setting"),
+    ConsentSource.API: lazy_gettext("the shop system (API)"),
 }
 OPT_IN_FILTERS = ("", "yes", "no")
 

@@ -87,6 +87,7 @@ def rule_name(rule: str) -> str:
         Rule.MANUAL: gettext("by hand"),
         Rule.BROADCAST: gettext("broadcast"),
         Rule.FOLLOW_UP: gettext("automatic follow-up after closing"),
+        Rule.API: gettext("from the shop system (API)"),
     }
     return names.get(rule, rule)
 

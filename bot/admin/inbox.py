@@ -56,10 +56,9 @@ from bot.media.sending import (
     limits_text,
     refusal_text,
 )
-from bot.message_templates import store
 from bot.message_templates.mapping import Fields, values_for
 from bot.message_templates.model import TemplateMismatch, keyed
-from bot.message_templates.sending import prepare
+from bot.message_templates.sending import checked_components, prepare
 from bot.models import (
     Attachment,
     AttachmentState,
@@ -77,7 +76,6 @@ from bot.settings import DEFAULT_LOCALE, DEFAULT_TIMEZONE
 from bot.settings.stored import load_settings
 from bot.whatsapp.payloads import (
     Payload,
-    body_parameters,
     header_media,
     media_payload,
     template_payload,
@@ -753,11 +751,8 @@ def reply_template(contact_id: int) -> Any:
 
     def build(recipient: str, _contact: Contact, _at: datetime, session: Session) -> Payload:
         # A stored template, or an account whose templates Meta listed: the one check.
-        if store.find(session, name, language) is not None or store.known_from_meta(session):
-            return template_payload(
-                recipient, name, language, prepare(session, name, language, params)
-            )
-        return template_payload(recipient, name, language, body_parameters(params))
+        components = checked_components(session, name, language, params)[0]
+        return template_payload(recipient, name, language, components)
 
     return _queue(contact_id, build, None)
 

@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import DBAPIError
 
+from bot.api import idempotency
 from bot.broadcasts import limits, pacing, runs
 from bot.broadcasts.cron import occurrence, trigger_for
 from bot.broadcasts.leader import make_lock
@@ -181,8 +182,9 @@ class SchedulerService:
         """One pass of the leader's runner: jobs in step with the broadcasts, unfinished runs
         written, the messaging limit read now and then, deferred broadcast messages released
         as the quiet hours and the limit allow, held statuses applied or, once old, forgotten;
-        the templates synced when due, follow-ups after a closure queued, and once a day old
-        messages and media deleted (retention)."""
+        the templates synced when due, follow-ups after a closure queued, the API's
+        Idempotency-Key answers forgotten after 24 hours, and once a day old messages and
+        media deleted (retention)."""
         # The limit first: the runs release what they write as far as it allows.
         self.read_messaging_limit(self.clock())
         self.sync_jobs()
@@ -193,6 +195,7 @@ class SchedulerService:
         with self.database.session() as session:
             outbox.reconcile_held(session)
             outbox.prune_held(session, now - HOLD_STATUSES_FOR)
+            idempotency.prune(session, now)  # API answers kept for their 24 hours only
         if self.template_sync is not None:
             self.template_sync(now)
         self.follow_ups.run(now)

@@ -19,6 +19,7 @@ class ConsentSource(enum.StrEnum):
     IMPORT = "import"  # a contacts CSV
     ADMIN = "admin"  # an administrator on the contact's page
     WHATSAPP = "whatsapp"  # the marketing preference set in WhatsApp (user_preferences)
+    API = "api"  # the shop's own system, through /api/v1 with an API key
 
 
 SOURCES = frozenset(ConsentSource)
@@ -34,8 +35,8 @@ def set_opt_in(
 
     The latest `at` wins. A customer's word carries when they sent it, and Meta may deliver
     it late or after a later one: a word older than the contact's last change, or than a
-    word of theirs already recorded, is recorded but changes nothing. An import or an
-    administrator acts now, after everything the customer sent before.
+    word of theirs already recorded, is recorded but changes nothing. An import, an
+    administrator or the API acts now, after everything the customer sent before.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown opt-in source {source!r}")

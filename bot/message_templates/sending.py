@@ -16,8 +16,10 @@ from bot.message_templates.model import (
     TemplateMismatch,
     check_values,
     components,
+    keyed,
 )
-from bot.message_templates.store import find, template_of
+from bot.message_templates.store import find, known_from_meta, template_of
+from bot.whatsapp.payloads import body_parameters
 
 
 def stored_template(session: Session, name: str, language: str) -> Template:
@@ -44,6 +46,25 @@ def prepare(
     """The `components` of a template message with these values (one per parameter, in the
     template's order) and an optional media header component; TemplateMismatch when they do
     not fit the stored template or it is not approved."""
-    template = stored_template(session, name, language)
+    return _checked(stored_template(session, name, language), values, header)
+
+
+def _checked(template: Template, values: Sequence[str], header: Payload | None) -> list[Payload]:
     check_values(template, values, media=header is not None)
     return components(template, values, header)
+
+
+def checked_components(
+    session: Session, name: str, language: str, values: Sequence[str]
+) -> tuple[list[Payload], str | None]:
+    """A template named by its name and language with body values, as an inbox reply typed
+    by hand or an API call sends it: the components and the filled body text for the
+    conversation. Checked by `prepare` when the template is stored or the account's templates
+    came from Meta (a name not among them would be refused); with demo templates only (console
+    mode), any other name is sent unchecked, its values as body parameters."""
+    row = find(session, name, language)
+    if row is None and not known_from_meta(session):
+        return body_parameters(values), None
+    # Read once: an API send is on a shop system's hot path.
+    template = stored_template(session, name, language) if row is None else template_of(row)
+    return _checked(template, values, None), template.filled(keyed(template, values))[1]
