@@ -5,7 +5,6 @@ outbox, labels, the consent record), answered as JSON-ready dicts. No Flask here
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,7 @@ from bot.contacts.label_names import clean_label
 from bot.contacts.labels import set_labels
 from bot.contacts.lookup import NAME_LENGTH, find_or_create_contact
 from bot.contacts.names import shop_name
-from bot.contacts.numbers import NumberError, display, to_wa_id
+from bot.contacts.numbers import NumberError, to_wa_id
 from bot.message_templates.model import TemplateMismatch
 from bot.message_templates.sending import checked_components
 from bot.models import ApiKey, Contact, Message
@@ -29,42 +28,6 @@ from bot.whatsapp.payloads import template_payload, text_payload
 
 # As many labels as a person may give a contact in the inbox.
 LABELS_MAX = 20
-
-
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
-
-
-def message_view(message: Message) -> dict[str, Any]:
-    error = None
-    if message.error_code is not None or message.error_reason is not None:
-        error = {"code": message.error_code, "reason": message.error_reason}
-    return {
-        "id": message.id,
-        "contact_id": message.contact_id,
-        "direction": message.direction,
-        "type": message.type,
-        "text": message.text,
-        "status": message.status,
-        "created_at": _iso(message.created_at),
-        "sent_at": _iso(message.sent_at),
-        "delivered_at": _iso(message.delivered_at),
-        "read_at": _iso(message.read_at),
-        "failed_at": _iso(message.failed_at),
-        "error": error,
-    }
-
-
-def contact_view(contact: Contact) -> dict[str, Any]:
-    return {
-        "id": contact.id,
-        "wa_id": contact.wa_id,
-        "number": display(contact.wa_id) or None,
-        "name": contact.name,
-        "labels": sorted((label.name for label in contact.labels), key=str.casefold),
-        "opted_in": bool(contact.opted_in),
-        "last_inbound_at": _iso(contact.last_inbound_at),
-    }
 
 
 def _wa_id(text: str, region: str) -> str:

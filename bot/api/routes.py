@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from bot.api import actions, idempotency, openapi
+from bot.api import actions, idempotency, openapi, views
 from bot.api.errors import ApiError, Code
 from bot.api.keys import find_key, mark_used
 from bot.api.ratelimit import Buckets, retry_after
@@ -203,7 +203,7 @@ def _replay(kept: idempotency.Stored, digest: str) -> Any:
 @needs(Scope.MESSAGES)
 def get_message(message_id: int) -> Any:
     with get_db().session() as session:
-        return jsonify(actions.message_view(actions.message_of(session, message_id)))
+        return jsonify(views.message_view(actions.message_of(session, message_id)))
 
 
 @bp.get("/contacts")
@@ -214,7 +214,7 @@ def find_contacts() -> Any:
         raise ApiError(Code.INVALID, "give the number to look up as `wa_id`", field="wa_id")
     with get_db().session() as session:
         found = actions.find_contact(session, number, _region(session))
-        contacts = [] if found is None else [actions.contact_view(found)]
+        contacts = [] if found is None else [views.contact_view(found)]
     return jsonify(contacts=contacts)
 
 
@@ -222,7 +222,7 @@ def find_contacts() -> Any:
 @needs(Scope.CONTACTS)
 def get_contact(contact_id: int) -> Any:
     with get_db().session() as session:
-        return jsonify(actions.contact_view(actions.contact_of(session, contact_id)))
+        return jsonify(views.contact_view(actions.contact_of(session, contact_id)))
 
 
 @bp.patch("/contacts/<int:contact_id>")
@@ -236,7 +236,7 @@ def update_contact(contact_id: int) -> Any:
         assert key is not None
         actions.update_contact(session, contact, patch, key, _now())
         session.flush()
-        return jsonify(actions.contact_view(contact))
+        return jsonify(views.contact_view(contact))
 
 
 @bp.get("/contacts/<int:contact_id>/messages")
@@ -247,7 +247,7 @@ def contact_messages(contact_id: int) -> Any:
     with get_db().session() as session:
         contact = actions.contact_of(session, contact_id)
         rows, next_before = actions.conversation(session, contact, before, limit)
-        return jsonify(messages=[actions.message_view(m) for m in rows], next_before=next_before)
+        return jsonify(messages=[views.message_view(m) for m in rows], next_before=next_before)
 
 
 @bp.get("/openapi.json")
