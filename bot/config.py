@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 
 from bot import private_files
 from bot.media.s3url import S3UrlError, parse_s3_url
+from bot.webhooks_out.guard import NOTHING_ALLOWED, Allowed, parse_allowed
 
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION = "v24.0"
@@ -59,6 +60,9 @@ class Config:
     # API_RATE: requests per second one API key may make to /api/v1/, in each web process
     # (bot.api.ratelimit); a burst of twice as many is let through after a quiet moment
     api_rate: float = 10.0
+    # WEBHOOKS_ALLOW_PRIVATE: networks and host names outgoing webhooks may reach although
+    # they are not public (bot.webhooks_out.guard); none by default
+    webhooks_allow_private: Allowed = NOTHING_ALLOWED
 
     @property
     def console_mode(self) -> bool:
@@ -141,6 +145,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         business_account_id=business_account_id,
         app_id=app_id,
         api_rate=_api_rate(get("API_RATE")),
+        webhooks_allow_private=_allowed(get("WEBHOOKS_ALLOW_PRIVATE")),
     )
 
 
@@ -192,6 +197,15 @@ def _api_rate(value: str | None) -> float:
             f"API_RATE must be a positive number of requests per second, got {value!r}"
         )
     return rate
+
+
+def _allowed(value: str | None) -> Allowed:
+    try:
+        return parse_allowed(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"WEBHOOKS_ALLOW_PRIVATE must be a comma list of networks and host names: {exc}"
+        ) from exc
 
 
 def _live_streams(value: str | None) -> int | None:

@@ -827,3 +827,68 @@ class MessageTotal(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookEndpoint(Base):
+    """A URL of the shop's own system told of events by signed POSTs (bot.webhooks_out).
+
+    `secret` signs each body: the receiver must hold the same, so it is kept as it is (a shared
+    secret, unlike an API key's hash). `failing_since`: the first failure after the last
+    success; three days of that and the endpoint is disabled (`disabled_at`, `disabled_reason`).
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)  # bot.webhooks_out.events.EventKind values
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    last_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the last answer's HTTP status
+    last_error: Mapped[str | None] = mapped_column(String(500))  # None after a success
+    last_success_at: Mapped[datetime | None]
+    failing_since: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One event's POST to one endpoint: queued in the transaction of the event, claimed by a
+    deliverer for a lease (`due_at` moves to the lease's end while claimed, so a claim whose
+    holder died is simply due again), then sent, retried later, or failed with its reason.
+
+    `body` is the JSON text exactly as it is sent and signed. `contact_id`: whose data it holds,
+    for erasing a contact."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(String(32))  # an EventKind
+    body: Mapped[str] = mapped_column(Text)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # a DeliveryStatus
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    due_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The deliverer's claim: pending rows by when they are due.
+        Index("ix_webhook_deliveries_due", "status", "due_at"),
+        # An endpoint's recent deliveries, and its counts, on the admin page.
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        # Retention: settled deliveries by age.
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
