@@ -25,6 +25,7 @@ class NoticeKind(enum.StrEnum):
     TEMPLATE_RECATEGORISED = "template_recategorised"
     TEMPLATE_RECATEGORISATION_PLANNED = "template_recategorisation_planned"
     TEMPLATE_QUALITY_LOW = "template_quality_low"
+    WEBHOOK_DISABLED = "webhook_disabled"  # an outgoing webhook failed for days (bot.webhooks_out)
 
 
 # The banner shows this many; the notices page lists the rest.

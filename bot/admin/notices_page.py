@@ -33,6 +33,13 @@ def notice_text(kind: str, details: Mapping[str, Any]) -> str:
     name = str(details.get("name") or "")
     language = str(details.get("language") or "")
     args = {"name": name, "language": language}
+    if kind == NoticeKind.WEBHOOK_DISABLED:
+        return gettext(
+            "The webhook to %(url)s failed for three days and is switched off: nothing more is "
+            "sent to it. Look at it under Account → Webhooks and switch it on again once the "
+            "receiving system works.",
+            url=str(details.get("url") or ""),
+        )
     if kind == NoticeKind.TEMPLATE_PAUSED:
         return gettext(
             "Meta paused the template %(name)s (%(language)s): it cannot be sent until Meta "
