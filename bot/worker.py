@@ -1,6 +1,6 @@
 """The worker process: the outbound dispatcher (and beside it the sender of read receipts and
-typing indicators), the broadcast scheduler and the media fetcher, and the inbound processor in
-a child process of its own."""
+typing indicators), the broadcast scheduler, the media fetcher and the deliverer of outgoing
+webhooks, and the inbound processor in a child process of its own."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from bot.outbound.dispatcher import Dispatcher, default_concurrency
 from bot.outbound.ratelimit import SharedRate
 from bot.outbound.signal_sender import SIGNAL_SENDER, SignalSender
 from bot.retention import DailyRetention
+from bot.webhooks_out.deliverer import start_thread as start_webhooks
+from bot.webhooks_out.sending import Poster
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.uploads import ConsoleUploader, GraphUploader, Uploader, UploadingTransport
 
@@ -124,6 +126,19 @@ def start_signal_sender(
     return thread, sender
 
 
+def start_deliverer(app: Flask, dispatcher: Dispatcher, stop: threading.Event) -> threading.Thread:
+    """Outgoing webhooks on a thread of their own, with a database engine of their own."""
+    config: Config = app.config["TRESEN"]
+    thread, _deliverer = start_webhooks(
+        Database(config.database_url, pool_size=1),
+        Poster(config.webhooks_allow_private),
+        stop,
+        worker=dispatcher.worker,
+        clock=dispatcher.clock,
+    )
+    return thread
+
+
 def migrate_when_ready(database: Database, stop: threading.Event, pause: float = 1.0) -> bool:
     """Apply migrations, waiting out a database that is restarting or cutting connections.
 
@@ -174,6 +189,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     dispatcher = make_dispatcher(app, concurrency, lease)
     fetching, fetcher = start_fetcher(app, stop)
     signalling, _signals = start_signal_sender(app, dispatcher, stop)
+    hooking = start_deliverer(app, dispatcher, stop)
 
     def stored() -> None:  # replies queued, media waiting: either may be new
         dispatcher.wake()
@@ -205,6 +221,7 @@ def run_worker(app: Flask, concurrency: int | None = None, lease: float = 30.0) 
     scheduler.join(30)
     fetching.join(30)
     signalling.join(30)
+    hooking.join(30)
     if inbound.failed:
         sys.exit(1)  # the platform starts the worker again, processor and all
 
@@ -218,6 +235,7 @@ def start_in_background(app: Flask) -> tuple[threading.Thread, threading.Event]:
     _fetching, fetcher = start_fetcher(app, stop)
     _signalling, signal_sender = start_signal_sender(app, dispatcher, stop)
     app.extensions[SIGNAL_SENDER] = signal_sender
+    start_deliverer(app, dispatcher, stop)
     start_inbound(app, stop, dispatcher, fetcher.wake)
     start_scheduler(
         Database(get_db(app).url, pool_size=3),

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import ConsentEvent, Contact
+from bot.webhooks_out import store as webhooks
 
 
 class ConsentSource(enum.StrEnum):
@@ -54,6 +55,9 @@ def set_opt_in(
         contact.opted_in = opted_in
         contact.opted_in_changed_at = at
         contact.opted_in_source = source
+        # Every edge changes consent here: the keyword, WhatsApp's setting, an import, the
+        # admin, the API. So the shop's own systems hear of each change, from wherever.
+        webhooks.consent_changed(session, contact, opted_in, source, at)
     return changes
 
 

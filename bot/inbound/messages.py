@@ -53,6 +53,7 @@ from bot.outbound import outbox
 from bot.rules import History, Inbound, Rule
 from bot.settings import BusinessSettings, KeywordFile
 from bot.sql import insert_ignore
+from bot.webhooks_out import store as webhooks
 from bot.whatsapp import events
 from bot.whatsapp.payloads import CAPTION_MAX, media_payload, text_payload
 
@@ -213,6 +214,8 @@ def store_message(
         full = session.get(Contact, contact.id, populate_existing=True)
         assert full is not None
         set_opt_in(session, full, reply.opt_in, ConsentSource.KEYWORD, event.timestamp)
+    if answer:
+        webhooks.message_received(session, message_id, contact.id, now)
     return Stored(message_id, event.id, event.type_name, contact.id, replied)
 
 

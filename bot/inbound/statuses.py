@@ -44,7 +44,7 @@ def apply_status(session: Session, event: events.Status, now: datetime) -> None:
     if message is None:
         return
     outbox.advance(
-        message, event.status.value, event.timestamp, error_code=code, error_reason=reason
+        message, event.status.value, event.timestamp, error_code=code, error_reason=reason, now=now
     )
 
 

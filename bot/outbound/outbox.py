@@ -31,12 +31,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, object_session
 
 from bot import storable
 from bot.broadcasts.limits import CAP_RETRY_AFTER, CAPPED_CODE
 from bot.models import Contact, Direction, HeldStatus, Message, MessageStatus
 from bot.sql import dialect_name
+from bot.webhooks_out import store as webhooks
+from bot.webhooks_out.events import EventKind
 from bot.whatsapp.events import StatusKind
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -50,6 +52,10 @@ STATUS_RANK: dict[str, int] = {
     MessageStatus.READ: 4,
     StatusKind.PLAYED: 4,
 }
+# The statuses an outgoing webhook tells of: what Meta says of a message, not the queue's own.
+TOLD: frozenset[str] = frozenset(
+    {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED}
+)
 # Statuses worth holding when they arrive before the wamid is recorded.
 HELD_KINDS: frozenset[str] = frozenset(
     {StatusKind.SENT, StatusKind.DELIVERED, StatusKind.READ, StatusKind.PLAYED, StatusKind.FAILED}
@@ -292,7 +298,20 @@ def mark_sent_many(
             for message_id, wamid in sent
         ],
     )
+    _tell(session, [message_id for message_id, _wamid in sent], now)
     apply_held(session, sent)
+
+
+def _tell(session: Session, message_ids: list[int], now: datetime) -> None:
+    """Tell the subscribed webhooks of messages the dispatcher settled (sent, or failed
+    before Meta took them): read back only when some endpoint is subscribed."""
+    if not message_ids or not webhooks.subscribed(session, EventKind.MESSAGE_STATUS):
+        return
+    for message in session.scalars(
+        select(Message).where(Message.id.in_(message_ids)).execution_options(populate_existing=True)
+    ):
+        if message.status in TOLD:
+            webhooks.message_status(session, message, now)
 
 
 def mark_failed(
@@ -342,6 +361,7 @@ def mark_failed(
         error_reason=reason,
         **_taken_back(answered),
     )
+    _tell(session, [message_id], now)
 
 
 def _capped_values(now: datetime, code: int, reason: str) -> dict[str, Any]:
@@ -439,11 +459,29 @@ def advance(
     *,
     error_code: int | None = None,
     error_reason: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Move an outbound message along sent → delivered → read, or to failed; never back.
 
     A broadcast message failed with 131049 the first time is capped, as in `mark_failed`; the
-    statuses of that first attempt arriving later change nothing while it waits."""
+    statuses of that first attempt arriving later change nothing while it waits. A change the
+    shop's systems may hear of is told to the webhooks subscribed (bot.webhooks_out)."""
+    before = message.status
+    _advance(message, kind, at, error_code=error_code, error_reason=error_reason)
+    if message.status != before and message.status in TOLD:
+        session = object_session(message)
+        if session is not None:
+            webhooks.message_status(session, message, now or at)
+
+
+def _advance(
+    message: Message,
+    kind: str,
+    at: datetime,
+    *,
+    error_code: int | None,
+    error_reason: str | None,
+) -> None:
     if message.capped_at is not None and message.status in (
         MessageStatus.DEFERRED,
         MessageStatus.QUEUED,

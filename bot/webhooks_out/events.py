@@ -47,7 +47,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-SECRET_PREFIX: Final = "whsec_"
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (a prefix, not a secret)
 USER_AGENT: Final = "Tresen-Webhooks/1"
 HEADER_TIMESTAMP: Final = "Tresen-Timestamp"
 HEADER_SIGNATURE: Final = "Tresen-Signature"
@@ -94,9 +94,7 @@ def signature(secret: str, timestamp: int, payload: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(
-    secret: str, timestamp: str, signed: str, payload: bytes, now: datetime
-) -> bool:
+def verify(secret: str, timestamp: str, signed: str, payload: bytes, now: datetime) -> bool:
     """What a receiver does (the README shows it): a fresh timestamp and a matching MAC."""
     if not timestamp.isdigit():
         return False

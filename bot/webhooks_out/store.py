@@ -225,9 +225,7 @@ def disable(session: Session, endpoint_id: int, reason: str, now: datetime) -> N
         )
         .execution_options(synchronize_session=False)
     )
-    raise_notice(
-        session, NoticeKind.WEBHOOK_DISABLED, {"url": endpoint.url, "reason": reason}, now
-    )
+    raise_notice(session, NoticeKind.WEBHOOK_DISABLED, {"url": endpoint.url, "reason": reason}, now)
     _forget(session)
 
 
