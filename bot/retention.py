@@ -3,6 +3,9 @@
 inbox keeps answering. Before messages go, what the weekly statistics count of them is kept as
 daily totals per kind (`message_totals`). Unset settings keep everything.
 
+Settled outgoing webhook deliveries (their bodies repeat messages and contacts) are deleted 30
+days after they were made, whatever the settings (bot.webhooks_out.store.KEEP_SETTLED).
+
 Never deleted: outbound messages still to go out (drafts of a broadcast, queued, sending,
 deferred) and every message of a broadcast run still being written (the run's unique
 recipients rest on them). Rows that refer to a message go with it (its attachment) or let go
@@ -31,6 +34,7 @@ from bot.media.store import MediaStore
 from bot.models import BroadcastRun, Message, MessageStatus, MessageTotal
 from bot.settings.stored import load_settings
 from bot.statistics import Kind
+from bot.webhooks_out import store as webhooks
 
 __all__ = ["BATCH", "KEEP_STATUSES", "DailyRetention", "Removed", "delete_messages", "tally"]
 
@@ -50,6 +54,7 @@ class Removed:
     messages: int = 0
     media: int = 0  # attachments whose file was let go
     files: int = 0  # stored files deleted, row and bytes
+    webhook_deliveries: int = 0  # settled ones over 30 days old
 
 
 def cutoff(now: datetime, days: int | None) -> datetime | None:
@@ -170,8 +175,11 @@ class DailyRetention:
         """Delete what the settings no longer keep at `now`."""
         with self.database.session() as session:
             settings = load_settings(session)
+            deliveries = webhooks.prune(session, now)
+        if deliveries:
+            log.info("retention: deleted %d settled webhook deliveries", deliveries)
         if settings is None:
-            return Removed()
+            return Removed(webhook_deliveries=deliveries)
         days = settings.retention
         messages = media = files = 0
         before = cutoff(now, days.messages_days)
@@ -194,7 +202,7 @@ class DailyRetention:
             )
         if (messages or media) and self.store is not None:
             files = cleanup.sweep(self.database, self.store, now=now).files
-        removed = Removed(messages, media, files)
+        removed = Removed(messages, media, files, deliveries)
         if messages or media:
             log.info(
                 "retention: deleted %d messages (kept %s days), let go of %d media (kept %s "

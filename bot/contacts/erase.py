@@ -44,6 +44,7 @@ from bot.models import (
     Message,
     Note,
     Signal,
+    WebhookDelivery,
     contact_labels,
 )
 
@@ -133,7 +134,8 @@ def erase_contact(session: Session, contact: Contact, now: datetime) -> Erased:
     session.execute(delete(contact_labels).where(contact_labels.c.contact_id == cid))
     # The links are gone below the ORM: it must not delete them again with the contact.
     session.expire(contact, ["labels"])
-    for model in (Note, Conversation, ConversationRead, Signal):
+    # Webhook deliveries' bodies hold the contact's data, sent or not.
+    for model in (Note, Conversation, ConversationRead, Signal, WebhookDelivery):
         column = cast(Column[int], cast(Table, model.__table__).c.contact_id)
         session.execute(delete(model).where(column == cid))
     _scrub_audit(session, cid, texts)
