@@ -68,6 +68,13 @@ class Action(StrEnum):
     # API keys for shop systems
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
+    # outgoing webhooks for shop systems
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_CHANGED = "webhook.changed"  # its events
+    WEBHOOK_ENABLED = "webhook.enabled"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret"  # noqa: S105 (an action, not a secret)
+    WEBHOOK_TESTED = "webhook.tested"
+    WEBHOOK_DELETED = "webhook.deleted"
 
 
 # Entries recorded since start_counting(): the admin's safety net records a change whose view

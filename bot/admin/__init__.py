@@ -34,6 +34,7 @@ from bot.admin import (  # noqa: F401
     team_page,
     templates_new_page,
     templates_page,
+    webhooks_page,
 )
 from bot.admin.blueprint import bp
 from bot.db import get_db

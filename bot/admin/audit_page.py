@@ -65,6 +65,12 @@ ACTION_TEXTS: dict[Action, Any] = {
     Action.NOTICE_DISMISSED: lazy_gettext("dismissed a notice"),
     Action.API_KEY_CREATED: lazy_gettext("created an API key"),
     Action.API_KEY_REVOKED: lazy_gettext("revoked an API key"),
+    Action.WEBHOOK_CREATED: lazy_gettext("added a webhook"),
+    Action.WEBHOOK_CHANGED: lazy_gettext("changed a webhook's events"),
+    Action.WEBHOOK_ENABLED: lazy_gettext("switched a webhook on again"),
+    Action.WEBHOOK_SECRET_ROTATED: lazy_gettext("made a new signing secret for a webhook"),
+    Action.WEBHOOK_TESTED: lazy_gettext("sent a test event to a webhook"),
+    Action.WEBHOOK_DELETED: lazy_gettext("deleted a webhook"),
     Action.OTHER: lazy_gettext("changed something else"),
 }
 

@@ -50,6 +50,7 @@ ACCESS: dict[str, Access] = {
     "admin.invitation": Access.OWNER,
     "admin.audit": Access.OWNER,
     "admin.api_keys": Access.OWNER,  # API keys for shop systems: list, create, revoke
+    "admin.webhooks": Access.OWNER,  # outgoing webhooks to shop systems: all of it
     "admin.account": Access.STAFF,  # one's own password and language
     "admin.login": Access.PUBLIC,
     "admin.logout": Access.STAFF,
@@ -250,7 +251,14 @@ NAV = (
     NavItem(
         "admin.account",
         lazy_gettext("Account"),
-        ("admin.account", "admin.users", "admin.invitation", "admin.audit", "admin.api_keys"),
+        (
+            "admin.account",
+            "admin.users",
+            "admin.invitation",
+            "admin.audit",
+            "admin.api_keys",
+            "admin.webhooks",
+        ),
     ),
 )
 

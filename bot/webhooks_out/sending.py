@@ -20,7 +20,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from bot.webhooks_out.events import Attempt
-from bot.webhooks_out.guard import Allowed, Refusal, first_refusal, url_problem
+from bot.webhooks_out.guard import Allowed, Refusal, first_refusal, host_of, url_problem
 
 CONNECT_TIMEOUT: Final = 5.0
 READ_TIMEOUT: Final = 10.0
@@ -87,6 +87,14 @@ class GuardedAdapter(HTTPAdapter):
                 {"ConnectionCls": _guarded(HTTPSConnection, self.allowed)},
             ),
         }
+
+
+def check_host(url: str, allowed: Allowed) -> Refusal | None:
+    """Look the URL's host up now and check what it resolves to (the admin, on save); raises
+    OSError when the name cannot be found. Delivery checks again at each connection."""
+    host, port = host_of(url)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return first_refusal([str(info[4][0]) for info in infos], allowed, host)
 
 
 class Poster:
