@@ -37,6 +37,8 @@ PURE = {
     "bot.channels.errors",
     "bot.media.s3url",
     "bot.outbound.backoff",
+    "bot.webhooks_out.events",
+    "bot.webhooks_out.guard",
     "bot.contacts.csvfile",
     "bot.contacts.label_names",
     "bot.contacts.names",

@@ -61,11 +61,15 @@ class Deliverer:
             claimed = store.claim(
                 session, self.worker, self.batch, now=self.clock(), lease=self.lease
             )
+        disabled: set[int] = set()
         for delivery in claimed:
-            self._deliver(delivery)
+            # A disabled endpoint's pending deliveries were failed with it: none goes out.
+            if delivery.endpoint_id not in disabled and self._deliver(delivery):
+                disabled.add(delivery.endpoint_id)
         return len(claimed)
 
-    def _deliver(self, delivery: store.Claimed) -> None:
+    def _deliver(self, delivery: store.Claimed) -> bool:
+        """POST one delivery and record the outcome; whether its endpoint got disabled."""
         payload = delivery.body.encode()
         headers = events.headers(
             delivery.secret, delivery.event, delivery.id, payload, self.clock()
@@ -76,7 +80,7 @@ class Deliverer:
             log.exception("webhook delivery %s could not be sent", delivery.id)
             attempt, final = events.Attempt(False, error=f"{type(exc).__name__}: {exc}"), True
         with self.database.session() as session:
-            status = store.settle(
+            settled = store.settle(
                 session, self.worker, delivery, attempt, now=self.clock(), final=final
             )
         if attempt.ok:
@@ -87,8 +91,9 @@ class Deliverer:
             delivery.id,
             delivery.endpoint_id,
             attempt.result,
-            status or "claim lost",
+            settled.status or "claim lost",
         )
+        return settled.disabled
 
 
 def start_thread(

@@ -39,7 +39,7 @@ class AddressRefused(Exception):
 def _guarded(base: type[HTTPConnection], allowed: Allowed) -> type[HTTPConnection]:
     class Guarded(base):  # type: ignore[valid-type,misc]
         def _new_conn(self) -> socket.socket:
-            name = self._dns_host
+            name: str = self._dns_host  # type: ignore[has-type]
             try:
                 infos = socket.getaddrinfo(name, self.port, type=socket.SOCK_STREAM)
             except socket.gaierror as exc:

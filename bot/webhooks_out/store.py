@@ -342,6 +342,12 @@ def claim(
     return [Claimed(*row) for row in rows]
 
 
+@dataclass(frozen=True)
+class Settled:
+    status: DeliveryStatus | None  # None: the claim was lost, nothing recorded
+    disabled: bool = False  # the endpoint was disabled by this outcome
+
+
 def settle(
     session: Session,
     worker: str,
@@ -350,10 +356,11 @@ def settle(
     *,
     now: datetime,
     final: bool = False,
-) -> DeliveryStatus | None:
+) -> Settled:
     """Record one POST's outcome: sent; or due again after a backoff; or failed (`final`, or
     failing for three days). The endpoint keeps the last result, and is disabled after three
-    days without a success. None when `worker` no longer held the claim (nothing recorded)."""
+    days without a success. Status None when `worker` no longer held the claim (nothing
+    recorded)."""
     error = None if attempt.ok else _clip(attempt.result)
     values: dict[str, Any]
     if attempt.ok:
@@ -384,21 +391,22 @@ def settle(
         .execution_options(synchronize_session=False)
     )
     if not getattr(updated, "rowcount", 0):
-        return None
+        return Settled(None)
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None:
-        return status
+        return Settled(status)
     endpoint.last_attempt_at = now
     endpoint.last_status = attempt.status
     endpoint.last_error = error
     if attempt.ok:
         endpoint.last_success_at = now
         endpoint.failing_since = None
-        return status
+        return Settled(status)
     endpoint.failing_since = endpoint.failing_since or now
-    if events.disables(endpoint.failing_since, now):
+    if endpoint.disabled_at is None and events.disables(endpoint.failing_since, now):
         disable(session, endpoint.id, f"no success for 3 days; last: {error}", now)
-    return status
+        return Settled(status, disabled=True)
+    return Settled(status)
 
 
 def prune(session: Session, now: datetime) -> int:
