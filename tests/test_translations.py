@@ -288,8 +288,36 @@ def template_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  #
         return {"template_id": [str(row.id)]}
 
 
+def webhook_example(app: Flask, admin: FlaskClient) -> dict[str, list[str]]:  # noqa: F811
+    """A webhook switched off after failing (its notice shown), with a delivery of each state."""
+    from bot.db import get_db
+    from bot.notices import NoticeKind, raise_notice
+    from bot.webhooks_out import store
+    from tests.test_admin import NOW
+
+    with get_db(app).session() as session:
+        endpoint, _secret = store.create_endpoint(
+            session, "https://shop.example/hook", ["message.received"], by=None, now=NOW
+        )
+        for _ in range(3):
+            store.ping(session, endpoint, NOW)
+        first, second, _third = store.recent(session, endpoint.id)
+        first.status, first.last_status, first.attempts = "sent", 200, 1
+        second.status, second.last_error, second.attempts = "failed", "HTTP 500", 2
+        endpoint.last_attempt_at, endpoint.last_error = NOW, "HTTP 500"
+        endpoint.disabled_at, endpoint.disabled_reason = NOW, "no success for 3 days"
+        raise_notice(session, NoticeKind.WEBHOOK_DISABLED, {"url": endpoint.url}, NOW)
+        return {"endpoint_id": [str(endpoint.id)]}
+
+
 # Areas with pages of their own add a function here that makes their example data.
-EXAMPLE_HOOKS: list[Any] = [broadcast_example, media_example, team_example, template_example]
+EXAMPLE_HOOKS: list[Any] = [
+    broadcast_example,
+    media_example,
+    team_example,
+    template_example,
+    webhook_example,
+]
 
 
 def admin_pages(app: Flask, values: dict[str, list[str]]) -> list[str]:
