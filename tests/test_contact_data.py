@@ -40,11 +40,14 @@ from bot.models import (
     Note,
     Signal,
     User,
+    WebhookDelivery,
 )
+from bot.webhooks_out import store
 from tests.media_rows import PDF, PHOTO, VOICE, attach, customer_sends, shop_sent
 from tests.payloads import notification
 from tests.test_admin import NOW, admin, clock, csrf_of  # noqa: F401
 from tests.test_team import staff_client
+from tests.test_webhooks_out import ALL_EVENTS
 
 ANNA = "4915112345678"
 BERT = "4917699887766"
@@ -156,6 +159,9 @@ def journal_both(app: Flask) -> None:
 
 @pytest.fixture
 def two(app: Flask, admin: FlaskClient) -> tuple[int, int]:  # noqa: F811
+    # A shop system told of everything: its deliveries repeat each customer's data.
+    with get_db(app).session() as session:
+        store.create_endpoint(session, "https://shop.example/hook", ALL_EVENTS, by=None, now=NOW)
     anna = customer(app, ANNA, ANNA_NAME, ANNA_TEXT, ANNA_FILE)
     bert = customer(app, BERT, BERT_NAME, BERT_TEXT, BERT_FILE)
     everything_about(app, anna, ANNA, ANNA_NAME, ANNA_NOTE)
@@ -248,6 +254,7 @@ def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[
         "audit_entries",
         "inbound_notifications",
         "api_idempotency",
+        "webhook_deliveries",
     }
     before_bert = traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE))
     result = app.test_cli_runner().invoke(args=["contacts", "erase", ANNA, "--yes"])
@@ -256,7 +263,7 @@ def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[
     assert traces(app, ANNA_NEEDLES) == {}
     with get_db(app).session() as session:
         assert session.get(Contact, anna) is None
-        for model in (ConsentEvent, Note, Conversation, ConversationRead, Signal):
+        for model in (ConsentEvent, Note, Conversation, ConversationRead, Signal, WebhookDelivery):
             assert not session.scalars(select(model).where(model.contact_id == anna)).all()  # type: ignore[attr-defined]
         subjects = set(session.scalars(select(AuditEntry.subject)))
         assert f"contact:{anna}" not in subjects and ERASED_SUBJECT in subjects
