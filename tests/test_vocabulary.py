@@ -12,6 +12,7 @@ from bot.broadcasts import BroadcastKind, BroadcastStatus, RunStatus
 from bot.contacts.consent import ConsentSource
 from bot.models import Direction, MessageStatus
 from bot.rules import AUTO_RULES, Rule
+from bot.webhooks_out.events import DeliveryStatus, EventKind
 
 VOCABULARIES: list[tuple[type[StrEnum], set[str]]] = [
     (Direction, {"in", "out"}),
@@ -49,6 +50,12 @@ VOCABULARIES: list[tuple[type[StrEnum], set[str]]] = [
     (RunStatus, {"writing", "written", "cancelled"}),
     (BroadcastStatus, {"scheduled", "running", "done", "cancelled"}),
     (BroadcastKind, {"text", "template"}),
+    # Sent to shop systems as each body's "event" and stored with each delivery.
+    (
+        EventKind,
+        {"message.received", "message.status", "contact.opted_in", "contact.opted_out", "ping"},
+    ),
+    (DeliveryStatus, {"pending", "sent", "failed"}),
 ]
 
 
