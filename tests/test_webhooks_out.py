@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.db import get_db
@@ -39,7 +39,7 @@ from bot.webhooks_out.deliverer import Deliverer
 from bot.webhooks_out.events import DeliveryStatus, EventKind
 from bot.webhooks_out.guard import NOTHING_ALLOWED, parse_allowed
 from bot.webhooks_out.sending import Poster
-from tests.conftest import build_app, post_notification
+from tests.conftest import build_app, post_notification, process_inbound, signed_headers
 from tests.payloads import notification, status_notification
 from tests.test_admin import NOW, Clock
 from tests.test_api import make_key
@@ -475,6 +475,32 @@ def test_each_edge_emits_its_event(app: Flask, client: FlaskClient) -> None:
     assert [s["status"] for s in statuses] == ["sent", "delivered"]
     assert statuses[1]["message"]["wamid"] == "wamid.OUT-1"
     assert statuses[1]["contact"]["wa_id"] == ANNA
+
+
+def test_a_batch_reads_the_endpoints_once_however_many_messages_it_stores(app: Flask) -> None:
+    """The hot path: a batch of notifications costs one small query more, not one per message
+    (and none is built when no endpoint wants it)."""
+    app.config["TRESEN_CLOCK"] = Clock(NOW)
+    web = app.test_client()
+    for n in range(5):
+        body = json.dumps(notification(wa_id=f"4915100000{n:03d}")).encode()
+        assert (
+            web.post("/webhooks/whatsapp", data=body, headers=signed_headers(body)).status_code
+            == 200
+        )
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = get_db(app).engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert process_inbound(app) == 5
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert sum("webhook_endpoints" in s for s in statements) == 1
+    assert not any("webhook_deliveries" in s for s in statements)
 
 
 def test_an_endpoint_gets_only_the_events_it_chose(app: Flask) -> None:

@@ -126,8 +126,7 @@ class Attempt:
     ok: bool
     status: int | None = None
     error: str | None = None
-    # A refusal that no retry can mend within the delivery (the address is refused).
-    retry_after: float | None = None
+    retry_after: float | None = None  # the receiver's Retry-After, in seconds
 
     @property
     def result(self) -> str:
