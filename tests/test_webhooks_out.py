@@ -157,6 +157,7 @@ class Receiver:
         self.statuses = list(statuses) or [200]
         self.location = location
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -171,6 +172,7 @@ class Receiver:
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+                receiver.arrived.set()
 
             def log_message(self, *_args: Any) -> None:
                 pass
@@ -552,3 +554,27 @@ def test_settled_deliveries_are_deleted_after_thirty_days(app: Flask) -> None:
     DailyRetention(get_db(app), None).run(NOW + timedelta(days=30, seconds=1))
     [kept] = deliveries(app)
     assert kept.status == "pending"  # a pending one is never deleted, only settled ones
+
+
+def test_python_app_py_delivers_on_a_thread_of_its_own(
+    hooks_app: Flask, receivers: list[Receiver]
+) -> None:
+    """The embedded default's wiring: processor and deliverer on threads of one process."""
+    from bot.worker import start_in_background
+
+    shop = receiver(receivers, 200)
+    endpoint(hooks_app, shop.url, ["message.received"])
+    dispatcher, stop = start_in_background(hooks_app)
+    try:
+        body = json.dumps(notification(wa_id=ANNA)).encode()
+        web = hooks_app.test_client()
+        assert (
+            web.post("/webhooks/whatsapp", data=body, headers=signed_headers(body)).status_code
+            == 200
+        )
+        assert shop.arrived.wait(10)
+    finally:
+        stop.set()
+        dispatcher.join(10)
+    [(headers, _body)] = shop.requests
+    assert headers["Tresen-Event"] == "message.received"
