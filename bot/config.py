@@ -119,7 +119,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
     app_id = _numeric_id("WHATSAPP_APP_ID", get)
 
     port = _port(get("PORT"))
-    send_rate = _send_rate(get("SEND_RATE"))
+    send_rate = _positive_rate("SEND_RATE", get("SEND_RATE"), 80.0, "messages")
     database_url = _database_url(get("DATABASE_URL"), instance_path)
 
     secret_key = get("SECRET_KEY")
@@ -144,7 +144,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> Config:
         live_streams=_live_streams(get("LIVE_STREAMS")),
         business_account_id=business_account_id,
         app_id=app_id,
-        api_rate=_api_rate(get("API_RATE")),
+        api_rate=_positive_rate("API_RATE", get("API_RATE"), 10.0, "requests"),
         webhooks_allow_private=_allowed(get("WEBHOOKS_ALLOW_PRIVATE")),
     )
 
@@ -171,31 +171,16 @@ def _port(value: str | None) -> int:
     return int(value)
 
 
-def _send_rate(value: str | None) -> float:
+def _positive_rate(name: str, value: str | None, default: float, unit: str) -> float:
+    """A rate from the environment: a positive number per second, at most 100,000."""
     if value is None:
-        return 80.0
+        return default
     try:
         rate = float(value)
     except ValueError:
         rate = -1.0
     if not 0 < rate <= 100_000 or rate != rate:
-        raise ConfigError(
-            f"SEND_RATE must be a positive number of messages per second, got {value!r}"
-        )
-    return rate
-
-
-def _api_rate(value: str | None) -> float:
-    if value is None:
-        return 10.0
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not 0 < rate <= 100_000 or rate != rate:
-        raise ConfigError(
-            f"API_RATE must be a positive number of requests per second, got {value!r}"
-        )
+        raise ConfigError(f"{name} must be a positive number of {unit} per second, got {value!r}")
     return rate
 
 

@@ -55,6 +55,7 @@ def run(app: Flask) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stopping()
         server.server_close()
         log.info("finishing what is in flight")
         stop.set()
@@ -81,3 +82,15 @@ def start_lines(port: int, login: OneTimeLogin | None) -> str:
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stopping() -> None:
+    """From here on, a second Ctrl-C or SIGTERM (an impatient person, a platform repeating its
+    stop) is noted, not raised: raising it would cut off the shutdown that finishes what is
+    in flight, with a traceback. Its kill, if it comes, still ends the process."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _already_stopping)
+
+
+def _already_stopping(signum: int, _frame: FrameType | None) -> None:
+    log.info("%s: already stopping, finishing what is in flight", signal.Signals(signum).name)

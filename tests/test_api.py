@@ -19,9 +19,19 @@ from sqlalchemy import func, select
 from bot.api import idempotency, openapi
 from bot.api.keys import create_key, key_hash
 from bot.api.scopes import Scope
+from bot.contacts.consent import ConsentSource, set_opt_in
+from bot.contacts.erase import erase_contact
 from bot.db import get_db
 from bot.message_templates.demo import seed_demo_templates
-from bot.models import ApiIdempotency, ApiKey, AuditEntry, ConsentEvent, Contact, Message
+from bot.models import (
+    ApiIdempotency,
+    ApiKey,
+    AuditEntry,
+    ConsentEvent,
+    Contact,
+    Message,
+    MessageTemplate,
+)
 from bot.rules import Rule
 from tests.conftest import build_app
 from tests.test_admin import NOW, Clock
@@ -220,13 +230,17 @@ def test_a_template_that_does_not_fit_is_refused_before_the_outbox(
         "to": "+4915123456789",
         "template": {"name": "wieder_da", "language": "de", "params": []},
     }
-    response = call(client, "POST", "/api/v1/messages", token, body)
-    assert response.status_code == 422
-    error = response.get_json()["error"]
-    assert error["code"] == "template_mismatch" and error["reason"] == "count"
-    assert messages(app) == []
-    with get_db(app).session() as session:  # the new contact went with the refused message
-        assert session.scalar(select(func.count()).select_from(Contact)) == 0
+    # The key's first use is noted in the request's transaction, the second is not: either
+    # way the refused message's new contact goes, and the first use stays noted.
+    for _ in range(2):
+        response = call(client, "POST", "/api/v1/messages", token, body)
+        assert response.status_code == 422
+        error = response.get_json()["error"]
+        assert error["code"] == "template_mismatch" and error["reason"] == "count"
+        assert messages(app) == []
+        with get_db(app).session() as session:
+            assert session.scalar(select(func.count()).select_from(Contact)) == 0
+            assert session.scalars(select(ApiKey.last_used_at)).one() == NOW
 
 
 @pytest.mark.parametrize(
@@ -473,3 +487,47 @@ def test_concurrent_retries_with_one_idempotency_key_send_once(app: Flask, clock
     assert {status for status, _ in answers} == {202}
     assert len({answer["id"] for _, answer in answers}) == 1
     assert len(messages(app)) == 1
+
+
+NEWS: dict[str, Any] = {
+    "name": "news",
+    "language": "de",
+    "category": "marketing",
+    "parameter_format": "positional",
+    "components": [
+        {"type": "BODY", "text": "Neu bei uns: {{1}}", "example": {"body_text": [["Tulpen"]]}}
+    ],
+}
+
+
+@pytest.mark.parametrize("erased", [False, True])
+def test_an_offer_never_goes_to_a_customer_who_said_no_a_utility_template_still_does(
+    app: Flask, client: FlaskClient, clock: Clock, erased: bool
+) -> None:
+    with get_db(app).session() as session:
+        seed_demo_templates(session, NOW)
+        session.add(MessageTemplate(status="approved", origin="synced", updated_at=NOW, **NEWS))
+        contact = Contact(wa_id=ANNA, name="Anna", created_at=NOW)
+        session.add(contact)
+        session.flush()
+        set_opt_in(session, contact, True, ConsentSource.ADMIN, NOW - timedelta(days=9))
+        set_opt_in(session, contact, False, ConsentSource.KEYWORD, NOW - timedelta(days=2))
+        if erased:
+            assert erase_contact(session, contact, NOW - timedelta(days=1)).kept_opt_out
+    token = make_key(app, ["send"])
+    offer = {"to": f"+{ANNA}", "template": {"name": "news", "language": "de", "params": ["Tulpen"]}}
+    refused = call(client, "POST", "/api/v1/messages", token, offer)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"] == {
+        "code": "template_mismatch",
+        "message": "the template news is an offer (marketing), and this customer said no to offers",
+        "reason": "opted_out",
+    }
+    assert messages(app) == []
+    service = {**offer, "template": {"name": "wieder_da", "language": "de", "params": ["Anna"]}}
+    assert call(client, "POST", "/api/v1/messages", token, service).status_code == 202
+    [message] = messages(app)
+    assert message.payload is not None and message.payload["template"]["name"] == "wieder_da"
+    # A customer never asked has not said no: the shop system's own consent counts.
+    other = {**offer, "to": "+4915199887766"}
+    assert call(client, "POST", "/api/v1/messages", token, other).status_code == 202

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ from sqlalchemy import create_engine, func, select
 
 from bot.config import load
 from bot.db import Database, make_engine, upgrade
+from bot.embedded import stopping
 from bot.inbound.processor import process_batch
 from bot.models import InboundNotification, Message, utcnow
 from bot.whatsapp.signature import sign
@@ -153,3 +157,24 @@ def test_procfile_processes_answer_a_customer_through_the_graph_api(
     assert received.headers["Authorization"] == f"Bearer {token}"
     assert received.json["to"] == "4915112345678"
     assert received.json["text"]["body"].startswith("Unsere Öffnungszeiten")
+
+
+def test_a_second_stop_signal_does_not_cut_the_shutdown_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once the embedded server is stopping, a repeated Ctrl-C or SIGTERM is logged and the
+    shutdown goes on (before, it raised KeyboardInterrupt in the middle of it)."""
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stopping()
+        with caplog.at_level(logging.INFO, logger="tresen"):
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                os.kill(os.getpid(), signum)
+                time.sleep(0.01)  # the handler runs between bytecodes of this thread
+        assert [r.getMessage() for r in caplog.records] == [
+            "SIGTERM: already stopping, finishing what is in flight",
+            "SIGINT: already stopping, finishing what is in flight",
+        ]
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from bot import broadcasts
 from bot.contacts.audiences import parse_audience
+from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.db import get_db
 from bot.models import Attachment, Broadcast, Contact, Message, MessageTemplate
 from bot.settings.stored import save_settings
@@ -142,6 +143,37 @@ def test_a_picked_template_goes_out_with_this_contacts_values(
             }
         ],
     }
+
+
+NEWS: dict[str, Any] = {
+    "name": "news",
+    "language": "de",
+    "category": "marketing",
+    "parameter_format": "positional",
+    "components": [{"type": "BODY", "text": "Neu: {{1}}", "example": {"body_text": [["Tulpen"]]}}],
+}
+
+
+def test_no_offer_to_a_customer_who_said_no_picked_or_typed(app: Flask, admin: FlaskClient) -> None:
+    ids = seed(app, NEWS)
+    cid, html = closed_conversation(app, admin)
+    with get_db(app).session() as session:
+        contact = session.get(Contact, cid)
+        assert contact is not None
+        set_opt_in(session, contact, True, ConsentSource.ADMIN, NOW - timedelta(days=3))
+        set_opt_in(session, contact, False, ConsentSource.KEYWORD, NOW - timedelta(hours=2))
+    before = len(outbound(app))
+    picked = {"template_id": str(ids["news"]), "source_1": "text", "text_1": "Tulpen"}
+    typed = {"name": "news", "language": "de", "params": "Tulpen"}
+    for form in (picked, typed):
+        answer = admin.post(
+            f"/admin/inbox/{cid}/template",
+            data={"csrf_token": csrf_of(html), **form},
+            headers={"Accept": "application/json"},
+        )
+        assert answer.status_code == 400
+        assert "news ist ein Angebot" in answer.get_json()["error"]  # the owner's German
+    assert len(outbound(app)) == before
 
 
 def test_named_parameters_are_sent_with_their_names(app: Flask, admin: FlaskClient) -> None:

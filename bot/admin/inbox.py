@@ -36,7 +36,7 @@ from bot.admin.forms import (
     keep_upload,
 )
 from bot.admin.template_picker import mismatch_text, picked, picker
-from bot.contacts.consent import ConsentSource, set_opt_in
+from bot.contacts.consent import ConsentSource, opted_out, set_opt_in
 from bot.contacts.label_names import clean_label, label_key
 from bot.contacts.labels import set_labels
 from bot.contacts.numbers import display
@@ -749,9 +749,10 @@ def reply_template(contact_id: int) -> Any:
     params = [line.strip() for line in (form.params.data or "").splitlines() if line.strip()]
     name, language = (form.name.data or "").strip(), (form.language.data or "").strip()
 
-    def build(recipient: str, _contact: Contact, _at: datetime, session: Session) -> Payload:
+    def build(recipient: str, contact: Contact, _at: datetime, session: Session) -> Payload:
         # A stored template, or an account whose templates Meta listed: the one check.
-        components = checked_components(session, name, language, params)[0]
+        said_no = opted_out(contact)
+        components = checked_components(session, name, language, params, opted_out=said_no)[0]
         return template_payload(recipient, name, language, components)
 
     return _queue(contact_id, build, None)
@@ -788,7 +789,14 @@ def _reply_picked(contact_id: int) -> Any:
                 kept = keep_upload(session, upload, now=at, kinds=HEADER_KINDS)
                 filename = kept.name if kept.kind == MediaKind.DOCUMENT else None
                 header = header_media(str(kept.kind), file=kept.file.sha256, filename=filename)
-            components = prepare(session, template.name, template.language, values, header=header)
+            components = prepare(
+                session,
+                template.name,
+                template.language,
+                values,
+                header=header,
+                opted_out=opted_out(contact),
+            )
             payload = template_payload(recipient, template.name, template.language, components)
         except TemplateMismatch as exc:
             session.rollback()

@@ -123,6 +123,9 @@ def mismatch_text(exc: TemplateMismatch) -> str:
         Mismatch.MEDIA_UNWANTED: lambda: gettext(
             "the template %(name)s has no photo, video or document at the top", **d
         ),
+        Mismatch.OPTED_OUT: lambda: gettext(
+            "%(name)s is an offer, and this customer no longer wants offers", **d
+        ),
     }
     if exc.reason is None or exc.reason not in texts:
         return str(exc)

@@ -13,7 +13,7 @@ from bot import audit
 from bot.api.errors import ApiError, Code
 from bot.api.requests import ContactPatch, SendRequest
 from bot.contacts.audiences import window_open
-from bot.contacts.consent import ConsentSource, set_opt_in
+from bot.contacts.consent import ConsentSource, opted_out, set_opt_in
 from bot.contacts.label_names import clean_label
 from bot.contacts.labels import set_labels
 from bot.contacts.lookup import NAME_LENGTH, find_or_create_contact
@@ -56,7 +56,9 @@ def send(session: Session, wanted: SendRequest, *, region: str, now: datetime) -
         if wanted.template is not None:
             ref = wanted.template
             try:
-                components, text = checked_components(session, ref.name, ref.language, ref.params)
+                components, text = checked_components(
+                    session, ref.name, ref.language, ref.params, opted_out=opted_out(contact)
+                )
             except TemplateMismatch as exc:
                 reason = None if exc.reason is None else str(exc.reason)
                 raise ApiError(Code.TEMPLATE_MISMATCH, str(exc), reason=reason) from None

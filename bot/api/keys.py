@@ -79,7 +79,10 @@ def find_key(session: Session, token: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash(token)))
 
 
-def mark_used(session: Session, key: ApiKey, now: datetime) -> None:
+def mark_used(session: Session, key: ApiKey, now: datetime) -> bool:
+    """Note the key's use (at most once per LAST_USED_STEP); whether this wrote."""
     last = key.last_used_at
     if last is None or now - last >= LAST_USED_STEP:
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        return True
+    return False

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,7 +104,9 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
     now = _now()
-    with get_db().session() as session:
+    # One transaction per request: the key's check and the route's work (on SQLite each
+    # transaction is a turn at the one writer, so a second one would double the wait).
+    with _opening() as session:
         key = find_key(session, token.strip())
         if key is None:
             raise ApiError(
@@ -125,11 +128,57 @@ def authenticate() -> None:
                 "too many requests with this key; try again after Retry-After seconds",
                 headers={"Retry-After": retry_after(wait)},
             )
-        mark_used(session, key, now)
+        g.api_marked = mark_used(session, key, now)
     scope = SCOPES.get(endpoint)
     if scope is not None and scope not in caller.scopes:
         raise ApiError(Code.FORBIDDEN, f"this API key lacks the scope `{scope}`", scope=str(scope))
     g.api_caller = caller
+
+
+@contextmanager
+def _opening() -> Iterator[Session]:
+    """The request's session, opened by `authenticate` and left open for the route when the
+    key passes; committed or rolled back when the route's `_session()` block ends."""
+    opened: AbstractContextManager[Session] = get_db().session()
+    session = opened.__enter__()
+    try:
+        yield session
+    except BaseException as exc:
+        opened.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    g.api_session = (opened, session)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """The session `authenticate` opened for this request, ending with this block: committed
+    on success, rolled back on any error (an API refusal too, except for the key's use noted
+    in it, which a savepoint keeps)."""
+    opened, session = g.pop("api_session")
+    marked = g.get("api_marked", False)
+    try:
+        if marked:
+            with session.begin_nested():
+                yield session
+        else:
+            yield session
+    except BaseException as exc:
+        if marked and isinstance(exc, ApiError):
+            opened.__exit__(None, None, None)
+        else:
+            opened.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        opened.__exit__(None, None, None)
+
+
+@bp.teardown_request
+def close_session(exc: BaseException | None) -> None:
+    """A session no route took (an answer that did not need one) ends here."""
+    left = g.pop("api_session", None)
+    if left is not None:
+        opened, _session = left
+        opened.__exit__(None if exc is None else type(exc), exc, None)
 
 
 def _caller() -> Caller:
@@ -162,7 +211,7 @@ def send_message() -> Any:
     digest = idempotency.request_hash("POST", request.path, body)
     now = _now()
     try:
-        with get_db().session() as session:
+        with _session() as session:
             if idem_key is not None and (
                 kept := idempotency.stored(session, caller.key_id, idem_key, now)
             ):
@@ -202,7 +251,7 @@ def _replay(kept: idempotency.Stored, digest: str) -> Any:
 @bp.get("/messages/<int:message_id>")
 @needs(Scope.MESSAGES)
 def get_message(message_id: int) -> Any:
-    with get_db().session() as session:
+    with _session() as session:
         return jsonify(views.message_view(actions.message_of(session, message_id)))
 
 
@@ -212,7 +261,7 @@ def find_contacts() -> Any:
     number = request.args.get("wa_id", "").strip()
     if not number:
         raise ApiError(Code.INVALID, "give the number to look up as `wa_id`", field="wa_id")
-    with get_db().session() as session:
+    with _session() as session:
         found = actions.find_contact(session, number, _region(session))
         contacts = [] if found is None else [views.contact_view(found)]
     return jsonify(contacts=contacts)
@@ -221,7 +270,7 @@ def find_contacts() -> Any:
 @bp.get("/contacts/<int:contact_id>")
 @needs(Scope.CONTACTS)
 def get_contact(contact_id: int) -> Any:
-    with get_db().session() as session:
+    with _session() as session:
         return jsonify(views.contact_view(actions.contact_of(session, contact_id)))
 
 
@@ -230,7 +279,7 @@ def get_contact(contact_id: int) -> Any:
 def update_contact(contact_id: int) -> Any:
     patch = read_contact_patch(_json_body())
     caller = _caller()
-    with get_db().session() as session:
+    with _session() as session:
         contact = actions.contact_of(session, contact_id)
         key = session.get(ApiKey, caller.key_id)
         assert key is not None
@@ -244,7 +293,7 @@ def update_contact(contact_id: int) -> Any:
 def contact_messages(contact_id: int) -> Any:
     limit = read_limit(request.args.get("limit"))
     before = read_id(request.args.get("before"), "before")
-    with get_db().session() as session:
+    with _session() as session:
         contact = actions.contact_of(session, contact_id)
         rows, next_before = actions.conversation(session, contact, before, limit)
         return jsonify(messages=[views.message_view(m) for m in rows], next_before=next_before)

@@ -29,6 +29,12 @@ SOURCES = frozenset(ConsentSource)
 CUSTOMER_SOURCES = frozenset({ConsentSource.KEYWORD, ConsentSource.WHATSAPP})
 
 
+def opted_out(contact: Contact) -> bool:
+    """Whether the customer said no (an opt-out recorded, and no yes since); a customer never
+    asked has not."""
+    return not contact.opted_in and contact.opted_in_changed_at is not None
+
+
 def set_opt_in(
     session: Session, contact: Contact, opted_in: bool, source: ConsentSource, at: datetime
 ) -> bool:

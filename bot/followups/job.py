@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.broadcasts.content import Content, Renderer
+from bot.contacts.consent import opted_out
 from bot.db import Database
 from bot.followups.rule import Closure, Customer, Verdict, closure_before, verdict
 from bot.message_templates.model import TemplateCategory, TemplateMismatch, keyed
@@ -191,7 +192,9 @@ def _queue_one(
     recipient = contact.wa_id or contact.user_id or ""
     try:
         values = [renderer.render(p, contact.name, contact.wa_id) for p in rule.params]
-        components = prepare(session, rule.template, rule.language, values)
+        components = prepare(
+            session, rule.template, rule.language, values, opted_out=opted_out(contact)
+        )
     except TemplateMismatch as exc:
         # The one check before queueing (an empty name for {{ contact.name }}, say).
         return str(exc)

@@ -93,6 +93,7 @@ class Mismatch(enum.StrEnum):
     WHITESPACE = "whitespace"
     MEDIA_MISSING = "media_missing"
     MEDIA_UNWANTED = "media_unwanted"
+    OPTED_OUT = "opted_out"  # an offer to a customer who said no to offers
 
 
 class TemplateMismatch(ValueError):
@@ -270,6 +271,19 @@ def parse_template(data: Mapping[str, Any]) -> Template:
         buttons=tuple(buttons),
         parameters=tuple(parameters),
     )
+
+
+def check_recipient(template: Template, *, opted_out: bool) -> None:
+    """Raise TemplateMismatch for a marketing template to a customer who opted out: whoever
+    sends it (a person in the inbox, a shop system through the API), an offer does not go to
+    someone who said no to offers. Service and utility templates still may."""
+    if opted_out and template.category == TemplateCategory.MARKETING:
+        raise TemplateMismatch(
+            f"the template {template.name} is an offer (marketing), and this customer said no "
+            "to offers",
+            Mismatch.OPTED_OUT,
+            name=template.name,
+        )
 
 
 def check_values(template: Template, values: Sequence[str], *, media: bool = False) -> None:

@@ -14,6 +14,7 @@ from bot.message_templates.model import (
     Payload,
     Template,
     TemplateMismatch,
+    check_recipient,
     check_values,
     components,
     keyed,
@@ -42,20 +43,25 @@ def prepare(
     values: Sequence[str],
     *,
     header: Payload | None = None,
+    opted_out: bool = False,
 ) -> list[Payload]:
     """The `components` of a template message with these values (one per parameter, in the
     template's order) and an optional media header component; TemplateMismatch when they do
-    not fit the stored template or it is not approved."""
-    return _checked(stored_template(session, name, language), values, header)
+    not fit the stored template, it is not approved, or it is an offer to a customer who
+    `opted_out`."""
+    return _checked(stored_template(session, name, language), values, header, opted_out)
 
 
-def _checked(template: Template, values: Sequence[str], header: Payload | None) -> list[Payload]:
+def _checked(
+    template: Template, values: Sequence[str], header: Payload | None, opted_out: bool
+) -> list[Payload]:
+    check_recipient(template, opted_out=opted_out)
     check_values(template, values, media=header is not None)
     return components(template, values, header)
 
 
 def checked_components(
-    session: Session, name: str, language: str, values: Sequence[str]
+    session: Session, name: str, language: str, values: Sequence[str], *, opted_out: bool = False
 ) -> tuple[list[Payload], str | None]:
     """A template named by its name and language with body values, as an inbox reply typed
     by hand or an API call sends it: the components and the filled body text for the
@@ -67,4 +73,7 @@ def checked_components(
         return body_parameters(values), None
     # Read once: an API send is on a shop system's hot path.
     template = stored_template(session, name, language) if row is None else template_of(row)
-    return _checked(template, values, None), template.filled(keyed(template, values))[1]
+    return (
+        _checked(template, values, None, opted_out),
+        template.filled(keyed(template, values))[1],
+    )
