@@ -19,7 +19,16 @@ from bot import broadcasts, create_app, users
 from bot.contacts.audiences import parse_audience
 from bot.contacts.label_names import default_labels
 from bot.db import get_db
-from bot.models import ConsentEvent, Contact, Label, Message, QuickReply, User
+from bot.models import (
+    ConsentEvent,
+    Contact,
+    Label,
+    Message,
+    QuickReply,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from bot.settings.stored import seed_demo
 from tests.conftest import make_env, post_notification
 from tests.payloads import notification, status_notification
@@ -825,6 +834,7 @@ def admin_get_paths(
     broadcast_ids: list[int] | None = None,
     attachment_ids: list[int] | None = None,
     template_ids: list[int] | None = None,
+    endpoint_ids: list[int] | None = None,
 ) -> list[str]:
     """Every page of the admin a GET reaches, for each of these contacts (broadcasts, files)
     where it names one."""
@@ -848,6 +858,8 @@ def admin_get_paths(
             ]
         elif "<int:template_id>" in rule.rule:
             paths += [rule.rule.replace("<int:template_id>", str(t)) for t in template_ids or []]
+        elif "<int:endpoint_id>" in rule.rule:
+            paths += [rule.rule.replace("<int:endpoint_id>", str(e)) for e in endpoint_ids or []]
         else:
             paths.append(rule.rule)
     return paths
@@ -1010,6 +1022,46 @@ def hostile_templates(session: Any) -> list[int]:
     return [row.id for row in rows]
 
 
+def hostile_webhooks(session: Any, contact_id: int) -> list[int]:
+    """Webhooks as an older version or a hand-edited database may have left them: events and
+    states of no known kind, markup in the URL and the errors, no time anywhere."""
+    odd = WebhookEndpoint(
+        url="https://x.example/" + XSS_NAME,
+        events=["weird", "message.received"],
+        secret="whsec_x",
+        disabled_at=EARLIEST,
+        disabled_reason=XSS_TEXT,
+        last_attempt_at=LATEST,
+        last_error=XSS_TEXT * 10,
+        failing_since=EARLIEST,
+    )
+    plain = WebhookEndpoint(url="http://", events=[], secret="")
+    session.add_all([odd, plain])
+    session.flush()
+    session.add_all(
+        WebhookDelivery(
+            endpoint_id=odd.id,
+            event_id=event_id,
+            event=event,
+            body=XSS_TEXT,
+            contact_id=contact_id,
+            status=status,
+            attempts=attempts,
+            due_at=EARLIEST,
+            last_status=last_status,
+            last_error=error,
+            created_at=at,
+        )
+        for event_id, event, status, attempts, last_status, error, at in [
+            ("", "weird", "weird", 0, None, None, EARLIEST),
+            ("x" * 36, "ping", "failed", 99999, 599, XSS_NAME, LATEST),
+            ("e", "message.status", "sent", 1, 200, None, LATEST),
+        ]
+    )
+    session.flush()
+    return [odd.id, plain.id]
+
+
 def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
     """Store HOSTILE_INBOUND and HOSTILE_OUTBOUND directly; every admin page must show."""
     with get_db(app).session() as session:
@@ -1057,7 +1109,9 @@ def crawl_with_hostile_rows(app: Flask, admin: FlaskClient) -> None:
             app, session, [r.id for r in rows if r.direction == "in"]
         )
         template_ids = hostile_templates(session)
-    paths = admin_get_paths(app, ids, broadcast_ids, attachment_ids, template_ids)
+        endpoint_ids = hostile_webhooks(session, nameless.id)
+    paths = admin_get_paths(app, ids, broadcast_ids, attachment_ids, template_ids, endpoint_ids)
+    assert f"/admin/webhooks/{endpoint_ids[0]}" in paths
     assert f"/admin/media/{attachment_ids[0]}" in paths
     assert f"/admin/broadcasts/{broadcast_ids[0]}" in paths
     assert "/admin/inbox.json" in paths and f"/admin/inbox/{ids[0]}/messages.json" in paths

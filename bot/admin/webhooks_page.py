@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from bot import audit
 from bot.admin.blueprint import bp, log_change, now
+from bot.admin.contacts_page import when
 from bot.config import Config
 from bot.db import get_db
 from bot.models import WebhookEndpoint
@@ -85,6 +86,7 @@ def _page(
         error=error,
         form=form or {"url": "", "events": []},
         url_max=URL_MAX,
+        when=when,
     )
     return page, status
 
@@ -137,6 +139,7 @@ def _detail(endpoint_id: int, secret: str | None = None, error: str | None = Non
         status_names=STATUS_TEXTS,
         secret=secret,
         error=error,
+        when=when,
     ), (400 if error else 200)
 
 
