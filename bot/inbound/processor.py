@@ -174,7 +174,8 @@ def process_batch(
     notifications are taken again later.
     """
     limit = limit or BATCH.get(database.dialect, 50)
-    with database.session() as session:
+    # A look that writes nothing (on SQLite: no write turn while the journal is empty).
+    with database.reading() as session:
         rows = journal.waiting(session, limit, only)
         if not rows:
             return 0
