@@ -280,9 +280,11 @@ _LAUNCH = (
     .values(uncertain_attempts=_messages.c.uncertain_attempts + 1)
     .returning(_messages.c.id)
 )
-_held = cast(Table, HeldStatus.__table__)
+_held_statuses = cast(Table, HeldStatus.__table__)
 _ANY_HELD = (
-    select(_held.c.id).where(_held.c.wamid.in_(bindparam("wamids", expanding=True))).limit(1)
+    select(_held_statuses.c.id)
+    .where(_held_statuses.c.wamid.in_(bindparam("wamids", expanding=True)))
+    .limit(1)
 )
 
 
