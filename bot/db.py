@@ -48,6 +48,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = _read_sessions(self.engine)
         self._turn: contextlib.AbstractContextManager[Any] = (
             _sqlite_turn(url) if url.startswith("sqlite") else contextlib.nullcontext()
         )
@@ -60,6 +61,14 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._turn, self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for a look that writes nothing: on SQLite it takes neither this process's
+        turn nor the write lock, so a poll that finds nothing holds up no writer (a web
+        request's journal INSERT). Elsewhere it is an ordinary transaction."""
+        with self.read_sessions() as session, session.begin():
             yield session
 
     def turn(self) -> contextlib.AbstractContextManager[Any]:
@@ -83,12 +92,23 @@ class Database:
         self.engine.dispose()
         self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = _read_sessions(self.engine)
 
     def upgrade(self) -> None:
         upgrade(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# The execution option that marks a read-only session's connection (see _tune_sqlite).
+READ_ONLY = "tresen_read_only"
+
+
+def _read_sessions(engine: Engine) -> sessionmaker[Session]:
+    if engine.dialect.name != "sqlite":
+        return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 class FifoRLock:
@@ -315,6 +335,11 @@ def _tune_sqlite(engine: Engine) -> None:
         # SQLite's own wait sleeps in steps growing to 100 ms, which under contention left some
         # requests waiting a second; retrying every few milliseconds keeps the wait short.
         raw = conn.connection.dbapi_connection
+        if conn.get_execution_options().get(READ_ONLY):
+            # A reader (Database.reading): a deferred transaction, which in WAL mode neither
+            # waits for nor blocks a writer.
+            raw.execute("BEGIN")
+            return
         deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
         pause = 0.0005
         while True:

@@ -136,6 +136,8 @@ def format_time(context: Context, value: time | datetime | None, format: str = "
     return babel.dates.format_time(value, format, tzinfo=b.tz, locale=b.locale)
 
 
+# Every reply of a processor's batch is worked out for the same instant: the phrase once.
+@lru_cache(maxsize=64)
 def opening_phrase(value: datetime, locale: Locale, tz: tzinfo) -> str:
     """When a shop opens, as people say it: "Montag, 30. November, 9 Uhr", "Monday 30
     November, 9:30 am"."""
@@ -214,6 +216,15 @@ def _week_lines(hours: OpeningHours, locale: str) -> tuple[str, ...]:
     return tuple(week_lines(hours, locale))
 
 
+@lru_cache(maxsize=64)
+def _moment(hours: OpeningHours, at: datetime) -> tuple[bool, datetime | None, datetime | None]:
+    """Whether open at `at`, and the next opening (if closed) or closing (if open): the same
+    for every reply of a processor's batch, which share one instant."""
+    if is_open(hours, at):
+        return True, None, next_close(hours, at)
+    return False, next_open(hours, at), None
+
+
 def build_context(
     settings: ReplySettings,
     *,
@@ -224,7 +235,7 @@ def build_context(
 ) -> dict[str, Any]:
     """The template variables for one reply; plain values only, nothing of the server."""
     local_now = now.astimezone(ZoneInfo(settings.timezone))
-    open_now = is_open(settings.hours, local_now)
+    open_now, opens, closes = _moment(settings.hours, local_now)
     return {
         "contact": Contact(name=contact_name or "", wa_id=wa_id or ""),
         "message": Message(text=message_text or ""),
@@ -233,8 +244,8 @@ def build_context(
         ),
         "now": local_now,
         "is_open": open_now,
-        "next_open": None if open_now else next_open(settings.hours, local_now),
-        "next_close": next_close(settings.hours, local_now) if open_now else None,
+        "next_open": opens,
+        "next_close": closes,
         "hours": list(_week_lines(settings.hours, settings.locale)),
         # How to opt out or back in, for the optout and optin texts.
         "stop_word": settings.optout_stop[0] if settings.optout_stop else "",

@@ -115,3 +115,25 @@ def test_threads_get_the_turn_in_the_order_they_asked() -> None:
     assert order == ["first", "second", "third", "again"]
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_a_read_only_session_takes_no_turn_and_reads_what_is_committed(tmp_path: Path) -> None:
+    """A poll that finds nothing must not hold up writers: Database.reading neither takes the
+    process's turn (the file lock other processes wait on) nor SQLite's write lock."""
+    database = Database(f"sqlite:///{tmp_path / 'tresen.db'}")
+    lock = tmp_path / "tresen.db-turn"
+    with database.session() as session:
+        session.execute(text("CREATE TABLE n (v INTEGER)"))
+        session.execute(text("INSERT INTO n VALUES (1)"))
+    with database.reading() as reader:
+        assert reader.execute(text("SELECT v FROM n")).scalar_one() == 1
+        assert _try_lock(lock)  # another process could take its turn meanwhile
+    # Inside a writer's open transaction, which holds the turn and the write lock, a reader
+    # on another connection still reads at once, and sees only what was committed.
+    with database.session() as writer:
+        writer.execute(text("UPDATE n SET v = 2"))
+        with database.reading() as reader:
+            assert reader.execute(text("SELECT v FROM n")).scalar_one() == 1
+    with database.reading() as reader:
+        assert reader.execute(text("SELECT v FROM n")).scalar_one() == 2
+    database.dispose()

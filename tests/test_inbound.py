@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 import bot.inbound.processor
 from bot.contacts.consent import ConsentSource, set_opt_in
@@ -167,6 +167,59 @@ def test_notifications_replayed_out_of_order_are_processed_in_each_contacts_orde
     assert len(greetings) == 10
     first_ids = {messages[0].id for messages in by_contact.values()}
     assert {g.in_reply_to for g in greetings} == first_ids
+
+
+def test_a_batch_creates_its_new_contacts_in_one_statement_as_one_by_one_would(
+    shop: Flask, client: FlaskClient
+) -> None:
+    """New contacts are created for the whole batch at once, before its messages are stored;
+    the contacts are those storing the messages one by one makes: a known number stays its
+    contact, a user id that wrote from two numbers is one contact, now at the later number."""
+    at(shop, TUESDAY_MORNING)
+    with get_db(shop).session() as session:
+        session.add(
+            Contact(
+                wa_id="4915100000001", name="Stammkundin", name_by_shop=True, created_at=utcnow()
+            )
+        )
+    start = TUESDAY_MORNING - timedelta(minutes=5)
+    docs = [
+        message_doc("Hallo", start, wa_id="4915100000001", wamid="wamid.known"),
+        message_doc("Hallo", start + timedelta(seconds=1), wa_id="4915100000002", wamid="wamid.n"),
+    ]
+    for n, wa_id in enumerate(("4915100000003", "4915100000004")):
+        doc = message_doc("Hi", start + timedelta(seconds=2 + n), wa_id=wa_id, wamid=f"wamid.u{n}")
+        doc["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"] = "DE.1"
+        docs.append(doc)
+    for doc in docs:
+        assert post_only(client, doc) == 200
+    inserts: list[str] = []
+    engine = get_db(shop).engine
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO contacts"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert process_batch(get_db(shop), TUESDAY_MORNING, ours=None) == 4
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1
+    with get_db(shop).session() as session:
+        contacts = {c.id: c for c in session.scalars(select(Contact))}
+    assert sorted((c.wa_id, c.user_id, c.name) for c in contacts.values()) == [
+        ("4915100000001", None, "Stammkundin"),
+        ("4915100000002", None, "Anna"),
+        ("4915100000004", "DE.1", "Anna"),
+    ]
+    senders = {m.wamid: contacts[m.contact_id].wa_id for m in inbound_messages(shop)}
+    assert senders == {
+        "wamid.known": "4915100000001",
+        "wamid.n": "4915100000002",
+        "wamid.u0": "4915100000004",
+        "wamid.u1": "4915100000004",
+    }
 
 
 def test_a_three_day_backlog_sends_no_away_reply_but_applies_every_stop(

@@ -4,9 +4,10 @@ created if new and locked for the transaction; and which ids fit their columns."
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeAlias, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, false, func, null, select, update
 from sqlalchemy.orm import Session
 
 from bot.conversations.team import needs_reopening
@@ -77,10 +78,11 @@ def locked_contact(
         raise ValueError("a contact needs a wa_id or a user_id")
     row = _locked(conn, user_id, wa_id)
     if row is None:
-        # Insert-or-ignore then read: two processes creating the same contact both end up
-        # with the one row instead of one of them failing on a unique key.
-        conn.execute(
-            insert_ignore(conn, Contact, None),
+        # Insert-or-ignore, the new row returned as _CONTACT reads it (no second look); if
+        # another process created it meanwhile, it is read: both end up with the one row
+        # instead of one of them failing on a unique key.
+        row = conn.execute(
+            _returning_contact(insert_ignore(conn, Contact, None)),
             {
                 "wa_id": wa_id,
                 "user_id": user_id,
@@ -88,8 +90,9 @@ def locked_contact(
                 "profile_name": name,
                 "created_at": now,
             },
-        )
-        row = _locked(conn, user_id, wa_id)
+        ).one_or_none()
+        if row is None:  # created meanwhile by another transaction
+            row = _locked(conn, user_id, wa_id)
         assert row is not None
     moved = {}
     if user_id and row.user_id is None and _free(conn, "user_id", user_id):
@@ -100,6 +103,23 @@ def locked_contact(
         conn.execute(update(_contacts).where(_contacts.c.id == row.id).values(**moved))
         row = conn.execute(_CONTACT.where(_contacts.c.id == row.id)).one()
     return row
+
+
+@lru_cache(maxsize=4)
+def _returning_contact(statement: Any) -> Any:
+    """The contact's INSERT … ON CONFLICT DO NOTHING (one per dialect, see insert_ignore)
+    returning the columns _CONTACT selects; no row when it existed. Built once per dialect.
+
+    A row just inserted has no consent event and no conversation: both would have gone with
+    an earlier contact of the same id (ON DELETE CASCADE), and no one else sees it yet.
+    """
+    plain = [c for c in _CONTACT.selected_columns if c.name not in _DERIVED]
+    return statement.returning(
+        *plain, null().label("last_consent_event_at"), false().label("reopen")
+    )
+
+
+_DERIVED = ("last_consent_event_at", "reopen")
 
 
 def _locked(conn: Connection, user_id: str | None, wa_id: str | None) -> ContactRow | None:

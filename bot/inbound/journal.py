@@ -211,23 +211,28 @@ def waiting(session: Session, limit: int, only: Sequence[int] | None = None) -> 
     first, so that a contact's messages are handled in the order they were sent. `only`:
     of these ids."""
     query = _WAITING if only is None else _WAITING.where(_c.id.in_(list(only)))
-    rows = session.execute(query, {"limit": limit}).all()
+    rows = session.connection().execute(query, {"limit": limit}).all()
     return [Waiting(row.id, bytes(row.body or b""), row.received_at) for row in rows]
+
+
+# Built once, `ids` expanding to the batch's: building it per batch through the ORM cost as
+# much as running it.
+_MARK_PROCESSED = (
+    update(_journal)
+    .where(_c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=NotificationState.PROCESSED.value,
+        body=None,
+        error=None,
+        processed_at=bindparam("now", type_=_c.processed_at.type),
+        attempts=_c.attempts + 1,
+    )
+)
 
 
 def mark_processed(session: Session, ids: Sequence[int], now: datetime) -> None:
     if ids:
-        session.execute(
-            update(_journal)
-            .where(_c.id.in_(ids))
-            .values(
-                state=NotificationState.PROCESSED.value,
-                body=None,
-                error=None,
-                processed_at=now,
-                attempts=_c.attempts + 1,
-            )
-        )
+        session.connection().execute(_MARK_PROCESSED, {"ids": list(ids), "now": now})
 
 
 def mark_failed(session: Session, notification_id: int, error: str, now: datetime) -> None:

@@ -29,7 +29,7 @@ from bot import storable
 from bot.autoreply import Ready, prepare
 from bot.db import Database
 from bot.inbound import journal
-from bot.inbound.messages import Stored, store_message
+from bot.inbound.messages import Stored, create_contacts, store_message
 from bot.inbound.preferences import apply_preference
 from bot.inbound.receive import decode
 from bot.inbound.statuses import apply_status
@@ -174,7 +174,8 @@ def process_batch(
     notifications are taken again later.
     """
     limit = limit or BATCH.get(database.dialect, 50)
-    with database.session() as session:
+    # A look that writes nothing (on SQLite: no write turn while the journal is empty).
+    with database.reading() as session:
         rows = journal.waiting(session, limit, only)
         if not rows:
             return 0
@@ -190,7 +191,9 @@ def process_batch(
     batch = Batch(now, ours, settings, _ready(parsed, settings, now), [])
     try:
         with database.session() as session:
-            for event in _in_order(parsed):
+            ordered = list(_in_order(parsed))
+            create_contacts(session, (e for e in ordered if isinstance(e, events.Message)), now)
+            for event in ordered:
                 handle(session, event, batch)
             _finish(session, [p.row.id for p in parsed], unreadable, now)
     except Exception as exc:

@@ -237,6 +237,15 @@ class Dispatcher:
                     if want
                     else []
                 )
+                # The send slots in the same transaction: one commit less per batch, and a
+                # claim is never left without its slots (nothing to give back if the
+                # reservation fails: the claim goes with it). Slots are unix times of the
+                # real clock, shared by all processes.
+                starts = (
+                    self.rate.reserve_in(session, len(claimed), time.time())
+                    if self.rate and claimed
+                    else [0.0] * len(claimed)
+                )
         except DBAPIError as exc:
             log.warning(
                 "cannot record results or claim messages (%s); trying again",
@@ -245,25 +254,6 @@ class Dispatcher:
             stop.wait(1.0)
             return None
         self._recorded(done)
-        try:
-            # Send slots are unix times of the real clock, shared by all processes.
-            starts = (
-                self.rate.reserve(len(claimed), time.time())
-                if self.rate and claimed
-                else [0.0] * len(claimed)
-            )
-        except DBAPIError as exc:
-            # Not sent: given back untried, so their claims do not run out and count as
-            # possibly sent. They are in flight until that is recorded.
-            log.warning(
-                "cannot reserve send slots for %d messages (%s); trying again",
-                len(claimed),
-                exc.__class__.__name__,
-            )
-            for message in claimed:
-                self._inbox.put(Outcome(message.id, "released"))
-            stop.wait(1.0)
-            return len(claimed)
         for message, start in zip(claimed, starts, strict=True):
             pool.submit(self._send, message, start, stop)
         return len(claimed)

@@ -143,26 +143,9 @@ def claim(
     ids = expired + queued
     if not ids:
         return []
-    rows = session.execute(
-        update(Message)
-        .where(Message.id.in_(ids))
-        .values(
-            status=MessageStatus.SENDING,
-            claimed_by=worker,
-            claimed_until=now + lease,
-            attempts=Message.attempts + 1,
-        )
-        .returning(
-            Message.id,
-            Message.payload,
-            Message.attempts,
-            Message.created_at,
-            Message.status_at,
-            Message.uncertain_attempts,
-            Message.broadcast_run_id,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = session.connection().execute(
+        _CLAIM, {"ids": ids, "worker": worker, "until": now + lease}
+    )
     claimed = [
         Claimed(
             r.id,
@@ -187,17 +170,7 @@ def launch(session: Session, worker: str, ids: list[int]) -> set[int]:
     must not be sent (its claim was lost: another dispatcher may be sending it)."""
     if not ids:
         return set()
-    marked = session.execute(
-        update(Message)
-        .where(
-            Message.id.in_(ids),
-            Message.claimed_by == worker,
-            Message.status == MessageStatus.SENDING,
-        )
-        .values(uncertain_attempts=Message.uncertain_attempts + 1)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    )
+    marked = session.connection().execute(_LAUNCH, {"ids": ids, "worker": worker})
     return set(marked.scalars())
 
 
@@ -220,7 +193,8 @@ def _candidates(session: Session, due: _Due, limit: int, now: datetime) -> list[
     if limit <= 0:
         return []
     query = _candidates_query(due, dialect_name(session) == "postgresql")
-    return list(session.scalars(query, {"now": now, "limit": limit}))
+    # On the connection: the ORM's execution around a query of plain ids is all cost.
+    return list(session.connection().execute(query, {"now": now, "limit": limit}).scalars())
 
 
 @lru_cache(maxsize=4)
@@ -278,6 +252,45 @@ MARK_SENT = (
         error_reason=None,
         uncertain_attempts=_messages.c.uncertain_attempts - bindparam("taken_back"),
     )
+)
+
+
+# The dispatcher's statements, built once (building them per batch through the ORM cost
+# more than running them): `ids` expands to the batch's ids.
+_CLAIM = (
+    update(_messages)
+    .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=MessageStatus.SENDING,
+        claimed_by=bindparam("worker"),
+        claimed_until=bindparam("until", type_=_messages.c.claimed_until.type),
+        attempts=_messages.c.attempts + 1,
+    )
+    .returning(
+        _messages.c.id,
+        _messages.c.payload,
+        _messages.c.attempts,
+        _messages.c.created_at,
+        _messages.c.status_at,
+        _messages.c.uncertain_attempts,
+        _messages.c.broadcast_run_id,
+    )
+)
+_LAUNCH = (
+    update(_messages)
+    .where(
+        _messages.c.id.in_(bindparam("ids", expanding=True)),
+        _messages.c.claimed_by == bindparam("worker"),
+        _messages.c.status == MessageStatus.SENDING,
+    )
+    .values(uncertain_attempts=_messages.c.uncertain_attempts + 1)
+    .returning(_messages.c.id)
+)
+_held_statuses = cast(Table, HeldStatus.__table__)
+_ANY_HELD = (
+    select(_held_statuses.c.id)
+    .where(_held_statuses.c.wamid.in_(bindparam("wamids", expanding=True)))
+    .limit(1)
 )
 
 
@@ -562,6 +575,9 @@ def apply_held(session: Session, sent: list[tuple[int, str]]) -> None:
     if not sent:
         return
     ids = dict((wamid, message_id) for message_id, wamid in sent)
+    # Almost always none: a look by the index first, the rows as objects only when some wait.
+    if session.connection().execute(_ANY_HELD, {"wamids": list(ids)}).first() is None:
+        return
     held = list(
         session.scalars(select(HeldStatus).where(HeldStatus.wamid.in_(ids)).order_by(HeldStatus.id))
     )

@@ -74,6 +74,10 @@ class SignalSender:
     def turn(self, stop: threading.Event) -> int:
         """Claim due signals, send them within the rate, record the outcomes; how many were
         claimed."""
+        # Most looks find nothing: a read first, and the write turn only for a claim.
+        with self.database.reading() as session:
+            if not signals.any_due(session, now=self.clock()):
+                return 0
         with self.database.session() as session:
             claimed = signals.claim(
                 session, self.worker, self.batch, now=self.clock(), lease=self.lease

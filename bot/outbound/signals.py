@@ -231,6 +231,12 @@ def _claimable(skip_locked: bool) -> Any:
     return query
 
 
+def any_due(session: Session, *, now: datetime) -> bool:
+    """Whether a signal waits to be claimed: the sender's poll, in a read-only session (see
+    Database.reading), so that finding none takes no write turn."""
+    return session.scalar(_claimable(False), {"now": now, "limit": 1}) is not None
+
+
 def claim(
     session: Session, worker: str, limit: int, *, now: datetime, lease: timedelta
 ) -> list[Claimed]:
