@@ -252,7 +252,10 @@ def measure(kind: str, where: Path, quick: bool) -> Burst:
     ):
         env = app_env(url, graph_url, SEND_RATE=str(SEND_RATE))
         settings = where / f"burst-settings-{kind}.yaml"
-        settings.write_text(settings_yaml(datetime.now(UTC)), "utf-8")
+        # The shop is closed for stocktaking (every customer gets the away reply), and the
+        # broadcast must go out all the same, whatever the day and hour the bench runs at.
+        always = 'broadcasts: {send_from: "00:00", send_until: "24:00", on_closed_holidays: true}\n'
+        settings.write_text(settings_yaml(datetime.now(UTC)) + always, "utf-8")
         flask(env, "settings", "import", str(settings))
         contacts = where / f"burst-contacts-{kind}.csv"
         with contacts.open("w", newline="", encoding="utf-8") as f:
