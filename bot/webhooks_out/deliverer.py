@@ -57,6 +57,10 @@ class Deliverer:
 
     def turn(self) -> int:
         """Claim due deliveries, POST them and record each outcome; how many were claimed."""
+        # Most looks find nothing: a read first, and the write turn only for a claim.
+        with self.database.reading() as session:
+            if not store.any_due(session, now=self.clock()):
+                return 0
         with self.database.session() as session:
             claimed = store.claim(
                 session, self.worker, self.batch, now=self.clock(), lease=self.lease

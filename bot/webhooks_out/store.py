@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot import storable
@@ -287,17 +287,27 @@ class Claimed:
     created_at: datetime
 
 
-def claim(
-    session: Session, worker: str, limit: int, *, now: datetime, lease: timedelta
-) -> list[Claimed]:
-    """Claim up to `limit` due deliveries of enabled endpoints for `worker` until
-    `now + lease`."""
-    due = (
+def _due(now: datetime, limit: int) -> Select[int]:
+    return (
         select(WebhookDelivery.id)
         .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.due_at <= now)
         .order_by(WebhookDelivery.due_at)
         .limit(limit)
     )
+
+
+def any_due(session: Session, *, now: datetime) -> bool:
+    """Whether a delivery waits to be claimed: the deliverer's poll, in a read-only session
+    (see Database.reading), so that finding none takes no write turn."""
+    return session.scalar(_due(now, 1)) is not None
+
+
+def claim(
+    session: Session, worker: str, limit: int, *, now: datetime, lease: timedelta
+) -> list[Claimed]:
+    """Claim up to `limit` due deliveries of enabled endpoints for `worker` until
+    `now + lease`."""
+    due = _due(now, limit)
     if dialect_name(session) == "postgresql":
         # Other deliverers skip what this one is claiming instead of waiting for it.
         due = due.with_for_update(skip_locked=True)
