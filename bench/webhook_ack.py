@@ -337,10 +337,16 @@ def journal(url: str) -> tuple[int, int]:
 def processed_totals(kind: str, url: str, patience: float = 120.0) -> Totals:
     """What was stored and queued once the worker has processed what was acknowledged (or
     `patience` seconds have passed): acknowledging first must not mean answering never."""
+    drained(url, patience)
+    return Totals(kind, *journal(url), *replies(url))
+
+
+def drained(url: str, patience: float = 120.0) -> None:
+    """Wait until the worker has processed every notification acknowledged so far (or
+    `patience` seconds have passed)."""
     deadline = time.monotonic() + patience
     while journal(url)[1] and time.monotonic() < deadline:
         time.sleep(0.5)
-    return Totals(kind, *journal(url), *replies(url))
 
 
 def closed_loop(
@@ -420,6 +426,9 @@ def run_one(
                         )
                     )
                 for rate in PACED_RATES:
+                    # A paced row is a shop's steady day, not the tail of the closed loop's
+                    # backlog: it starts once the worker has caught up.
+                    drained(url)
                     mode = f"{rate:g}/s paced"
                     total = int(rate * duration)
                     before = Cpu.now(web, worker, url)
