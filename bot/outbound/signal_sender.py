@@ -22,6 +22,7 @@ from bot.db import Database
 from bot.models import SignalKind, utcnow
 from bot.outbound import signals
 from bot.outbound.ratelimit import SharedRate
+from bot.polling import poll
 from bot.whatsapp.payloads import read_payload
 
 log = logging.getLogger("tresen.signals")
@@ -60,16 +61,14 @@ class SignalSender:
 
     def run(self, stop: threading.Event) -> None:
         """Send until `stop` is set."""
-        while not stop.is_set():
-            try:
-                busy = self.turn(stop)
-            except DBAPIError as exc:
-                log.warning("cannot claim or record signals (%s); trying again", type(exc).__name__)
-                stop.wait(1.0)
-                continue
-            if not busy:
-                self._wake.wait(self.poll)
-                self._wake.clear()
+        poll(
+            stop,
+            lambda: self.turn(stop),
+            every=self.poll,
+            what="signals",
+            log=log,
+            wake=self._wake,
+        )
 
     def turn(self, stop: threading.Event) -> int:
         """Claim due signals, send them within the rate, record the outcomes; how many were

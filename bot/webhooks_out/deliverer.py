@@ -9,10 +9,9 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
-
 from bot.db import Database
 from bot.models import utcnow
+from bot.polling import poll
 from bot.webhooks_out import events, store
 from bot.webhooks_out.sending import Poster
 
@@ -43,17 +42,7 @@ class Deliverer:
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until `stop` is set."""
-        while not stop.is_set():
-            try:
-                busy = self.turn()
-            except DBAPIError as exc:
-                log.warning(
-                    "cannot claim or record webhooks (%s); trying again", type(exc).__name__
-                )
-                stop.wait(1.0)
-                continue
-            if not busy:
-                stop.wait(self.poll)
+        poll(stop, self.turn, every=self.poll, what="webhooks", log=log)
 
     def turn(self) -> int:
         """Claim due deliveries, POST them and record each outcome; how many were claimed."""
