@@ -24,7 +24,8 @@ def poll(
     wake: threading.Event | None = None,
 ) -> None:
     """Run `turn` (how much it found to do) until `stop` is set; when it finds nothing, wait
-    `every` seconds, or less when `wake` is set meanwhile."""
+    `every` seconds, or less when `wake` is set meanwhile (with a `wake`, a stop during the
+    wait is seen at its end: keep `every` short then)."""
     waiting = stop if wake is None else wake
     while not stop.is_set():
         try:
@@ -33,7 +34,7 @@ def poll(
             log.warning("cannot claim or record %s (%s); trying again", what, type(exc).__name__)
             stop.wait(RETRY_AFTER)
             continue
-        if not busy:
+        if not busy and not stop.is_set():
             waiting.wait(every)
             if wake is not None:
                 wake.clear()
