@@ -23,7 +23,7 @@ from sqlalchemy import event, func, select
 
 import bot.inbound.processor
 from bot.contacts.consent import ConsentSource, set_opt_in
-from bot.db import get_db
+from bot.db import Database, get_db
 from bot.inbound import journal
 from bot.inbound.processor import Processor, process_batch
 from bot.inbound.receive import Arrival, Priority
@@ -128,6 +128,49 @@ def test_customer_messages_are_processed_before_status_callbacks(
     process_batch(get_db(shop), SUNDAY_EVENING, ours=None, limit=1)
     assert [m.wamid for m in inbound_messages(shop)] == ["wamid.in"]
     assert journal_states(shop) == {"pending": 5, "processed": 1}
+
+
+def sqlite_only(shop: Flask) -> Database:
+    database = get_db(shop)
+    if database.dialect != "sqlite":
+        pytest.skip("SQLite's writers take turns; PostgreSQL's do not")
+    return database
+
+
+def _journalled_from_another_thread(shop: Flask, wamid: str) -> threading.Event:
+    done = threading.Event()
+    body = json.dumps(message_doc("Hallo", SUNDAY_EVENING, wamid=wamid)).encode()
+
+    def record() -> None:
+        journal.record(
+            get_db(shop), body, Arrival(Priority.MESSAGES, SUNDAY_EVENING), SUNDAY_EVENING
+        )
+        done.set()
+
+    threading.Thread(target=record, daemon=True).start()
+    return done
+
+
+def test_the_journal_insert_does_not_queue_for_a_turn_while_the_file_is_free(shop: Flask) -> None:
+    """Holding the turn without writing (a thread between statements) must not hold up the
+    webhook's one INSERT: SQLite itself says whether the file is free."""
+    database = sqlite_only(shop)
+    with database.turn():
+        done = _journalled_from_another_thread(shop, "wamid.free")
+        assert done.wait(20)
+    assert journal_states(shop) == {"pending": 1}
+
+
+def test_the_journal_insert_waits_its_turn_while_a_writer_holds_the_file(shop: Flask) -> None:
+    """When another transaction holds SQLite's write lock (the processor's batch), the INSERT
+    waits for it in turn instead of failing with 'database is locked' after 50 ms."""
+    database = sqlite_only(shop)
+    with database.session() as session:
+        session.execute(select(func.count()).select_from(Contact))  # BEGIN IMMEDIATE: file held
+        done = _journalled_from_another_thread(shop, "wamid.busy")
+        assert not done.wait(0.3)  # still waiting, not failed
+    assert done.wait(20)
+    assert journal_states(shop) == {"pending": 1}
 
 
 # --- order, backlogs --------------------------------------------------------------------------
