@@ -13,6 +13,9 @@ Three runs per database:
 - *paced* at 100/s and 200/s: 32 Python senders post on a steady schedule; latency counts from
   each post's due time, so a server that falls behind is not flattered by waiting senders.
 
+The closed loop once more with the worker stopped: what the acknowledgements alone cost,
+without the processor beside them.
+
 Next to Tresen's closed loop, the same wrk load against this machine's floor (bench.floor):
 Flask under the same gunicorn settings checking the signature and committing the raw body in
 one INSERT to the same database. What the floor misses, no design that stores a message before
@@ -28,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +60,7 @@ from bench.common import (
 )
 from bench.load import write_script, wrk
 from bot.db import Database
+from bot.inbound import spool
 from bot.settings.stored import save_settings
 from bot.whatsapp.signature import sign
 from tests import payloads
@@ -70,6 +76,7 @@ CONTACTS_PER_SENDER = 25
 PACED_RATES = (100.0, 200.0)
 WRK_THREADS = 2
 CLOSED_LOOP = "as fast as answered (wrk)"
+PAUSED = "processing paused (wrk)"
 FLOOR = "floor: one INSERT (wrk)"
 BURST = "broadcast status burst"
 GOAL_REPLY_QUEUED_MS = 1000.0
@@ -325,13 +332,14 @@ class Totals:
 
 
 def journal(url: str) -> tuple[int, int]:
-    """(notifications journalled, of them not processed yet)."""
+    """(notifications journalled, of them not processed yet), SQLite's spool included."""
     [row] = read_rows(
         url,
         "SELECT count(*), sum(CASE WHEN state <> 'processed' THEN 1 ELSE 0 END) "
         "FROM inbound_notifications",
     )
-    return int(row[0] or 0), int(row[1] or 0)
+    spooled = spool.waiting(url).count
+    return int(row[0] or 0) + spooled, int(row[1] or 0) + spooled
 
 
 def processed_totals(kind: str, url: str, patience: float = 120.0) -> Totals:
@@ -363,7 +371,22 @@ def closed_loop(
     return Result(kind, mode, r.requests, errors, r.seconds, r.p50, r.p99, r.max, used)
 
 
-def floor(kind: str, url: str, where: Path, scripts: tuple[Path, Path], duration: float) -> Result:
+def acknowledging_alone(
+    kind: str, base: str, script: Path, duration: float, web: Process, worker: Process, url: str
+) -> Result:
+    """The closed loop with the worker stopped (SIGSTOP): what the acknowledgements alone
+    cost, without the processor taking CPU and SQLite's write turn meanwhile. The backlog is
+    processed once it is let go on."""
+    os.killpg(worker.proc.pid, signal.SIGSTOP)
+    try:
+        return closed_loop(kind, PAUSED, base, script, duration, lambda: Cpu.now(web, worker, url))
+    finally:
+        os.killpg(worker.proc.pid, signal.SIGCONT)
+
+
+def floor(
+    kind: str, url: str, where: Path, scripts: tuple[Path, Path, Path], duration: float
+) -> Result:
     """bench.floor under the repository's gunicorn settings, with the same load as Tresen."""
     config = gunicorn_config_without_tresen(where)
     port = free_port()
@@ -373,7 +396,7 @@ def floor(kind: str, url: str, where: Path, scripts: tuple[Path, Path], duration
     with Process(args, env, where / f"floor-{kind}.log") as web:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, web)
-        warm, script = scripts
+        warm, script, _paused = scripts
         wrk(base, warm, 2, SENDERS, WRK_THREADS)
         return closed_loop(
             kind,
@@ -390,9 +413,9 @@ def run_one(
     graph_url: str,
     where: Path,
     duration: float,
-    scripts: tuple[Path, Path] | None,
+    scripts: tuple[Path, Path, Path] | None,
 ) -> tuple[list[Result], Totals]:
-    warm, script = scripts or (None, None)
+    warm, script, paused = scripts or (None, None, None)
     results = []
     with fresh_database(kind, where) as url:
         database = Database(url)
@@ -424,6 +447,11 @@ def run_one(
                             duration,
                             lambda: Cpu.now(web, worker, url),
                         )
+                    )
+                if paused is not None:
+                    drained(url)
+                    results.append(
+                        acknowledging_alone(kind, base, paused, duration, web, worker, url)
                     )
                 for rate in PACED_RATES:
                     # A paced row is a shop's steady day, not the tail of the closed loop's
@@ -495,9 +523,12 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             # floor, which may go faster, stores the bodies without looking at them).
             (where / "warm").mkdir()
             (where / "wrk").mkdir()
+            (where / "paused").mkdir()
             scripts = (
                 write_script(where / "warm", 4000, WRK_THREADS),
                 write_script(where / "wrk", int(duration * 2000), WRK_THREADS),
+                # Without processing the web may go as fast as the floor: no id used twice.
+                write_script(where / "paused", int(duration * 5000), WRK_THREADS),
             )
         else:
             notes.append("wrk is not installed (apt-get install -y wrk): no closed-loop run")
@@ -512,7 +543,7 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
     rows: list[list[Any]] = []
     verdicts = []
     for r in results:
-        floor_rate = floors.get(r.database) if r.mode == CLOSED_LOOP else None
+        floor_rate = floors.get(r.database) if r.mode in (CLOSED_LOOP, PAUSED) else None
         rows.append(
             [
                 r.database,
@@ -561,6 +592,9 @@ def run(quick: bool = False, databases: Sequence[str] = ("sqlite", "postgresql")
             "signature checked and the raw body committed in one INSERT, nothing else): the "
             "least any design that stores before it acknowledges costs on this machine; "
             "x floor: the closed loop's req/s over the floor's",
+            "processing paused: the closed loop again with the worker stopped (SIGSTOP), so "
+            "the acknowledgements alone, without the processor's CPU and write transactions "
+            "beside them; the backlog is processed once the worker goes on",
             "CPU: milliseconds per post of the gunicorn processes, of the worker sending the "
             "replies, and of the PostgreSQL backends of the bench database (all of it, the "
             "worker's queries too; SQLite works inside the web processes), and of the paced "

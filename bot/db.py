@@ -236,7 +236,7 @@ def _sqlite_turn(url: str) -> SQLiteTurn:
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int | None = None) -> Engine:
     if url.startswith("sqlite"):
-        _prepare_sqlite_file(url)
+        prepare_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
         _tune_sqlite(engine)
         return engine
@@ -292,7 +292,7 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("connection did not answer a ping")
 
 
-def _prepare_sqlite_file(url: str) -> None:
+def prepare_sqlite_file(url: str) -> None:
     """Create the database file for its owner only before SQLite opens it.
 
     SQLite would create it readable by all (0644 under the usual umask), and it gives the -wal,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import heartbeat
 from bot.db import get_db
-from bot.inbound import journal
+from bot.inbound import journal, spool
 from bot.models import Direction, Message, MessageStatus
 from bot.outbound import outbox
 
@@ -98,8 +98,10 @@ def healthz_inbound() -> tuple[Response, int]:
     """Acknowledgements stay green while the processor is dead: this is where it shows."""
     now = current_app.config["TRESEN_CLOCK"]()
     try:
-        with get_db().session() as session:
-            health = journal.health(session, now)
+        database = get_db()
+        spooled = spool.waiting(database.url)
+        with database.session() as session:
+            health = journal.health(session, now, spooled)
     except DBAPIError:
         log.warning("inbound health: database does not answer", exc_info=True)
         return jsonify(status="unavailable", reason="database does not answer"), 503

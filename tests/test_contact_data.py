@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import zipfile
+from collections.abc import Iterable
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.contacts.erase import ERASED_SUBJECT, keeps_opt_out, scrub_notification
 from bot.contacts.labels import label
 from bot.db import get_db
+from bot.inbound import journal, spool
+from bot.inbound.receive import Arrival, Priority
 from bot.media.kinds import MediaKind
 from bot.media.store import get_media_store
 from bot.models import (
@@ -58,10 +63,13 @@ BERT_TEXT = "Berts offene Frage"
 ANNA_NOTE = "Anna mag gelbe Tulpen"
 ANNA_LATE = "Annas spaete Nachricht"
 BERT_LATE = "Berts spaete Nachricht"
+# Just acknowledged: on SQLite still in the spool, which an erasure must reach too.
+ANNA_NEWEST = "Annas allerneueste Nachricht"
+BERT_NEWEST = "Berts allerneueste Nachricht"
 ANNA_FILE = PDF + b"% Annas Rechnung\n"  # only hers
 SHARED_FILE = PHOTO  # the same picture from both
 BERT_FILE = VOICE  # only his
-ANNA_NEEDLES = (ANNA, ANNA_NAME, ANNA_TEXT, ANNA_NOTE, ANNA_LATE, "Annas Rechnung")
+ANNA_NEEDLES = (ANNA, ANNA_NAME, ANNA_TEXT, ANNA_NOTE, ANNA_LATE, ANNA_NEWEST, "Annas Rechnung")
 
 
 def key_of(data: bytes) -> str:
@@ -134,15 +142,22 @@ def everything_about(app: Flask, cid: int, wa_id: str, name: str, note: str) -> 
         )
 
 
-def journal_both(app: Flask) -> None:
-    """A notification not processed yet holding a message of each."""
-    doc = notification({"type": "text", "text": {"body": ANNA_LATE}}, wa_id=ANNA, name=ANNA_NAME)
-    other = notification({"type": "text", "text": {"body": BERT_LATE}}, wa_id=BERT, name=BERT_NAME)
+def both_in_one(anna_text: str, bert_text: str) -> bytes:
+    """A notification holding a message of each."""
+    doc = notification({"type": "text", "text": {"body": anna_text}}, wa_id=ANNA, name=ANNA_NAME)
+    other = notification({"type": "text", "text": {"body": bert_text}}, wa_id=BERT, name=BERT_NAME)
     value = doc["entry"][0]["changes"][0]["value"]
     more = other["entry"][0]["changes"][0]["value"]
     value["messages"] += more["messages"]
     value["contacts"] += more["contacts"]
-    body = json.dumps(doc).encode()
+    return json.dumps(doc).encode()
+
+
+def journal_both(app: Flask) -> None:
+    """A notification that failed and one just acknowledged, each holding a message of each."""
+    newest = both_in_one(ANNA_NEWEST, BERT_NEWEST)
+    journal.record(get_db(app), newest, Arrival(Priority.MESSAGES, NOW), NOW)
+    body = both_in_one(ANNA_LATE, BERT_LATE)
     with get_db(app).session() as session:
         session.add(
             InboundNotification(
@@ -171,17 +186,27 @@ def two(app: Flask, admin: FlaskClient) -> tuple[int, int]:  # noqa: F811
 
 
 def all_rows(app: Flask) -> dict[str, list[str]]:
-    """Every value of every row of every table, as text, by table."""
+    """Every value of every row of every table, as text, by table; "spool": SQLite's spool."""
     found: dict[str, list[str]] = {}
-    with get_db(app).engine.connect() as conn:
+
+    def add(table: str, row: Iterable[Any]) -> None:
+        for value in row:
+            if isinstance(value, bytes | memoryview):
+                value = bytes(value).decode("utf-8", "replace")
+            elif not isinstance(value, str):
+                value = json.dumps(value, default=str, ensure_ascii=False)
+            found.setdefault(table, []).append(value)
+
+    database = get_db(app)
+    with database.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             for row in conn.execute(select(table)):
-                for value in row:
-                    if isinstance(value, bytes | memoryview):
-                        value = bytes(value).decode("utf-8", "replace")
-                    elif not isinstance(value, str):
-                        value = json.dumps(value, default=str, ensure_ascii=False)
-                    found.setdefault(table.name, []).append(value)
+                add(table.name, row)
+    path = spool.path_of(database.url)
+    if path is not None and path.exists():
+        with closing(sqlite3.connect(path)) as conn:
+            for row in conn.execute("SELECT * FROM spooled"):
+                add("spool", row)
     return found
 
 
@@ -247,6 +272,7 @@ def test_export_and_erase_of_an_unknown_number_fail_with_one_line(app: Flask) ->
 
 def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[int, int]) -> None:
     anna, bert = two
+    spooled = {"spool"} if get_db(app).dialect == "sqlite" else set()
     assert set(traces(app, ANNA_NEEDLES)) >= {
         "contacts",
         "messages",
@@ -255,8 +281,9 @@ def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[
         "inbound_notifications",
         "api_idempotency",
         "webhook_deliveries",
+        *spooled,
     }
-    before_bert = traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE))
+    before_bert = traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE, BERT_NEWEST))
     result = app.test_cli_runner().invoke(args=["contacts", "erase", ANNA, "--yes"])
     assert result.exit_code == 0, result.output
     assert result.output == f"{ANNA}: erased 3 messages, 1 media files; nothing kept\n"
@@ -275,7 +302,7 @@ def test_erase_leaves_no_trace_and_keeps_what_others_use(app: Flask, two: tuple[
     assert key_of(ANNA_FILE) not in keys
     assert {key_of(SHARED_FILE), key_of(BERT_FILE)} <= keys
     # Bert is untouched, and his message in the shared notification is still to be processed.
-    assert traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE)) == before_bert
+    assert traces(app, (BERT, BERT_NAME, BERT_TEXT, BERT_LATE, BERT_NEWEST)) == before_bert
     with get_db(app).session() as session:
         assert session.get(Contact, bert) is not None
 

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,11 +21,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import DBAPIError
 
 import bot.inbound.processor
 from bot.contacts.consent import ConsentSource, set_opt_in
 from bot.db import Database, get_db
-from bot.inbound import journal
+from bot.inbound import journal, spool
 from bot.inbound.processor import Processor, process_batch
 from bot.inbound.receive import Arrival, Priority
 from bot.models import (
@@ -67,6 +69,8 @@ def post_only(client: FlaskClient, doc: Any) -> int:
 
 
 def journal_states(app: Flask) -> dict[str, int]:
+    """The journal's rows by state, once what SQLite's spool holds is moved in."""
+    spool.move(get_db(app))
     with get_db(app).session() as session:
         rows = session.execute(
             select(InboundNotification.state, func.count()).group_by(InboundNotification.state)
@@ -133,44 +137,83 @@ def test_customer_messages_are_processed_before_status_callbacks(
 def sqlite_only(shop: Flask) -> Database:
     database = get_db(shop)
     if database.dialect != "sqlite":
-        pytest.skip("SQLite's writers take turns; PostgreSQL's do not")
+        pytest.skip("SQLite's spool; PostgreSQL's writers do not wait for one another")
     return database
 
 
 def _journalled_from_another_thread(shop: Flask, wamid: str) -> threading.Event:
     done = threading.Event()
     body = json.dumps(message_doc("Hallo", SUNDAY_EVENING, wamid=wamid)).encode()
+    at = Arrival(Priority.MESSAGES, SUNDAY_EVENING)
 
     def record() -> None:
-        journal.record(
-            get_db(shop), body, Arrival(Priority.MESSAGES, SUNDAY_EVENING), SUNDAY_EVENING
-        )
+        journal.record(get_db(shop), body, at, SUNDAY_EVENING)
         done.set()
 
     threading.Thread(target=record, daemon=True).start()
     return done
 
 
-def test_the_journal_insert_does_not_queue_for_a_turn_while_the_file_is_free(shop: Flask) -> None:
-    """Holding the turn without writing (a thread between statements) must not hold up the
-    webhook's one INSERT: SQLite itself says whether the file is free."""
-    database = sqlite_only(shop)
-    with database.turn():
-        done = _journalled_from_another_thread(shop, "wamid.free")
-        assert done.wait(20)
-    assert journal_states(shop) == {"pending": 1}
-
-
-def test_the_journal_insert_waits_its_turn_while_a_writer_holds_the_file(shop: Flask) -> None:
-    """When another transaction holds SQLite's write lock (the processor's batch), the INSERT
-    waits for it in turn instead of failing with 'database is locked' after 50 ms."""
+def test_the_acknowledgement_does_not_wait_for_a_transaction_on_the_database(
+    shop: Flask,
+) -> None:
+    """A processor's batch holds SQLite's database file (one writer at a time): the webhook's
+    INSERT goes to the spool meanwhile, and is in the journal once the processor moves it."""
     database = sqlite_only(shop)
     with database.session() as session:
-        session.execute(select(func.count()).select_from(Contact))  # BEGIN IMMEDIATE: file held
+        session.execute(select(func.count()).select_from(Contact))  # BEGIN IMMEDIATE: held
         done = _journalled_from_another_thread(shop, "wamid.busy")
-        assert not done.wait(0.3)  # still waiting, not failed
-    assert done.wait(20)
+        assert done.wait(20)  # committed while the database file is held
+    assert spool.waiting(database.url).count == 1
     assert journal_states(shop) == {"pending": 1}
+    assert spool.waiting(database.url).count == 0
+    assert process_inbound(shop) == 1
+    assert [m.wamid for m in inbound_messages(shop)] == ["wamid.busy"]
+
+
+def test_a_move_cut_short_before_the_spool_is_emptied_repeats_as_a_no_op(
+    shop: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the journal's commit and the spool's DELETE: the next move finds the
+    notifications in the journal already, and each is stored and answered once."""
+    database = sqlite_only(shop)
+    at(shop, SUNDAY_EVENING)
+    for n in range(3):
+        assert (
+            post_only(
+                client,
+                message_doc("Hallo", SUNDAY_EVENING, wa_id=f"491510000{n}", wamid=f"wamid.m{n}"),
+            )
+            == 200
+        )
+    original = spool.Spool.remove
+
+    def crash(self: spool.Spool, up_to: int) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(spool.Spool, "remove", crash)
+    with pytest.raises(DBAPIError):
+        spool.move(database)
+    assert spool.waiting(database.url).count == 3  # still spooled, and in the journal too
+    monkeypatch.setattr(spool.Spool, "remove", original)
+    assert journal_states(shop) == {"pending": 3}
+    assert spool.waiting(database.url).count == 0
+    assert process_inbound(shop) == 3
+    assert sorted(m.wamid for m in inbound_messages(shop)) == ["wamid.m0", "wamid.m1", "wamid.m2"]
+    assert [r.rule for r in replies(shop)] == ["away"] * 3
+
+
+def test_health_counts_what_waits_in_the_spool(shop: Flask, client: FlaskClient) -> None:
+    """A dead processor leaves notifications in SQLite's spool: health must see them there."""
+    database = sqlite_only(shop)
+    at(shop, TUESDAY_MORNING)
+    body = json.dumps(message_doc("Hallo", TUESDAY_MORNING, wamid="wamid.s")).encode()
+    then = TUESDAY_MORNING - timedelta(minutes=2)
+    journal.record(database, body, Arrival(Priority.MESSAGES, then), then)
+    answer = client.get("/healthz/inbound")
+    assert answer.status_code == 503
+    doc = answer.get_json()
+    assert doc["unprocessed"] == 1 and doc["oldest_unprocessed_age"] == 120.0
 
 
 # --- order, backlogs --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from bot.cli.common import (
     retry_choice,
 )
 from bot.db import get_db
-from bot.inbound import journal
+from bot.inbound import journal, spool
 from bot.inbound.processor import process_batch
 from bot.models import NotificationState
 
@@ -32,7 +32,10 @@ inbound_cli = AppGroup("inbound", help="Webhook notifications waiting or failed.
 def list_command(failed: bool, as_json: bool) -> None:
     """List notifications not processed yet, and those that failed with their error."""
     now: datetime = clock_now()
-    with get_db(current_app).session() as session:
+    database = get_db(current_app)
+    if not failed:
+        spool.move_all(database)  # SQLite: listed in the journal like the rest
+    with database.session() as session:
         entries = journal.entries(session, failed_only=failed)
     if as_json:
         doc = [

@@ -27,6 +27,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from bot.db import Database
+from bot.inbound import spool
 from bot.media.cleanup import named_in_settings, uses
 from bot.media.store import MediaStore
 from bot.models import (
@@ -196,27 +197,33 @@ def _scrub_audit(session: Session, contact_id: int, texts: list[str]) -> None:
 def _scrub_journal(session: Session, ids: frozenset[str]) -> None:
     """Journalled notifications still holding a body (not processed yet, or failed) lose the
     customer's entries; the rest of each body stays for the processor. A processed row's body
-    is already emptied; its digest (a hash of the whole body) names no one readably."""
+    is already emptied; its digest (a hash of the whole body) names no one readably. On SQLite
+    the newest wait in the spool (bot.inbound.spool), where the same holds."""
     if not ids:
         return
     rows = session.scalars(select(InboundNotification).where(InboundNotification.body.is_not(None)))
     for row in rows:
         body = row.body or b""
-        if not any(i.encode() in body for i in ids):
-            continue
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            row.body = None  # unreadable: nothing of it could be processed anyway
-            continue
-        doc, changed = scrub_notification(doc, ids)
-        if changed:
-            row.body = json.dumps(doc, separators=(",", ":")).encode()
-        if any(i.encode() in (row.body or b"") for i in ids):
-            # Named elsewhere in it (another customer's contact card): drop its text.
-            row.body = None
-        if row.body is None or row.error:
+        if any(i.encode() in body for i in ids):
+            row.body = _scrubbed(body, ids)
             row.error = None
+    spool.rewrite(
+        session.get_bind().engine.url.render_as_string(hide_password=False),
+        lambda body: _scrubbed(body, ids) if any(i.encode() in body for i in ids) else body,
+    )
+
+
+def _scrubbed(body: bytes, ids: frozenset[str]) -> bytes | None:
+    """A notification's body without the customer's entries; None when nothing of it can be
+    kept (unreadable, or naming them elsewhere, as in another customer's contact card)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    doc, changed = scrub_notification(doc, ids)
+    if changed:
+        body = json.dumps(doc, separators=(",", ":")).encode()
+    return None if any(i.encode() in body for i in ids) else body
 
 
 def _drop_unused(session: Session, file_ids: set[int]) -> tuple[str, ...]:

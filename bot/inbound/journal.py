@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from bot.db import SQLITE_SHORT_BUSY_MS, Database
+from bot.db import Database
+from bot.inbound import spool
 from bot.inbound.receive import Arrival
 from bot.models import InboundNotification, NotificationState
 
@@ -148,21 +149,15 @@ def _insert(database: Database, params: dict[str, Any]) -> None:
             bind = _c[name].type.bind_processor(dialect)
             if bind is not None:
                 params[name] = bind(params[name])
-        # At once when no transaction holds the file, as between the processor's batches:
-        # queueing for the turn cost a quarter of the closed-loop rate even when nobody else
-        # wrote. Only a busy file makes it wait its turn (bot.db.SQLiteTurn) like any writer.
-        try:
-            _autocommit(database, _SQLITE_INSERT, params, wait=False)
-        except _Busy:
+        spooled = spool.of(database)
+        if spooled is not None:
+            spooled.add(params)  # the processor moves it into the journal
+        else:  # a database in memory: one process, one file
             with database.turn():
                 _autocommit(database, _SQLITE_INSERT, params)
 
 
-class _Busy(Exception):
-    """SQLite's file was held by another writer, and the INSERT was not to wait for it."""
-
-
-def _autocommit(database: Database, sql: str, params: dict[str, Any], *, wait: bool = True) -> None:
+def _autocommit(database: Database, sql: str, params: dict[str, Any]) -> None:
     dialect = database.engine.dialect
     try:
         raw = database.engine.raw_connection()
@@ -177,17 +172,9 @@ def _autocommit(database: Database, sql: str, params: dict[str, Any], *, wait: b
                     driver.execute(sql, params)
                 finally:
                     driver.autocommit = False
-            elif wait:  # pysqlite without a transaction of its own (bot.db): the INSERT is one
+            else:  # pysqlite without a transaction of its own (bot.db): the INSERT is one
                 driver.execute(sql, params)
-            else:
-                driver.execute("PRAGMA busy_timeout=0")
-                try:
-                    driver.execute(sql, params)
-                finally:
-                    driver.execute(f"PRAGMA busy_timeout={SQLITE_SHORT_BUSY_MS}")
         except dialect.loaded_dbapi.Error as exc:
-            if not wait and "locked" in str(exc):
-                raise _Busy from exc
             broken = dialect.is_disconnect(exc, driver, None)
             if broken:
                 raw.invalidate(exc)
@@ -348,7 +335,9 @@ class Health:
         return not self.problems
 
 
-def health(session: Session, now: datetime) -> Health:
+def health(session: Session, now: datetime, spooled: spool.Waiting | None = None) -> Health:
+    """The journal's figures, and the spool's (`spooled`) where there is one: a notification
+    waits for the processor in either."""
     counts: dict[str, int] = dict(
         session.execute(select(_c.state, func.count()).where(_OPEN).group_by(_c.state)).all()
     )
@@ -358,8 +347,11 @@ def health(session: Session, now: datetime) -> Health:
         .order_by(_c.received_at)
         .limit(1)
     )
-    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
     waiting_count = int(counts.get(NotificationState.PENDING.value, 0))
+    if spooled is not None and spooled.oldest is not None:
+        waiting_count += spooled.count
+        oldest = min(oldest or spooled.oldest, spooled.oldest)
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
     failed = int(counts.get(NotificationState.FAILED.value, 0))
     problems = []
     if age is not None and age > MAX_WAIT.total_seconds():

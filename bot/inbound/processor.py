@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot import storable
 from bot.autoreply import Ready, prepare
 from bot.db import Database
-from bot.inbound import journal
+from bot.inbound import journal, spool
 from bot.inbound.messages import Stored, create_contacts, store_message
 from bot.inbound.preferences import apply_preference
 from bot.inbound.receive import decode
@@ -174,6 +174,7 @@ def process_batch(
     notifications are taken again later.
     """
     limit = limit or BATCH.get(database.dialect, 50)
+    spool.move_all(database)  # SQLite: what the webhook committed since, into the journal
     # A look that writes nothing (on SQLite: no write turn while the journal is empty).
     with database.reading() as session:
         rows = journal.waiting(session, limit, only)
