@@ -42,9 +42,10 @@ from bot.whatsapp import events
 
 log = logging.getLogger("tresen.inbound")
 
-# How many notifications one transaction takes. SQLite has one writer: a transaction holds
-# the web's journal INSERTs up, so its batches are kept short.
-BATCH = {"postgresql": 200, "sqlite": 10}
+# How many notifications one transaction takes. SQLite has one writer per file: a batch holds
+# up the database file's other writers (the dispatcher, the admin; the webhook writes to the
+# spool), so its batches are kept shorter.
+BATCH = {"postgresql": 200, "sqlite": 50}
 # SQLite has no LISTEN: the processor of another process looks this often.
 SQLITE_POLL = 0.05
 # PostgreSQL wakes it by NOTIFY, sent at most every journal.NOTIFY_EVERY per web process: a
