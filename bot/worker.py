@@ -363,16 +363,18 @@ class InboundProcess:
 
 def _run_processor(app: Flask, wakes: int, parent: int) -> None:
     """The child's life: until SIGTERM (or its parent's death), process the journal."""
-    _die_with_parent()
-    if os.getppid() != parent:
-        return  # the worker died before the line above took effect
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    # Before the death signal is asked for: until then the worker's own handlers, inherited
+    # with the fork, would take a SIGTERM and leave this process running.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    _die_with_parent()
+    if os.getppid() != parent:
+        return  # the worker died before the line above took effect
     os.set_blocking(wakes, False)
 
     def queued() -> None:
