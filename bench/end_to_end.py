@@ -43,7 +43,7 @@ from bench.common import (
     wait_for_output,
     workdir,
 )
-from bench.webhook_ack import exchange, request_bytes, settings_yaml
+from bench.webhook_ack import post, request_bytes, settings_yaml
 from tests import payloads
 from tests.processes import BIN, Process, free_port, gunicorn, wait_healthy
 
@@ -167,15 +167,8 @@ async def _closed_loop(
             posted = loop.time()
             if posted >= deadline:
                 break
-            try:
-                connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await exchange(*connection, request)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status, keep = 0, False
+            status, connection = await post(connection, host, port, request)
             posts.append(Post(wa_id, posted, loop.time(), status))
-            if not keep and connection is not None:
-                connection[1].close()
-                connection = None
         else:
             ran_out = True
         if connection is not None:

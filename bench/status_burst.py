@@ -34,7 +34,7 @@ from bench.common import (
     read_rows,
     wait_for_output,
 )
-from bench.webhook_ack import exchange, request_bytes, settings_yaml
+from bench.webhook_ack import post, request_bytes, settings_yaml
 from tests import payloads
 from tests.processes import BIN, ROOT, Process, gunicorn
 
@@ -173,15 +173,8 @@ async def _load(
         connection = None
         while (item := await schedule.take()) is not None:
             due, is_callback, who, request = item
-            try:
-                connection = connection or await asyncio.open_connection(host, port)
-                status, keep = await exchange(*connection, request)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status, keep = 0, False
+            status, connection = await post(connection, host, port, request)
             posts.append(Post(is_callback, who, due, loop.time(), datetime.now(UTC), status))
-            if not keep and connection is not None:
-                connection[1].close()
-                connection = None
         if connection is not None:
             connection[1].close()
 

@@ -157,6 +157,39 @@ async def exchange(
     return status, keep
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def post(
+    connection: Connection | None, host: str, port: int, request: bytes
+) -> tuple[int, Connection | None]:
+    """Post `request` on a sender's kept-alive `connection` (None: a new one): the answer's
+    status (0: none), and the connection for the next post (None: closed).
+
+    A kept-alive connection the server closed while idle fails before any answer: once more
+    on a new one, as HTTP clients (and Meta) do. A new one that fails counts.
+    """
+    status, keep = 0, False
+    for fresh in (connection is None, True):
+        try:
+            # Connected when there is something to send, as HTTP clients do: gunicorn gives a
+            # new connection a thread that waits for its first request.
+            connection = connection or await asyncio.open_connection(host, port)
+            status, keep = await exchange(*connection, request)
+            break
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status, keep = 0, False
+            if connection is not None:
+                connection[1].close()
+            connection = None
+            if fresh:
+                break
+    if not keep and connection is not None:
+        connection[1].close()
+        connection = None
+    return status, connection
+
+
 async def send_all(
     host: str, port: int, requests: list[list[bytes]], duration: float, rate: float | None
 ) -> Load:
@@ -177,28 +210,9 @@ async def send_all(
                 break
             if rate:
                 await asyncio.sleep(max(0.0, due - loop.time()))
-            status, keep = 0, False
-            # A kept-alive connection the server closed while idle fails before any answer:
-            # once more on a new one, as HTTP clients (and Meta) do. A new one that fails counts.
-            for fresh in (connection is None, True):
-                try:
-                    # Connected when there is something to send, as HTTP clients do: gunicorn
-                    # gives a new connection a thread that waits for its first request.
-                    connection = connection or await asyncio.open_connection(host, port)
-                    status, keep = await exchange(*connection, request)
-                    break
-                except (OSError, asyncio.IncompleteReadError, ValueError):
-                    status, keep = 0, False
-                    if connection is not None:
-                        connection[1].close()
-                    connection = None
-                    if fresh:
-                        break
+            status, connection = await post(connection, host, port, request)
             latencies.append((loop.time() - due) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
-            if not keep and connection is not None:
-                connection[1].close()
-                connection = None
         if connection is not None:
             connection[1].close()
 
