@@ -77,6 +77,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     # The database file's settings (bot.db): a commit survives the process that made it.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # SQLite copies its WAL into the file from the commit that fills it (1,000 pages), which
+    # would make some acknowledgement wait for the copy: the processor does it (checkpoint).
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(_SCHEMA)
     return conn
 
@@ -121,7 +124,10 @@ class Spool:
     def remove(self, up_to: int) -> None:
         # Ids only grow, and a row is visible once committed: those up to the last taken are
         # exactly the ones taken.
-        self._conn().execute("DELETE FROM spooled WHERE id <= ?", (up_to,))
+        conn = self._conn()
+        conn.execute("DELETE FROM spooled WHERE id <= ?", (up_to,))
+        # PASSIVE: copies what it can without waiting for, or holding up, any writer.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 _spools: weakref.WeakKeyDictionary[Database, Spool] = weakref.WeakKeyDictionary()
