@@ -9,6 +9,7 @@ the same run. `FLOOR_DATABASE_URL` is a SQLite or PostgreSQL URL as Tresen takes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -50,7 +51,9 @@ def connection() -> Any:
 
 def create_table() -> None:
     kind = "INTEGER PRIMARY KEY" if URL.startswith("sqlite") else "BIGSERIAL PRIMARY KEY"
-    connection().execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id {kind}, body TEXT NOT NULL)")
+    # PostgreSQL: another gunicorn worker may create it at the same moment.
+    with contextlib.suppress(psycopg.errors.UniqueViolation):
+        connection().execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id {kind}, body TEXT NOT NULL)")
 
 
 @app.post("/webhooks/whatsapp")
