@@ -154,7 +154,7 @@ def _insert(database: Database, params: dict[str, Any]) -> None:
             spooled.add(params)  # the processor moves it into the journal
         else:  # a database in memory: one process, one file
             with database.turn():
-                _autocommit(database, _SQLITE_INSERT, params)
+                _autocommit(database, spool.JOURNAL_INSERT, params)
 
 
 def _autocommit(database: Database, sql: str, params: dict[str, Any]) -> None:
@@ -183,13 +183,6 @@ def _autocommit(database: Database, sql: str, params: dict[str, Any]) -> None:
             ) from exc
     finally:
         raw.close()
-
-
-_SQLITE_INSERT = (
-    "INSERT INTO inbound_notifications (digest, body, received_at, priority, sort_at, state) "
-    "VALUES (:digest, :body, :received_at, :priority, :sort_at, :state) "
-    "ON CONFLICT (digest) DO NOTHING"
-)
 
 
 # --- the processor's reads and marks -----------------------------------------------------------

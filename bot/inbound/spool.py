@@ -50,7 +50,8 @@ _ADD = (
     "VALUES (:digest, :body, :received_at, :priority, :sort_at)"
 )
 _TAKE = "SELECT id, digest, body, received_at, priority, sort_at FROM spooled ORDER BY id LIMIT ?"
-_JOURNAL = (
+# The journal's own INSERT on SQLite: the move's, and the webhook's for a database in memory.
+JOURNAL_INSERT = (
     "INSERT INTO inbound_notifications (digest, body, received_at, priority, sort_at, state) "
     "VALUES (:digest, :body, :received_at, :priority, :sort_at, :state) "
     "ON CONFLICT (digest) DO NOTHING"
@@ -163,7 +164,8 @@ def move(database: Database, limit: int = MOVE) -> int:
         return 0
     with database.session() as session:
         session.connection().execute(
-            text(_JOURNAL), [{**row, "state": NotificationState.PENDING.value} for row in rows]
+            text(JOURNAL_INSERT),
+            [{**row, "state": NotificationState.PENDING.value} for row in rows],
         )
     try:
         spool.remove(rows[-1]["id"])
